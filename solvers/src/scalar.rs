@@ -1,0 +1,364 @@
+//! The project scalar: one trait for `f64` and, behind the `mpfr` feature, `rug::Float`.
+//!
+//! Values are `Clone`, never `Copy`; arithmetic takes its right operand by reference so that the
+//! MPFR implementation can work in place (`a += &b`, `a.mul_add_mut(&b, &c)` computes `a += b·c`
+//! with one rounding where the backend has a fused multiply–add). Constants are built at an explicit
+//! precision in bits (`f64` ignores it and is always 53), so that tableau coefficients such as 35/384
+//! are exact rationals rounded once at the working precision, never `f64` literals.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A real number type the whole pipeline is generic over.
+pub trait Real:
+    Clone
+    + Debug
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + for<'a> AddAssign<&'a Self>
+    + for<'a> SubAssign<&'a Self>
+    + for<'a> MulAssign<&'a Self>
+    + for<'a> DivAssign<&'a Self>
+    + for<'a> Add<&'a Self, Output = Self>
+    + for<'a> Sub<&'a Self, Output = Self>
+    + for<'a> Mul<&'a Self, Output = Self>
+    + for<'a> Div<&'a Self, Output = Self>
+    + Neg<Output = Self>
+{
+    /// Precision of this value in bits (53 for `f64`).
+    fn precision(&self) -> u32;
+    /// `x` rounded to `prec` bits.
+    fn from_f64(x: f64, prec: u32) -> Self;
+    /// The exact rational `p/q` rounded once to `prec` bits.
+    fn ratio(p: i64, q: i64, prec: u32) -> Self;
+    /// Nearest `f64` (infinite or zero when outside the `f64` exponent range).
+    fn to_f64(&self) -> f64;
+    /// Overwrite with `other`, rounded to `self`'s precision.
+    fn assign(&mut self, other: &Self);
+    /// Overwrite with `x`, rounded to `self`'s precision.
+    fn assign_f64(&mut self, x: f64);
+    /// `self += a·b`.
+    fn mul_add_mut(&mut self, a: &Self, b: &Self);
+    /// e^self.
+    fn exp(&self) -> Self;
+    /// ln(self).
+    fn ln(&self) -> Self;
+    /// ln(1 + self), accurate for small arguments.
+    fn ln_1p(&self) -> Self;
+    /// e^self − 1, accurate for small arguments.
+    fn exp_m1(&self) -> Self;
+    /// √self.
+    fn sqrt(&self) -> Self;
+    /// |self|.
+    fn abs(&self) -> Self;
+    /// True unless NaN or infinite.
+    fn is_finite(&self) -> bool;
+    /// True for negative values (and −0).
+    fn is_sign_negative(&self) -> bool;
+    /// Decimal string with enough significant digits to round-trip at this precision.
+    fn to_decimal(&self) -> String;
+    /// Parse a decimal string at `prec` bits.
+    fn parse_decimal(s: &str, prec: u32) -> Option<Self>;
+    /// Exact, lossless text form (for checkpoints): `f64` as its bit pattern, MPFR as
+    /// `precision:hexadecimal`.
+    fn to_exact(&self) -> String;
+    /// Inverse of [`Real::to_exact`].
+    fn from_exact(s: &str) -> Option<Self>;
+
+    /// Zero at `prec` bits.
+    fn zero(prec: u32) -> Self {
+        Self::from_f64(0.0, prec)
+    }
+    /// One at `prec` bits.
+    fn one(prec: u32) -> Self {
+        Self::from_f64(1.0, prec)
+    }
+    /// Zero at the precision of `self`.
+    fn zero_like(&self) -> Self {
+        Self::zero(self.precision())
+    }
+    /// Machine epsilon 2^(1−prec).
+    fn epsilon(prec: u32) -> Self {
+        let two = Self::from_f64(2.0, prec);
+        let mut e = Self::one(prec);
+        for _ in 1..prec {
+            e /= &two;
+        }
+        e
+    }
+    /// Larger of the two (by `PartialOrd`; `self` on ties or NaN).
+    fn max_of(&self, other: &Self) -> Self {
+        if other > self {
+            other.clone()
+        } else {
+            self.clone()
+        }
+    }
+    /// Smaller of the two.
+    fn min_of(&self, other: &Self) -> Self {
+        if other < self {
+            other.clone()
+        } else {
+            self.clone()
+        }
+    }
+    /// Row-major product C (m×n) = A (m×k) · B (k×n), or C += A·B when `accumulate`.
+    /// The `f64` implementation uses a tuned kernel (`matrixmultiply`).
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
+        debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        for i in 0..m {
+            let crow = &mut c[i * n..(i + 1) * n];
+            if !accumulate {
+                for x in crow.iter_mut() {
+                    x.assign_f64(0.0);
+                }
+            }
+            for p in 0..k {
+                let aip = &a[i * k + p];
+                let brow = &b[p * n..(p + 1) * n];
+                for (cj, bpj) in crow.iter_mut().zip(brow) {
+                    cj.mul_add_mut(aip, bpj);
+                }
+            }
+        }
+    }
+}
+
+impl Real for f64 {
+    fn precision(&self) -> u32 {
+        53
+    }
+    fn from_f64(x: f64, _prec: u32) -> Self {
+        x
+    }
+    fn ratio(p: i64, q: i64, _prec: u32) -> Self {
+        p as f64 / q as f64
+    }
+    fn to_f64(&self) -> f64 {
+        *self
+    }
+    fn assign(&mut self, other: &Self) {
+        *self = *other;
+    }
+    fn assign_f64(&mut self, x: f64) {
+        *self = x;
+    }
+    #[inline]
+    fn mul_add_mut(&mut self, a: &Self, b: &Self) {
+        *self += a * b;
+    }
+    fn exp(&self) -> Self {
+        f64::exp(*self)
+    }
+    fn ln(&self) -> Self {
+        f64::ln(*self)
+    }
+    fn ln_1p(&self) -> Self {
+        f64::ln_1p(*self)
+    }
+    fn exp_m1(&self) -> Self {
+        f64::exp_m1(*self)
+    }
+    fn sqrt(&self) -> Self {
+        f64::sqrt(*self)
+    }
+    fn abs(&self) -> Self {
+        f64::abs(*self)
+    }
+    fn is_finite(&self) -> bool {
+        f64::is_finite(*self)
+    }
+    fn is_sign_negative(&self) -> bool {
+        f64::is_sign_negative(*self)
+    }
+    fn to_decimal(&self) -> String {
+        format!("{:e}", self)
+    }
+    fn parse_decimal(s: &str, _prec: u32) -> Option<Self> {
+        s.trim().parse().ok()
+    }
+    fn to_exact(&self) -> String {
+        format!("{:016x}", self.to_bits())
+    }
+    fn from_exact(s: &str) -> Option<Self> {
+        u64::from_str_radix(s, 16).ok().map(f64::from_bits)
+    }
+    fn epsilon(_prec: u32) -> Self {
+        f64::EPSILON
+    }
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        // SAFETY: the slices hold at least m·k, k·n and m·n elements (asserted above) and are
+        // row-major with the given strides; `c` does not alias `a` or `b` (distinct borrows).
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                b.as_ptr(),
+                n as isize,
+                1,
+                beta,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+}
+
+#[cfg(feature = "mpfr")]
+mod mpfr_impl {
+    use super::Real;
+    use rug::float::Round;
+    use rug::ops::AssignRound;
+    use rug::Float;
+
+    impl Real for Float {
+        fn precision(&self) -> u32 {
+            self.prec()
+        }
+        fn from_f64(x: f64, prec: u32) -> Self {
+            Float::with_val(prec, x)
+        }
+        fn ratio(p: i64, q: i64, prec: u32) -> Self {
+            let r = rug::Rational::from((p, q));
+            Float::with_val(prec, &r)
+        }
+        fn to_f64(&self) -> f64 {
+            Float::to_f64(self)
+        }
+        fn assign(&mut self, other: &Self) {
+            self.assign_round(other, Round::Nearest);
+        }
+        fn assign_f64(&mut self, x: f64) {
+            self.assign_round(x, Round::Nearest);
+        }
+        #[inline]
+        fn mul_add_mut(&mut self, a: &Self, b: &Self) {
+            *self += a * b;
+        }
+        fn exp(&self) -> Self {
+            self.clone().exp()
+        }
+        fn ln(&self) -> Self {
+            self.clone().ln()
+        }
+        fn ln_1p(&self) -> Self {
+            self.clone().ln_1p()
+        }
+        fn exp_m1(&self) -> Self {
+            self.clone().exp_m1()
+        }
+        fn sqrt(&self) -> Self {
+            self.clone().sqrt()
+        }
+        fn abs(&self) -> Self {
+            self.clone().abs()
+        }
+        fn is_finite(&self) -> bool {
+            Float::is_finite(self)
+        }
+        fn is_sign_negative(&self) -> bool {
+            Float::is_sign_negative(self)
+        }
+        fn to_decimal(&self) -> String {
+            self.to_string_radix(10, None)
+        }
+        fn parse_decimal(s: &str, prec: u32) -> Option<Self> {
+            Float::parse(s.trim()).ok().map(|p| Float::with_val(prec, p))
+        }
+        fn to_exact(&self) -> String {
+            format!("{}:{}", self.prec(), self.to_string_radix(16, None))
+        }
+        fn from_exact(s: &str) -> Option<Self> {
+            let (p, v) = s.split_once(':')?;
+            let prec: u32 = p.parse().ok()?;
+            let parsed = Float::parse_radix(v, 16).ok()?;
+            Some(Float::with_val(prec, parsed))
+        }
+        fn epsilon(prec: u32) -> Self {
+            Float::with_val(prec, Float::i_exp(1, 1 - prec as i32))
+        }
+    }
+}
+
+/// Scalar chosen at run time from a precision in bits: 53 selects `f64`, anything else MPFR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Precision {
+    /// IEEE double.
+    F64,
+    /// MPFR with this many bits.
+    Mpfr(u32),
+}
+
+impl Precision {
+    /// 53 → `F64`, anything else → `Mpfr(bits)`.
+    pub fn from_bits(bits: u32) -> Self {
+        if bits == 53 {
+            Precision::F64
+        } else {
+            Precision::Mpfr(bits)
+        }
+    }
+    /// The precision in bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Precision::F64 => 53,
+            Precision::Mpfr(b) => b,
+        }
+    }
+    /// Whether this build can compute at this precision.
+    pub fn available(self) -> bool {
+        matches!(self, Precision::F64) || cfg!(feature = "mpfr")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f64_exact_round_trip() {
+        for x in [0.1, -3.5e-300, f64::MAX, 1.0 / 3.0] {
+            assert_eq!(f64::from_exact(&x.to_exact()), Some(x));
+        }
+    }
+
+    #[test]
+    fn gemm_matches_naive() {
+        let (m, k, n) = (3, 4, 5);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64).cos()).collect();
+        let mut c = vec![0.0; m * n];
+        f64::gemm(m, k, n, &a, &b, &mut c, false);
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert!((c[i * n + j] - s).abs() < 1e-14);
+            }
+        }
+    }
+
+    #[cfg(feature = "mpfr")]
+    #[test]
+    fn mpfr_exact_round_trip_and_ratio() {
+        use rug::Float;
+        let x = <Float as Real>::ratio(35, 384, 256);
+        let y = Float::from_exact(&x.to_exact()).unwrap();
+        assert_eq!(x, y);
+        assert_eq!(y.prec(), 256);
+        let back = y * &Float::with_val(256, 384);
+        assert_eq!(back, 35);
+    }
+}
