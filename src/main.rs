@@ -1,1 +1,54 @@
-fn main(){}
+//! The `marginflow` command line: a thin clap layer over the library. Each subcommand turns its
+//! flags into library settings in `cli/<command>.rs` and owns the terminal and the files.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Gradient flow on two-layer leaky-ReLU networks, followed into the asymptotic regime and checked
+/// against independently solved max-margin problems.
+#[derive(Parser)]
+#[command(name = "marginflow", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a data set (gaussian, two-cluster mixture, or exactly orthogonal).
+    Gen(cli::gen::GenArgs),
+    /// Report the near-orthogonality statistics of a data set.
+    Check(cli::check::CheckArgs),
+    /// Integrate gradient flow in normalized time, with kink events, to a horizon.
+    Flow(cli::flow::FlowArgs),
+    /// Solve and certify the max-margin problems (network on a pattern, and linear).
+    Maxmargin(cli::maxmargin::MaxmarginArgs),
+    /// Run full-batch gradient descent.
+    Descent(cli::descent::DescentArgs),
+    /// Run the cartesian product of comma-listed options in parallel.
+    Sweep(cli::sweep::SweepArgs),
+    /// Check the theorem's claims on scenario files (or the built-in suite) and write a report.
+    Validate(cli::validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gen(a) => cli::gen::run(a),
+        Command::Check(a) => cli::check::run(a),
+        Command::Flow(a) => cli::flow::run(a),
+        Command::Maxmargin(a) => cli::maxmargin::run(a),
+        Command::Descent(a) => cli::descent::run(a),
+        Command::Sweep(a) => cli::sweep::run(a),
+        Command::Validate(a) => cli::validate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("marginflow: {}", cli::one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Subcommands of the binary. Each file holds one subcommand's flags and its `run`.
+
+pub mod check;
+pub mod common;
+pub mod descent;
+pub mod flow;
+pub mod gen;
+pub mod maxmargin;
+pub mod sweep;
+pub mod validate;
+
+/// An error chain on one line: "outer: inner: innermost".
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
