@@ -1,1 +1,796 @@
-//! (in progress)
+//! Adaptive embedded Runge–Kutta integration with switching events and checkpointable state.
+//!
+//! The method is any [`Tableau`] (Dormand–Prince 5(4) by default). Step control is Hairer's PI
+//! controller (Hairer–Nørsett–Wanner I, II.4 and the DOPRI5 code: β = 0.04, safety 0.9, step ratio
+//! in [0.2, 10]) with the RMS error norm scaled by atol + rtol·max(|y|, |y_new|).
+//!
+//! **Switching events.** A system may have switching functions g_k(y) and a current *mode* ±1 for
+//! each; its right-hand side uses the modes, not the live signs, so every stage of a step sees one
+//! smooth vector field. When an accepted step ends with mode_k·g_k < 0, the earliest such root is
+//! located on the continuous extension (Illinois method), the step is cut there, the mode flips and
+//! the method restarts (FSAL reset). A component that switches back and forth at the same point
+//! (a Filippov sliding mode) is *released*: the system evaluates it by its live sign from then on,
+//! and the count is reported instead of grinding through tiny steps.
+
+use crate::error::SolverError;
+use crate::scalar::Real;
+use crate::tableau::{Dense, Tableau};
+use serde::{Deserialize, Serialize};
+
+/// A first-order system y' = f(s, y), possibly with switching functions.
+pub trait OdeSystem<T: Real> {
+    /// Dimension of y.
+    fn dim(&self) -> usize;
+    /// dy ← f(s, y) under the current modes.
+    fn eval_inplace(&mut self, s: &T, y: &[T], dy: &mut [T]);
+    /// Number of switching functions g_k (0 for a smooth system).
+    fn num_switches(&self) -> usize {
+        0
+    }
+    /// g_k(s, y). Only called for tracked k (mode ≠ 0).
+    fn switch_value(&mut self, _k: usize, _s: &T, _y: &[T]) -> T {
+        unreachable!("system has no switching functions")
+    }
+    /// g ← all switching functions at (s, y) (default: one by one).
+    fn switch_values_inplace(&mut self, s: &T, y: &[T], g: &mut [T]) {
+        for (k, gk) in g.iter_mut().enumerate() {
+            if self.mode(k) != 0 {
+                *gk = self.switch_value(k, s, y);
+            }
+        }
+    }
+    /// Side of switch k the right-hand side assumes: +1, −1, or 0 when released (live sign).
+    fn mode(&self, _k: usize) -> i8 {
+        0
+    }
+    /// Flip the mode of switch k.
+    fn flip(&mut self, _k: usize) {}
+    /// Stop tracking switch k: evaluate it by its live sign from now on.
+    fn release(&mut self, _k: usize) {}
+}
+
+/// Work counters, reported with every result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statistics {
+    /// Accepted steps.
+    pub accepted: u64,
+    /// Rejected steps.
+    pub rejected: u64,
+    /// Right-hand-side evaluations.
+    pub rhs_evaluations: u64,
+    /// Switching events located (mode flips).
+    pub events: u64,
+    /// Switches released after chattering (sliding modes).
+    pub released: u64,
+}
+
+/// Integrator settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IntegratorSettings {
+    /// Relative tolerance (default: 1e-10).
+    pub rtol: f64,
+    /// Absolute tolerance (default: 1e-12).
+    pub atol: f64,
+    /// Locate switching events (default: true). When false, switches are released at the start.
+    pub events: bool,
+    /// Maximum number of steps (accepted + rejected); `None` = no limit (default: None).
+    pub max_steps: Option<u64>,
+    /// Initial step; `None` = Hairer's automatic choice (default: None).
+    pub initial_step: Option<f64>,
+    /// Maximum step; `None` = unbounded (default: None).
+    pub max_step: Option<f64>,
+    /// A switch flipping this many times in a row at the same point is released (default: 4).
+    pub chatter_limit: u32,
+}
+
+impl Default for IntegratorSettings {
+    fn default() -> Self {
+        IntegratorSettings {
+            rtol: 1e-10,
+            atol: 1e-12,
+            events: true,
+            max_steps: None,
+            initial_step: None,
+            max_step: None,
+            chatter_limit: 4,
+        }
+    }
+}
+
+impl IntegratorSettings {
+    /// Check ranges.
+    pub fn validate(&self) -> Result<(), SolverError> {
+        if !(self.rtol > 0.0 && self.rtol.is_finite()) {
+            return Err(SolverError::Setting { name: "rtol", reason: format!("must be > 0, got {}", self.rtol) });
+        }
+        if !(self.atol > 0.0 && self.atol.is_finite()) {
+            return Err(SolverError::Setting { name: "atol", reason: format!("must be > 0, got {}", self.atol) });
+        }
+        Ok(())
+    }
+}
+
+/// Where integration stops.
+#[derive(Clone, Debug)]
+pub struct Horizon<T> {
+    /// Stop exactly at s = `s_end`, if given.
+    pub s_end: Option<T>,
+    /// Stop exactly where component `.0` of y first reaches `.1` from below, if given.
+    pub component_reaches: Option<(usize, T)>,
+}
+
+/// How an integration ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The horizon was reached.
+    Reached,
+    /// The observer asked to stop.
+    Stopped,
+    /// The step limit was hit.
+    MaxSteps,
+    /// The step size fell below round-off relative to s.
+    StepSizeUnderflow {
+        /// Where.
+        s: f64,
+        /// The step.
+        h: f64,
+    },
+    /// The right-hand side produced a NaN or infinity.
+    NonFinite {
+        /// Where.
+        s: f64,
+    },
+}
+
+/// The complete integrator state at a step boundary: enough to resume bit for bit.
+#[derive(Clone, Debug)]
+pub struct IntegratorState<T> {
+    /// Current time.
+    pub s: T,
+    /// Current state.
+    pub y: Vec<T>,
+    /// Next step size to try (0 before the first step: choose automatically).
+    pub h: T,
+    /// Controller memory: the previous accepted error norm.
+    pub err_old: T,
+    /// Whether the previous attempt was rejected.
+    pub last_rejected: bool,
+    /// Consecutive flips of the same switch at one point (chatter detection): (switch, count).
+    pub chatter: Option<(usize, u32)>,
+    /// Work counters.
+    pub stats: Statistics,
+}
+
+impl<T: Real> IntegratorState<T> {
+    /// Fresh state at (s0, y0).
+    pub fn new(s0: T, y0: Vec<T>) -> Self {
+        let prec = s0.precision();
+        IntegratorState {
+            s: s0,
+            y: y0,
+            h: T::zero(prec),
+            err_old: T::ratio(1, 10000, prec),
+            last_rejected: false,
+            chatter: None,
+            stats: Statistics::default(),
+        }
+    }
+}
+
+/// What the observer wants after an accepted step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop now (status `Stopped`).
+    Stop,
+}
+
+/// Called after every accepted step (and at the start) with the system and the state.
+pub trait Observer<T: Real, S: OdeSystem<T>> {
+    /// Inspect the state; return `Control::Stop` to end the integration.
+    fn on_step(&mut self, system: &S, state: &IntegratorState<T>) -> Control;
+}
+
+impl<T: Real, S: OdeSystem<T>> Observer<T, S> for () {
+    fn on_step(&mut self, _: &S, _: &IntegratorState<T>) -> Control {
+        Control::Continue
+    }
+}
+
+/// Integrator with its workspace, allocated once.
+pub struct Integrator<T: Real> {
+    tableau: Tableau<T>,
+    settings: IntegratorSettings,
+    prec: u32,
+    k: Vec<Vec<T>>,
+    ytmp: Vec<T>,
+    ynew: Vec<T>,
+    yerr: Vec<T>,
+    ydense: Vec<T>,
+    g: Vec<T>,
+    rtol: T,
+    atol: T,
+    k1_valid: bool,
+}
+
+enum Trial {
+    Accepted,
+    Rejected,
+}
+
+impl<T: Real> Integrator<T> {
+    /// New integrator for systems of dimension `dim`, at precision `prec`.
+    pub fn new(tableau: Tableau<T>, settings: IntegratorSettings, dim: usize, prec: u32) -> Result<Self, SolverError> {
+        settings.validate()?;
+        let stages = tableau.stages();
+        Ok(Integrator {
+            rtol: T::from_f64(settings.rtol, prec),
+            atol: T::from_f64(settings.atol, prec),
+            tableau,
+            settings,
+            prec,
+            k: vec![vec![T::zero(prec); dim]; stages],
+            ytmp: vec![T::zero(prec); dim],
+            ynew: vec![T::zero(prec); dim],
+            yerr: vec![T::zero(prec); dim],
+            ydense: vec![T::zero(prec); dim],
+            g: Vec::new(),
+            k1_valid: false,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &IntegratorSettings {
+        &self.settings
+    }
+
+    /// The tableau.
+    pub fn tableau(&self) -> &Tableau<T> {
+        &self.tableau
+    }
+
+    fn rhs<S: OdeSystem<T>>(sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], dy: &mut [T]) {
+        stats.rhs_evaluations += 1;
+        sys.eval_inplace(s, y, dy);
+    }
+
+    /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |y1|).
+    fn error_norm(&self, y0: &[T], y1: &[T]) -> T {
+        let mut acc = T::zero(self.prec);
+        let n = y0.len().max(1);
+        for i in 0..y0.len() {
+            let mut sc = y0[i].abs().max_of(&y1[i].abs());
+            sc *= &self.rtol;
+            sc += &self.atol;
+            let q = self.yerr[i].clone() / &sc;
+            acc.mul_add_mut(&q, &q);
+        }
+        (acc / &T::from_f64(n as f64, self.prec)).sqrt()
+    }
+
+    /// Hairer's initial step guess (HNW I, II.4, routine HINIT).
+    fn initial_step<S: OdeSystem<T>>(&mut self, sys: &mut S, st: &mut IntegratorState<T>) -> T {
+        if let Some(h0) = self.settings.initial_step {
+            return T::from_f64(h0, self.prec);
+        }
+        let dim = st.y.len();
+        let p = self.prec;
+        let mut dnf = T::zero(p);
+        let mut dny = T::zero(p);
+        for i in 0..dim {
+            let mut sc = st.y[i].abs();
+            sc *= &self.rtol;
+            sc += &self.atol;
+            let a = self.k[0][i].clone() / &sc;
+            let b = st.y[i].clone() / &sc;
+            dnf.mul_add_mut(&a, &a);
+            dny.mul_add_mut(&b, &b);
+        }
+        let tiny = T::from_f64(1e-10, p);
+        let mut h = if dnf <= tiny || dny <= tiny {
+            T::from_f64(1e-6, p)
+        } else {
+            (dny / &dnf).sqrt() * &T::from_f64(0.01, p)
+        };
+        if let Some(hm) = self.settings.max_step {
+            h = h.min_of(&T::from_f64(hm, p));
+        }
+        for i in 0..dim {
+            self.ytmp[i].assign(&st.y[i]);
+            self.ytmp[i].mul_add_mut(&h, &self.k[0][i]);
+        }
+        let s1 = st.s.clone() + &h;
+        let mut k2 = std::mem::take(&mut self.k[1]);
+        Self::rhs(sys, &mut st.stats, &s1, &self.ytmp, &mut k2);
+        let mut der2 = T::zero(p);
+        for i in 0..dim {
+            let mut sc = st.y[i].abs();
+            sc *= &self.rtol;
+            sc += &self.atol;
+            let q = (k2[i].clone() - &self.k[0][i]) / &sc;
+            der2.mul_add_mut(&q, &q);
+        }
+        self.k[1] = k2;
+        let der2 = der2.sqrt() / &h;
+        let der12 = der2.max_of(&dnf.sqrt());
+        let order = self.tableau.order as f64;
+        let h1 = if der12.to_f64() <= 1e-15 {
+            (h.abs() * &T::from_f64(1e-3, p)).max_of(&T::from_f64(1e-6, p))
+        } else {
+            T::from_f64((0.01 / der12.to_f64()).powf(1.0 / order), p)
+        };
+        let mut h = (h * &T::from_f64(100.0, p)).min_of(&h1);
+        if let Some(hm) = self.settings.max_step {
+            h = h.min_of(&T::from_f64(hm, p));
+        }
+        h
+    }
+
+    /// One trial step of size h from (s, y) with k[0] = f(s, y) valid; fills `ynew`, `yerr`, the
+    /// stages, and for FSAL methods the last stage f(s + h, ynew).
+    fn attempt<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T) {
+        let stages = self.tableau.stages();
+        let dim = y.len();
+        for st in 1..stages {
+            for i in 0..dim {
+                let mut acc = T::zero(self.prec);
+                for (j, a) in self.tableau.a[st].iter().enumerate() {
+                    acc.mul_add_mut(a, &self.k[j][i]);
+                }
+                self.ytmp[i].assign(&y[i]);
+                self.ytmp[i].mul_add_mut(h, &acc);
+            }
+            let sc = s.clone() + &(self.tableau.c[st].clone() * h);
+            let mut kst = std::mem::take(&mut self.k[st]);
+            Self::rhs(sys, stats, &sc, &self.ytmp, &mut kst);
+            self.k[st] = kst;
+        }
+        if self.tableau.fsal {
+            // The last stage was evaluated at y + h Σ a_last,j k_j = y + h Σ b_j k_j.
+            for i in 0..dim {
+                self.ynew[i].assign(&self.ytmp[i]);
+            }
+        } else {
+            for i in 0..dim {
+                let mut acc = T::zero(self.prec);
+                for (j, b) in self.tableau.b.iter().enumerate() {
+                    acc.mul_add_mut(b, &self.k[j][i]);
+                }
+                self.ynew[i].assign(&y[i]);
+                self.ynew[i].mul_add_mut(h, &acc);
+            }
+        }
+        for i in 0..dim {
+            let mut acc = T::zero(self.prec);
+            for (j, e) in self.tableau.e.iter().enumerate() {
+                acc.mul_add_mut(e, &self.k[j][i]);
+            }
+            self.yerr[i] = acc * h;
+        }
+    }
+
+    /// y(s + θh) on the continuous extension of the last accepted trial step, into `ydense`.
+    /// For methods without one, re-steps from (s, y) with θh (full order; needs `sys`).
+    fn dense_at<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T, theta: &T) {
+        let dim = y.len();
+        match &self.tableau.dense {
+            Dense::DormandPrince { d } => {
+                // y(θ) = y0 + θ(Δ + (1−θ)(h k1 − Δ + θ(Δ − h k7 − (h k1 − Δ) + (1−θ) h Σ d_j k_j)))
+                let one = T::one(self.prec);
+                let th1 = one - theta;
+                let last = self.tableau.stages() - 1;
+                for i in 0..dim {
+                    let ydiff = self.ynew[i].clone() - &y[i];
+                    let bspl = self.k[0][i].clone() * h - &ydiff;
+                    let r4 = ydiff.clone() - &(self.k[last][i].clone() * h) - &bspl;
+                    let mut r5 = T::zero(self.prec);
+                    for (j, dj) in d.iter().enumerate() {
+                        r5.mul_add_mut(dj, &self.k[j][i]);
+                    }
+                    r5 *= h;
+                    // Horner form of CONTD5.
+                    let mut v = r5 * &th1;
+                    v += &r4;
+                    v *= theta;
+                    v += &bspl;
+                    v *= &th1;
+                    v += &ydiff;
+                    v *= theta;
+                    v += &y[i];
+                    self.ydense[i] = v;
+                }
+            }
+            Dense::Restep => {
+                // Save the accepted step's stages, step with θh, restore.
+                let saved_k = self.k.clone();
+                let saved_new = self.ynew.clone();
+                let saved_err = self.yerr.clone();
+                let hh = h.clone() * theta;
+                self.attempt(sys, stats, s, y, &hh);
+                self.ydense.clone_from(&self.ynew);
+                self.k = saved_k;
+                self.ynew = saved_new;
+                self.yerr = saved_err;
+            }
+        }
+    }
+
+    /// Earliest θ in (0, 1] where `value(θ)` (negative = crossed) first becomes ≤ 0, given
+    /// value(0) > 0 ≥ value(1); Illinois iteration to round-off in s.
+    fn locate<S: OdeSystem<T>, F>(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s: &T,
+        y: &[T],
+        h: &T,
+        hi_init: T,
+        mut value: F,
+    ) -> T
+    where
+        F: FnMut(&mut S, &[T]) -> T,
+    {
+        let p = self.prec;
+        let mut lo = T::zero(p);
+        let mut hi = hi_init;
+        let mut f_lo: T = {
+            let yy = y.to_vec();
+            value(sys, &yy)
+        };
+        self.dense_at(sys, stats, s, y, h, &hi);
+        let mut f_hi = value(sys, &self.ydense.clone());
+        let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
+        let mut side = 0i8;
+        for _ in 0..200 {
+            if (hi.clone() - &lo) <= tol {
+                break;
+            }
+            // Regula falsi point, guarded to stay inside the bracket.
+            let denom = f_lo.clone() - &f_hi;
+            let mut mid = if denom.is_finite() && denom > T::zero(p) {
+                lo.clone() + &((hi.clone() - &lo) * &(f_lo.clone() / &denom))
+            } else {
+                (lo.clone() + &hi) * &T::ratio(1, 2, p)
+            };
+            if !(mid > lo && mid < hi) {
+                mid = (lo.clone() + &hi) * &T::ratio(1, 2, p);
+            }
+            self.dense_at(sys, stats, s, y, h, &mid);
+            let fm = value(sys, &self.ydense.clone());
+            if fm > T::zero(p) {
+                lo = mid;
+                f_lo = fm;
+                if side == -1 {
+                    f_hi *= &T::ratio(1, 2, p);
+                }
+                side = -1;
+            } else {
+                hi = mid;
+                f_hi = fm;
+                if side == 1 {
+                    f_lo *= &T::ratio(1, 2, p);
+                }
+                side = 1;
+            }
+        }
+        hi
+    }
+
+    /// Integrate from `state` until the horizon, the step limit, or the observer stops.
+    /// `state` is updated in place and can be checkpointed at any observer call.
+    pub fn integrate<S: OdeSystem<T>, O: Observer<T, S>>(
+        &mut self,
+        sys: &mut S,
+        state: &mut IntegratorState<T>,
+        horizon: &Horizon<T>,
+        observer: &mut O,
+    ) -> Status {
+        let p = self.prec;
+        let dim = sys.dim();
+        assert_eq!(state.y.len(), dim, "state dimension");
+        let nsw = sys.num_switches();
+        self.g = vec![T::zero(p); nsw];
+        if !self.settings.events {
+            for k in 0..nsw {
+                if sys.mode(k) != 0 {
+                    sys.release(k);
+                }
+            }
+        }
+        self.k1_valid = false;
+        let eps = T::epsilon(p);
+        let beta = 0.04f64;
+        let expo1 = 1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * beta;
+        let start_steps = state.stats.accepted + state.stats.rejected;
+
+        if observer.on_step(sys, state) == Control::Stop {
+            return Status::Stopped;
+        }
+        loop {
+            if let Some(se) = &horizon.s_end {
+                if state.s >= *se {
+                    return Status::Reached;
+                }
+            }
+            if let Some(max) = self.settings.max_steps {
+                if state.stats.accepted + state.stats.rejected - start_steps >= max {
+                    return Status::MaxSteps;
+                }
+            }
+            if !self.k1_valid {
+                let mut k0 = std::mem::take(&mut self.k[0]);
+                Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut k0);
+                self.k[0] = k0;
+                self.k1_valid = true;
+                if self.k[0].iter().any(|v| !v.is_finite()) {
+                    return Status::NonFinite { s: state.s.to_f64() };
+                }
+            }
+            if state.h <= T::zero(p) {
+                state.h = self.initial_step(sys, state);
+            }
+            let mut h = state.h.clone();
+            if let Some(hm) = self.settings.max_step {
+                h = h.min_of(&T::from_f64(hm, p));
+            }
+            let mut hits_end = false;
+            if let Some(se) = &horizon.s_end {
+                let rem = se.clone() - &state.s;
+                if h.clone() * &T::from_f64(1.01, p) >= rem {
+                    h = rem;
+                    hits_end = true;
+                }
+            }
+            let floor = eps.clone() * &T::from_f64(16.0, p) * &state.s.abs();
+            if h <= floor || h <= T::zero(p) {
+                return Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() };
+            }
+
+            let s0 = state.s.clone();
+            let y0 = std::mem::take(&mut state.y);
+            self.attempt(sys, &mut state.stats, &s0, &y0, &h);
+            let err = self.error_norm(&y0, &self.ynew);
+            let trial = if err.is_finite() && err <= T::one(p) { Trial::Accepted } else { Trial::Rejected };
+            let errf = err.to_f64();
+            match trial {
+                Trial::Rejected => {
+                    state.y = y0;
+                    state.stats.rejected += 1;
+                    // h_new = h / min(5, err^expo1 / 0.9); a non-finite error shrinks by 5.
+                    let ratio = if errf.is_finite() { 1.0 / (errf.powf(expo1) / 0.9).min(5.0) } else { 0.2 };
+                    state.h = h * &T::from_f64(ratio.min(1.0), p);
+                    state.last_rejected = true;
+                    continue;
+                }
+                Trial::Accepted => {}
+            }
+            // Step size for the next attempt (PI control).
+            let fac11 = errf.powf(expo1);
+            let errold = state.err_old.to_f64();
+            let mut fac = fac11 / errold.powf(beta);
+            fac = (fac / 0.9).clamp(0.1, 5.0);
+            let mut hnew = h.clone() / &T::from_f64(fac, p);
+            if state.last_rejected {
+                hnew = hnew.min_of(&h);
+            }
+            let new_err_old = T::from_f64(errf.max(1e-4), p);
+
+            // Switching events: earliest tracked k with mode_k·g_k(y_new) < 0.
+            let mut theta_cut: Option<(T, usize)> = None;
+            if self.settings.events && nsw > 0 {
+                let s1 = s0.clone() + &h;
+                let mut g = std::mem::take(&mut self.g);
+                sys.switch_values_inplace(&s1, &self.ynew, &mut g);
+                let crossed: Vec<usize> = (0..nsw)
+                    .filter(|&k| {
+                        let m = sys.mode(k);
+                        m != 0 && ((m > 0 && g[k] < T::zero(p)) || (m < 0 && g[k] > T::zero(p)))
+                    })
+                    .collect();
+                self.g = g;
+                if !crossed.is_empty() {
+                    // Start from the crossing whose linear estimate is earliest, then shrink the
+                    // bracket while another tracked switch has already crossed at its root.
+                    let mut g0 = vec![T::zero(p); nsw];
+                    sys.switch_values_inplace(&s0, &y0, &mut g0);
+                    let est = |k: usize| -> f64 {
+                        let a = g0[k].to_f64();
+                        let b = self.g[k].to_f64();
+                        if a == b {
+                            0.0
+                        } else {
+                            (a / (a - b)).clamp(0.0, 1.0)
+                        }
+                    };
+                    let mut kbest = crossed[0];
+                    for &k in &crossed {
+                        if est(k) < est(kbest) {
+                            kbest = k;
+                        }
+                    }
+                    let mut hi = T::one(p);
+                    let mut which = kbest;
+                    for _round in 0..nsw.max(1) {
+                        let k = which;
+                        let sign = T::from_f64(sys.mode(k) as f64, p);
+                        let s_ref = s0.clone();
+                        let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, hi.clone(), |sy, yy| {
+                            sy.switch_value(k, &s_ref, yy) * &sign
+                        });
+                        // Any other tracked switch already crossed at θ?
+                        self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                        let sth = s0.clone() + &(h.clone() * &theta);
+                        let mut gt = vec![T::zero(p); nsw];
+                        let yd = self.ydense.clone();
+                        sys.switch_values_inplace(&sth, &yd, &mut gt);
+                        let earlier = (0..nsw).find(|&j| {
+                            let m = sys.mode(j);
+                            j != k && m != 0 && ((m > 0 && gt[j] < T::zero(p)) || (m < 0 && gt[j] > T::zero(p)))
+                        });
+                        hi = theta;
+                        match earlier {
+                            Some(j) => which = j,
+                            None => {
+                                theta_cut = Some((hi.clone(), k));
+                                break;
+                            }
+                        }
+                    }
+                    if theta_cut.is_none() {
+                        theta_cut = Some((hi, which));
+                    }
+                }
+            }
+            // Terminal condition on a component.
+            let mut terminal = false;
+            if let Some((c, target)) = &horizon.component_reaches {
+                let theta_lim = theta_cut.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| T::one(p));
+                let reaches = if theta_cut.is_some() {
+                    self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta_lim);
+                    self.ydense[*c] >= *target
+                } else {
+                    self.ynew[*c] >= *target
+                };
+                if reaches {
+                    let (c, target) = (*c, target.clone());
+                    let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, theta_lim, |_, yy| target.clone() - &yy[c]);
+                    theta_cut = None;
+                    terminal = true;
+                    self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                    state.s = s0.clone() + &(h.clone() * &theta);
+                    state.y = self.ydense.clone();
+                }
+            }
+            state.stats.accepted += 1;
+            state.err_old = new_err_old;
+            state.last_rejected = false;
+            if terminal {
+                state.h = hnew;
+                let _ = observer.on_step(sys, state);
+                return Status::Reached;
+            }
+            if let Some((theta, k)) = theta_cut {
+                self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                state.s = s0.clone() + &(h.clone() * &theta);
+                state.y = self.ydense.clone();
+                sys.flip(k);
+                state.stats.events += 1;
+                self.k1_valid = false;
+                // Chatter: the same switch flipping again without real progress.
+                let again = matches!(state.chatter, Some((kk, _)) if kk == k) && theta < T::ratio(1, 100, p);
+                state.chatter = match state.chatter {
+                    Some((kk, c)) if again && kk == k => Some((kk, c + 1)),
+                    _ => Some((k, 1)),
+                };
+                if let Some((kk, c)) = state.chatter {
+                    if c >= self.settings.chatter_limit {
+                        sys.release(kk);
+                        state.stats.released += 1;
+                        state.chatter = None;
+                    }
+                }
+                state.h = hnew.max_of(&(h * &theta));
+            } else {
+                state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
+                std::mem::swap(&mut state.y, &mut self.ynew);
+                self.ynew = y0;
+                state.h = hnew;
+                if self.tableau.fsal {
+                    let last = self.tableau.stages() - 1;
+                    self.k.swap(0, last);
+                    self.k1_valid = true;
+                } else {
+                    self.k1_valid = false;
+                }
+                state.chatter = None;
+            }
+            if state.y.iter().any(|v| !v.is_finite()) {
+                return Status::NonFinite { s: state.s.to_f64() };
+            }
+            if observer.on_step(sys, state) == Control::Stop {
+                return Status::Stopped;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tableau::dopri5;
+
+    /// y' = y, y(0) = 1.
+    struct Exp;
+    impl OdeSystem<f64> for Exp {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn eval_inplace(&mut self, _s: &f64, y: &[f64], dy: &mut [f64]) {
+            dy[0] = y[0];
+        }
+    }
+
+    #[test]
+    fn exponential_to_tolerance() {
+        let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, 1, 53).unwrap();
+        let mut st = IntegratorState::new(0.0, vec![1.0]);
+        let status = integ.integrate(&mut Exp, &mut st, &Horizon { s_end: Some(2.0), component_reaches: None }, &mut ());
+        assert_eq!(status, Status::Reached);
+        assert_eq!(st.s, 2.0);
+        assert!((st.y[0] - 2f64.exp()).abs() < 1e-8 * 2f64.exp(), "{}", st.y[0]);
+    }
+
+    #[test]
+    fn stops_where_component_reaches_target() {
+        let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, 1, 53).unwrap();
+        let mut st = IntegratorState::new(0.0, vec![1.0]);
+        let h = Horizon { s_end: None, component_reaches: Some((0, 10.0)) };
+        assert_eq!(integ.integrate(&mut Exp, &mut st, &h, &mut ()), Status::Reached);
+        assert!((st.s - 10f64.ln()).abs() < 1e-8, "{}", st.s);
+    }
+
+    /// y' = mode (±1) with switch g = y − 1/2 and mode +1 ⇒ slope 1 below, after the flip the
+    /// field is −… here: mode +1 means "g > 0 side", y starts at 0 (g < 0, mode −1: slope +1),
+    /// crosses at s = 1/2, then slope +2.
+    struct Kink {
+        mode: i8,
+    }
+    impl OdeSystem<f64> for Kink {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn eval_inplace(&mut self, _s: &f64, y: &[f64], dy: &mut [f64]) {
+            let m = if self.mode == 0 { if y[0] > 0.5 { 1 } else { -1 } } else { self.mode };
+            dy[0] = if m > 0 { 2.0 } else { 1.0 };
+        }
+        fn num_switches(&self) -> usize {
+            1
+        }
+        fn switch_value(&mut self, _k: usize, _s: &f64, y: &[f64]) -> f64 {
+            y[0] - 0.5
+        }
+        fn mode(&self, _k: usize) -> i8 {
+            self.mode
+        }
+        fn flip(&mut self, _k: usize) {
+            self.mode = -self.mode;
+        }
+        fn release(&mut self, _k: usize) {
+            self.mode = 0;
+        }
+    }
+
+    #[test]
+    fn kink_event_is_located_exactly() {
+        let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings::default(), 1, 53).unwrap();
+        let mut st = IntegratorState::new(0.0, vec![0.0]);
+        let mut sys = Kink { mode: -1 };
+        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
+        assert_eq!(status, Status::Reached);
+        assert_eq!(st.stats.events, 1);
+        // y(1) = 0.5 + 2·0.5 = 1.5 exactly for piecewise-linear motion.
+        assert!((st.y[0] - 1.5).abs() < 1e-13, "{}", st.y[0]);
+    }
+}
