@@ -1,1 +1,145 @@
-//! (in progress)
+//! Exact, resumable snapshots of a flow run: integrator state (f64 as bit patterns, MPFR as exact
+//! hexadecimal strings), step-size controller memory, switching modes, counters, the trajectory
+//! position, the settings, and a hash of the data. A resumed run continues bit for bit.
+
+use crate::error::{Error, Result};
+use crate::flow::FlowSettings;
+use marginflow_solvers::rk::{IntegratorState, Statistics};
+use marginflow_solvers::Real;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Format version of the checkpoint file.
+pub const VERSION: u32 = 1;
+
+/// A flow checkpoint (DIR/checkpoint, JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Format version.
+    pub version: u32,
+    /// The run's settings.
+    pub settings: FlowSettings,
+    /// SHA-256 of the data (n, d, bit patterns of X and y).
+    pub data_hash: String,
+    /// Working precision in bits.
+    pub precision: u32,
+    /// Normalized time s (exact).
+    pub s: String,
+    /// State (B row-major, then log(1+t)), exact.
+    pub y: Vec<String>,
+    /// Next step size, exact.
+    pub h: String,
+    /// Controller memory, exact.
+    pub err_old: String,
+    /// Whether the last attempt was rejected.
+    pub last_rejected: bool,
+    /// Chatter detector memory.
+    pub chatter: Option<(usize, u32)>,
+    /// Work counters.
+    pub statistics: Statistics,
+    /// Switching modes of the P_ji (+1, −1, 0 released).
+    pub modes: Vec<i8>,
+    /// Trajectory rows written so far.
+    pub rows_written: usize,
+    /// log10 s of the next trajectory row, as f64 bits.
+    pub next_row_bits: String,
+    /// Wall-clock seconds spent so far.
+    pub wall_seconds: f64,
+}
+
+/// A restored state.
+pub struct Restored<T> {
+    /// Integrator state.
+    pub state: IntegratorState<T>,
+    /// Switching modes.
+    pub modes: Vec<i8>,
+}
+
+impl Checkpoint {
+    /// Capture the state of a run.
+    pub fn capture<T: Real>(
+        settings: &FlowSettings,
+        data_hash: &str,
+        st: &IntegratorState<T>,
+        modes: &[i8],
+        rows_written: usize,
+        next_row: f64,
+        wall_seconds: f64,
+    ) -> Self {
+        Checkpoint {
+            version: VERSION,
+            settings: settings.clone(),
+            data_hash: data_hash.to_string(),
+            precision: st.s.precision(),
+            s: st.s.to_exact(),
+            y: st.y.iter().map(|v| v.to_exact()).collect(),
+            h: st.h.to_exact(),
+            err_old: st.err_old.to_exact(),
+            last_rejected: st.last_rejected,
+            chatter: st.chatter,
+            statistics: st.stats.clone(),
+            modes: modes.to_vec(),
+            rows_written,
+            next_row_bits: next_row.to_exact(),
+            wall_seconds,
+        }
+    }
+
+    /// log10 s of the next trajectory row.
+    pub fn next_row(&self) -> f64 {
+        f64::from_exact(&self.next_row_bits).unwrap_or(-6.0)
+    }
+
+    /// Decode the integrator state, refusing a different data set or dimension.
+    pub fn restore<T: Real>(&self, data_hash: &str, dim: usize) -> Result<Restored<T>> {
+        let bad = |reason: String| Error::BadCheckpoint { path: "checkpoint".into(), reason };
+        if self.data_hash != data_hash {
+            return Err(bad(format!(
+                "data hash {} differs from the data given ({}): refusing to resume on other data",
+                short(&self.data_hash),
+                short(data_hash)
+            )));
+        }
+        if self.y.len() != dim || self.modes.len() + 1 != dim {
+            return Err(bad(format!("state has {} values, the model needs {dim}", self.y.len())));
+        }
+        let dec = |s: &str, what: &str| T::from_exact(s).ok_or_else(|| bad(format!("cannot decode {what} {s:?}")));
+        let mut y = Vec::with_capacity(dim);
+        for v in &self.y {
+            y.push(dec(v, "state value")?);
+        }
+        let state = IntegratorState {
+            s: dec(&self.s, "s")?,
+            y,
+            h: dec(&self.h, "step size")?,
+            err_old: dec(&self.err_old, "controller memory")?,
+            last_rejected: self.last_rejected,
+            chatter: self.chatter,
+            stats: self.statistics.clone(),
+        };
+        if state.s.precision() != self.precision {
+            return Err(bad(format!("precision {} does not match the stored values", self.precision)));
+        }
+        Ok(Restored { state, modes: self.modes.clone() })
+    }
+
+    /// Serialize to JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("checkpoint serializes")
+    }
+
+    /// Read DIR/checkpoint.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let cp: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadCheckpoint { path: path.into(), reason: format!("not a marginflow checkpoint: {e}") })?;
+        if cp.version != VERSION {
+            return Err(Error::BadCheckpoint { path: path.into(), reason: format!("version {} (expected {VERSION})", cp.version) });
+        }
+        Ok(cp)
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}

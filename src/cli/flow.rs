@@ -1,12 +1,232 @@
-//! `marginflow flow` (in progress).
+//! `marginflow flow`: integrate gradient flow in normalized time to a horizon, writing the
+//! trajectory, the summary, checkpoints, and optionally the final weights.
 
+use super::common::{create_out_dir, load_training_data, print_json, ModelArgs};
+use anyhow::{bail, Context};
+use marginflow::checkpoint::Checkpoint;
+use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
+use marginflow::fsutil::write_atomic;
+use marginflow::npy::write_npy;
+use marginflow_solvers::tableau::Method;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Flags of `marginflow flow`.
 #[derive(clap::Args, Debug)]
-pub struct FlowArgs {}
+pub struct FlowArgs {
+    /// Resume the run whose output directory (with its checkpoint) is DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "width"])]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: Option<ModelArgs>,
+    /// Stop at physical time t = T.
+    #[arg(long, group = "horizon")]
+    pub until_time: Option<f64>,
+    /// Stop at t = 10^X.
+    #[arg(long, group = "horizon")]
+    pub until_log10_time: Option<f64>,
+    /// Stop at normalized time s = S.
+    #[arg(long, group = "horizon")]
+    pub until_s: Option<f64>,
+    /// Relative tolerance.
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance.
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Integration method: auto, dopri5.
+    #[arg(long)]
+    pub method: Option<Method>,
+    /// Locate kink events: on or off.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub events: Option<String>,
+    /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
+    #[arg(long)]
+    pub precision: Option<u32>,
+    /// Step limit (accepted + rejected).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Output directory (trajectory.jsonl, summary.json, checkpoint, W.npy).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the final W (m×d float64) to DIR/W.npy.
+    #[arg(long)]
+    pub save_weights: bool,
+    /// Seconds between checkpoints.
+    #[arg(long, default_value_t = 60.0)]
+    pub checkpoint_every: f64,
+    /// Print the summary JSON to stdout (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Files {
+    dir: Option<PathBuf>,
+    trajectory: Option<std::io::BufWriter<std::fs::File>>,
+    every: Duration,
+    last: Instant,
+    stop: Arc<AtomicBool>,
+    checkpoint_on_stop: bool,
+}
+
+impl FlowObserver for Files {
+    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
+        if let (Some(f), Some(dir)) = (&mut self.trajectory, &self.dir) {
+            let path = dir.join("trajectory.jsonl");
+            let line = serde_json::to_string(row).expect("row serializes");
+            writeln!(f, "{line}").and_then(|_| f.flush()).map_err(|e| marginflow::Error::io(path, e))?;
+        }
+        Ok(())
+    }
+    fn checkpoint_due(&mut self) -> bool {
+        if self.dir.is_none() {
+            return false;
+        }
+        let stopping = self.stop.load(Ordering::Relaxed) && self.checkpoint_on_stop;
+        stopping || self.last.elapsed() >= self.every
+    }
+    fn checkpoint(&mut self, cp: &Checkpoint) -> marginflow::Result<()> {
+        self.last = Instant::now();
+        if let Some(dir) = &self.dir {
+            if let Some(f) = &mut self.trajectory {
+                f.flush().map_err(|e| marginflow::Error::io(dir.join("trajectory.jsonl"), e))?;
+                f.get_ref().sync_data().map_err(|e| marginflow::Error::io(dir.join("trajectory.jsonl"), e))?;
+            }
+            write_atomic(&dir.join("checkpoint"), &cp.to_bytes())?;
+            if self.stop.load(Ordering::Relaxed) {
+                self.checkpoint_on_stop = false;
+            }
+        }
+        Ok(())
+    }
+    fn stop_requested(&mut self) -> bool {
+        self.stop.load(Ordering::Relaxed) && !self.checkpoint_on_stop
+    }
+}
+
+fn horizon(args: &FlowArgs) -> Option<FlowHorizon> {
+    match (args.until_time, args.until_log10_time, args.until_s) {
+        (Some(t), _, _) => Some(FlowHorizon::Time(t)),
+        (_, Some(x), _) => Some(FlowHorizon::Log10Time(x)),
+        (_, _, Some(s)) => Some(FlowHorizon::S(s)),
+        _ => None,
+    }
+}
+
+/// Keep the first `rows` lines of a trajectory file (the rows a checkpoint has seen).
+fn truncate_rows(path: &Path, rows: usize) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kept: String = text.lines().take(rows).map(|l| format!("{l}\n")).collect();
+    write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
 
 /// Run `marginflow flow`.
-pub fn run(_args: FlowArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("flow: not implemented yet")
+pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
+    if !(args.checkpoint_every > 0.0) {
+        bail!("--checkpoint-every: must be > 0 seconds, got {}", args.checkpoint_every);
+    }
+    let (settings, data, resume, out) = if let Some(dir) = &args.resume {
+        let cp_path = dir.join("checkpoint");
+        let cp = Checkpoint::load(&cp_path)?;
+        let mut settings = cp.settings.clone();
+        if let Some(h) = horizon(&args) {
+            settings.horizon = h;
+        }
+        if args.rtol.is_some() || args.atol.is_some() || args.method.is_some() || args.precision.is_some() || args.events.is_some() {
+            bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
+        }
+        let data_path = cp_data_path(dir)?;
+        let data = load_training_data(&data_path)?;
+        (settings, data, Some(cp), Some(dir.clone()))
+    } else {
+        let model = args.model.as_ref().context("--data and --width are required (or --resume DIR)")?;
+        let mut settings = FlowSettings { model: model.settings(), ..Default::default() };
+        if let Some(h) = horizon(&args) {
+            settings.horizon = h;
+        }
+        if let Some(r) = args.rtol {
+            settings.rtol = r;
+        }
+        if let Some(a) = args.atol {
+            settings.atol = a;
+        }
+        if let Some(m) = args.method {
+            settings.method = m;
+        }
+        if let Some(e) = &args.events {
+            settings.events = e == "on";
+        }
+        if let Some(p) = args.precision {
+            settings.precision = p;
+        }
+        settings.max_steps = args.max_steps;
+        settings.validate()?;
+        let data = load_training_data(&model.data)?;
+        (settings, data, None, args.out.clone())
+    };
+    settings.validate()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let mut trajectory = None;
+    if let Some(dir) = &out {
+        create_out_dir(dir)?;
+        let tpath = dir.join("trajectory.jsonl");
+        if let Some(cp) = &resume {
+            truncate_rows(&tpath, cp.rows_written)?;
+        } else {
+            let data_path = args.model.as_ref().map(|m| m.data.clone()).unwrap_or_default();
+            let abs = std::fs::canonicalize(&data_path).unwrap_or(data_path);
+            write_atomic(&dir.join("data_path"), abs.to_string_lossy().as_bytes())?;
+            write_atomic(&tpath, b"")?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&tpath)
+            .with_context(|| format!("{}: cannot open for appending", tpath.display()))?;
+        trajectory = Some(std::io::BufWriter::new(f));
+    }
+    let mut files = Files {
+        dir: out.clone(),
+        trajectory,
+        every: Duration::from_secs_f64(args.checkpoint_every),
+        last: Instant::now(),
+        stop: stop.clone(),
+        checkpoint_on_stop: true,
+    };
+    let want_weights = args.save_weights && out.is_some();
+    let outcome = flow::run(&data, &settings, resume, want_weights, &mut files)?;
+    if let Some(dir) = &out {
+        let summary = serde_json::to_vec_pretty(&outcome.summary)?;
+        write_atomic(&dir.join("summary.json"), &summary)?;
+        if let Some(w) = &outcome.weights {
+            write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
+        }
+    } else if args.save_weights {
+        bail!("--save-weights needs --out DIR");
+    }
+    if args.json {
+        print_json(&outcome.summary)?;
+    } else {
+        let f = &outcome.summary.fields;
+        eprintln!(
+            "status {} | s {} | log10 t {} | log10 L {} | normalized margin {} | stable rank {}",
+            f["status"], f["s"], f["log10_time"], f["log10_loss"], f["normalized_margin"], f["stable_rank"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The data path a run recorded in DIR/data_path.
+fn cp_data_path(dir: &Path) -> anyhow::Result<PathBuf> {
+    let p = dir.join("data_path");
+    let s = std::fs::read_to_string(&p).with_context(|| format!("--resume {}: no data_path file", dir.display()))?;
+    Ok(PathBuf::from(s.trim()))
 }
