@@ -1,1 +1,223 @@
-//! (in progress)
+//! NumPy `.npy` input and output for float64 arrays in C order, so users load weights and
+//! initializations with `numpy.load` directly. The format (NEP 1): the magic `\x93NUMPY`, a
+//! version byte pair, a little-endian header length (u16 for v1, u32 for v2/v3), an ASCII (v3:
+//! UTF-8) Python dict literal `{'descr': '<f8', 'fortran_order': False, 'shape': (m, d), }` padded
+//! with spaces and a newline, then the raw data. Written by hand: no extra crate needed.
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use std::path::Path;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadNpy { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// A shape as Python prints it: `(3,)`, `(3, 4)`, `()`.
+pub fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [] => "()".to_string(),
+        [a] => format!("({a},)"),
+        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The value of `key` in the header dict, as raw text up to the next top-level comma or brace.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let mut rest = header;
+    loop {
+        let k = rest.find(key)?;
+        let before = rest[..k].chars().last();
+        let after_key = &rest[k + key.len()..];
+        let closing = after_key.chars().next();
+        if matches!(before, Some('\'') | Some('"')) && closing == before {
+            let tail = after_key[1..].trim_start();
+            let tail = tail.strip_prefix(':')?.trim_start();
+            let end = if tail.starts_with('(') {
+                tail.find(')').map(|e| e + 1)?
+            } else {
+                tail.find([',', '}']).unwrap_or(tail.len())
+            };
+            return Some(tail[..end].trim());
+        }
+        rest = after_key;
+    }
+}
+
+fn parse_header(path: &Path, header: &str) -> Result<Vec<usize>> {
+    let descr = dict_value(header, "descr")
+        .ok_or_else(|| bad(path, format!("header has no 'descr': {}", header.trim())))?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    if descr != "<f8" {
+        return Err(bad(
+            path,
+            format!("dtype '{descr}' is not supported: only little-endian float64 ('<f8'); convert with a.astype('<f8')"),
+        ));
+    }
+    match dict_value(header, "fortran_order") {
+        Some("False") => {}
+        Some("True") => {
+            return Err(bad(
+                path,
+                "Fortran (column-major) order is not supported: save np.ascontiguousarray(a)",
+            ))
+        }
+        other => {
+            return Err(bad(path, format!("header has no valid 'fortran_order' ({other:?})")));
+        }
+    }
+    let shape = dict_value(header, "shape")
+        .ok_or_else(|| bad(path, format!("header has no 'shape': {}", header.trim())))?;
+    let inner = shape
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| bad(path, format!("shape '{shape}' is not a tuple")))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| bad(path, format!("shape '{shape}' holds a non-integer '{s}'")))
+        })
+        .collect()
+}
+
+/// Read a float64 C-order `.npy` file (format versions 1, 2 and 3): its shape and its data.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad(path, "not a NumPy .npy file (no \\x93NUMPY magic)"));
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (hlen, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(bad(path, "truncated header"));
+            }
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
+        _ => return Err(bad(path, format!("unsupported .npy format version {major}.{minor}"))),
+    };
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))?;
+    let header = std::str::from_utf8(&bytes[start..end])
+        .map_err(|_| bad(path, "header is not valid text"))?;
+    let shape = parse_header(path, header)?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .filter(|c| c.checked_mul(8).is_some())
+        .ok_or_else(|| bad(path, format!("shape {} is too large", shape_text(&shape))))?;
+    let body = &bytes[end..];
+    if body.len() < count * 8 {
+        return Err(bad(
+            path,
+            format!(
+                "truncated: shape {} needs {} data bytes, the file holds {}",
+                shape_text(&shape),
+                count * 8,
+                body.len()
+            ),
+        ));
+    }
+    if body.len() > count * 8 {
+        return Err(bad(
+            path,
+            format!(
+                "{} unexpected bytes after the {} data bytes of shape {}",
+                body.len() - count * 8,
+                count * 8,
+                shape_text(&shape)
+            ),
+        ));
+    }
+    let data = body
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")))
+        .collect();
+    Ok((shape, data))
+}
+
+/// Write `data` with `shape` as a version 1.0 (2.0 if the header needs it), '<f8', C-order
+/// `.npy` file, atomically.
+pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    let count: usize = shape.iter().product();
+    if count != data.len() {
+        return Err(bad(
+            path,
+            format!("cannot write {} values with shape {}", data.len(), shape_text(shape)),
+        ));
+    }
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}", shape_text(shape));
+    // Pad so that magic + version + length + header is a multiple of 64, ending with '\n'.
+    let pad = |prefix: usize| (64 - (prefix + dict.len() + 1) % 64) % 64;
+    let (version, prefix) = if 10 + dict.len() + 1 + pad(10) <= u16::MAX as usize { (1u8, 10) } else { (2u8, 12) };
+    let hlen = dict.len() + pad(prefix) + 1;
+    let mut out = Vec::with_capacity(prefix + hlen + 8 * data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(hlen as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(hlen as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', pad(prefix)));
+    out.push(b'\n');
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    write_atomic(path, &out)
+}
+
+/// Read a `rows x cols` matrix; any other shape is an error naming both shapes and `what` (the
+/// flag or role, e.g. "--init-file").
+pub fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<f64>> {
+    let (shape, data) = read_npy(path)?;
+    if shape != [rows, cols] {
+        return Err(bad(
+            path,
+            format!("has shape {} but {what} needs {}", shape_text(&shape), shape_text(&[rows, cols])),
+        ));
+    }
+    Ok(data)
+}
+
+/// Read a vector of length `len`, stored with shape (len,), (len, 1) or (1, len).
+pub fn read_vector(path: &Path, len: usize, what: &str) -> Result<Vec<f64>> {
+    let (shape, data) = read_npy(path)?;
+    let ok = shape == [len] || shape == [len, 1] || shape == [1, len];
+    if !ok {
+        return Err(bad(
+            path,
+            format!("has shape {} but {what} needs ({len},)", shape_text(&shape)),
+        ));
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parsing() {
+        let p = Path::new("a.npy");
+        let h = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }   \n";
+        assert_eq!(parse_header(p, h).unwrap(), vec![3, 4]);
+        let h = "{\"shape\": (5,), \"fortran_order\": False, \"descr\": \"<f8\"}";
+        assert_eq!(parse_header(p, h).unwrap(), vec![5]);
+        let h = "{'descr': '<f8', 'fortran_order': False, 'shape': (), }";
+        assert_eq!(parse_header(p, h).unwrap(), Vec::<usize>::new());
+        let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+        assert!(parse_header(p, h).unwrap_err().to_string().contains("'<f4'"));
+        let h = "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }";
+        assert!(parse_header(p, h).unwrap_err().to_string().contains("Fortran"));
+    }
+}

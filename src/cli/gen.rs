@@ -1,12 +1,63 @@
-//! `marginflow gen` (in progress).
+//! `marginflow gen`: generate a seeded synthetic data set and write it (format by extension).
 
+use marginflow::data::{self, DataKind, GenSettings};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Flags of `marginflow gen`.
 #[derive(clap::Args, Debug)]
-pub struct GenArgs {}
+pub struct GenArgs {
+    /// Kind of data.
+    #[arg(long, value_enum, default_value = "gaussian")]
+    pub kind: DataKind,
+    /// Number of points (at least 2).
+    #[arg(long, default_value_t = 20)]
+    pub n: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 4000)]
+    pub d: usize,
+    /// Seed of the ChaCha8 random stream (same seed, same bytes on every machine).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Norm of the cluster mean (mixture only; default d^0.3).
+    #[arg(long, allow_negative_numbers = true)]
+    pub mean_norm: Option<f64>,
+    /// Fraction of labels flipped after generation, in [0, 0.5) (mixture only).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub label_noise: f64,
+    /// Output file: .svm/.libsvm/.txt (LIBSVM), .csv or .json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl GenArgs {
+    /// The library settings these flags stand for.
+    pub fn settings(&self) -> GenSettings {
+        GenSettings {
+            kind: self.kind,
+            n: self.n,
+            d: self.d,
+            seed: self.seed,
+            mean_norm: self.mean_norm,
+            label_noise: self.label_noise,
+        }
+    }
+}
 
 /// Run `marginflow gen`.
-pub fn run(_args: GenArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("gen: not implemented yet")
+pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.settings();
+    settings.validate()?;
+    data::check_extension(&args.out)?;
+    let dataset = data::generate(&settings)?;
+    dataset.save(&args.out)?;
+    let (pos, neg) = dataset.class_counts();
+    eprintln!(
+        "wrote {} ({} points: {pos} +1, {neg} -1; d = {}; sha256 {})",
+        args.out.display(),
+        dataset.n,
+        dataset.d,
+        dataset.hash()
+    );
+    Ok(ExitCode::SUCCESS)
 }
