@@ -196,7 +196,7 @@ fn wy_factor<T: Real>(v: &[T], vt: &[T], k: usize, width: usize, tau: &[T]) -> V
 }
 
 /// Panel width of the blocked Householder QR.
-const QR_BLOCK: usize = 32;
+const QR_BLOCK: usize = 16;
 
 /// Householder QR factorization A = Q R of an m×n matrix, k = min(m, n).
 ///
@@ -797,7 +797,7 @@ pub fn solve_least_squares<T: Real>(a: &Mat<T>, b: &[T]) -> Result<Vec<T>, Solve
 }
 
 /// y ← R⁻¹ y for the leading square upper triangular block of `r` (order y.len()).
-fn back_substitute_upper<T: Real>(r: &Mat<T>, y: &mut [T]) {
+pub(crate) fn back_substitute_upper<T: Real>(r: &Mat<T>, y: &mut [T]) {
     let k = y.len();
     for i in (0..k).rev() {
         let s = dot4(&r.row(i)[i + 1..k], &y[i + 1..k]);
