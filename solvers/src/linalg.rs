@@ -283,13 +283,13 @@ fn qr_from_columns<T: Real>(mut at: Mat<T>, m: usize) -> Qr<T> {
     }
     // Extract R (k×n) and the reflectors (first k rows of `at`, lower part zeroed).
     let mut r = Mat::zeros(k, n, prec);
-    for col in 0..n {
-        for i in 0..k.min(col) {
-            r.data[i * n + col] = at.data[col * m + i].clone();
+    for (col, column) in at.data.chunks_exact(m).enumerate() {
+        for (i, v) in column.iter().enumerate().take(k.min(col)) {
+            r.data[i * n + col] = v.clone();
         }
-        if col < k {
-            r.data[col * n + col] = beta[col].clone();
-        }
+    }
+    for (i, b) in beta.into_iter().enumerate() {
+        r.data[i * n + i] = b;
     }
     at.data.truncate(k * m);
     at.rows = k;
@@ -780,19 +780,22 @@ pub fn solve_least_squares<T: Real>(a: &Mat<T>, b: &[T]) -> Result<Vec<T>, Solve
         let qr = qr_from_columns(a.clone(), n); // Aᵀ = Q R, R m×m
         check(&qr.r)?;
         // Rᵀ z = b (forward), then x = Q [z; 0].
-        let r = &qr.r;
         let mut z = b.to_vec();
-        for i in 0..m {
-            let mut s = T::zero(a.precision());
-            for j in 0..i {
-                s.mul_add_mut(r.at(j, i), &z[j]);
-            }
-            z[i] -= &s;
-            z[i] /= r.at(i, i);
-        }
+        forward_substitute_upper_transpose(&qr.r, &mut z);
         z.resize(n, zero);
         qr.apply_q_mut(&mut z);
         Ok(z)
+    }
+}
+
+/// y ← R⁻ᵀ y for the leading square upper triangular block of `r` (order y.len()), i.e. forward
+/// substitution with the lower triangular Rᵀ, run along the contiguous rows of R.
+pub(crate) fn forward_substitute_upper_transpose<T: Real>(r: &Mat<T>, y: &mut [T]) {
+    let k = y.len();
+    for i in 0..k {
+        y[i] /= r.at(i, i);
+        let yi = -y[i].clone();
+        axpy(&mut y[i + 1..k], &yi, &r.row(i)[i + 1..k]);
     }
 }
 
@@ -997,8 +1000,8 @@ mod tests {
         let d = [1.0, 1e-5, 1e-10, 1e-15, 1e-20];
         let mut a = q.clone();
         for i in 0..9 {
-            for j in 0..5 {
-                *a.at_mut(i, j) *= d[j];
+            for (j, dj) in d.iter().enumerate() {
+                *a.at_mut(i, j) *= dj;
             }
         }
         for m in [a.clone(), a.transpose()] {
@@ -1094,7 +1097,11 @@ mod tests {
         /// Hilbert-like H_ij = 1/(i+j+1), exact x = (1, −2, 3, …), b = H x rounded once.
         fn hilbert_system(n: usize) -> (Mat<Float>, Vec<Float>, Vec<Float>) {
             let x: Vec<i64> = (0..n as i64).map(|i| if i % 2 == 0 { i + 1 } else { -(i + 1) }).collect();
-            let h = Mat::from_vec(n, n, (0..n * n).map(|k| <Float as Real>::ratio(1, (k / n + k % n + 1) as i64, P)).collect());
+            let h = Mat::from_vec(
+                n,
+                n,
+                (0..n * n).map(|k| <Float as Real>::ratio(1, (k / n + k % n + 1) as i64, P)).collect(),
+            );
             let b = (0..n)
                 .map(|i| {
                     let mut s = Rational::new();
@@ -1115,7 +1122,9 @@ mod tests {
         fn hilbert_solves_at_256_bits() {
             let n = 8; // κ(H₈) ≈ 1.5e10
             let (h, b, x) = hilbert_system(n);
-            for sol in [lu_solve(&h, &b).unwrap(), cholesky_solve(&h, &b).unwrap(), solve_least_squares(&h, &b).unwrap()] {
+            for sol in
+                [lu_solve(&h, &b).unwrap(), cholesky_solve(&h, &b).unwrap(), solve_least_squares(&h, &b).unwrap()]
+            {
                 assert!(sol.iter().all(|v| v.prec() == P));
                 let err = max_err(&sol, &x);
                 assert!(err < 1e-60, "error {err:e}");
@@ -1128,7 +1137,11 @@ mod tests {
         #[test]
         fn small_singular_values_at_256_bits() {
             // σ = 1, 1e−8, 1e−15 (rounded at 256 bits) in a 6×8 with dyadic orthogonal factors.
-            let sigma = [f(1.0), <Float as Real>::ratio(1, 100_000_000, P), <Float as Real>::ratio(1, 1_000_000_000_000_000, P)];
+            let sigma = [
+                f(1.0),
+                <Float as Real>::ratio(1, 100_000_000, P),
+                <Float as Real>::ratio(1, 1_000_000_000_000_000, P),
+            ];
             let u = super::dyadic_orthogonal(6);
             let v = super::dyadic_orthogonal(8);
             let mut a = Mat::<Float>::zeros(6, 8, P);

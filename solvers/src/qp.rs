@@ -24,7 +24,9 @@ use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverSt
 use serde::{Deserialize, Serialize};
 
 use crate::error::SolverError;
-use crate::linalg::{back_substitute_upper, householder_qr_of_transpose, lu_solve, Mat};
+use crate::linalg::{
+    back_substitute_upper, forward_substitute_upper_transpose, householder_qr_of_transpose, lu_solve, Mat,
+};
 use crate::scalar::Real;
 
 /// Settings of [`solve_qp`].
@@ -50,7 +52,10 @@ impl QpSettings {
     /// Check that the tolerance is positive and finite and that at least one iteration is allowed.
     pub fn validate(&self) -> Result<(), SolverError> {
         if !(self.tol.is_finite() && self.tol > 0.0) {
-            return Err(SolverError::Setting { name: "tol", reason: format!("must be positive and finite, got {}", self.tol) });
+            return Err(SolverError::Setting {
+                name: "tol",
+                reason: format!("must be positive and finite, got {}", self.tol),
+            });
         }
         if self.max_iter == 0 {
             return Err(SolverError::Setting { name: "max_iter", reason: "must be at least 1".into() });
@@ -211,7 +216,12 @@ impl Qp {
             return bad(format!("G is {}x{}, h has length {}, {n} variables", self.g.rows, self.g.cols, self.h.len()));
         }
         if self.a_eq.cols != n || self.a_eq.rows != self.b_eq.len() {
-            return bad(format!("A is {}x{}, b has length {}, {n} variables", self.a_eq.rows, self.a_eq.cols, self.b_eq.len()));
+            return bad(format!(
+                "A is {}x{}, b has length {}, {n} variables",
+                self.a_eq.rows,
+                self.a_eq.cols,
+                self.b_eq.len()
+            ));
         }
         self.p.check("P")?;
         self.g.check("G")?;
@@ -409,7 +419,11 @@ pub fn polish_active_set<T: Real>(
     let is_identity = (0..n).all(|i| (0..n).all(|j| *p.at(i, j) == if i == j { one.clone() } else { zero.clone() }));
     if is_identity {
         if na > n {
-            return Err(SolverError::Singular { op: "polish_active_set (more active rows than variables)", index: n, pivot: 0.0 });
+            return Err(SolverError::Singular {
+                op: "polish_active_set (more active rows than variables)",
+                index: n,
+                pivot: 0.0,
+            });
         }
         if na == 0 {
             return Ok((q.iter().map(|v| -v.clone()).collect(), Vec::new()));
@@ -432,14 +446,7 @@ pub fn polish_active_set<T: Real>(
         }
         // w = R⁻ᵀ h_A (forward substitution with the lower triangular Rᵀ).
         let mut w = ha;
-        for i in 0..na {
-            let mut s = T::zero(prec);
-            for j in 0..i {
-                s.mul_add_mut(r.at(j, i), &w[j]);
-            }
-            w[i] -= &s;
-            w[i] /= r.at(i, i);
-        }
+        forward_substitute_upper_transpose(r, &mut w);
         let c = qr.thin_qt_vec(q);
         for (wi, ci) in w.iter_mut().zip(&c) {
             *wi += ci;
@@ -575,7 +582,11 @@ mod tests {
         let prec = 256;
         let (qp, _, _) = projection_qp();
         let p: Mat<Float> = Mat::identity(3, prec);
-        let q = vec![<Float as Real>::ratio(-2, 1, prec), <Float as Real>::ratio(-1, 3, prec), <Float as Real>::ratio(1, 2, prec)];
+        let q = vec![
+            <Float as Real>::ratio(-2, 1, prec),
+            <Float as Real>::ratio(-1, 3, prec),
+            <Float as Real>::ratio(1, 2, prec),
+        ];
         let g = Mat::from_f64(3, 3, &qp.g.to_dense().data, prec);
         let h: Vec<Float> = qp.h.iter().map(|&v| Float::with_val(prec, v)).collect();
         let (x, mu) = polish_active_set(&p, &q, &g, &h, &[0, 1], prec).unwrap();
