@@ -1,1 +1,570 @@
-//! (in progress)
+//! Full-batch gradient descent on the span-reduced network.
+//!
+//! With the mean loss L(W) = (1/n) Σ_i ℓ(q_i), q_i = y_i Σ_j a_j φ(⟨w_j, x_i⟩), the gradient row
+//! is ∇_{w_j} L = (1/n) Σ_i ℓ'(q_i) y_i a_j φ'(P_ji) x_i, a combination of the data. So W = W0 + B X
+//! stays exact under W ← W − α∇L(W), and the step acts on B ∈ R^{m×n} alone:
+//!
+//!   B_ji ← B_ji + α c_i a_j φ'(P_ji),   c_i = (1/n) (−ℓ'(q_i)) y_i,   P = P0 + B K,
+//!
+//! (ℓ' < 0, so c_i has the sign of y_i). One step costs one m×n×n product B K plus O(mn) work,
+//! independent of d, and runs in preallocated buffers ([`DescentWorkspace`]).
+//!
+//! Frei et al. (ICLR 2023, Thm. 4.2) show that from a small initialization on nearly-orthogonal
+//! data one step of GD with the H-smooth leaky ReLU drops the stable rank ‖W‖_F²/‖W‖_2² to a
+//! constant (the first step is W0 + α/(2n) Σ_i y_i diag(a ⊙ φ'(P0_{·i})) 1 x_iᵀ, whose rows all
+//! lie near the same few directions), and that it stays low. [`NaturalFlow`] is the gradient flow
+//! dB/dt = −∇_B L in natural time t that GD approximates with error O(α) at t = kα.
+
+use crate::activation::Activation;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::loss::log_sum_exp;
+use crate::metrics::{put, put_list, top_singular_values, Num};
+use crate::network::{ModelSettings, Network};
+use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::{linalg, Mat, Real};
+use serde::{Deserialize, Serialize};
+
+/// The activation gradient descent uses (its leak is the model's `leak`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DescentActivation {
+    /// Leaky ReLU φ(z) = max(z, γz) (φ'(0) taken as 1).
+    Leaky,
+    /// The H-smooth leaky ReLU of [`Activation::Smooth`].
+    Smooth {
+        /// The smoothness H > 0.
+        smoothness: f64,
+    },
+}
+
+/// Settings of a gradient-descent run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DescentSettings {
+    /// The model (width, leak, outer layer, initialization, seed, loss).
+    pub model: ModelSettings,
+    /// Activation (default: leaky).
+    pub activation: DescentActivation,
+    /// Step size α > 0 (default: 0.05).
+    pub step_size: f64,
+    /// Number of steps T (default: 1000).
+    pub steps: u64,
+    /// Working precision in bits; 53 is f64 (default: 53).
+    pub precision: u32,
+    /// Every step up to this one gets a trajectory row (default: 100).
+    pub dense_rows: u64,
+    /// Trajectory rows per decade of steps after `dense_rows` (default: 20).
+    pub rows_per_decade: u32,
+}
+
+impl Default for DescentSettings {
+    fn default() -> Self {
+        DescentSettings {
+            model: ModelSettings::default(),
+            activation: DescentActivation::Leaky,
+            step_size: 0.05,
+            steps: 1000,
+            precision: 53,
+            dense_rows: 100,
+            rows_per_decade: 20,
+        }
+    }
+}
+
+impl DescentSettings {
+    /// Check all ranges, naming the flag at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        if !(self.step_size > 0.0 && self.step_size.is_finite()) {
+            return Err(Error::setting("--step-size", format!("must be finite and > 0, got {}", self.step_size)));
+        }
+        if let DescentActivation::Smooth { smoothness } = self.activation {
+            if !(smoothness > 0.0 && smoothness.is_finite()) {
+                return Err(Error::setting("--smoothness", format!("must be finite and > 0, got {smoothness}")));
+            }
+        }
+        if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
+            return Err(Error::setting("--precision", format!("must be 53 (f64) or at least 64 bits, got {}", self.precision)));
+        }
+        if self.precision != 53 && !cfg!(feature = "mpfr") {
+            return Err(Error::setting("--precision", format!("{} bits needs the MPFR build", self.precision)));
+        }
+        if self.rows_per_decade == 0 {
+            return Err(Error::setting("rows_per_decade", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The activation with the model's leak.
+    pub fn activation(&self) -> Activation {
+        match self.activation {
+            DescentActivation::Leaky => Activation::Leaky { gamma: self.model.leak },
+            DescentActivation::Smooth { smoothness } => Activation::Smooth { gamma: self.model.leak, h: smoothness },
+        }
+    }
+
+    /// The steps that get a trajectory row: 0..=min(dense_rows, steps), then the first step at or
+    /// after each 10^(log10(dense_rows) + k/rows_per_decade), and always the last step.
+    pub fn row_steps(&self) -> Vec<u64> {
+        let dense = self.dense_rows.min(self.steps);
+        let mut v: Vec<u64> = (0..=dense).collect();
+        let base = (self.dense_rows.max(1) as f64).log10();
+        let mut k = 1u32;
+        loop {
+            let s = 10f64.powf(base + k as f64 / self.rows_per_decade as f64).ceil() as u64;
+            if s >= self.steps {
+                break;
+            }
+            if s > *v.last().unwrap_or(&0) {
+                v.push(s);
+            }
+            k += 1;
+        }
+        if *v.last().unwrap_or(&0) != self.steps {
+            v.push(self.steps);
+        }
+        v
+    }
+}
+
+/// φ and φ' with their constants precomputed at the working precision (no allocation per call
+/// for `f64`).
+#[derive(Clone, Debug)]
+pub struct Kernel<T> {
+    smooth: bool,
+    gamma: T,
+    zero: T,
+    one: T,
+    inv_h: T,
+    neg_inv_h: T,
+    /// (1−γ)/(4H).
+    shift: T,
+    /// (1−γ)H/4.
+    quad: T,
+    /// (1+γ)/2.
+    lin: T,
+    /// (1−γ)H/2.
+    slope: T,
+}
+
+impl<T: Real> Kernel<T> {
+    /// Constants of `act` at `prec` bits.
+    pub fn new(act: Activation, prec: u32) -> Self {
+        let g = T::from_f64(act.gamma(), prec);
+        let one = T::one(prec);
+        let (smooth, h) = match act {
+            Activation::Leaky { .. } => (false, T::one(prec)),
+            Activation::Smooth { h, .. } => (true, T::from_f64(h, prec)),
+        };
+        let four = T::from_f64(4.0, prec);
+        let two = T::from_f64(2.0, prec);
+        let one_m_g = one.clone() - &g;
+        Kernel {
+            smooth,
+            inv_h: one.clone() / &h,
+            neg_inv_h: -(one.clone() / &h),
+            shift: one_m_g.clone() / &(h.clone() * &four),
+            quad: one_m_g.clone() * &h / &four,
+            lin: (one.clone() + &g) / &two,
+            slope: one_m_g * &h / &two,
+            gamma: g,
+            zero: T::zero(prec),
+            one,
+        }
+    }
+
+    /// out ← φ(z).
+    #[inline]
+    pub fn value_into(&self, z: &T, out: &mut T) {
+        if !self.smooth {
+            out.assign(z);
+            if z.is_sign_negative() {
+                *out *= &self.gamma;
+            }
+        } else if *z >= self.inv_h {
+            out.assign(z);
+            *out -= &self.shift;
+        } else if *z <= self.neg_inv_h {
+            out.assign(z);
+            *out *= &self.gamma;
+            *out -= &self.shift;
+        } else {
+            // (quad z + lin) z
+            out.assign(&self.lin);
+            out.mul_add_mut(&self.quad, z);
+            *out *= z;
+        }
+    }
+
+    /// out ← φ'(z) (leaky: 1 at z = 0).
+    #[inline]
+    pub fn derivative_into(&self, z: &T, out: &mut T) {
+        if !self.smooth {
+            let neg = *z < self.zero;
+            out.assign(if neg { &self.gamma } else { &self.one });
+        } else if *z >= self.inv_h {
+            out.assign(&self.one);
+        } else if *z <= self.neg_inv_h {
+            out.assign(&self.gamma);
+        } else {
+            out.assign(&self.lin);
+            out.mul_add_mut(&self.slope, z);
+        }
+    }
+}
+
+/// Buffers of one gradient evaluation, allocated once.
+#[derive(Clone, Debug)]
+pub struct DescentWorkspace<T> {
+    /// Pre-activations P = P0 + B K (m×n).
+    pub p: Vec<T>,
+    /// Margins q_i.
+    pub q: Vec<T>,
+    /// c_i = (1/n)(−ℓ'(q_i)) y_i.
+    pub c: Vec<T>,
+    tmp: T,
+    tmp2: T,
+    inv_n: T,
+}
+
+impl<T: Real> DescentWorkspace<T> {
+    /// Buffers for `net`.
+    pub fn new(net: &Network<T>) -> Self {
+        let p = net.prec;
+        DescentWorkspace {
+            p: vec![T::zero(p); net.m * net.n],
+            q: vec![T::zero(p); net.n],
+            c: vec![T::zero(p); net.n],
+            tmp: T::zero(p),
+            tmp2: T::zero(p),
+            inv_n: T::one(p) / &T::from_f64(net.n as f64, p),
+        }
+    }
+}
+
+/// Margins q_i = y_i Σ_j a_j φ(P_ji) at the pre-activations in `ws.p` into `ws.q`.
+fn margins_into<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>) {
+    let n = net.n;
+    for q in ws.q.iter_mut() {
+        q.assign_f64(0.0);
+    }
+    for j in 0..net.m {
+        let row = &ws.p[j * n..(j + 1) * n];
+        for (i, z) in row.iter().enumerate() {
+            kern.value_into(z, &mut ws.tmp);
+            ws.q[i].mul_add_mut(&net.a[j], &ws.tmp);
+        }
+    }
+    for (q, y) in ws.q.iter_mut().zip(&net.y) {
+        *q *= y;
+    }
+}
+
+/// Natural-time gradient G = −∇_B L (m×n): G_ji = c_i a_j φ'(P_ji) with c_i = (1/n)(−ℓ'(q_i)) y_i,
+/// evaluated at coefficients `b` into `g` (allocation-free for `f64`).
+pub fn neg_gradient_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, b: &[T], g: &mut [T]) {
+    net.preactivations_inplace(b, &mut ws.p);
+    margins_into(net, kern, ws);
+    coefficients(net, ws);
+    let n = net.n;
+    for j in 0..net.m {
+        for i in 0..n {
+            let idx = j * n + i;
+            kern.derivative_into(&ws.p[idx], &mut ws.tmp);
+            ws.tmp2.assign(&ws.c[i]);
+            ws.tmp2 *= &net.a[j];
+            ws.tmp *= &ws.tmp2;
+            g[idx].assign(&ws.tmp);
+        }
+    }
+}
+
+fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
+    for i in 0..net.n {
+        // −ℓ'(q) = exp(log(−ℓ'(q))), never overflowing.
+        let mut ci = net.loss.log_neg_derivative(&ws.q[i]).exp();
+        ci *= &ws.inv_n;
+        ci *= &net.y[i];
+        ws.c[i] = ci;
+    }
+}
+
+/// One GD step B ← B − α ∇_B L(B) in place (α = `step_size`).
+pub fn step_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, step_size: &T, b: &mut [T]) {
+    net.preactivations_inplace(b, &mut ws.p);
+    margins_into(net, kern, ws);
+    coefficients(net, ws);
+    for c in ws.c.iter_mut() {
+        *c *= step_size;
+    }
+    let n = net.n;
+    for j in 0..net.m {
+        for i in 0..n {
+            let idx = j * n + i;
+            kern.derivative_into(&ws.p[idx], &mut ws.tmp);
+            ws.tmp2.assign(&ws.c[i]);
+            ws.tmp2 *= &net.a[j];
+            b[idx].mul_add_mut(&ws.tmp, &ws.tmp2);
+        }
+    }
+}
+
+/// Gradient flow dB/dt = −∇_B L in natural time t (the continuous limit of GD: W_GD(k) is
+/// within O(α) of W_GF(kα) for a smooth activation).
+pub struct NaturalFlow<'a, T> {
+    net: &'a Network<T>,
+    kern: Kernel<T>,
+    ws: DescentWorkspace<T>,
+}
+
+impl<'a, T: Real> NaturalFlow<'a, T> {
+    /// The flow of `net` with activation `act`.
+    pub fn new(net: &'a Network<T>, act: Activation) -> Self {
+        NaturalFlow { net, kern: Kernel::new(act, net.prec), ws: DescentWorkspace::new(net) }
+    }
+}
+
+impl<T: Real> OdeSystem<T> for NaturalFlow<'_, T> {
+    fn dim(&self) -> usize {
+        self.net.m * self.net.n
+    }
+    fn eval_inplace(&mut self, _t: &T, y: &[T], dy: &mut [T]) {
+        neg_gradient_inplace(self.net, &self.kern, &mut self.ws, y, dy);
+    }
+}
+
+/// Measurements of a GD state, with margins under the run's activation.
+#[derive(Clone, Debug)]
+pub struct DescentMetrics<T> {
+    /// Mean loss L (may underflow to 0 in f64; see `log10_loss`).
+    pub loss: T,
+    /// log10 L.
+    pub log10_loss: T,
+    /// ‖W‖_F.
+    pub frobenius_norm: T,
+    /// min_i q_i.
+    pub min_margin: T,
+    /// min_i q_i / ‖W‖_F.
+    pub normalized_margin: T,
+    /// Singular values of W, largest first.
+    pub singular_values: Vec<T>,
+    /// ‖W‖_F² / ‖W‖_2².
+    pub stable_rank: T,
+    /// σ3/σ1 (0 when fewer than three exist).
+    pub sigma3_over_sigma1: T,
+    /// Fraction of (j, i) with sign P_ji = sign(a_j) y_i.
+    pub pattern_agreement: f64,
+    /// Loss weights −ℓ'(q_i)/(nL), normalized to sum 1.
+    pub loss_weights: Vec<T>,
+}
+
+/// Measure the state with coefficients `b` under activation `act`.
+pub fn measure<T: Real>(net: &Network<T>, act: Activation, b: &[T]) -> Result<DescentMetrics<T>> {
+    let prec = net.prec;
+    let kern = Kernel::new(act, prec);
+    let mut ws = DescentWorkspace::new(net);
+    net.preactivations_inplace(b, &mut ws.p);
+    margins_into(net, &kern, &mut ws);
+    let log_l: Vec<T> = ws.q.iter().map(|q| net.loss.log_value(q)).collect();
+    let lse = log_sum_exp(&log_l);
+    let ln_n = T::from_f64(net.n as f64, prec).ln();
+    let log_loss = lse.clone() - &ln_n;
+    let log10_loss = log_loss.clone() / &T::from_f64(10.0, prec).ln();
+    let mut weights: Vec<T> = ws.q.iter().map(|q| (net.loss.log_neg_derivative(q) - &lse).exp()).collect();
+    let mut total = T::zero(prec);
+    for w in &weights {
+        total += w;
+    }
+    for w in weights.iter_mut() {
+        *w /= &total;
+    }
+    let mut min_margin = ws.q[0].clone();
+    for q in &ws.q[1..] {
+        if *q < min_margin {
+            min_margin = q.clone();
+        }
+    }
+    let w_small: Mat<T> = net.small_weights(b);
+    let frobenius_norm = w_small.frobenius_norm();
+    let singular_values = linalg::singular_values(&w_small)?;
+    let zero = T::zero(prec);
+    let s1 = singular_values.first().cloned().unwrap_or_else(|| zero.clone());
+    let stable_rank = if s1 > zero { frobenius_norm.clone() * &frobenius_norm / &(s1.clone() * &s1) } else { zero.clone() };
+    let sigma3_over_sigma1 = match singular_values.get(2) {
+        Some(s3) if s1 > zero => s3.clone() / &s1,
+        _ => zero.clone(),
+    };
+    let theory = net.theory_pattern();
+    let agree = ws
+        .p
+        .iter()
+        .zip(&theory)
+        .filter(|(v, s)| (**s > 0 && **v > zero) || (**s < 0 && **v < zero))
+        .count();
+    let normalized_margin = if frobenius_norm > zero { min_margin.clone() / &frobenius_norm } else { zero };
+    Ok(DescentMetrics {
+        loss: log_loss.exp(),
+        log10_loss,
+        frobenius_norm,
+        min_margin,
+        normalized_margin,
+        singular_values,
+        stable_rank,
+        sigma3_over_sigma1,
+        pattern_agreement: agree as f64 / (net.m * net.n) as f64,
+        loss_weights: weights,
+    })
+}
+
+/// How a descent run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DescentStatus {
+    /// All steps were taken.
+    Completed,
+    /// The observer asked to stop after this many steps.
+    Stopped {
+        /// Steps taken.
+        step: u64,
+    },
+    /// A coefficient became NaN or infinite at this step (step size too large).
+    NonFinite {
+        /// The first step whose result was not finite.
+        step: u64,
+    },
+}
+
+/// What the caller of [`run`] does with trajectory rows and stop requests.
+pub trait DescentObserver {
+    /// A trajectory row (a JSON object) was produced.
+    fn row(&mut self, row: &serde_json::Value) -> Result<()>;
+    /// Whether the run should stop now (checked at every row).
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
+}
+
+/// Collects rows in memory.
+impl DescentObserver for Vec<serde_json::Value> {
+    fn row(&mut self, row: &serde_json::Value) -> Result<()> {
+        self.push(row.clone());
+        Ok(())
+    }
+}
+
+/// The end of a run.
+#[derive(Clone, Debug)]
+pub struct DescentOutcome {
+    /// How it ended.
+    pub status: DescentStatus,
+    /// summary.json (field names as for `flow`, plus `step`, `step_size`, `loss`,
+    /// `initial_stable_rank`).
+    pub summary: serde_json::Map<String, serde_json::Value>,
+    /// Final W (m×d, f64), when requested.
+    pub weights: Option<Vec<f64>>,
+    /// Final span coefficients B (m×n, f64).
+    pub coefficients: Vec<f64>,
+}
+
+fn metrics_json<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, sm: &DescentMetrics<T>) {
+    put(o, "loss", &Num::of(&sm.loss));
+    put(o, "log10_loss", &Num::of(&sm.log10_loss));
+    put(o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
+    put(o, "min_margin", &Num::of(&sm.min_margin));
+    put(o, "normalized_margin", &Num::of(&sm.normalized_margin));
+    put_list(o, "singular_values", &top_singular_values(&sm.singular_values));
+    put(o, "stable_rank", &Num::of(&sm.stable_rank));
+    put(o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
+    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+}
+
+/// Run gradient descent on `data` at the settings' precision.
+pub fn run(data: &Dataset, settings: &DescentSettings, want_weights: bool, obs: &mut dyn DescentObserver) -> Result<DescentOutcome> {
+    settings.validate()?;
+    if settings.precision == 53 {
+        return run_at::<f64>(data, settings, want_weights, obs);
+    }
+    #[cfg(feature = "mpfr")]
+    {
+        run_at::<rug::Float>(data, settings, want_weights, obs)
+    }
+    #[cfg(not(feature = "mpfr"))]
+    unreachable!("validate() rejects precision != 53 without the mpfr feature")
+}
+
+/// Run gradient descent at precision `T` (settings validated by [`run`]).
+pub fn run_at<T: Real>(
+    data: &Dataset,
+    settings: &DescentSettings,
+    want_weights: bool,
+    obs: &mut dyn DescentObserver,
+) -> Result<DescentOutcome> {
+    let prec = settings.precision;
+    let net: Network<T> = Network::new(data, &settings.model, prec)?;
+    let act = settings.activation();
+    let kern = Kernel::new(act, prec);
+    let mut ws = DescentWorkspace::new(&net);
+    let alpha = T::from_f64(settings.step_size, prec);
+    let mut b = vec![T::zero(prec); net.m * net.n];
+    let rows = settings.row_steps();
+    let mut next_row = 0usize;
+    let mut status = DescentStatus::Completed;
+    let mut initial_stable_rank = None;
+    let mut previous = b.clone();
+    let mut step = 0u64;
+    loop {
+        if next_row < rows.len() && rows[next_row] == step {
+            next_row += 1;
+            let sm = measure(&net, act, &b)?;
+            if step == 0 {
+                initial_stable_rank = Some(Num::of(&sm.stable_rank));
+            }
+            let mut o = serde_json::Map::new();
+            o.insert("step".into(), serde_json::json!(step));
+            metrics_json(&mut o, &sm);
+            obs.row(&serde_json::Value::Object(o))?;
+            if obs.stop_requested() && step < settings.steps {
+                status = DescentStatus::Stopped { step };
+                break;
+            }
+        }
+        if step >= settings.steps {
+            break;
+        }
+        previous.clone_from_slice(&b);
+        step_inplace(&net, &kern, &mut ws, &alpha, &mut b);
+        if b.iter().any(|v| !v.is_finite()) {
+            // Report the last finite state (step size too large for the loss scale).
+            status = DescentStatus::NonFinite { step: step + 1 };
+            b.clone_from_slice(&previous);
+            break;
+        }
+        step += 1;
+    }
+    let sm = measure(&net, act, &b)?;
+    let mut o = serde_json::Map::new();
+    let status_str = match &status {
+        DescentStatus::Completed => "completed",
+        DescentStatus::Stopped { .. } => "interrupted",
+        DescentStatus::NonFinite { .. } => "non_finite",
+    };
+    o.insert("status".into(), serde_json::json!(status_str));
+    if let DescentStatus::NonFinite { step } = &status {
+        o.insert("status_detail".into(), serde_json::json!(format!("non-finite coefficients at step {step}")));
+    }
+    o.insert("step".into(), serde_json::json!(step));
+    o.insert("step_size".into(), serde_json::json!(settings.step_size));
+    metrics_json(&mut o, &sm);
+    if let Some(r) = initial_stable_rank {
+        put(&mut o, "initial_stable_rank", &r);
+    }
+    put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
+    // L < log(2)/n forces every margin positive (as in `flow`).
+    let interpolated = sm.log10_loss.to_f64() < (2f64.ln() / net.n as f64).log10();
+    o.insert("interpolated".into(), serde_json::json!(interpolated));
+    o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
+    o.insert("precision_bits".into(), serde_json::json!(prec));
+    o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
+    let weights = if want_weights { Some(net.full_weights(data, &b)) } else { None };
+    Ok(DescentOutcome { status, summary: o, weights, coefficients: b.iter().map(|v| v.to_f64()).collect() })
+}

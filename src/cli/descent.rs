@@ -1,12 +1,126 @@
-//! `marginflow descent` (in progress).
+//! `marginflow descent`: full-batch gradient descent, writing the trajectory (every step for the
+//! first 100, log-spaced after), the summary, and optionally the final weights.
 
+use super::common::{create_out_dir, load_training_data, print_json, ModelArgs};
+use anyhow::{bail, Context};
+use marginflow::descent::{self, DescentActivation, DescentObserver, DescentSettings};
+use marginflow::fsutil::write_atomic;
+use marginflow::npy::write_npy;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Flags of `marginflow descent`.
 #[derive(clap::Args, Debug)]
-pub struct DescentArgs {}
+pub struct DescentArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Step size α of W ← W − α∇L(W) (L the mean loss).
+    #[arg(long)]
+    pub step_size: f64,
+    /// Number of steps.
+    #[arg(long)]
+    pub steps: u64,
+    /// Activation: leaky (ReLU) or smooth (the H-smooth leaky ReLU).
+    #[arg(long, default_value = "leaky", value_parser = ["leaky", "smooth"])]
+    pub activation: String,
+    /// Smoothness H of the smooth activation.
+    #[arg(long, default_value_t = 1.0)]
+    pub smoothness: f64,
+    /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
+    #[arg(long, default_value_t = 53)]
+    pub precision: u32,
+    /// Output directory (trajectory.jsonl, summary.json, W.npy).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the final W (m×d float64) to DIR/W.npy.
+    #[arg(long)]
+    pub save_weights: bool,
+    /// Print the summary JSON to stdout (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DescentArgs {
+    /// The library settings these flags mean.
+    pub fn settings(&self) -> DescentSettings {
+        DescentSettings {
+            model: self.model.settings(),
+            activation: if self.activation == "smooth" {
+                DescentActivation::Smooth { smoothness: self.smoothness }
+            } else {
+                DescentActivation::Leaky
+            },
+            step_size: self.step_size,
+            steps: self.steps,
+            precision: self.precision,
+            ..Default::default()
+        }
+    }
+}
+
+struct Rows {
+    path: Option<PathBuf>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DescentObserver for Rows {
+    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
+        if let (Some(f), Some(path)) = (&mut self.file, &self.path) {
+            let line = serde_json::to_string(row).expect("row serializes");
+            writeln!(f, "{line}").map_err(|e| marginflow::Error::io(path.clone(), e))?;
+        }
+        Ok(())
+    }
+    fn stop_requested(&mut self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
 
 /// Run `marginflow descent`.
-pub fn run(_args: DescentArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("descent: not implemented yet")
+pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.settings();
+    settings.validate()?;
+    if args.save_weights && args.out.is_none() {
+        bail!("--save-weights needs --out DIR");
+    }
+    let data = load_training_data(&args.model.data)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let mut rows = Rows { path: None, file: None, stop };
+    let tmp_path = args.out.as_ref().map(|d| d.join(".trajectory.jsonl.partial"));
+    if let Some(dir) = &args.out {
+        create_out_dir(dir)?;
+        let tp = tmp_path.clone().expect("set with out");
+        let f = std::fs::File::create(&tp).with_context(|| format!("{}: cannot create", tp.display()))?;
+        rows.file = Some(std::io::BufWriter::new(f));
+        rows.path = Some(tp);
+    }
+    let outcome = descent::run(&data, &settings, args.save_weights, &mut rows)?;
+    if let (Some(dir), Some(tp)) = (&args.out, &tmp_path) {
+        let f = rows.file.take().expect("opened");
+        let f = f.into_inner().map_err(|e| marginflow::Error::io(tp.clone(), e.into_error()))?;
+        f.sync_all().map_err(|e| marginflow::Error::io(tp.clone(), e))?;
+        let dest = dir.join("trajectory.jsonl");
+        std::fs::rename(tp, &dest).with_context(|| format!("{}: cannot rename into place", dest.display()))?;
+        write_atomic(&dir.join("summary.json"), &serde_json::to_vec_pretty(&outcome.summary)?)?;
+        if let Some(w) = &outcome.weights {
+            write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
+        }
+    }
+    if args.json {
+        print_json(&outcome.summary)?;
+    } else {
+        let f = &outcome.summary;
+        eprintln!(
+            "status {} | step {} | log10 L {} | normalized margin {} | stable rank {} (initially {})",
+            f["status"], f["step"], f["log10_loss"], f["normalized_margin"], f["stable_rank"], f["initial_stable_rank"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
