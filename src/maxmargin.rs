@@ -271,11 +271,11 @@ impl<T: Real> PatternProblem<T> {
             let s = scale[i].max_of(&one);
             viol.push((one.clone() - &q[i]) / &s);
         }
-        for j in 0..m {
+        for (j, znj) in zn.iter().enumerate() {
             for i in 0..n {
                 let v = pre.at(j, i).clone();
                 let sv = if self.pattern[j * n + i] > 0 { -v } else { v };
-                let s = zn[j].clone() * &self.xnorm[i];
+                let s = znj.clone() * &self.xnorm[i];
                 viol.push(if s > T::zero(p) { sv / &s } else { sv });
             }
         }
@@ -478,8 +478,8 @@ impl<T: Real> PatternProblem<T> {
         // Z = Σ_i λ_i y_i (a_j s_ji) x̂_i, row by row.
         let mut z: Mat<T> = Mat::zeros(m, self.k, p);
         for j in 0..m {
-            for i in 0..n {
-                let coef = lambda[i].clone() * &self.y[i] * &self.a[j] * &self.slopes[j * n + i];
+            for (i, li) in lambda.iter().enumerate() {
+                let coef = li.clone() * &self.y[i] * &self.a[j] * &self.slopes[j * n + i];
                 for c in 0..self.k {
                     z.at_mut(j, c).mul_add_mut(&coef, self.xhat.at(i, c));
                 }
@@ -823,8 +823,8 @@ fn solve_at<T: Real>(data: &Dataset, model: &ModelSettings, source: &PatternSour
             let kz: Vec<T> = (0..n).map(|i| linalg::dot(net.k_mat.row(i), &ly)).collect();
             let zn = linalg::dot(&ly, &kz).sqrt();
             let mut zmin: Option<T> = None;
-            for i in 0..n {
-                let v = kz[i].clone() * &net.y[i];
+            for (kzi, yi) in kz.iter().zip(&net.y) {
+                let v = kzi.clone() * yi;
                 if zmin.as_ref().is_none_or(|z| v < *z) {
                     zmin = Some(v);
                 }
