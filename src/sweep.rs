@@ -1,1 +1,596 @@
-//! (in progress)
+//! Sweeps: the cartesian product of listed settings, run in parallel, with a table and plots.
+//!
+//! Every run is a pure function of its settings (its own data seed, its own initialization seed; no
+//! shared random stream), and the results are kept in run-index order, so a sweep's output is the
+//! same whatever the number of threads. Run index r enumerates the product with the *last* axis
+//! varying fastest.
+
+use crate::data::{self, Dataset, GenSettings};
+use crate::descent::{self, DescentSettings};
+use crate::error::{Error, Result};
+use crate::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
+use crate::network::Init;
+use plotters::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which subcommand a sweep runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepKind {
+    /// Gradient flow (`marginflow flow`).
+    Flow,
+    /// Gradient descent (`marginflow descent`).
+    Descent,
+}
+
+/// A numeric setting a sweep can vary (names are the command-line flags without dashes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variable {
+    /// `--width`.
+    Width,
+    /// `--leak`.
+    Leak,
+    /// `--init-scale` (times 1/√d when the sweep's `init_relative` is set).
+    InitScale,
+    /// `--seed` (initialization and random outer layer).
+    Seed,
+    /// `--n` of generated data.
+    N,
+    /// `--d` of generated data.
+    D,
+    /// `--data-seed` of generated data.
+    DataSeed,
+    /// `--mean-norm` of generated mixture data.
+    MeanNorm,
+    /// `--step-size` (descent).
+    StepSize,
+    /// `--steps` (descent).
+    Steps,
+    /// `--smoothness` (descent, smooth activation).
+    Smoothness,
+    /// `--until-log10-time` (flow).
+    UntilLog10Time,
+    /// `--rtol` (flow).
+    Rtol,
+}
+
+impl Variable {
+    /// The column name (the flag without dashes, with underscores).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variable::Width => "width",
+            Variable::Leak => "leak",
+            Variable::InitScale => "init_scale",
+            Variable::Seed => "seed",
+            Variable::N => "n",
+            Variable::D => "d",
+            Variable::DataSeed => "data_seed",
+            Variable::MeanNorm => "mean_norm",
+            Variable::StepSize => "step_size",
+            Variable::Steps => "steps",
+            Variable::Smoothness => "smoothness",
+            Variable::UntilLog10Time => "until_log10_time",
+            Variable::Rtol => "rtol",
+        }
+    }
+
+    /// Whether values must be non-negative integers.
+    pub fn is_integer(self) -> bool {
+        matches!(self, Variable::Width | Variable::Seed | Variable::N | Variable::D | Variable::DataSeed | Variable::Steps)
+    }
+}
+
+/// One swept setting and its values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Axis {
+    /// The setting.
+    pub variable: Variable,
+    /// Its values, in the order given.
+    pub values: Vec<f64>,
+}
+
+/// Where each run's data come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// One loaded data set shared by all runs (then n, d, data_seed, mean_norm cannot be swept).
+    Loaded {
+        /// The file it came from.
+        path: PathBuf,
+    },
+    /// Data generated per run from these settings (with swept n, d, data_seed, mean_norm applied).
+    Generated(GenSettings),
+}
+
+/// Settings of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepSettings {
+    /// What to run (default: descent).
+    pub kind: SweepKind,
+    /// Base flow settings (used when `kind` is flow; default: `FlowSettings::default()`).
+    pub flow: FlowSettings,
+    /// Base descent settings (used when `kind` is descent; default: `DescentSettings::default()`).
+    pub descent: DescentSettings,
+    /// Data source (default: generated with `GenSettings::default()`).
+    pub data: DataSource,
+    /// Read `init_scale` as a multiple of 1/√d (default: false).
+    pub init_relative: bool,
+    /// The swept settings; the runs are their cartesian product (default: none, one run).
+    pub axes: Vec<Axis>,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings {
+            kind: SweepKind::Descent,
+            flow: FlowSettings::default(),
+            descent: DescentSettings::default(),
+            data: DataSource::Generated(GenSettings::default()),
+            init_relative: false,
+            axes: Vec::new(),
+        }
+    }
+}
+
+/// The settings of one run of a sweep.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Index in the cartesian product.
+    pub index: usize,
+    /// (variable, value) for every axis.
+    pub values: Vec<(Variable, f64)>,
+    /// Flow settings (kind flow).
+    pub flow: FlowSettings,
+    /// Descent settings (kind descent).
+    pub descent: DescentSettings,
+    /// Generation settings (generated data only).
+    pub gen: Option<GenSettings>,
+}
+
+/// What one run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Index in the cartesian product.
+    pub index: usize,
+    /// (variable, value) for every axis.
+    pub values: Vec<(Variable, f64)>,
+    /// The run's summary (as in summary.json), or the error that stopped it.
+    pub summary: std::result::Result<serde_json::Map<String, serde_json::Value>, String>,
+    /// The run's trajectory rows.
+    pub trajectory: Vec<serde_json::Value>,
+}
+
+impl SweepSettings {
+    /// Number of runs (the product of the axis lengths).
+    pub fn run_count(&self) -> usize {
+        self.axes.iter().map(|a| a.values.len()).product()
+    }
+
+    /// Check the axes (non-empty, integer where needed, no repeats, no data axes over a file).
+    pub fn validate(&self) -> Result<()> {
+        for (k, a) in self.axes.iter().enumerate() {
+            let flag = format!("--{}", a.variable.name().replace('_', "-"));
+            if a.values.is_empty() {
+                return Err(Error::setting(flag, "empty list"));
+            }
+            if self.axes[..k].iter().any(|b| b.variable == a.variable) {
+                return Err(Error::setting(flag, "given twice"));
+            }
+            if a.variable.is_integer() && a.values.iter().any(|v| !(v.fract() == 0.0 && *v >= 0.0 && *v < 2f64.powi(53))) {
+                return Err(Error::setting(flag, "values must be non-negative integers"));
+            }
+            let data_axis = matches!(a.variable, Variable::N | Variable::D | Variable::DataSeed | Variable::MeanNorm);
+            if data_axis && matches!(self.data, DataSource::Loaded { .. }) {
+                return Err(Error::setting(flag, "sweeps generated data only (use --kind, not --data)"));
+            }
+            let for_kind = match a.variable {
+                Variable::StepSize | Variable::Steps | Variable::Smoothness => self.kind == SweepKind::Descent,
+                Variable::UntilLog10Time | Variable::Rtol => self.kind == SweepKind::Flow,
+                _ => true,
+            };
+            if !for_kind {
+                return Err(Error::setting(flag, format!("does not apply to a {:?} sweep", self.kind)));
+            }
+        }
+        if self.run_count() > 100_000 {
+            return Err(Error::setting("sweep", format!("{} runs is more than 100000", self.run_count())));
+        }
+        Ok(())
+    }
+
+    /// The settings of run `index` (0 ≤ index < `run_count()`), for data of dimension `file_d`
+    /// when the data are loaded.
+    pub fn run_spec(&self, index: usize, file_d: Option<usize>) -> RunSpec {
+        let mut rest = index;
+        let mut picks = vec![0usize; self.axes.len()];
+        for (k, a) in self.axes.iter().enumerate().rev() {
+            picks[k] = rest % a.values.len();
+            rest /= a.values.len();
+        }
+        let mut flow = self.flow.clone();
+        let mut desc = self.descent.clone();
+        let mut gen = match &self.data {
+            DataSource::Generated(g) => Some(g.clone()),
+            DataSource::Loaded { .. } => None,
+        };
+        let mut values = Vec::new();
+        let mut init_scale = None;
+        for (a, &p) in self.axes.iter().zip(&picks) {
+            let v = a.values[p];
+            values.push((a.variable, v));
+            for model in [&mut flow.model, &mut desc.model] {
+                match a.variable {
+                    Variable::Width => model.width = v as usize,
+                    Variable::Leak => model.leak = v,
+                    Variable::Seed => model.seed = v as u64,
+                    _ => {}
+                }
+            }
+            match a.variable {
+                Variable::InitScale => init_scale = Some(v),
+                Variable::StepSize => desc.step_size = v,
+                Variable::Steps => desc.steps = v as u64,
+                Variable::Smoothness => {
+                    if let descent::DescentActivation::Smooth { smoothness } = &mut desc.activation {
+                        *smoothness = v;
+                    } else {
+                        desc.activation = descent::DescentActivation::Smooth { smoothness: v };
+                    }
+                }
+                Variable::UntilLog10Time => flow.horizon = FlowHorizon::Log10Time(v),
+                Variable::Rtol => flow.rtol = v,
+                _ => {}
+            }
+            if let Some(g) = gen.as_mut() {
+                match a.variable {
+                    Variable::N => g.n = v as usize,
+                    Variable::D => g.d = v as usize,
+                    Variable::DataSeed => g.seed = v as u64,
+                    Variable::MeanNorm => g.mean_norm = Some(v),
+                    _ => {}
+                }
+            }
+        }
+        let d = gen.as_ref().map(|g| g.d).or(file_d).unwrap_or(1);
+        let base_scale = |init: &Init| match init {
+            Init::Scale(w) => Some(*w),
+            Init::File(_) => None,
+        };
+        for model in [&mut flow.model, &mut desc.model] {
+            if let Some(w) = init_scale.or_else(|| base_scale(&model.init)) {
+                let w = if self.init_relative { w / (d as f64).sqrt() } else { w };
+                if init_scale.is_some() || self.init_relative {
+                    model.init = Init::Scale(w);
+                }
+            }
+        }
+        RunSpec { index, values, flow, descent: desc, gen }
+    }
+}
+
+struct Collect(Vec<serde_json::Value>);
+
+impl FlowObserver for Collect {
+    fn row(&mut self, row: &serde_json::Value) -> Result<()> {
+        self.0.push(row.clone());
+        Ok(())
+    }
+    fn checkpoint_due(&mut self) -> bool {
+        false
+    }
+    fn checkpoint(&mut self, _cp: &crate::checkpoint::Checkpoint) -> Result<()> {
+        Ok(())
+    }
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
+}
+
+fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
+    let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
+        let generated;
+        let data = match (&spec.gen, loaded) {
+            (Some(g), _) => {
+                generated = data::generate(g)?;
+                &generated
+            }
+            (None, Some(d)) => d,
+            (None, None) => return Err(Error::setting("--data", "no data")),
+        };
+        match kind {
+            SweepKind::Descent => {
+                let mut rows: Vec<serde_json::Value> = Vec::new();
+                let out = descent::run(data, &spec.descent, false, &mut rows)?;
+                Ok((out.summary, rows))
+            }
+            SweepKind::Flow => {
+                let mut rows = Collect(Vec::new());
+                let out = flow::run(data, &spec.flow, None, false, &mut rows)?;
+                Ok((out.summary.fields, rows.0))
+            }
+        }
+    };
+    let (summary, trajectory) = match go() {
+        Ok((s, t)) => (Ok(s), t),
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    };
+    RunResult { index: spec.index, values: spec.values.clone(), summary, trajectory }
+}
+
+/// Run every combination in parallel on the current rayon pool; results in index order.
+/// `loaded` is the shared data set when the source is [`DataSource::Loaded`].
+pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<RunResult>> {
+    settings.validate()?;
+    if matches!(settings.data, DataSource::Loaded { .. }) && loaded.is_none() {
+        return Err(Error::setting("--data", "the sweep's data set was not loaded"));
+    }
+    let specs: Vec<RunSpec> = (0..settings.run_count()).map(|i| settings.run_spec(i, loaded.map(|d| d.d))).collect();
+    for s in &specs {
+        match settings.kind {
+            SweepKind::Descent => s.descent.validate()?,
+            SweepKind::Flow => s.flow.validate()?,
+        }
+        if let Some(g) = &s.gen {
+            g.validate()?;
+        }
+    }
+    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded)).collect();
+    results.sort_by_key(|r| r.index);
+    Ok(results)
+}
+
+/// Columns of runs.csv after the index and the swept values.
+pub const CSV_SUMMARY_COLUMNS: [&str; 9] = [
+    "status",
+    "stable_rank",
+    "initial_stable_rank",
+    "sigma3_over_sigma1",
+    "normalized_margin",
+    "log10_loss",
+    "frobenius_norm",
+    "pattern_agreement",
+    "error",
+];
+
+fn csv_field(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::Number(x)) => x.to_string(),
+        Some(serde_json::Value::String(s)) => csv_string(s),
+        Some(serde_json::Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn csv_string(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\"").replace('\n', " "))
+    } else {
+        s.to_string()
+    }
+}
+
+/// runs.csv: header `index,<axes…>,<CSV_SUMMARY_COLUMNS…>`, one row per run in index order.
+pub fn runs_csv(settings: &SweepSettings, results: &[RunResult]) -> String {
+    let mut out = String::from("index");
+    for a in &settings.axes {
+        out.push(',');
+        out.push_str(a.variable.name());
+    }
+    for c in CSV_SUMMARY_COLUMNS {
+        out.push(',');
+        out.push_str(c);
+    }
+    out.push('\n');
+    for r in results {
+        out.push_str(&r.index.to_string());
+        for (_, v) in &r.values {
+            out.push(',');
+            out.push_str(&format!("{v}"));
+        }
+        for c in CSV_SUMMARY_COLUMNS {
+            out.push(',');
+            match (&r.summary, c) {
+                (Err(e), "error") => out.push_str(&csv_string(e)),
+                (Err(_), "status") => out.push_str("error"),
+                (Ok(s), _) => out.push_str(&csv_field(s.get(c))),
+                _ => {}
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// runs.jsonl: one object per run `{"index", "values": {axis: value}, "summary"}` (or `"error"`).
+pub fn runs_jsonl(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let mut o = serde_json::Map::new();
+        o.insert("index".into(), serde_json::json!(r.index));
+        let vals: serde_json::Map<String, serde_json::Value> =
+            r.values.iter().map(|(k, v)| (k.name().to_string(), serde_json::json!(v))).collect();
+        o.insert("values".into(), serde_json::Value::Object(vals));
+        match &r.summary {
+            Ok(s) => o.insert("summary".into(), serde_json::Value::Object(s.clone())),
+            Err(e) => o.insert("error".into(), serde_json::json!(e)),
+        };
+        out.push_str(&serde_json::to_string(&o).expect("serializes"));
+        out.push('\n');
+    }
+    out
+}
+
+/// A line of a plot: label and (x, y) points.
+pub type Series = (String, Vec<(f64, f64)>);
+
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn fmt_value(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Render line series as an SVG string. `log_x` / `log_y` choose logarithmic axes (points with
+/// non-positive coordinates are then dropped).
+pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool, log_y: bool) -> Result<String> {
+    let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for (x, y) in &pts {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if pts.is_empty() {
+        (x0, x1, y0, y1) = (1.0, 10.0, 1.0, 10.0);
+    }
+    let pad = |a: f64, b: f64, log: bool| -> (f64, f64) {
+        if log {
+            let (a, b) = if a == b { (a / 2.0, b * 2.0) } else { (a, b) };
+            (a / (b / a).powf(0.05), b * (b / a).powf(0.05))
+        } else {
+            let w = if a == b { a.abs().max(1.0) * 0.1 } else { (b - a) * 0.05 };
+            (a - w, b + w)
+        }
+    };
+    let (x0, x1) = pad(x0, x1, log_x);
+    let (y0, y1) = if log_y { pad(y0, y1, true) } else { pad(y0.min(0.0), y1, false) };
+    let mut svg = String::new();
+    let err = |e: String| Error::setting("plot", e);
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut b = ChartBuilder::on(&root);
+        b.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(40).y_label_area_size(60);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart.map_err(|e| err(e.to_string()))?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .x_label_formatter(&|v| fmt_value(*v))
+                    .y_label_formatter(&|v| fmt_value(*v))
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
+                for (k, (label, points)) in series.iter().enumerate() {
+                    let color = COLORS[k % COLORS.len()];
+                    let p: Vec<(f64, f64)> = points.iter().filter(keep).copied().collect();
+                    chart
+                        .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))
+                        .map_err(|e| err(e.to_string()))?
+                        .label(label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                    chart
+                        .draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled())))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                if series.len() > 1 {
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .position(SeriesLabelPosition::UpperRight)
+                        .draw()
+                        .map_err(|e| err(e.to_string()))?;
+                }
+            }};
+        }
+        match (log_x, log_y) {
+            (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1)),
+            (true, false) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)),
+            (false, true) => draw!(b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())),
+            (true, true) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())),
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+fn label_of(values: &[(Variable, f64)], skip: Option<Variable>) -> String {
+    let parts: Vec<String> =
+        values.iter().filter(|(v, _)| Some(*v) != skip).map(|(v, x)| format!("{}={}", v.name(), fmt_value(*x))).collect();
+    if parts.is_empty() {
+        "all runs".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn wide(values: &[f64]) -> bool {
+    let pos = values.iter().all(|v| *v > 0.0);
+    let (lo, hi) = values.iter().fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(*v), b.max(*v)));
+    pos && hi / lo >= 100.0
+}
+
+/// The sweep's plots as (file name, SVG): for every axis with several values,
+/// `stable_rank_vs_<axis>.svg` (final stable rank, one line per combination of the other axes);
+/// and, with at most 20 runs, `stable_rank_vs_step.svg` (descent) or `stable_rank_vs_s.svg`
+/// (flow), one line per run.
+pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, axis) in settings.axes.iter().enumerate() {
+        if axis.values.len() < 2 {
+            continue;
+        }
+        let mut groups: Vec<Series> = Vec::new();
+        for r in results {
+            let Ok(s) = &r.summary else { continue };
+            let Some(sr) = s.get("stable_rank").and_then(|v| v.as_f64()) else { continue };
+            let label = label_of(&r.values, Some(axis.variable));
+            let x = r.values[k].1;
+            match groups.iter_mut().find(|g| g.0 == label) {
+                Some(g) => g.1.push((x, sr)),
+                None => groups.push((label, vec![(x, sr)])),
+            }
+        }
+        for g in groups.iter_mut() {
+            g.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let name = axis.variable.name();
+        let what = match settings.kind {
+            SweepKind::Descent => "gradient descent",
+            SweepKind::Flow => "gradient flow",
+        };
+        let svg = line_plot_svg(&format!("final stable rank vs {name} ({what})"), name, "stable rank ‖W‖F²/‖W‖2²", &groups, wide(&axis.values), false)?;
+        out.push((format!("stable_rank_vs_{name}.svg"), svg));
+    }
+    if results.len() <= 20 {
+        let (xkey, file, xlabel) = match settings.kind {
+            SweepKind::Descent => ("step", "stable_rank_vs_step.svg", "step"),
+            SweepKind::Flow => ("s", "stable_rank_vs_s.svg", "normalized time s"),
+        };
+        let series: Vec<Series> = results
+            .iter()
+            .map(|r| {
+                let pts = r
+                    .trajectory
+                    .iter()
+                    .filter_map(|row| Some((row.get(xkey)?.as_f64()?, row.get("stable_rank")?.as_f64()?)))
+                    .collect();
+                (label_of(&r.values, None), pts)
+            })
+            .collect();
+        let svg = line_plot_svg(&format!("stable rank vs {xlabel}"), &match settings.kind { SweepKind::Descent => "step (log scale; step 0 not shown)".to_string(), SweepKind::Flow => format!("{xlabel} (log scale)") }, "stable rank", &series, true, false)?;
+        out.push((file.to_string(), svg));
+    }
+    Ok(out)
+}
