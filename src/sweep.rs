@@ -508,7 +508,7 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
                         .configure_series_labels()
                         .background_style(WHITE.mix(0.85))
                         .border_style(BLACK)
-                        .position(SeriesLabelPosition::UpperRight)
+                        .position(SeriesLabelPosition::MiddleRight)
                         .draw()
                         .map_err(|e| err(e.to_string()))?;
                 }
@@ -525,9 +525,14 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     Ok(svg)
 }
 
-fn label_of(values: &[(Variable, f64)], skip: Option<Variable>) -> String {
-    let parts: Vec<String> =
-        values.iter().filter(|(v, _)| Some(*v) != skip).map(|(v, x)| format!("{}={}", v.name(), fmt_value(*x))).collect();
+/// Legend label: the values of the axes with several values, except `skip`.
+fn label_of(settings: &SweepSettings, values: &[(Variable, f64)], skip: Option<Variable>) -> String {
+    let varied = |v: Variable| settings.axes.iter().any(|a| a.variable == v && a.values.len() > 1);
+    let parts: Vec<String> = values
+        .iter()
+        .filter(|(v, _)| Some(*v) != skip && varied(*v))
+        .map(|(v, x)| format!("{}={}", v.name(), fmt_value(*x)))
+        .collect();
     if parts.is_empty() {
         "all runs".into()
     } else {
@@ -555,7 +560,7 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
         for r in results {
             let Ok(s) = &r.summary else { continue };
             let Some(sr) = s.get("stable_rank").and_then(|v| v.as_f64()) else { continue };
-            let label = label_of(&r.values, Some(axis.variable));
+            let label = label_of(settings, &r.values, Some(axis.variable));
             let x = r.values[k].1;
             match groups.iter_mut().find(|g| g.0 == label) {
                 Some(g) => g.1.push((x, sr)),
@@ -570,7 +575,12 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
             SweepKind::Descent => "gradient descent",
             SweepKind::Flow => "gradient flow",
         };
-        let svg = line_plot_svg(&format!("final stable rank vs {name} ({what})"), name, "stable rank ‖W‖F²/‖W‖2²", &groups, wide(&axis.values), false)?;
+        let x_label = if settings.init_relative && axis.variable == Variable::InitScale {
+            "init_scale (times 1/√d)".to_string()
+        } else {
+            name.to_string()
+        };
+        let svg = line_plot_svg(&format!("final stable rank vs {name} ({what})"), &x_label, "stable rank ‖W‖F²/‖W‖2²", &groups, wide(&axis.values), false)?;
         out.push((format!("stable_rank_vs_{name}.svg"), svg));
     }
     if results.len() <= 20 {
@@ -586,7 +596,7 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
                     .iter()
                     .filter_map(|row| Some((row.get(xkey)?.as_f64()?, row.get("stable_rank")?.as_f64()?)))
                     .collect();
-                (label_of(&r.values, None), pts)
+                (label_of(settings, &r.values, None), pts)
             })
             .collect();
         let svg = line_plot_svg(&format!("stable rank vs {xlabel}"), &match settings.kind { SweepKind::Descent => "step (log scale; step 0 not shown)".to_string(), SweepKind::Flow => format!("{xlabel} (log scale)") }, "stable rank", &series, true, false)?;
