@@ -427,12 +427,16 @@ pub enum DescentStatus {
         /// Steps taken.
         step: u64,
     },
-    /// A coefficient became NaN or infinite at this step (step size too large).
-    NonFinite {
-        /// The first step whose result was not finite.
+    /// A coefficient became non-finite or exceeded [`DIVERGENCE_BOUND`] in magnitude at this step
+    /// (step size too large); the outcome describes the state before it.
+    Diverged {
+        /// The first step whose result diverged.
         step: u64,
     },
 }
+
+/// |B_ji| above this counts as divergence: squared norms of such weights would overflow f64.
+pub const DIVERGENCE_BOUND: f64 = 1e150;
 
 /// What the caller of [`run`] does with trajectory rows and stop requests.
 pub trait DescentObserver {
@@ -533,9 +537,9 @@ pub fn run_at<T: Real>(
         }
         previous.clone_from_slice(&b);
         step_inplace(&net, &kern, &mut ws, &alpha, &mut b);
-        if b.iter().any(|v| !v.is_finite()) {
-            // Report the last finite state (step size too large for the loss scale).
-            status = DescentStatus::NonFinite { step: step + 1 };
+        if b.iter().any(|v| !v.is_finite() || !(v.abs().to_f64() <= DIVERGENCE_BOUND)) {
+            // Report the last good state (step size too large for the loss scale).
+            status = DescentStatus::Diverged { step: step + 1 };
             b.clone_from_slice(&previous);
             break;
         }
@@ -546,11 +550,14 @@ pub fn run_at<T: Real>(
     let status_str = match &status {
         DescentStatus::Completed => "completed",
         DescentStatus::Stopped { .. } => "interrupted",
-        DescentStatus::NonFinite { .. } => "non_finite",
+        DescentStatus::Diverged { .. } => "diverged",
     };
     o.insert("status".into(), serde_json::json!(status_str));
-    if let DescentStatus::NonFinite { step } = &status {
-        o.insert("status_detail".into(), serde_json::json!(format!("non-finite coefficients at step {step}")));
+    if let DescentStatus::Diverged { step } = &status {
+        o.insert(
+            "status_detail".into(),
+            serde_json::json!(format!("coefficients non-finite or above {DIVERGENCE_BOUND:e} at step {step}; state of step {}", step - 1)),
+        );
     }
     o.insert("step".into(), serde_json::json!(step));
     o.insert("step_size".into(), serde_json::json!(settings.step_size));

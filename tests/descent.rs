@@ -258,3 +258,17 @@ fn sweep_is_a_cartesian_product_independent_of_thread_count() {
     assert_eq!(row["summary"]["stable_rank"], direct.summary["stable_rank"]);
     assert_eq!(row["summary"]["log10_loss"], direct.summary["log10_loss"]);
 }
+
+#[test]
+fn a_step_size_far_too_large_ends_as_diverged_with_the_last_good_state() {
+    let data = gaussian(12, 300, 1);
+    let mut s = settings(DescentActivation::Leaky, 1e-3, 50);
+    s.step_size = 1e306;
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let out = descent::run(&data, &s, false, &mut rows).unwrap();
+    let descent::DescentStatus::Diverged { step } = out.status else { panic!("{:?}", out.status) };
+    assert_eq!(out.summary["status"], "diverged");
+    assert_eq!(out.summary["step"].as_u64().unwrap() + 1, step);
+    assert!(out.coefficients.iter().all(|v| v.abs() <= descent::DIVERGENCE_BOUND));
+    assert!(out.summary["stable_rank"].as_f64().unwrap().is_finite());
+}

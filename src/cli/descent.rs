@@ -18,7 +18,7 @@ pub struct DescentArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Step size α of W ← W − α∇L(W) (L the mean loss).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub step_size: f64,
     /// Number of steps.
     #[arg(long)]
@@ -27,7 +27,7 @@ pub struct DescentArgs {
     #[arg(long, default_value = "leaky", value_parser = ["leaky", "smooth"])]
     pub activation: String,
     /// Smoothness H of the smooth activation.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub smoothness: f64,
     /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
     #[arg(long, default_value_t = 53)]
