@@ -14,7 +14,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::loss::log_sum_exp;
+use crate::loss::{log_sum_exp, DIRECT_RANGE};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
 use crate::network::{ModelSettings, Network};
@@ -22,7 +22,7 @@ use marginflow_solvers::rk::{
     Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem, Status,
 };
 use marginflow_solvers::tableau::Method;
-use marginflow_solvers::{Mat, Real};
+use marginflow_solvers::{linalg, Mat, Real};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -122,17 +122,48 @@ impl FlowSettings {
     }
 }
 
+/// Mode of a pre-activation P_ji in [`FlowSystem::modes`].
+pub mod mode {
+    /// φ' = 1 (P_ji > 0 side).
+    pub const POSITIVE: i8 = 1;
+    /// φ' = γ (P_ji < 0 side).
+    pub const NEGATIVE: i8 = -1;
+    /// Untracked (events off): φ' from the live sign of P_ji.
+    pub const LIVE: i8 = 0;
+    /// Filippov sliding mode: P_ji is held at 0 and φ' ∈ [γ, 1] is the equivalent control.
+    pub const SLIDING: i8 = 2;
+}
+
 /// The flow ODE in normalized time on the span-reduced state y = (B, u).
+///
+/// **Sliding modes.** When P_ji reaches 0 and the fields on both sides push it back
+/// (dP_ji/ds < 0 with φ' = 1 and > 0 with φ' = γ), the Filippov solution keeps P_ji = 0 with the
+/// equivalent control σ_ji ∈ [γ, 1] that makes dP_ji/ds = 0. Since φ(0) = 0 whatever σ, the loss
+/// weights do not depend on σ, and within a row j the sliding set S solves the linear system
+/// Σ_{l∈S} σ_jl w_l y_l K_li = −Σ_{l∉S} φ'(P_jl) w_l y_l K_li (i ∈ S). The switching function of a
+/// sliding P_ji is min(σ_ji − γ, 1 − σ_ji): the mode ends where σ leaves [γ, 1].
+#[derive(Clone)]
 pub struct FlowSystem<'a, T> {
     net: &'a Network<T>,
-    /// Switching mode of each P_ji: +1 (φ' = 1), −1 (φ' = γ), 0 released (live sign).
+    /// Mode of each P_ji (see [`mode`]).
     pub modes: Vec<i8>,
     p: Vec<T>,
     slope: Vec<T>,
     q: Vec<T>,
     log_l: Vec<T>,
+    /// log(−ℓ'(q_i)), filled with `log_l` (one shared exp/log1p per point).
+    log_nd: Vec<T>,
+    /// w_i y_i, the signed loss weights.
+    wy: Vec<T>,
+    /// Unclamped equivalent control of sliding entries.
+    sigma: Vec<T>,
+    /// Scratch for the slope·pre-activation product (no allocation per entry).
+    tmp: T,
+    /// log(nL) at the last evaluation.
+    lse: T,
     ln_n: T,
     one: T,
+    mid: T,
 }
 
 impl<'a, T: Real> FlowSystem<'a, T> {
@@ -142,7 +173,10 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         let mn = net.m * net.n;
         let mut p = vec![T::zero(prec); mn];
         net.preactivations_inplace(b, &mut p);
-        let modes = p.iter().map(|v| if v.is_sign_negative() && *v != T::zero(prec) { -1 } else { 1 }).collect();
+        let modes = p
+            .iter()
+            .map(|v| if v.is_sign_negative() && *v != T::zero(prec) { mode::NEGATIVE } else { mode::POSITIVE })
+            .collect();
         FlowSystem {
             net,
             modes,
@@ -150,8 +184,14 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             slope: vec![T::zero(prec); mn],
             q: vec![T::zero(prec); net.n],
             log_l: vec![T::zero(prec); net.n],
+            log_nd: vec![T::zero(prec); net.n],
+            wy: vec![T::zero(prec); net.n],
+            sigma: vec![T::zero(prec); mn],
+            tmp: T::zero(prec),
+            lse: T::zero(prec),
             ln_n: T::from_f64(net.n as f64, prec).ln(),
             one: T::one(prec),
+            mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
         }
     }
 
@@ -160,29 +200,142 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         self.net
     }
 
-    /// Current log L at the state of the last evaluation.
-    fn slopes_and_margins(&mut self, b: &[T]) {
+    /// Number of pre-activations currently in a sliding mode.
+    pub fn sliding_count(&self) -> usize {
+        self.modes.iter().filter(|&&m| m == mode::SLIDING).count()
+    }
+
+    /// Pre-activations, slopes, margins, log-loss terms, log(nL) and the signed weights w_i y_i
+    /// at B; then the equivalent controls of sliding entries.
+    fn prepare(&mut self, b: &[T]) {
         let net = self.net;
         let (m, n) = (net.m, net.n);
         net.preactivations_inplace(b, &mut self.p);
+        let mut any_sliding = false;
         for idx in 0..m * n {
-            let positive = match self.modes[idx] {
-                0 => !self.p[idx].is_sign_negative(),
-                md => md > 0,
+            let s = match self.modes[idx] {
+                mode::POSITIVE => &self.one,
+                mode::NEGATIVE => &net.gamma,
+                mode::SLIDING => {
+                    any_sliding = true;
+                    &self.mid
+                }
+                _ => {
+                    if self.p[idx].is_sign_negative() {
+                        &net.gamma
+                    } else {
+                        &self.one
+                    }
+                }
             };
-            self.slope[idx].assign(if positive { &self.one } else { &net.gamma });
+            self.slope[idx].assign(s);
         }
         for i in 0..n {
             let q = &mut self.q[i];
             q.assign_f64(0.0);
             for j in 0..m {
                 let idx = j * n + i;
-                let t = self.slope[idx].clone() * &self.p[idx];
-                q.mul_add_mut(&net.a[j], &t);
+                // t = slope·P (IEEE multiplication commutes: same value as slope * p).
+                self.tmp.assign(&self.p[idx]);
+                self.tmp *= &self.slope[idx];
+                q.mul_add_mut(&net.a[j], &self.tmp);
             }
             *q *= &net.y[i];
-            self.log_l[i] = net.loss.log_value(q);
         }
+        if !self.direct_weights() {
+            for i in 0..n {
+                let (log_l, log_nd) = net.loss.log_value_and_log_neg_derivative(&self.q[i]);
+                self.log_l[i] = log_l;
+                self.log_nd[i] = log_nd;
+            }
+            self.lse = log_sum_exp(&self.log_l);
+            for i in 0..n {
+                // w_i y_i with w_i = exp(log(−ℓ'(q_i)) − log(nL)).
+                let mut wi = (self.log_nd[i].clone() - &self.lse).exp();
+                wi *= &net.y[i];
+                self.wy[i] = wi;
+            }
+        }
+        if any_sliding {
+            self.equivalent_controls();
+        }
+    }
+
+    /// Above 53 bits, w_i y_i and log(nL) from the direct loss terms: w_i = −ℓ'(q_i)/Σ_k ℓ(q_k),
+    /// log(nL) = ln Σ_k ℓ(q_k), the same mathematics as the log-domain path with 2n + 1 instead of
+    /// 5n + 1 transcendental evaluations (they dominate a right-hand side at high precision).
+    /// MPFR's exponent range holds e^{−|q|} for |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for
+    /// f64, returns false and the log-domain path runs.
+    fn direct_weights(&mut self) -> bool {
+        let net = self.net;
+        if net.prec <= 53 || self.q.iter().any(|q| !(q.to_f64().abs() <= DIRECT_RANGE)) {
+            return false;
+        }
+        self.lse.assign_f64(0.0);
+        for i in 0..net.n {
+            let (l, d) = net.loss.value_and_neg_derivative_direct(&self.q[i]);
+            self.lse += &l;
+            self.wy[i] = d;
+        }
+        for i in 0..net.n {
+            self.wy[i] /= &self.lse;
+            self.wy[i] *= &net.y[i];
+        }
+        self.lse = self.lse.ln();
+        true
+    }
+
+    /// Solve each row's sliding set for σ (see the type's doc) and clamp the slopes to [γ, 1].
+    fn equivalent_controls(&mut self) {
+        let net = self.net;
+        let (m, n, p) = (net.m, net.n, net.prec);
+        for j in 0..m {
+            let set: Vec<usize> = (0..n).filter(|&i| self.modes[j * n + i] == mode::SLIDING).collect();
+            if set.is_empty() {
+                continue;
+            }
+            let mut a = Mat::zeros(set.len(), set.len(), p);
+            let mut rhs = vec![T::zero(p); set.len()];
+            for (r, &i) in set.iter().enumerate() {
+                for l in 0..n {
+                    let idx = j * n + l;
+                    let coef = self.wy[l].clone() * net.k_mat.at(l, i);
+                    match set.iter().position(|&x| x == l) {
+                        Some(c) => *a.at_mut(r, c) = coef,
+                        None => rhs[r] -= &(coef * &self.slope[idx]),
+                    }
+                }
+            }
+            let sol = linalg::lu_solve(&a, &rhs).unwrap_or_else(|_| vec![self.mid.clone(); set.len()]);
+            for (c, &i) in set.iter().enumerate() {
+                let idx = j * n + i;
+                let clamped = sol[c].max_of(&net.gamma).min_of(&self.one);
+                self.sigma[idx] = sol[c].clone();
+                self.slope[idx] = clamped;
+            }
+        }
+    }
+
+    /// dP_ji/ds at the prepared state with φ'(P_ji) replaced by `sigma` (others as prepared):
+    /// a_j (σ w_i y_i K_ii + Σ_{l≠i} φ'(P_jl) w_l y_l K_li).
+    fn preactivation_rate(&self, k: usize, sigma: &T) -> T {
+        let net = self.net;
+        let n = net.n;
+        let (j, i) = (k / n, k % n);
+        let mut r = T::zero(net.prec);
+        for l in 0..n {
+            let s = if l == i { sigma } else { &self.slope[j * n + l] };
+            let t = self.wy[l].clone() * s;
+            r.mul_add_mut(&t, net.k_mat.at(l, i));
+        }
+        r * &net.a[j]
+    }
+
+    /// Distance of a sliding entry's equivalent control from the ends of [γ, 1].
+    fn sliding_margin(&self, k: usize) -> T {
+        let lo = self.sigma[k].clone() - &self.net.gamma;
+        let hi = self.one.clone() - &self.sigma[k];
+        lo.min_of(&hi)
     }
 }
 
@@ -194,21 +347,18 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     fn eval_inplace(&mut self, _s: &T, y: &[T], dy: &mut [T]) {
         let net = self.net;
         let (m, n) = (net.m, net.n);
-        self.slopes_and_margins(&y[..m * n]);
-        let lse = log_sum_exp(&self.log_l);
+        self.prepare(&y[..m * n]);
         for i in 0..n {
-            // w_i y_i with w_i = exp(log(−ℓ'(q_i)) − log(nL)).
-            let mut wi = (net.loss.log_neg_derivative(&self.q[i]) - &lse).exp();
-            wi *= &net.y[i];
             for j in 0..m {
                 let idx = j * n + i;
-                let mut v = net.a[j].clone() * &self.slope[idx];
-                v *= &wi;
-                dy[idx] = v;
+                let v = &mut dy[idx];
+                v.assign(&net.a[j]);
+                *v *= &self.slope[idx];
+                *v *= &self.wy[i];
             }
         }
         // du/ds = exp(−u − log L), log L = lse − log n.
-        let log_loss = lse - &self.ln_n;
+        let log_loss = self.lse.clone() - &self.ln_n;
         dy[m * n] = (-(y[m * n].clone() + &log_loss)).exp();
     }
 
@@ -219,6 +369,10 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     fn switch_value(&mut self, k: usize, _s: &T, y: &[T]) -> T {
         let net = self.net;
         let n = net.n;
+        if self.modes[k] == mode::SLIDING {
+            self.prepare(&y[..net.m * n]);
+            return self.sliding_margin(k);
+        }
         let (j, i) = (k / n, k % n);
         let mut v = net.p0.data[k].clone();
         for l in 0..n {
@@ -229,19 +383,45 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
 
     fn switch_values_inplace(&mut self, _s: &T, y: &[T], g: &mut [T]) {
         let mn = self.net.m * self.net.n;
-        self.net.preactivations_inplace(&y[..mn], g);
+        if self.modes.contains(&mode::SLIDING) {
+            self.prepare(&y[..mn]);
+            for k in 0..mn {
+                g[k] = if self.modes[k] == mode::SLIDING { self.sliding_margin(k) } else { self.p[k].clone() };
+            }
+        } else {
+            self.net.preactivations_inplace(&y[..mn], g);
+        }
     }
 
     fn mode(&self, k: usize) -> i8 {
-        self.modes[k]
+        match self.modes[k] {
+            mode::SLIDING => mode::POSITIVE,
+            md => md,
+        }
     }
 
-    fn flip(&mut self, k: usize) {
-        self.modes[k] = -self.modes[k];
+    /// A crossing P_ji = 0 enters a sliding mode when both sides push back
+    /// (rate < 0 with φ' = 1, > 0 with φ' = γ), else flips; a sliding mode ends on the side its
+    /// equivalent control left [γ, 1] through.
+    fn flip(&mut self, k: usize, _s: &T, y: &[T]) {
+        let mn = self.net.m * self.net.n;
+        self.prepare(&y[..mn]);
+        if self.modes[k] == mode::SLIDING {
+            self.modes[k] = if self.sigma[k] >= self.mid { mode::POSITIVE } else { mode::NEGATIVE };
+            return;
+        }
+        let zero = T::zero(self.net.prec);
+        let up = self.preactivation_rate(k, &self.one.clone());
+        let down = self.preactivation_rate(k, &self.net.gamma.clone());
+        self.modes[k] = if up < zero && down > zero { mode::SLIDING } else { -self.modes[k] };
     }
 
-    fn release(&mut self, k: usize) {
-        self.modes[k] = 0;
+    fn untrack(&mut self, k: usize) {
+        self.modes[k] = mode::LIVE;
+    }
+
+    fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
+        self.modes[k] = mode::SLIDING;
     }
 }
 
@@ -413,16 +593,7 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         let due = s > 0.0 && s.log10() >= self.next_row && self.rows_written < self.max_rows;
         if due {
             // Metrics need a scratch system (the integrator holds the live one immutably here).
-            let mut scratch = FlowSystem {
-                net: sys.net,
-                modes: sys.modes.clone(),
-                p: sys.p.clone(),
-                slope: sys.slope.clone(),
-                q: sys.q.clone(),
-                log_l: sys.log_l.clone(),
-                ln_n: sys.ln_n.clone(),
-                one: sys.one.clone(),
-            };
+            let mut scratch = sys.clone();
             match self.row_json(&mut scratch, st).and_then(|r| self.obs.row(&r)) {
                 Ok(()) => {}
                 Err(e) => {
@@ -565,6 +736,7 @@ fn run_at<T: Real>(
     put(&mut o, "kkt_stationarity", &Num::of(&kkt.stationarity));
     put(&mut o, "kkt_complementarity", &Num::of(&kkt.complementarity));
     o.insert("statistics".into(), serde_json::to_value(&state.stats).unwrap_or_default());
+    o.insert("sliding_at_end".into(), serde_json::json!(sys.sliding_count()));
     o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
     o.insert("precision_bits".into(), serde_json::json!(prec));
     o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));

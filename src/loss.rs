@@ -67,6 +67,65 @@ impl Loss {
         }
     }
 
+    /// (log ℓ(q), log(−ℓ'(q))) together, sharing e^{−|q|} and log1p(e^{−|q|}) between the two:
+    /// the same operations in the same order as [`Loss::log_value`] and
+    /// [`Loss::log_neg_derivative`], so the results are bit-identical to calling both, with two
+    /// transcendental evaluations fewer (they dominate a right-hand side at high precision).
+    pub fn log_value_and_log_neg_derivative<T: Real>(&self, q: &T) -> (T, T) {
+        let p = q.precision();
+        match self {
+            Loss::Exponential => (-q.clone(), -q.clone()),
+            Loss::Logistic => {
+                let zero = T::zero(p);
+                // softplus(±q) share e = exp(−|q|) and tail = log1p(e).
+                let e = (-q.abs()).exp();
+                let tail = e.ln_1p();
+                let softplus_q = if q.is_sign_negative() { tail.clone() } else { q.clone() + &tail }.max_of(&zero);
+                let log_value = if q.is_sign_negative() || *q == zero {
+                    let mq = -q.clone();
+                    let softplus_mq = if mq.is_sign_negative() { tail } else { mq + &tail }.max_of(&zero);
+                    softplus_mq.ln()
+                } else {
+                    let corr = if e < T::epsilon(p) {
+                        let half = T::ratio(1, 2, p);
+                        let c2 = T::ratio(5, 24, p);
+                        (c2 * &e - &half) * &e
+                    } else {
+                        (tail / &e).ln()
+                    };
+                    -q.clone() + &corr
+                };
+                (log_value, -softplus_q)
+            }
+        }
+    }
+
+    /// (ℓ(q), −ℓ'(q)) evaluated directly from one e^{−|q|}, not in the log domain. Only for
+    /// scalars whose exponent range holds e^{−|q|} (MPFR: about 2^±(2^30), so |q| ≤
+    /// [`DIRECT_RANGE`]); `f64` always uses the log-domain forms. Logistic, q ≥ 0 with e = e^{−q}:
+    /// ℓ = log1p(e), −ℓ' = e/(1+e); q < 0 with e = e^{q}: ℓ = −q + log1p(e), −ℓ' = 1/(1+e).
+    /// Exponential: ℓ = −ℓ' = e^{−q}.
+    pub fn value_and_neg_derivative_direct<T: Real>(&self, q: &T) -> (T, T) {
+        let p = q.precision();
+        match self {
+            Loss::Exponential => {
+                let v = (-q.clone()).exp();
+                (v.clone(), v)
+            }
+            Loss::Logistic => {
+                let e = (-q.abs()).exp();
+                let mut one_plus = T::one(p);
+                one_plus += &e;
+                let tail = e.ln_1p();
+                if q.is_sign_negative() {
+                    (tail - q, T::one(p) / &one_plus)
+                } else {
+                    (tail, e / &one_plus)
+                }
+            }
+        }
+    }
+
     /// log(−ℓ'(q)). Logistic: −ℓ'(q) = 1/(1+e^q), so log = −softplus(q). Exponential: −q.
     pub fn log_neg_derivative<T: Real>(&self, q: &T) -> T {
         match self {
@@ -75,6 +134,10 @@ impl Loss {
         }
     }
 }
+
+/// Largest |q| for which [`Loss::value_and_neg_derivative_direct`] is used above 53 bits:
+/// e^{−1e8} ≈ 2^−1.44e8 is far inside MPFR's default exponent range (2^−(2^30−1)).
+pub const DIRECT_RANGE: f64 = 1e8;
 
 /// log Σ e^{v_i}, stable.
 pub fn log_sum_exp<T: Real>(v: &[T]) -> T {
@@ -99,12 +162,38 @@ mod tests {
     #[test]
     fn log_value_matches_direct_where_direct_is_safe() {
         for q in [-30.0f64, -1.0, 0.0, 0.5, 3.0, 20.0] {
-            let direct = (1.0 + (-q).exp()).ln().ln();
+            // ln(1 + e^{−q}) via ln_1p: forming 1 + e^{−q} first loses e^{−q}'s digits (q = 20).
+            let direct = (-q).exp().ln_1p().ln();
             let v = Loss::Logistic.log_value(&q);
             assert!((v - direct).abs() < 1e-12 * direct.abs().max(1.0), "q={q}: {v} vs {direct}");
         }
         // Far beyond f64's exp range: log ℓ(q) = −q to round-off.
         assert_eq!(Loss::Logistic.log_value(&1e6f64), -1e6);
+    }
+
+    /// The fused evaluation is bit-identical to the two separate ones.
+    #[test]
+    fn fused_log_terms_bit_identical() {
+        for loss in [Loss::Logistic, Loss::Exponential] {
+            for q in [-800.0f64, -30.0, -1.0, -0.0, 0.0, 1e-300, 0.5, 3.0, 20.0, 36.5, 40.0, 800.0, 1e6] {
+                let (a, b) = loss.log_value_and_log_neg_derivative(&q);
+                assert_eq!(a.to_bits(), loss.log_value(&q).to_bits(), "{loss:?} log_value q={q}");
+                assert_eq!(b.to_bits(), loss.log_neg_derivative(&q).to_bits(), "{loss:?} log_neg_derivative q={q}");
+            }
+        }
+    }
+
+    /// The direct forms agree with the log-domain ones (f64, where both are representable).
+    #[test]
+    fn direct_forms_match_log_domain() {
+        for loss in [Loss::Logistic, Loss::Exponential] {
+            for q in [-30.0f64, -1.0, 0.0, 0.5, 3.0, 20.0, 300.0] {
+                let (l, d) = loss.value_and_neg_derivative_direct(&q);
+                let (ll, ld) = loss.log_value_and_log_neg_derivative(&q);
+                assert!((l.ln() - ll).abs() < 1e-13 * ll.abs().max(1.0), "{loss:?} q={q}: {} vs {ll}", l.ln());
+                assert!((d.ln() - ld).abs() < 1e-13 * ld.abs().max(1.0), "{loss:?} q={q}: {} vs {ld}", d.ln());
+            }
+        }
     }
 
     #[test]

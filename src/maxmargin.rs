@@ -692,7 +692,7 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
     if cp.settings.model.width != m || cp.modes.len() != m * n {
         return Err(bad(format!("the run has width {} ({} modes), --width is {m}", cp.settings.model.width, cp.modes.len())));
     }
-    if cp.modes.iter().all(|&v| v != 0) {
+    if cp.modes.iter().all(|&v| v == 1 || v == -1) {
         return Ok(cp.modes.clone());
     }
     // Released modes: recompute P = P0 + B K from the exact state.
@@ -704,7 +704,7 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
     let net: Network<f64> = Network::new(data, &cp.settings.model, 53)?;
     let mut pre = vec![0.0; m * n];
     net.preactivations_inplace(&b, &mut pre);
-    Ok(cp.modes.iter().zip(&pre).map(|(&md, &pv)| if md != 0 { md } else { sign(pv) }).collect())
+    Ok(cp.modes.iter().zip(&pre).map(|(&md, &pv)| if md == 1 || md == -1 { md } else { sign(pv) }).collect())
 }
 
 #[cfg(feature = "mpfr")]

@@ -8,9 +8,9 @@
 //! each; its right-hand side uses the modes, not the live signs, so every stage of a step sees one
 //! smooth vector field. When an accepted step ends with mode_k·g_k < 0, the earliest such root is
 //! located on the continuous extension (Illinois method), the step is cut there, the mode flips and
-//! the method restarts (FSAL reset). A component that switches back and forth at the same point
-//! (a Filippov sliding mode) is *released*: the system evaluates it by its live sign from then on,
-//! and the count is reported instead of grinding through tiny steps.
+//! the method restarts (FSAL reset); the system chooses the new mode in [`OdeSystem::flip`] (it
+//! may recognise a Filippov sliding mode there). A switch that still flips back and forth at one
+//! point is *released* ([`OdeSystem::release`]) and counted, instead of grinding through tiny steps.
 
 use crate::error::SolverError;
 use crate::scalar::Real;
@@ -39,14 +39,21 @@ pub trait OdeSystem<T: Real> {
             }
         }
     }
-    /// Side of switch k the right-hand side assumes: +1, −1, or 0 when released (live sign).
+    /// Side of switch k the right-hand side assumes: +1, −1, or 0 when untracked (the system then
+    /// evaluates it by its live sign and no event is located for it).
     fn mode(&self, _k: usize) -> i8 {
         0
     }
-    /// Flip the mode of switch k.
-    fn flip(&mut self, _k: usize) {}
-    /// Stop tracking switch k: evaluate it by its live sign from now on.
-    fn release(&mut self, _k: usize) {}
+    /// Switch k crossed at the state (s, y): choose its new mode (normally the other side; a
+    /// system may instead enter a sliding mode and report a different switching function for k).
+    fn flip(&mut self, _k: usize, _s: &T, _y: &[T]) {}
+    /// Stop locating events for switch k (events off): evaluate it by its live sign.
+    fn untrack(&mut self, _k: usize) {}
+    /// Switch k chatters at (s, y) (it flipped back and forth at one point): handle it as a
+    /// sliding mode if the system can, else untrack it (the default).
+    fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
+        self.untrack(k);
+    }
 }
 
 /// Work counters, reported with every result.
@@ -495,7 +502,7 @@ impl<T: Real> Integrator<T> {
         if !self.settings.events {
             for k in 0..nsw {
                 if sys.mode(k) != 0 {
-                    sys.release(k);
+                    sys.untrack(k);
                 }
             }
         }
@@ -675,7 +682,7 @@ impl<T: Real> Integrator<T> {
                 self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
                 state.s = s0.clone() + &(h.clone() * &theta);
                 state.y = self.ydense.clone();
-                sys.flip(k);
+                sys.flip(k, &state.s, &state.y);
                 state.stats.events += 1;
                 self.k1_valid = false;
                 // Chatter: the same switch flipping again without real progress.
@@ -686,7 +693,7 @@ impl<T: Real> Integrator<T> {
                 };
                 if let Some((kk, c)) = state.chatter {
                     if c >= self.settings.chatter_limit {
-                        sys.release(kk);
+                        sys.release(kk, &state.s, &state.y);
                         state.stats.released += 1;
                         state.chatter = None;
                     }
@@ -774,10 +781,10 @@ mod tests {
         fn mode(&self, _k: usize) -> i8 {
             self.mode
         }
-        fn flip(&mut self, _k: usize) {
+        fn flip(&mut self, _k: usize, _s: &f64, _y: &[f64]) {
             self.mode = -self.mode;
         }
-        fn release(&mut self, _k: usize) {
+        fn untrack(&mut self, _k: usize) {
             self.mode = 0;
         }
     }

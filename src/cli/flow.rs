@@ -140,6 +140,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         if args.rtol.is_some() || args.atol.is_some() || args.method.is_some() || args.precision.is_some() || args.events.is_some() {
             bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
         }
+        settings.max_steps = args.max_steps;
         let data_path = cp_data_path(dir)?;
         let data = load_training_data(&data_path)?;
         (settings, data, Some(cp), Some(dir.clone()))
@@ -170,6 +171,9 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         (settings, data, None, args.out.clone())
     };
     settings.validate()?;
+    if args.save_weights && out.is_none() {
+        bail!("--save-weights needs --out DIR");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -209,8 +213,6 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
         }
-    } else if args.save_weights {
-        bail!("--save-weights needs --out DIR");
     }
     if args.json {
         print_json(&outcome.summary)?;
