@@ -696,9 +696,10 @@ fn run_at<T: Real>(
     let mut scratch = FlowSystem::new(&net, &state.y[..mn]);
     scratch.modes = sys.modes.clone();
     let final_row = rows.row_json(&mut scratch, &state)?;
-    rows.obs.row(&final_row)?;
-    rows.rows_written += 1;
+    // The checkpoint counts the rows before this final one: a resumed run drops it, so its
+    // trajectory is the uninterrupted one.
     let checkpoint = rows.checkpoint_of(&sys, &state);
+    rows.obs.row(&final_row)?;
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;
