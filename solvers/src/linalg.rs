@@ -400,6 +400,8 @@ const JACOBI_MAX_SWEEPS: usize = 100;
 /// c = 1/√(1+t²), s = c t, with α = ‖g_p‖², β = ‖g_q‖², γ = ⟨g_p, g_q⟩. The norms are recomputed
 /// from the columns (never updated by formulas), and at the start of each sweep the columns are
 /// sorted by decreasing norm (de Rijk 1989), which speeds convergence and orders the output.
+/// A column that a rotation cancels to rounding level (norm reduced by a factor ≤ tol) is
+/// numerically dependent on its partner and is set to zero.
 fn jacobi_columns<T: Real>(gt: &mut Mat<T>, mut vt: Option<&mut Mat<T>>) -> Result<(), SolverError> {
     let (n, len) = (gt.rows, gt.cols);
     if n < 2 {
@@ -435,7 +437,7 @@ fn jacobi_columns<T: Real>(gt: &mut Mat<T>, mut vt: Option<&mut Mat<T>>) -> Resu
                     continue;
                 }
                 rotated = true;
-                let zeta = (beta - &alpha) / &(gamma * &two);
+                let zeta = (beta.clone() - &alpha) / &(gamma * &two);
                 let t = if zeta.abs() > big {
                     one.clone() / &(zeta * &two)
                 } else {
@@ -455,6 +457,19 @@ fn jacobi_columns<T: Real>(gt: &mut Mat<T>, mut vt: Option<&mut Mat<T>>) -> Resu
                 let s = c.clone() * &t;
                 let ms = -s.clone();
                 rotate_pair(gp, gq, &c, &s, &ms, &mut tmp);
+                // A column that the rotation cancels to rounding level (‖g'‖ ≤ tol·‖g‖) was
+                // numerically parallel to the other one: set it to zero. Otherwise the rounding
+                // residual, itself parallel to the partner, would be rotated away forever (MPFR
+                // has no underflow to stop it).
+                let new_alpha = dot4(gp, gp);
+                let new_beta = dot4(gq, gq);
+                let tol2 = tol.clone() * &tol;
+                if new_beta <= tol2.clone() * &beta {
+                    gq.iter_mut().for_each(|x| x.assign_f64(0.0));
+                }
+                if new_alpha <= tol2 * &alpha {
+                    gp.iter_mut().for_each(|x| x.assign_f64(0.0));
+                }
                 if let Some(v) = vt.as_deref_mut() {
                     let w = v.cols;
                     let (vp, vq) = two_rows(&mut v.data, w, p, q);
@@ -1086,7 +1101,7 @@ mod tests {
     #[cfg(feature = "mpfr")]
     mod mpfr {
         use super::super::*;
-        use rug::{Float, Rational};
+        use rug::Float;
 
         const P: u32 = 256;
 
@@ -1102,16 +1117,23 @@ mod tests {
                 n,
                 (0..n * n).map(|k| <Float as Real>::ratio(1, (k / n + k % n + 1) as i64, P)).collect(),
             );
+            // b_i = Σ_j x_j/(i+j+1) = (Σ_j x_j·L/(i+j+1))/L exactly, L = lcm(1, …, 2n−1).
+            let lcm: i64 = (1..2 * n as i64).fold(1, |l, k| l / gcd(l, k) * k);
             let b = (0..n)
                 .map(|i| {
-                    let mut s = Rational::new();
-                    for (j, xj) in x.iter().enumerate() {
-                        s += Rational::from((*xj, (i + j + 1) as i64));
-                    }
-                    Float::with_val(P, &s)
+                    let num: i64 = x.iter().enumerate().map(|(j, xj)| xj * (lcm / (i + j + 1) as i64)).sum();
+                    <Float as Real>::ratio(num, lcm, P)
                 })
                 .collect();
             (h, b, x.iter().map(|&v| Float::with_val(P, v)).collect())
+        }
+
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
         }
 
         fn max_err(a: &[Float], b: &[Float]) -> f64 {
@@ -1149,11 +1171,22 @@ mod tests {
                 for j in 0..8 {
                     for (k, s) in sigma.iter().enumerate() {
                         let uv = f(u.at(i, k) * v.at(j, k + 2));
-                        a.at_mut(i, j).mul_add_mut(s, &uv);
+                        // Fully qualified: rug's inherent `Float::mul_add_mut` means self·a + b.
+                        Real::mul_add_mut(a.at_mut(i, j), s, &uv);
                     }
                 }
             }
             let sv = singular_values(&a).unwrap();
+            let sq = Mat::from_vec(6, 6, (0..36).map(|t| a.at(t / 6, t % 6).clone()).collect());
+            // Square path (no QR): rank 3 plus rounding-level columns must still converge.
+            let sq_sv = singular_values(&sq).unwrap();
+            assert_eq!(rank_from_singular_values(&sq_sv, 1e-60), 3);
+            let mut padded = sq.data.clone();
+            padded.extend((0..6).map(|_| f(0.0)));
+            let via_qr = singular_values(&Mat::from_vec(7, 6, padded)).unwrap();
+            for k in 0..3 {
+                assert!(((sq_sv[k].clone() - &via_qr[k]) / &via_qr[k]).abs().to_f64() < 1e-60);
+            }
             for k in 0..3 {
                 let rel = ((sv[k].clone() - &sigma[k]) / &sigma[k]).abs().to_f64();
                 assert!(rel < 1e-60, "{k}: {rel:e}");
