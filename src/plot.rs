@@ -1,1 +1,241 @@
-//! (in progress)
+//! SVG plots of a validation scenario, drawn with `plotters`' SVG backend (text as SVG `<text>`
+//! elements, so no font library is needed). Every function returns the SVG as a string; the binary
+//! writes the files.
+
+use crate::error::{Error, Result};
+use crate::validate::{PlotFile, ScenarioReport, TrajectoryPoint};
+use plotters::prelude::*;
+
+/// The plots drawn for each scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotKind {
+    /// log10 L against log10 t.
+    Loss,
+    /// Normalized margin against log10 t, with the QP's max-margin line.
+    Margin,
+    /// Singular values of W against log10 t (log y).
+    SingularValues,
+    /// Position and velocity gaps 1 − cos against s (log–log).
+    Gaps,
+    /// Activation-pattern agreement with the theory pattern against log10 t.
+    Pattern,
+}
+
+impl PlotKind {
+    /// All plots, in report order.
+    pub const ALL: [PlotKind; 5] = [PlotKind::Loss, PlotKind::Margin, PlotKind::SingularValues, PlotKind::Gaps, PlotKind::Pattern];
+
+    /// Title shown in the report.
+    pub fn title(&self) -> &'static str {
+        match self {
+            PlotKind::Loss => "loss",
+            PlotKind::Margin => "normalized margin",
+            PlotKind::SingularValues => "singular values",
+            PlotKind::Gaps => "position and velocity gaps",
+            PlotKind::Pattern => "pattern agreement",
+        }
+    }
+
+    fn suffix(&self) -> &'static str {
+        match self {
+            PlotKind::Loss => "loss",
+            PlotKind::Margin => "margin",
+            PlotKind::SingularValues => "singular-values",
+            PlotKind::Gaps => "gaps",
+            PlotKind::Pattern => "pattern",
+        }
+    }
+
+    /// The file name for scenario `slug`.
+    pub fn file_name(&self, slug: &str) -> String {
+        format!("{slug}-{}.svg", self.suffix())
+    }
+}
+
+const SIZE: (u32, u32) = (720, 440);
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// A named series of (x, y) points.
+struct Series {
+    label: String,
+    points: Vec<(f64, f64)>,
+    dashed: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::setting("plot", e.to_string())
+}
+
+fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        if hi <= lo {
+            return (lo / 10.0, hi * 10.0);
+        }
+        (lo / 1.5, hi * 1.5)
+    } else {
+        let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Draw series on linear or logarithmic axes into an SVG string.
+fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, ylog: bool) -> Result<String> {
+    let ok = |x: f64, y: f64| x.is_finite() && y.is_finite() && (!xlog || x > 0.0) && (!ylog || y > 0.0);
+    let series: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            label: s.label.clone(),
+            points: s.points.iter().copied().filter(|(x, y)| ok(*x, *y)).collect(),
+            dashed: s.dashed,
+        })
+        .collect();
+    let (x0, x1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), xlog);
+    let (y0, y1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), ylog);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(70);
+        macro_rules! body {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(xlabel)
+                    .y_desc(ylabel)
+                    .x_labels(8)
+                    .y_labels(8)
+                    .x_label_formatter(&|v| fmt_tick(*v))
+                    .y_label_formatter(&|v| fmt_tick(*v))
+                    .draw()
+                    .map_err(err)?;
+                for (k, s) in series.iter().enumerate() {
+                    if s.points.is_empty() {
+                        continue;
+                    }
+                    let color = COLORS[k % COLORS.len()];
+                    let style = ShapeStyle::from(&color).stroke_width(2);
+                    if s.dashed {
+                        chart
+                            .draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))
+                            .map_err(err)?
+                            .label(s.label.clone())
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                    } else {
+                        chart
+                            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                            .map_err(err)?
+                            .label(s.label.clone())
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                    }
+                }
+                if series.len() > 1 {
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.8))
+                        .border_style(BLACK)
+                        .position(SeriesLabelPosition::UpperRight)
+                        .draw()
+                        .map_err(err)?;
+                }
+            }};
+        }
+        match (xlog, ylog) {
+            (false, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
+            (false, true) => body!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?),
+            (true, false) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?),
+            (true, true) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?),
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e4 || v.abs() < 1e-2 {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn by_time(rows: &[TrajectoryPoint], f: impl Fn(&TrajectoryPoint) -> f64) -> Vec<(f64, f64)> {
+    rows.iter().map(|r| (r.log10_time, f(r))).collect()
+}
+
+/// Render one plot of a scenario as SVG.
+pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
+    let rows = &sc.trajectory;
+    let title = format!("{}: {}", sc.name, kind.title());
+    let line = |label: &str, points: Vec<(f64, f64)>| Series { label: label.into(), points, dashed: false };
+    match kind {
+        PlotKind::Loss => {
+            let mut s = vec![line("log10 L", by_time(rows, |r| r.log10_loss))];
+            let thr = (2f64.ln() / sc.geometry.n as f64).log10();
+            let xs = range(rows.iter().map(|r| r.log10_time), false);
+            s.push(Series { label: "log10(log 2 / n)".into(), points: vec![(xs.0, thr), (xs.1, thr)], dashed: true });
+            draw(&title, "log10 t", "log10 L", &s, false, false)
+        }
+        PlotKind::Margin => {
+            let mut s = vec![line("flow min_i q_i / ||W||_F", by_time(rows, |r| r.normalized_margin))];
+            if let Some(q) = sc.reference_margin {
+                let xs = range(rows.iter().map(|r| r.log10_time), false);
+                s.push(Series { label: "max margin 1/||W*|| (QP)".into(), points: vec![(xs.0, q), (xs.1, q)], dashed: true });
+            }
+            draw(&title, "log10 t", "normalized margin", &s, false, false)
+        }
+        PlotKind::SingularValues => {
+            let k = rows.iter().map(|r| r.singular_values.len()).max().unwrap_or(0);
+            let s: Vec<Series> = (0..k)
+                .map(|i| {
+                    line(
+                        &format!("sigma_{}", i + 1),
+                        rows.iter().filter_map(|r| r.singular_values.get(i).map(|v| (r.log10_time, *v))).collect(),
+                    )
+                })
+                .collect();
+            draw(&title, "log10 t", "singular values of W (log scale)", &s, false, true)
+        }
+        PlotKind::Gaps => {
+            let s = vec![
+                line("position gap 1 - cos(W, W*)", rows.iter().filter_map(|r| r.position_gap.map(|g| (r.s, g))).collect()),
+                line("velocity gap 1 - cos(dW/ds, W*)", rows.iter().filter_map(|r| r.velocity_gap.map(|g| (r.s, g))).collect()),
+            ];
+            draw(&title, "normalized time s (log scale)", "gap (log scale)", &s, true, true)
+        }
+        PlotKind::Pattern => {
+            let s = vec![line("fraction of theory pattern", by_time(rows, |r| r.pattern_agreement))];
+            draw(&title, "log10 t", "pattern agreement", &s, false, false)
+        }
+    }
+}
+
+/// Every plot of a scenario: (file entry, SVG text).
+pub fn render_all(sc: &ScenarioReport) -> Result<Vec<(PlotFile, String)>> {
+    let slug = sc.slug();
+    PlotKind::ALL
+        .iter()
+        .map(|k| Ok((PlotFile { title: k.title().to_string(), file: k.file_name(&slug) }, render(*k, sc)?)))
+        .collect()
+}

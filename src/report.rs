@@ -1,1 +1,148 @@
-//! (in progress)
+//! Rendering of a validation [`Report`]: Markdown (claims tables with measured values,
+//! thresholds and verdicts, and relative links to the SVG plots) and JSON (the typed report).
+//! Pure functions of the report value; the binary writes the files.
+
+use crate::validate::{Comparison, Measurement, Report, ScenarioReport, Verdict};
+use std::fmt::Write;
+
+/// `report.json`: the report serialized (pretty).
+pub fn render_json(report: &Report) -> String {
+    // Serializing plain data (strings, numbers, vectors, maps with string keys) cannot fail.
+    serde_json::to_string_pretty(report).expect("a Report serializes to JSON")
+}
+
+/// A number for tables: enough digits to see a 1e-8 gap, scientific where due.
+pub fn fmt_num(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) if x == 0.0 => "0".into(),
+        Some(x) if x.is_infinite() => if x > 0.0 { "∞" } else { "−∞" }.into(),
+        Some(x) if x.abs() >= 1e5 || x.abs() < 1e-3 => format!("{x:.4e}"),
+        Some(x) => {
+            let s = format!("{x:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+fn fmt_threshold(m: &Measurement) -> String {
+    let t = fmt_num(m.threshold);
+    match m.comparison {
+        Comparison::AtMost => format!("≤ {t}"),
+        Comparison::Below => format!("< {t}"),
+        Comparison::AtLeast => format!("≥ {t}"),
+        Comparison::Reported => "—".into(),
+    }
+}
+
+fn fmt_pass(m: &Measurement) -> &'static str {
+    match (m.pass, m.gating) {
+        (None, _) => "",
+        (Some(true), true) => "✓",
+        (Some(false), true) => "✗",
+        (Some(true), false) => "(✓)",
+        (Some(false), false) => "(✗)",
+    }
+}
+
+/// One line per failing claim: "scenario: claim FAILS: measurement = v (threshold ≤ t); ...".
+pub fn failure_lines(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &report.scenarios {
+        for c in s.claims.iter().filter(|c| c.verdict.fails_run()) {
+            let what: Vec<String> = if c.verdict == Verdict::UnexpectedlyHeld {
+                vec!["listed in expect_fail but held".into()]
+            } else {
+                c.failing().map(|m| format!("{} = {} (needs {})", m.name, fmt_num(m.value), fmt_threshold(m))).collect()
+            };
+            out.push(format!("{}: {} {}: {}", s.name, c.claim.name(), c.verdict.label(), what.join("; ")));
+        }
+    }
+    out
+}
+
+fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
+    let g = &s.geometry;
+    let sc = &s.scenario;
+    let _ = writeln!(md, "## {}\n", s.name);
+    let _ = writeln!(md, "Source: `{}`. Data: n = {}, d = {} ({} positive, {} negative). Model: m = {}, γ = {}, outer layer {}, init scale {}, seed {}, loss {:?}.",
+        s.source, g.n, g.d, g.positives, g.negatives, sc.width, sc.leak, sc.outer, sc.init_scale, sc.seed, sc.loss);
+    let _ = writeln!(
+        md,
+        "Flow to t = 10^{}: status `{}`, final s = {}, reference {} (QP normalized margin {}), {} restart(s), {:.2} s wall.\n",
+        sc.until_log10_time,
+        s.flow_status,
+        fmt_num(s.final_s),
+        if s.reference_certified { "certified" } else { "NOT certified" },
+        fmt_num(s.reference_margin),
+        s.restarts.len(),
+        s.wall_seconds
+    );
+    if !s.statistics.is_null() {
+        let _ = writeln!(md, "Work: `{}`.\n", s.statistics);
+    }
+    if !sc.expect_fail.is_empty() {
+        let names: Vec<&str> = sc.expect_fail.iter().map(|c| c.name()).collect();
+        let _ = writeln!(md, "Negative control: expected to fail: {}.\n", names.join(", "));
+    }
+    let _ = writeln!(md, "| claim | verdict | measurement | value | threshold | |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for c in &s.claims {
+        if c.measurements.is_empty() {
+            let _ = writeln!(md, "| {} | {} | — | — | — | |", c.claim.name(), c.verdict.label());
+        }
+        for (k, m) in c.measurements.iter().enumerate() {
+            let (name, verdict) = if k == 0 { (c.claim.name(), c.verdict.label()) } else { ("", "") };
+            let _ = writeln!(md, "| {name} | {verdict} | {} | {} | {} | {} |", m.name, fmt_num(m.value), fmt_threshold(m), fmt_pass(m));
+        }
+    }
+    let notes: Vec<String> = s.claims.iter().filter_map(|c| c.note.as_ref().map(|n| format!("- `{}`: {n}", c.claim.name()))).collect();
+    if !notes.is_empty() {
+        let _ = writeln!(md, "\nNotes:\n{}", notes.join("\n"));
+    }
+    if !s.restarts.is_empty() {
+        let list: Vec<String> = s.restarts.iter().map(|r| format!("seed {}: {} ({})", r.seed, fmt_num(r.normalized_margin), r.status)).collect();
+        let _ = writeln!(md, "\nRestart normalized margins: {}.", list.join("; "));
+    }
+    if !s.plots.is_empty() {
+        let _ = writeln!(md);
+        for p in &s.plots {
+            let _ = writeln!(md, "![{} — {}]({})\n", s.name, p.title, p.file);
+        }
+    }
+    let _ = writeln!(md);
+}
+
+/// `report.md`: a summary table, then per scenario its claims table and plots.
+pub fn render_markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# marginflow validation report\n");
+    let _ = writeln!(
+        md,
+        "marginflow {}. Claims of Frei, Vardi, Bartlett, Srebro, Hu, \"Implicit Bias in Leaky ReLU Networks Trained on High-Dimensional Data\" (ICLR 2023). Overall: **{}**.\n",
+        report.version,
+        if report.passed { "every claim holds or fails as expected" } else { "some claim failed" }
+    );
+    let _ = writeln!(md, "Verdicts: ✓/✗ mark gating measurements; (✓)/(✗) compare a reported value with a threshold without gating (the near-orthogonality assumption is reported, never gating).\n");
+    let _ = writeln!(md, "| scenario | {} |", crate::validate::ClaimKind::ALL.map(|c| c.name()).join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(crate::validate::ClaimKind::ALL.len()));
+    for s in &report.scenarios {
+        let cells: Vec<&str> = crate::validate::ClaimKind::ALL
+            .iter()
+            .map(|k| s.claims.iter().find(|c| c.claim == *k).map_or("—", |c| c.verdict.label()))
+            .collect();
+        let _ = writeln!(md, "| {} | {} |", s.name, cells.join(" | "));
+    }
+    let fails = failure_lines(report);
+    if !fails.is_empty() {
+        let _ = writeln!(md, "\nFailures:\n");
+        for f in fails {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    let _ = writeln!(md);
+    for s in &report.scenarios {
+        scenario_markdown(&mut md, s);
+    }
+    md
+}

@@ -1,12 +1,104 @@
-//! `marginflow validate` (in progress).
+//! `marginflow validate [SCENARIO.toml ...] [--out DIR]`: run scenarios (or the built-in default
+//! suite), check the theorem's claims, write DIR/report.md, DIR/report.json and SVG plots.
+//! Exit 0 when every claim holds (or fails as expected), 1 when one fails, 2 for bad input.
 
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use marginflow::fsutil::write_atomic;
+use marginflow::validate::{self, PreparedScenario, Report, ScenarioReport};
+use marginflow::{plot, report};
+use rayon::prelude::*;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Flags of `marginflow validate`.
 #[derive(clap::Args, Debug)]
-pub struct ValidateArgs {}
+pub struct ValidateArgs {
+    /// Scenario files (TOML). Without any, the built-in default suite (the files in
+    /// `validation/`, embedded in the binary) runs.
+    pub scenarios: Vec<PathBuf>,
+    /// Output directory for report.md, report.json and the SVG plots.
+    #[arg(long, default_value = "out/validate")]
+    pub out: PathBuf,
+}
 
 /// Run `marginflow validate`.
-pub fn run(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("validate: not implemented yet")
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    // Parse and load everything first, so bad input exits 2 before any work.
+    let prepared: Vec<PreparedScenario> = if args.scenarios.is_empty() {
+        validate::prepare_default_suite()?
+    } else {
+        args.scenarios.iter().map(|p| validate::prepare_file(p)).collect::<Result<_, _>>()?
+    };
+    let mut names = std::collections::HashSet::new();
+    for p in &prepared {
+        if !names.insert(p.scenario.name.clone()) {
+            anyhow::bail!("{}: key `name`: scenario name {:?} is used twice", p.source, p.scenario.name);
+        }
+    }
+    super::common::create_out_dir(&args.out)?;
+
+    let total = prepared.len();
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scenarios {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(b)
+    } else {
+        eprintln!("validate: running {total} scenario(s)");
+        None
+    };
+    let results: Vec<anyhow::Result<ScenarioReport>> = prepared
+        .par_iter()
+        .map(|p| {
+            let r = validate::run_scenario(p).with_context(|| format!("{}: scenario {:?}", p.source, p.scenario.name));
+            let line = match &r {
+                Ok(s) => {
+                    let bad = s.claims.iter().filter(|c| c.verdict.fails_run()).count();
+                    format!("{}: {} ({:.1} s)", s.name, if bad == 0 { "ok".to_string() } else { format!("{bad} claim(s) failed") }, s.wall_seconds)
+                }
+                Err(e) => format!("{}: error: {}", p.scenario.name, super::one_line(e)),
+            };
+            match &bar {
+                Some(b) => {
+                    b.inc(1);
+                    b.println(line);
+                }
+                None => eprintln!("validate: {line}"),
+            }
+            r
+        })
+        .collect();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let mut scenarios = Vec::with_capacity(total);
+    for r in results {
+        scenarios.push(r?);
+    }
+
+    // Plots, then the report that links them.
+    for s in scenarios.iter_mut() {
+        let plots = plot::render_all(s)?;
+        s.plots = plots.iter().map(|(f, _)| f.clone()).collect();
+        for (f, svg) in &plots {
+            write_atomic(&args.out.join(&f.file), svg.as_bytes())?;
+        }
+    }
+    let report = Report::new(scenarios);
+    write_atomic(&args.out.join("report.json"), report::render_json(&report).as_bytes())?;
+    write_atomic(&args.out.join("report.md"), report::render_markdown(&report).as_bytes())?;
+    for line in report::failure_lines(&report) {
+        eprintln!("validate: {line}");
+    }
+    eprintln!(
+        "validate: {} — wrote {}",
+        if report.passed { "every claim holds or fails as expected" } else { "some claim failed" },
+        args.out.join("report.md").display()
+    );
+    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
