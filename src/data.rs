@@ -135,11 +135,17 @@ fn parse_feature(path: &Path, line: usize, col: usize, tok: &str) -> Result<f64>
     Ok(v)
 }
 
+/// The largest dense data set a LIBSVM file may expand to: n·d ≤ 2^30 entries (8 GiB of f64).
+/// A sparse line as short as `1 99999999999:1` would otherwise ask for an impossible dense
+/// matrix and abort the process instead of failing with a message (found by `fuzz/`).
+pub const MAX_DENSE_ENTRIES: usize = 1 << 30;
+
 fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
     let mut labels = LabelState::default();
     let mut y = Vec::new();
     let mut rows: Vec<Vec<(usize, f64)>> = Vec::new();
     let mut d = 0usize;
+    let mut d_line = 0usize;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let content = raw.split('#').next().unwrap_or("").trim();
@@ -171,8 +177,20 @@ fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
             prev = idx;
             row.push((idx, parse_feature(path, line, idx, val_s)?));
         }
-        d = d.max(prev);
+        if prev > d {
+            (d, d_line) = (prev, line);
+        }
         rows.push(row);
+        if rows.len().checked_mul(d).is_none_or(|e| e > MAX_DENSE_ENTRIES) {
+            return Err(bad(
+                path,
+                Some(d_line),
+                format!(
+                    "feature index {d} with {} points exceeds the {MAX_DENSE_ENTRIES} entries of a dense data set",
+                    rows.len()
+                ),
+            ));
+        }
     }
     if rows.is_empty() {
         return Err(bad(path, None, "no data: the file is empty or holds only comments"));
@@ -361,14 +379,22 @@ impl Dataset {
     ///
     /// Labels may be -1/+1 or 0/1 (0 maps to -1); a file mixing 0 and -1 is rejected.
     pub fn load(path: &Path) -> Result<Dataset> {
-        let format = format_of(path)?;
+        format_of(path)?;
         let bytes = std::fs::read(path).map_err(|e| bad(path, None, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        Dataset::parse_bytes(path, &bytes)
+    }
+
+    /// Parse the contents `bytes` of a data file as [`Dataset::load`] does, the format chosen by
+    /// the extension of `path` (which is used only for that and for error messages; nothing is
+    /// read from disk). The entry point of the fuzz targets in `fuzz/`.
+    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Dataset> {
+        let format = format_of(path)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let upto = &bytes[..e.valid_up_to()];
             let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
             bad(path, Some(line), "not valid UTF-8 text")
         })?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         match format {
             Format::Libsvm => parse_libsvm(path, text),
             Format::Csv => parse_csv(path, text),

@@ -34,7 +34,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         Command::Gen(a) => cli::gen::run(a),
         Command::Check(a) => cli::check::run(a),
@@ -48,6 +51,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("marginflow: {}", cli::one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Clap's outcome when the arguments do not parse: `--help`/`--version` print as clap does (exit
+/// 0); every usage error becomes one line naming the flag (exit 2), as all other bad input does.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+        _ => {
+            // Clap's first line is the reason ("error: the argument '--x' cannot be used with
+            // '--y'"); the rest is usage and tips.
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let reason = first.trim().strip_prefix("error:").unwrap_or(first).trim();
+            eprintln!("marginflow: {reason} (see --help)");
             ExitCode::from(2)
         }
     }

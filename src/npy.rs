@@ -88,6 +88,12 @@ fn parse_header(path: &Path, header: &str) -> Result<Vec<usize>> {
 /// Read a float64 C-order `.npy` file (format versions 1, 2 and 3): its shape and its data.
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_npy(path, &bytes)
+}
+
+/// Parse the contents `bytes` of a `.npy` file as [`read_npy`] does (`path` is used only in
+/// error messages; nothing is read from disk). The entry point of the fuzz target in `fuzz/`.
+pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad(path, "not a NumPy .npy file (no \\x93NUMPY magic)"));
     }

@@ -16,13 +16,13 @@ pub struct ModelArgs {
     #[arg(long)]
     pub width: usize,
     /// Leak γ of the leaky ReLU, in (0, 1).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
     /// Second layer: balanced, random, or a .npy vector of length m.
     #[arg(long, default_value = "balanced")]
     pub outer: OuterLayer,
     /// Initialization scale ω: W(0) entries i.i.d. N(0, ω²).
-    #[arg(long, conflicts_with = "init_file")]
+    #[arg(long, conflicts_with = "init_file", allow_negative_numbers = true)]
     pub init_scale: Option<f64>,
     /// Initialization from an m×d float64 .npy file.
     #[arg(long)]
@@ -66,6 +66,18 @@ pub fn load_training_data(path: &Path) -> anyhow::Result<Dataset> {
     let data = Dataset::load(path)?;
     data.validate_for_training(path)?;
     Ok(data)
+}
+
+/// Read and check the model's input files (`--outer FILE.npy`, `--init-file W0.npy`) against
+/// the data dimension `d`, so a bad file fails before any output directory is created.
+pub fn check_model_files(model: &ModelSettings, d: usize) -> anyhow::Result<()> {
+    if matches!(model.outer, OuterLayer::File(_)) {
+        model.outer_weights()?;
+    }
+    if matches!(model.init, Init::File(_)) {
+        model.initial_weights(d)?;
+    }
+    Ok(())
 }
 
 /// Create an output directory, naming the flag on failure.

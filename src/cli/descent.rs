@@ -1,7 +1,7 @@
 //! `marginflow descent`: full-batch gradient descent, writing the trajectory (every step for the
 //! first 100, log-spaced after), the summary, and optionally the final weights.
 
-use super::common::{create_out_dir, load_training_data, print_json, ModelArgs};
+use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::descent::{self, DescentActivation, DescentObserver, DescentSettings};
 use marginflow::fsutil::write_atomic;
@@ -88,6 +88,7 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
         bail!("--save-weights needs --out DIR");
     }
     let data = load_training_data(&args.model.data)?;
+    check_model_files(&settings.model, data.d)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;

@@ -1,7 +1,7 @@
 //! `marginflow flow`: integrate gradient flow in normalized time to a horizon, writing the
 //! trajectory, the summary, checkpoints, and optionally the final weights.
 
-use super::common::{create_out_dir, load_training_data, print_json, ModelArgs};
+use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::checkpoint::Checkpoint;
 use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
@@ -24,19 +24,19 @@ pub struct FlowArgs {
     #[command(flatten)]
     pub model: Option<ModelArgs>,
     /// Stop at physical time t = T.
-    #[arg(long, group = "horizon")]
+    #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_time: Option<f64>,
     /// Stop at t = 10^X.
-    #[arg(long, group = "horizon")]
+    #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_log10_time: Option<f64>,
     /// Stop at normalized time s = S.
-    #[arg(long, group = "horizon")]
+    #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_s: Option<f64>,
     /// Relative tolerance.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rtol: Option<f64>,
     /// Absolute tolerance.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub atol: Option<f64>,
     /// Integration method: auto, dopri5.
     #[arg(long)]
@@ -168,6 +168,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         settings.max_steps = args.max_steps;
         settings.validate()?;
         let data = load_training_data(&model.data)?;
+        check_model_files(&settings.model, data.d)?;
         (settings, data, None, args.out.clone())
     };
     settings.validate()?;
