@@ -212,35 +212,51 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         let (m, n) = (net.m, net.n);
         net.preactivations_inplace(b, &mut self.p);
         let mut any_sliding = false;
-        for idx in 0..m * n {
-            let s = match self.modes[idx] {
-                mode::POSITIVE => &self.one,
-                mode::NEGATIVE => &net.gamma,
-                mode::SLIDING => {
-                    any_sliding = true;
-                    &self.mid
-                }
-                _ => {
-                    if self.p[idx].is_sign_negative() {
-                        &net.gamma
-                    } else {
-                        &self.one
-                    }
-                }
-            };
-            self.slope[idx].assign(s);
-        }
-        for i in 0..n {
-            let q = &mut self.q[i];
-            q.assign_f64(0.0);
-            for j in 0..m {
-                let idx = j * n + i;
-                // t = slope·P (IEEE multiplication commutes: same value as slope * p).
-                self.tmp.assign(&self.p[idx]);
-                self.tmp *= &self.slope[idx];
-                q.mul_add_mut(&net.a[j], &self.tmp);
+        let all_tracked = self.modes.iter().all(|&md| md == mode::POSITIVE || md == mode::NEGATIVE);
+        if all_tracked {
+            // Common case, without a data-dependent branch per entry (modes are mixed at random
+            // early on, and mispredictions then cost as much as the B K product).
+            for (sv, &md) in self.slope.iter_mut().zip(&self.modes) {
+                sv.assign(if md == mode::POSITIVE { &self.one } else { &net.gamma });
             }
-            *q *= &net.y[i];
+        } else {
+            for idx in 0..m * n {
+                let s = match self.modes[idx] {
+                    mode::POSITIVE => &self.one,
+                    mode::NEGATIVE => &net.gamma,
+                    mode::SLIDING => {
+                        any_sliding = true;
+                        &self.mid
+                    }
+                    _ => {
+                        if self.p[idx].is_sign_negative() {
+                            &net.gamma
+                        } else {
+                            &self.one
+                        }
+                    }
+                };
+                self.slope[idx].assign(s);
+            }
+        }
+        // q_i = y_i Σ_j a_j (slope_ji P_ji), summed over j in order; rows of P and slope are
+        // walked contiguously (j outer), which gives the same sums as a column walk.
+        for q in self.q.iter_mut() {
+            q.assign_f64(0.0);
+        }
+        let tmp = &mut self.tmp;
+        for j in 0..m {
+            let aj = &net.a[j];
+            let rows = self.p[j * n..(j + 1) * n].iter().zip(&self.slope[j * n..(j + 1) * n]);
+            for (q, (pv, sv)) in self.q.iter_mut().zip(rows) {
+                // t = slope·P (IEEE multiplication commutes: same value as slope * p).
+                tmp.assign(pv);
+                *tmp *= sv;
+                q.mul_add_mut(aj, tmp);
+            }
+        }
+        for (q, yi) in self.q.iter_mut().zip(&net.y) {
+            *q *= yi;
         }
         if !self.direct_weights() {
             for i in 0..n {
@@ -348,13 +364,14 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         let net = self.net;
         let (m, n) = (net.m, net.n);
         self.prepare(&y[..m * n]);
-        for i in 0..n {
-            for j in 0..m {
-                let idx = j * n + i;
-                let v = &mut dy[idx];
-                v.assign(&net.a[j]);
-                *v *= &self.slope[idx];
-                *v *= &self.wy[i];
+        // dB_ji/ds = a_j φ'(P_ji) w_i y_i, row by row (contiguous).
+        for j in 0..m {
+            let aj = &net.a[j];
+            let out = dy[j * n..(j + 1) * n].iter_mut().zip(&self.slope[j * n..(j + 1) * n]);
+            for ((v, sv), wy) in out.zip(&self.wy) {
+                v.assign(aj);
+                *v *= sv;
+                *v *= wy;
             }
         }
         // du/ds = exp(−u − log L), log L = lse − log n.
@@ -420,8 +437,12 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         self.modes[k] = mode::LIVE;
     }
 
+    /// A switch that keeps flipping at one point (several sliding entries of one row that admit
+    /// no consistent equivalent control, or a sliding mode that exits as soon as it starts) is
+    /// evaluated by its live sign from then on: the step-size control resolves it, slowly but
+    /// surely, and the count is reported.
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
-        self.modes[k] = mode::SLIDING;
+        self.modes[k] = mode::LIVE;
     }
 }
 
