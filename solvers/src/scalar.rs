@@ -224,6 +224,9 @@ mod mpfr_impl {
     use rug::ops::AssignRound;
     use rug::Float;
 
+    /// Beware: on a concrete `Float`, rug's inherent `Float::mul_add_mut(&mut self, mul, add)`
+    /// (self·mul + add) shadows [`Real::mul_add_mut`] (self + a·b); generic code is unaffected,
+    /// concrete code must call `Real::mul_add_mut(&mut x, a, b)`.
     impl Real for Float {
         fn precision(&self) -> u32 {
             self.prec()
@@ -231,9 +234,13 @@ mod mpfr_impl {
         fn from_f64(x: f64, prec: u32) -> Self {
             Float::with_val(prec, x)
         }
+        /// p and q are exact at ≥ 64 bits; one correctly rounded division then rounds p/q once
+        /// (rug's `rational` feature, and with it `rug::Rational`, is not enabled).
         fn ratio(p: i64, q: i64, prec: u32) -> Self {
-            let r = rug::Rational::from((p, q));
-            Float::with_val(prec, &r)
+            let wide = prec.max(64);
+            let num = Float::with_val(wide, p);
+            let den = Float::with_val(wide, q);
+            Float::with_val(prec, &num / &den)
         }
         fn to_f64(&self) -> f64 {
             Float::to_f64(self)

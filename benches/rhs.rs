@@ -1,0 +1,59 @@
+//! One right-hand-side evaluation `FlowSystem::eval_inplace` of the flow in normalized time, at
+//! f64 and (with `--features mpfr`) at 128 and 256 bits, on the tiny nearly-orthogonal set of
+//! docs/precision.md (Gaussian, n = 6, d = 300, seed 1; width 4, leak 0.5).
+//!
+//! Run: `cargo bench --bench rhs` (f64 only) or
+//! `CARGO_TARGET_DIR=/work/target-mpfr cargo bench --features mpfr --bench rhs`.
+//!
+//! Two states, the same at every precision: B_ji = c sign(a_j) y_i with c = 0.02 (margins
+//! q_i ≈ 10, e^{−q} ≈ 1e-4: every log1p is a full evaluation) and c = 5 (q_i in the thousands,
+//! the asymptotic regime).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use marginflow::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::flow::FlowSystem;
+use marginflow::network::{ModelSettings, Network};
+use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::Real;
+use std::hint::black_box;
+
+fn dataset() -> Dataset {
+    generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() }).expect("data")
+}
+
+fn model() -> ModelSettings {
+    ModelSettings { width: 4, leak: 0.5, ..Default::default() }
+}
+
+fn bench_at<T: Real>(c: &mut Criterion, name: &str, prec: u32, scale: f64) {
+    let data = dataset();
+    let net: Network<T> = Network::new(&data, &model(), prec).expect("network");
+    let (m, n) = (net.m, net.n);
+    let mut y: Vec<T> = Vec::with_capacity(m * n + 1);
+    for j in 0..m {
+        for i in 0..n {
+            y.push(T::from_f64(scale * net.a_f64[j].signum() * data.y[i], prec));
+        }
+    }
+    y.push(T::from_f64(3.0, prec));
+    let mut sys = FlowSystem::new(&net, &y[..m * n]);
+    let mut dy = vec![T::zero(prec); m * n + 1];
+    let s = T::from_f64(1.0, prec);
+    // Warm-up: the first call sizes nothing new (all buffers exist), but touch them anyway.
+    sys.eval_inplace(&s, &y, &mut dy);
+    c.bench_function(name, |b| b.iter(|| sys.eval_inplace(black_box(&s), black_box(&y), &mut dy)));
+}
+
+fn rhs(c: &mut Criterion) {
+    for (label, scale) in [("q~10", 0.02), ("q~1e3", 5.0)] {
+        bench_at::<f64>(c, &format!("eval_inplace {label} f64"), 53, scale);
+        #[cfg(feature = "mpfr")]
+        {
+            bench_at::<rug::Float>(c, &format!("eval_inplace {label} mpfr 128"), 128, scale);
+            bench_at::<rug::Float>(c, &format!("eval_inplace {label} mpfr 256"), 256, scale);
+        }
+    }
+}
+
+criterion_group!(benches, rhs);
+criterion_main!(benches);
