@@ -195,7 +195,7 @@ fn flow_empty_file() {
 /// A version-1.0 `.npy` file with the given header dict and raw data bytes.
 fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -474,6 +474,21 @@ fn max_steps_status_and_summary() {
     assert_eq!(st["accepted"].as_u64().unwrap() + st["rejected"].as_u64().unwrap(), 5, "{st}");
     // Stopped long before the default horizon t = 10^100.
     assert!(s["log10_time"].as_f64().unwrap() < 100.0);
+}
+
+/// Features of size 1e200 make the Gram matrix K = X X^T overflow (1e400): the run stops with
+/// status `non_finite` and says where, and summary.json and the trajectory are still written.
+#[test]
+fn overflowing_features_end_non_finite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(tmp.path(), "big.csv", b"1,1e200,0\n-1,0,1e200\n");
+    let out = tmp.path().join("out");
+    bin().args(["flow", "--data", p.to_str().unwrap(), "--width", "2", "--out", out.to_str().unwrap()]).assert().success();
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(s["status"], "non_finite", "{s}");
+    assert!(s["status_detail"].as_str().unwrap().contains("non-finite value at s ="), "{s}");
+    assert_eq!(s["interpolated"], false, "{s}");
+    assert!(out.join("trajectory.jsonl").exists());
 }
 
 #[test]
