@@ -93,7 +93,8 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         }
         for (k, m) in c.measurements.iter().enumerate() {
             let (name, verdict) = if k == 0 { (c.claim.name(), c.verdict.label()) } else { ("", "") };
-            let _ = writeln!(md, "| {name} | {verdict} | {} | {} | {} | {} |", m.name, fmt_num(m.value), fmt_threshold(m), fmt_pass(m));
+            let mname = m.name.replace('|', "\\|");
+            let _ = writeln!(md, "| {name} | {verdict} | {mname} | {} | {} | {} |", fmt_num(m.value), fmt_threshold(m), fmt_pass(m));
         }
     }
     let notes: Vec<String> = s.claims.iter().filter_map(|c| c.note.as_ref().map(|n| format!("- `{}`: {n}", c.claim.name()))).collect();
