@@ -3,7 +3,7 @@
 #   flow:    scipy solve_ivp RK45 on the full W in natural time vs `marginflow flow --until-time`,
 #   descent: a numpy gradient-descent loop vs `marginflow descent`.
 # Same data (`marginflow gen`), same W0 (entries N(0, 1/d), so the flow crosses kinks), same tolerances.
-# Prints a Markdown table: whole-process wall time (median of REPS runs), RHS evaluations, final
+# Prints a Markdown table: whole-process wall and CPU time (medians of REPS runs), RHS evaluations, final
 # normalized margin, relative Frobenius difference of the final W, and the time ratio.
 #
 # Usage: bash benches/compare/run.sh            (from the repository root; never needed by the build)
@@ -44,7 +44,7 @@ time_runs() {
   local label="$1"; shift
   : > "$WORK/$label.times"
   for _ in $(seq "$REPS"); do
-    /usr/bin/time -f "%e" -o "$WORK/$label.t" "$@" > "$WORK/$label.json"
+    /usr/bin/time -f "%e %U %S" -o "$WORK/$label.t" "$@" > "$WORK/$label.json"
     cat "$WORK/$label.t" >> "$WORK/$label.times"
   done
 }
@@ -69,7 +69,9 @@ import json, sys
 import numpy as np
 work, n, d, m, t_end, rtol, atol, steps, alpha, reps, threads = sys.argv[1:]
 def med(label):
-    return float(np.median([float(v) for v in open(f"{work}/{label}.times").read().split()]))
+    """Median whole-process wall time and median CPU time (user + system), seconds."""
+    rows = [[float(v) for v in line.split()] for line in open(f"{work}/{label}.times") if line.strip()]
+    return float(np.median([r[0] for r in rows])), float(np.median([r[1] + r[2] for r in rows]))
 def js(label):
     return json.load(open(f"{work}/{label}.json"))
 def rel(a, b):
@@ -87,11 +89,11 @@ rows = [
      med("mf_gd"), med("py_gd"), mg["step"], pg["rhs_evaluations"],
      mg["normalized_margin"], pg["normalized_margin"], rel(f"{work}/mf_gd/W.npy", f"{work}/py_gd_W.npy")),
 ]
-print(f"n = {n}, d = {d}, m = {m}; whole-process wall time, median of {reps}; OPENBLAS_NUM_THREADS = {threads}")
+print(f"n = {n}, d = {d}, m = {m}; whole-process wall and CPU (user + sys) time, medians of {reps}; OPENBLAS_NUM_THREADS = {threads}")
 print()
-print("| task | side | wall time (s) | RHS evaluations | final normalized margin | rel. Frobenius diff of final W | speed-up |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| task | side | wall (s) | CPU (s) | RHS evaluations | final normalized margin | rel. Frobenius diff of final W | speed-up wall (CPU) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for task, a, b, ta, tb, ea, eb, qa, qb, diff in rows:
-    print(f"| {task} | {a} | {ta:.3f} | {ea} | {qa:.10g} | {diff:.2e} | {tb / ta:.0f}x |")
-    print(f"| | {b} | {tb:.3f} | {eb} | {qb:.10g} | | |")
+    print(f"| {task} | {a} | {ta[0]:.3f} | {ta[1]:.3f} | {ea} | {qa:.10g} | {diff:.2e} | {tb[0] / ta[0]:.0f}x ({tb[1] / ta[1]:.0f}x) |")
+    print(f"| | {b} | {tb[0]:.3f} | {tb[1]:.3f} | {eb} | {qb:.10g} | | |")
 EOF
