@@ -1116,13 +1116,14 @@ mod tests {
 
     #[test]
     fn linear_max_margin_drops_inactive_points() {
-        // 1-d data x = (1, 3, −1) with y = (1, 1, −1): z = 1, only points 0 and 2 are active.
-        let x = [1.0, 3.0, -1.0];
-        let gram: Vec<f64> = (0..9).map(|k| x[k / 3] * x[k % 3]).collect();
-        let a = linear_max_margin(&gram, &[1.0, 1.0, -1.0]).unwrap();
-        let z: f64 = (0..3).map(|i| a[i] * [1.0, 1.0, -1.0][i] * x[i]).sum();
-        assert!((z - 1.0).abs() < 1e-12, "z = {z}");
-        assert!(a[1].abs() < 1e-14);
+        // x = e1, e2, (2, 3, 1), all labelled +1: z = (1, 1, 0), the third point (margin 5) is
+        // inactive, so α = (1, 1, 0) and ‖z‖² = Σα = 2.
+        let x = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [2.0, 3.0, 1.0]];
+        let gram: Vec<f64> = (0..9).map(|k| (0..3).map(|c| x[k / 3][c] * x[k % 3][c]).sum()).collect();
+        let a = linear_max_margin(&gram, &[1.0, 1.0, 1.0]).unwrap();
+        for (ai, want) in a.iter().zip([1.0, 1.0, 0.0]) {
+            assert!((ai - want).abs() < 1e-12, "alpha = {a:?}");
+        }
     }
 
     #[test]
