@@ -54,6 +54,13 @@ pub trait OdeSystem<T: Real> {
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
         self.untrack(k);
     }
+    /// Solve (I − c·J) x = rhs in place, J = ∂f/∂y(s, y) under the current modes (for linearly
+    /// implicit methods, see [`crate::extrapolation`]). Returns false when the system provides no
+    /// Jacobian (the default; `rhs` is then unchanged). An approximate J only costs efficiency
+    /// in the extrapolation method, never its order.
+    fn solve_shifted(&mut self, _s: &T, _y: &[T], _c: &T, _rhs: &mut [T]) -> bool {
+        false
+    }
 }
 
 /// Work counters, reported with every result.

@@ -279,6 +279,9 @@ pub enum Method {
     Dopri5,
     /// Verner's "most efficient" 9(8) pair.
     Verner98,
+    /// Linearly implicit Euler extrapolation (SEULEX, [`crate::extrapolation`]) for stiff systems;
+    /// it has no tableau ([`Method::tableau`] gives the explicit Dormand–Prince pair).
+    Seulex,
 }
 
 impl std::str::FromStr for Method {
@@ -288,7 +291,8 @@ impl std::str::FromStr for Method {
             "auto" => Ok(Method::Auto),
             "dopri5" => Ok(Method::Dopri5),
             "verner98" => Ok(Method::Verner98),
-            other => Err(format!("unknown method {other:?} (expected auto, dopri5 or verner98)")),
+            "seulex" => Ok(Method::Seulex),
+            other => Err(format!("unknown method {other:?} (expected auto, dopri5, verner98 or seulex)")),
         }
     }
 }
@@ -308,7 +312,13 @@ impl Method {
         }
     }
 
-    /// The tableau this method uses at tolerance `rtol` and precision `prec`.
+    /// Whether this is the linearly implicit extrapolation method (no tableau).
+    pub fn is_extrapolation(self) -> bool {
+        self == Method::Seulex
+    }
+
+    /// The tableau this method uses at tolerance `rtol` and precision `prec` (Dormand–Prince 5(4)
+    /// for [`Method::Seulex`], which has none).
     pub fn tableau<T: Real>(self, rtol: f64, prec: u32) -> Tableau<T> {
         match self.resolve(rtol) {
             Method::Verner98 => verner98(prec),
@@ -384,5 +394,8 @@ mod high_order_tests {
         assert_eq!(Method::Auto.tableau::<f64>(1e-20, 53).name, "verner98");
         assert_eq!("verner98".parse::<Method>(), Ok(Method::Verner98));
         assert!("rk4".parse::<Method>().is_err());
+        assert_eq!("seulex".parse::<Method>(), Ok(Method::Seulex));
+        assert_eq!(Method::Seulex.resolve(1e-30), Method::Seulex);
+        assert!(Method::Seulex.is_extrapolation() && !Method::Auto.is_extrapolation());
     }
 }

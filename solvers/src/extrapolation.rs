@@ -1,0 +1,648 @@
+//! Linearly implicit Euler extrapolation (SEULEX) for stiff systems, with the same switching
+//! events, horizons, observer and checkpointable state as [`crate::rk`].
+//!
+//! **Why.** An explicit Runge–Kutta step is stability-bound by the fastest negative eigenvalue of
+//! ∂f/∂y even after the corresponding transients have decayed; a flow whose solution becomes a
+//! straight line but keeps a fast relaxation (the margins of a gradient flow in normalized time)
+//! then needs a fixed small step forever. An L-stable linearly implicit method lets the step grow
+//! with the smoothness of the solution.
+//!
+//! **Method** (Deuflhard 1985, "Recent progress in extrapolation methods for ordinary differential
+//! equations", SIAM Review 27; Hairer–Wanner, *Solving ODEs II*, §IV.9, code SEULEX). One macro
+//! step of size H from (s0, y0) with J = ∂f/∂y(s0, y0) fixed for the whole step: for the harmonic
+//! sequence n_j = j (j = 1, …, k) take n_j linearly implicit Euler steps of size h_j = H/n_j,
+//!
+//!   y_{i+1} = y_i + (I − h_j J)⁻¹ h_j f(s0 + i h_j, y_i),   T_{j,1} = y_{n_j},
+//!
+//! and extrapolate to h → 0 with the Aitken–Neville scheme
+//! T_{j,l+1} = T_{j,l} + (T_{j,l} − T_{j−1,l}) / (n_j/n_{j−l} − 1). T_{k,k} (order k) is propagated;
+//! ‖T_{k,k} − T_{k,k−1}‖ (the RMS norm of [`crate::rk`], scaled by atol + rtol·max(|y0|, |y1|))
+//! estimates the error of the order-(k−1) value, so the step control is
+//! H_new = H · clamp(0.94 (0.65/err)^{1/k}, 0.1, 4) (never growing right after a rejection).
+//! The number of columns k is fixed by the tolerance ([`columns_for_tolerance`]): high order pays
+//! at tight tolerances and high precision. A macro step costs 1 + k(k−1)/2 right-hand sides and
+//! k(k+1)/2 linear solves.
+//!
+//! **Any J gives the order.** The linearly implicit Euler step with a constant matrix J is a
+//! one-step method y1 = y0 + hΦ(y0, h) with Φ smooth in h, so its global error has an asymptotic
+//! expansion in powers of h whatever J is (Hairer–Wanner II, §IV.9, "W-method" property of the
+//! extrapolated linearly implicit Euler method); an approximate Jacobian costs only stability and
+//! efficiency. Systems that provide no Jacobian ([`OdeSystem::solve_shifted`] returns false) are
+//! integrated with J = 0, i.e. by explicit Euler extrapolation.
+//!
+//! SEULEX's increment-growth stability check is not used: on problems whose first increment
+//! vanishes (a start on the smooth solution) it rejects every step; the error estimate alone
+//! controls the step.
+//!
+//! **Events.** As in [`crate::rk`], the right-hand side follows the system's modes. When an accepted
+//! step ends with mode_k·g_k < 0, the root is located in θ ∈ (0, 1] by the Illinois method, each
+//! evaluation being a full macro step of size θH from the same start (deterministic, full order;
+//! there is no continuous extension); the step is cut there and [`OdeSystem::flip`] is called.
+//! Component horizons are located the same way. Every macro step starts from the state alone
+//! (no stage is carried over), so [`IntegratorState`] describes the integration completely and a
+//! resumed run is bit-identical to an uninterrupted one.
+
+use crate::error::SolverError;
+use crate::rk::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem, Statistics, Status};
+use crate::scalar::Real;
+
+/// Number of extrapolation columns k used at relative tolerance `rtol`:
+/// clamp(⌈−log10(rtol)/2⌉ + 2, 3, 12) (k = 7 at 1e-10, 12 at 1e-20 and below).
+pub fn columns_for_tolerance(rtol: f64) -> usize {
+    let k = (-rtol.log10() / 2.0).ceil() + 2.0;
+    if k.is_finite() {
+        k.clamp(3.0, 12.0) as usize
+    } else {
+        3
+    }
+}
+
+/// How one macro step ended.
+enum Outcome {
+    /// T_{k,k} in `ynew`, T_{k,k} − T_{k,k−1} in `yerr`.
+    Done,
+    /// A non-finite value appeared.
+    NonFinite,
+}
+
+/// The linearly implicit Euler extrapolation integrator with its workspace, allocated once.
+pub struct Extrapolation<T: Real> {
+    settings: IntegratorSettings,
+    prec: u32,
+    columns: usize,
+    rtol: T,
+    atol: T,
+    f0: Vec<T>,
+    fy: Vec<T>,
+    delta: Vec<T>,
+    prev: Vec<Vec<T>>,
+    cur: Vec<Vec<T>>,
+    ynew: Vec<T>,
+    yerr: Vec<T>,
+    ydense: Vec<T>,
+    g: Vec<T>,
+    solves: u64,
+}
+
+impl<T: Real> Extrapolation<T> {
+    /// New integrator for systems of dimension `dim` at precision `prec`, with
+    /// [`columns_for_tolerance`]`(settings.rtol)` columns.
+    pub fn new(settings: IntegratorSettings, dim: usize, prec: u32) -> Result<Self, SolverError> {
+        let k = columns_for_tolerance(settings.rtol);
+        Self::with_columns(settings, k, dim, prec)
+    }
+
+    /// New integrator with a given number of columns k ≥ 2 (order k).
+    pub fn with_columns(settings: IntegratorSettings, columns: usize, dim: usize, prec: u32) -> Result<Self, SolverError> {
+        settings.validate()?;
+        if columns < 2 {
+            return Err(SolverError::Setting { name: "columns", reason: format!("must be at least 2, got {columns}") });
+        }
+        let z = || vec![T::zero(prec); dim];
+        Ok(Extrapolation {
+            rtol: T::from_f64(settings.rtol, prec),
+            atol: T::from_f64(settings.atol, prec),
+            settings,
+            prec,
+            columns,
+            f0: z(),
+            fy: z(),
+            delta: z(),
+            prev: (0..columns).map(|_| z()).collect(),
+            cur: (0..columns).map(|_| z()).collect(),
+            ynew: z(),
+            yerr: z(),
+            ydense: z(),
+            g: Vec::new(),
+            solves: 0,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &IntegratorSettings {
+        &self.settings
+    }
+
+    /// Number of extrapolation columns k (the order of the propagated value).
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    /// Linear solves (I − cJ)x = r performed by this integrator object since it was created
+    /// (not part of the checkpointed [`Statistics`]).
+    pub fn linear_solves(&self) -> u64 {
+        self.solves
+    }
+
+    fn rhs<S: OdeSystem<T>>(sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], dy: &mut [T]) {
+        stats.rhs_evaluations += 1;
+        sys.eval_inplace(s, y, dy);
+    }
+
+    /// Scale atol + rtol·max(|a|, |b|) of component i.
+    fn scale(&self, a: &T, b: &T) -> T {
+        let mut sc = a.abs().max_of(&b.abs());
+        sc *= &self.rtol;
+        sc += &self.atol;
+        sc
+    }
+
+    /// RMS norm of `v` scaled by atol + rtol·max(|y0|, |y1|).
+    fn norm(&self, v: &[T], y0: &[T], y1: &[T]) -> T {
+        let mut acc = T::zero(self.prec);
+        for i in 0..v.len() {
+            let q = v[i].clone() / &self.scale(&y0[i], &y1[i]);
+            acc.mul_add_mut(&q, &q);
+        }
+        (acc / &T::from_f64(v.len().max(1) as f64, self.prec)).sqrt()
+    }
+
+    /// One macro step of size h from (s0, y0) with `f0` = f(s0, y0) valid: `ynew` = T_{k,k},
+    /// `yerr` = T_{k,k} − T_{k,k−1}.
+    fn extrapolate<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Outcome {
+        let p = self.prec;
+        let dim = y0.len();
+        let k = self.columns;
+        let mut prev = std::mem::take(&mut self.prev);
+        let mut cur = std::mem::take(&mut self.cur);
+        let mut outcome = Outcome::Done;
+        'rows: for j in 0..k {
+            let substeps = j + 1;
+            let hj = h.clone() / &T::from_f64(substeps as f64, p);
+            for (c, y) in cur[0].iter_mut().zip(y0) {
+                c.assign(y);
+            }
+            for i in 0..substeps {
+                if i == 0 {
+                    for (d, f) in self.delta.iter_mut().zip(&self.f0) {
+                        d.assign(f);
+                        *d *= &hj;
+                    }
+                } else {
+                    let si = s0.clone() + &(hj.clone() * &T::from_f64(i as f64, p));
+                    Self::rhs(sys, stats, &si, &cur[0], &mut self.fy);
+                    for (d, f) in self.delta.iter_mut().zip(&self.fy) {
+                        d.assign(f);
+                        *d *= &hj;
+                    }
+                }
+                // Δ ← (I − h_j J)⁻¹ Δ (unchanged when the system has no Jacobian: J = 0).
+                self.solves += 1;
+                sys.solve_shifted(s0, y0, &hj, &mut self.delta);
+                for (c, d) in cur[0].iter_mut().zip(&self.delta) {
+                    *c += d;
+                }
+            }
+            if cur[0].iter().any(|v| !v.is_finite()) {
+                outcome = Outcome::NonFinite;
+                break 'rows;
+            }
+            // Aitken–Neville: T_{j,l} = T_{j,l−1} + (T_{j,l−1} − T_{j−1,l−1})·(n_{j−l}/(n_j − n_{j−l}))
+            // with n_j = j + 1 (0-based j, l), i.e. the factor (j − l + 1)/l.
+            for l in 1..=j {
+                let fac = T::ratio((j - l + 1) as i64, l as i64, p);
+                let (lo, hi) = cur.split_at_mut(l);
+                let (src, dst) = (&lo[l - 1], &mut hi[0]);
+                for i in 0..dim {
+                    let diff = src[i].clone() - &prev[l - 1][i];
+                    dst[i].assign(&src[i]);
+                    dst[i].mul_add_mut(&fac, &diff);
+                }
+            }
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        if matches!(outcome, Outcome::Done) {
+            // `prev` holds row k: T_{k,1..k}.
+            for i in 0..dim {
+                self.ynew[i].assign(&prev[k - 1][i]);
+                self.yerr[i] = prev[k - 1][i].clone() - &prev[k - 2][i];
+            }
+        }
+        self.prev = prev;
+        self.cur = cur;
+        outcome
+    }
+
+    /// y at s0 + θh by a full macro step of size θh from (s0, y0), into `ydense` (keeps `ynew`,
+    /// `yerr`). θ = 0 gives y0.
+    fn restep<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T, theta: &T) {
+        if *theta <= T::zero(self.prec) {
+            self.ydense.clone_from_slice(y0);
+            return;
+        }
+        let saved_new = std::mem::take(&mut self.ynew);
+        let saved_err = std::mem::take(&mut self.yerr);
+        self.ynew = self.ydense.clone();
+        self.yerr = self.ydense.clone();
+        let hh = h.clone() * theta;
+        let _ = self.extrapolate(sys, stats, s0, y0, &hh);
+        std::mem::swap(&mut self.ydense, &mut self.ynew);
+        self.ynew = saved_new;
+        self.yerr = saved_err;
+    }
+
+    /// Earliest θ in (0, hi_init] where `value` (negative = crossed) first becomes ≤ 0, given
+    /// value(0) > 0 ≥ value(hi_init); Illinois iteration to round-off in s, each value from a
+    /// re-step. Returns 0 when value(0) ≤ 0 already.
+    #[allow(clippy::too_many_arguments)]
+    fn locate<S: OdeSystem<T>, F>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T, hi_init: T, mut value: F) -> T
+    where
+        F: FnMut(&mut S, &[T]) -> T,
+    {
+        let p = self.prec;
+        let mut lo = T::zero(p);
+        let mut hi = hi_init;
+        let mut f_lo = value(sys, y);
+        if f_lo <= T::zero(p) {
+            return lo;
+        }
+        self.restep(sys, stats, s, y, h, &hi);
+        let mut f_hi = value(sys, &self.ydense.clone());
+        let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
+        let mut side = 0i8;
+        for _ in 0..200 {
+            if (hi.clone() - &lo) <= tol {
+                break;
+            }
+            let denom = f_lo.clone() - &f_hi;
+            let mut mid = if denom.is_finite() && denom > T::zero(p) {
+                lo.clone() + &((hi.clone() - &lo) * &(f_lo.clone() / &denom))
+            } else {
+                (lo.clone() + &hi) * &T::ratio(1, 2, p)
+            };
+            if !(mid > lo && mid < hi) {
+                mid = (lo.clone() + &hi) * &T::ratio(1, 2, p);
+            }
+            self.restep(sys, stats, s, y, h, &mid);
+            let fm = value(sys, &self.ydense.clone());
+            if fm > T::zero(p) {
+                lo = mid;
+                f_lo = fm;
+                if side == -1 {
+                    f_hi *= &T::ratio(1, 2, p);
+                }
+                side = -1;
+            } else {
+                hi = mid;
+                f_hi = fm;
+                if side == 1 {
+                    f_lo *= &T::ratio(1, 2, p);
+                }
+                side = 1;
+            }
+        }
+        hi
+    }
+
+    /// Initial step: `settings.initial_step`, else 0.01·‖y0‖/‖f0‖ in the scaled norm (1e-6 when
+    /// either is tiny), capped by `max_step`.
+    fn initial_step(&self, y0: &[T]) -> T {
+        let p = self.prec;
+        if let Some(h0) = self.settings.initial_step {
+            return T::from_f64(h0, p);
+        }
+        let dnf = self.norm(&self.f0, y0, y0);
+        let dny = self.norm(y0, y0, y0);
+        let tiny = T::from_f64(1e-5, p);
+        let mut h = if dnf <= tiny || dny <= tiny { T::from_f64(1e-6, p) } else { dny / &dnf * &T::from_f64(0.01, p) };
+        if let Some(hm) = self.settings.max_step {
+            h = h.min_of(&T::from_f64(hm, p));
+        }
+        h
+    }
+
+    /// Integrate from `state` until the horizon, the step limit, or the observer stops.
+    /// `state` is updated in place and can be checkpointed at any observer call.
+    pub fn integrate<S: OdeSystem<T>, O: Observer<T, S>>(
+        &mut self,
+        sys: &mut S,
+        state: &mut IntegratorState<T>,
+        horizon: &Horizon<T>,
+        observer: &mut O,
+    ) -> Status {
+        let p = self.prec;
+        let dim = sys.dim();
+        assert_eq!(state.y.len(), dim, "state dimension");
+        let nsw = sys.num_switches();
+        self.g = vec![T::zero(p); nsw];
+        if !self.settings.events {
+            for k in 0..nsw {
+                if sys.mode(k) != 0 {
+                    sys.untrack(k);
+                }
+            }
+        }
+        let eps = T::epsilon(p);
+        let expo = 1.0 / self.columns as f64;
+        let start_steps = state.stats.accepted + state.stats.rejected;
+
+        if observer.on_step(sys, state) == Control::Stop {
+            return Status::Stopped;
+        }
+        let mut f0_valid = false;
+        loop {
+            if let Some(se) = &horizon.s_end {
+                if state.s >= *se {
+                    return Status::Reached;
+                }
+            }
+            if let Some(max) = self.settings.max_steps {
+                if state.stats.accepted + state.stats.rejected - start_steps >= max {
+                    return Status::MaxSteps;
+                }
+            }
+            if !f0_valid {
+                let mut f0 = std::mem::take(&mut self.f0);
+                Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut f0);
+                self.f0 = f0;
+                f0_valid = true;
+                if self.f0.iter().any(|v| !v.is_finite()) {
+                    return Status::NonFinite { s: state.s.to_f64() };
+                }
+            }
+            if state.h <= T::zero(p) {
+                state.h = self.initial_step(&state.y);
+            }
+            let mut h = state.h.clone();
+            if let Some(hm) = self.settings.max_step {
+                h = h.min_of(&T::from_f64(hm, p));
+            }
+            let mut hits_end = false;
+            if let Some(se) = &horizon.s_end {
+                let rem = se.clone() - &state.s;
+                if h.clone() * &T::from_f64(1.01, p) >= rem {
+                    h = rem;
+                    hits_end = true;
+                }
+            }
+            let floor = eps.clone() * &T::from_f64(16.0, p) * &state.s.abs();
+            if h <= floor || h <= T::zero(p) {
+                return Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() };
+            }
+
+            let s0 = state.s.clone();
+            let y0 = std::mem::take(&mut state.y);
+            let outcome = self.extrapolate(sys, &mut state.stats, &s0, &y0, &h);
+            let err = match outcome {
+                Outcome::Done => self.norm(&self.yerr, &y0, &self.ynew),
+                _ => T::from_f64(f64::INFINITY, p),
+            };
+            let errf = err.to_f64();
+            // 0.94 (0.65/err)^{1/k}.
+            let fac = if errf.is_finite() { 0.94 * (0.65 / errf.max(1e-300)).powf(expo) } else { 0.0 };
+            if !(errf.is_finite() && errf <= 1.0) {
+                state.y = y0;
+                state.stats.rejected += 1;
+                let ratio = match outcome {
+                    Outcome::NonFinite => 0.2,
+                    Outcome::Done if errf.is_finite() => fac.clamp(0.1, 0.9),
+                    Outcome::Done => 0.2,
+                };
+                state.h = h * &T::from_f64(ratio, p);
+                state.last_rejected = true;
+                continue;
+            }
+            let mut hnew = h.clone() * &T::from_f64(fac.clamp(0.1, 4.0), p);
+            if state.last_rejected {
+                hnew = hnew.min_of(&h);
+            }
+            let new_err_old = T::from_f64(errf.max(1e-4), p);
+
+            // Switching events: earliest tracked k with mode_k·g_k(y_new) < 0.
+            let mut theta_cut: Option<(T, usize)> = None;
+            if self.settings.events && nsw > 0 {
+                let s1 = s0.clone() + &h;
+                let mut g = std::mem::take(&mut self.g);
+                sys.switch_values_inplace(&s1, &self.ynew, &mut g);
+                let crossed_at = |sys: &S, g: &[T], k: usize| -> bool {
+                    let m = sys.mode(k);
+                    m != 0 && ((m > 0 && g[k] < T::zero(p)) || (m < 0 && g[k] > T::zero(p)))
+                };
+                let crossed: Vec<usize> = (0..nsw).filter(|&k| crossed_at(sys, &g, k)).collect();
+                self.g = g;
+                if !crossed.is_empty() {
+                    let mut g0 = vec![T::zero(p); nsw];
+                    sys.switch_values_inplace(&s0, &y0, &mut g0);
+                    let est = |k: usize| -> f64 {
+                        let a = g0[k].to_f64();
+                        let b = self.g[k].to_f64();
+                        if a == b {
+                            0.0
+                        } else {
+                            (a / (a - b)).clamp(0.0, 1.0)
+                        }
+                    };
+                    let mut kbest = crossed[0];
+                    for &k in &crossed {
+                        if est(k) < est(kbest) {
+                            kbest = k;
+                        }
+                    }
+                    let mut hi = T::one(p);
+                    let mut which = kbest;
+                    for _round in 0..nsw.max(1) {
+                        let k = which;
+                        let sign = T::from_f64(sys.mode(k) as f64, p);
+                        let s_ref = s0.clone();
+                        let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, hi.clone(), |sy, yy| {
+                            sy.switch_value(k, &s_ref, yy) * &sign
+                        });
+                        self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                        let sth = s0.clone() + &(h.clone() * &theta);
+                        let mut gt = vec![T::zero(p); nsw];
+                        let yd = self.ydense.clone();
+                        sys.switch_values_inplace(&sth, &yd, &mut gt);
+                        let earlier = (0..nsw).find(|&j| j != k && crossed_at(sys, &gt, j));
+                        hi = theta;
+                        match earlier {
+                            Some(j) => which = j,
+                            None => {
+                                theta_cut = Some((hi.clone(), k));
+                                break;
+                            }
+                        }
+                    }
+                    if theta_cut.is_none() {
+                        theta_cut = Some((hi, which));
+                    }
+                }
+            }
+            // Terminal condition on a component.
+            let mut terminal = false;
+            if let Some((c, target)) = &horizon.component_reaches {
+                let theta_lim = theta_cut.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| T::one(p));
+                let reaches = if theta_cut.is_some() {
+                    self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta_lim);
+                    self.ydense[*c] >= *target
+                } else {
+                    self.ynew[*c] >= *target
+                };
+                if reaches {
+                    let (c, target) = (*c, target.clone());
+                    let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, theta_lim, |_, yy| target.clone() - &yy[c]);
+                    theta_cut = None;
+                    terminal = true;
+                    self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                    state.s = s0.clone() + &(h.clone() * &theta);
+                    state.y = self.ydense.clone();
+                }
+            }
+            state.stats.accepted += 1;
+            state.err_old = new_err_old;
+            state.last_rejected = false;
+            f0_valid = false;
+            if terminal {
+                state.h = hnew;
+                let _ = observer.on_step(sys, state);
+                return Status::Reached;
+            }
+            if let Some((theta, k)) = theta_cut {
+                self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
+                state.s = s0.clone() + &(h.clone() * &theta);
+                state.y = self.ydense.clone();
+                sys.flip(k, &state.s, &state.y);
+                state.stats.events += 1;
+                let again = matches!(state.chatter, Some((kk, _)) if kk == k) && theta < T::ratio(1, 100, p);
+                state.chatter = match state.chatter {
+                    Some((kk, c)) if again && kk == k => Some((kk, c + 1)),
+                    _ => Some((k, 1)),
+                };
+                if let Some((kk, c)) = state.chatter {
+                    if c >= self.settings.chatter_limit {
+                        sys.release(kk, &state.s, &state.y);
+                        state.stats.released += 1;
+                        state.chatter = None;
+                    }
+                }
+                state.h = hnew.max_of(&(h * &theta));
+            } else {
+                state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
+                state.y = std::mem::take(&mut self.ynew);
+                self.ynew = y0;
+                state.h = hnew;
+                state.chatter = None;
+            }
+            if state.y.iter().any(|v| !v.is_finite()) {
+                return Status::NonFinite { s: state.s.to_f64() };
+            }
+            if observer.on_step(sys, state) == Control::Stop {
+                return Status::Stopped;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prothero–Robinson, autonomized with σ = s as the second component: y' = λ(y − cos σ) −
+    /// sin σ, σ' = 1, y(0) = 1, exact y = cos s for any λ; λ = −1e6 is far beyond explicit
+    /// stability for steps of order 1. J = [[λ, −λ(−sin σ) − cos σ], [0, 0]].
+    struct ProtheroRobinson {
+        lambda: f64,
+    }
+    impl OdeSystem<f64> for ProtheroRobinson {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn eval_inplace(&mut self, _s: &f64, y: &[f64], dy: &mut [f64]) {
+            dy[0] = self.lambda * (y[0] - y[1].cos()) - y[1].sin();
+            dy[1] = 1.0;
+        }
+        fn solve_shifted(&mut self, _s: &f64, y: &[f64], c: &f64, rhs: &mut [f64]) -> bool {
+            let j12 = self.lambda * y[1].sin() - y[1].cos();
+            rhs[0] = (rhs[0] + c * j12 * rhs[1]) / (1.0 - c * self.lambda);
+            true
+        }
+    }
+
+    #[test]
+    fn stiff_linear_problem_takes_large_steps() {
+        let settings = IntegratorSettings { rtol: 1e-8, atol: 1e-10, ..Default::default() };
+        let mut integ = Extrapolation::new(settings, 2, 53).unwrap();
+        let mut st = IntegratorState::new(0.0, vec![1.0, 0.0]);
+        let mut sys = ProtheroRobinson { lambda: -1e6 };
+        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(10.0), component_reaches: None }, &mut ());
+        assert_eq!(status, Status::Reached);
+        assert_eq!(st.s, 10.0);
+        assert!((st.y[0] - 10f64.cos()).abs() < 1e-7, "{}", st.y[0]);
+        // Explicit methods would need ≳ 10·1e6/3 steps.
+        assert!(st.stats.accepted < 200, "{:?}", st.stats);
+    }
+
+    /// y' = y without a Jacobian: explicit Euler extrapolation, order k.
+    struct Exp;
+    impl OdeSystem<f64> for Exp {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn eval_inplace(&mut self, _s: &f64, y: &[f64], dy: &mut [f64]) {
+            dy[0] = y[0];
+        }
+    }
+
+    #[test]
+    fn order_of_one_step_is_columns() {
+        // Local error of T_kk on y' = y behaves like C h^{k+1}: halving h divides it by 2^{k+1}.
+        for k in [3usize, 4, 5] {
+            let mut integ = Extrapolation::<f64>::with_columns(IntegratorSettings::default(), k, 1, 53).unwrap();
+            let mut stats = Statistics::default();
+            let mut errs = Vec::new();
+            for h in [0.2f64, 0.1] {
+                integ.f0 = vec![1.0];
+                let _ = integ.extrapolate(&mut Exp, &mut stats, &0.0, &[1.0], &h);
+                errs.push((integ.ynew[0] - h.exp()).abs());
+            }
+            let observed = (errs[0] / errs[1]).log2();
+            assert!((observed - (k as f64 + 1.0)).abs() < 0.35, "k = {k}: observed order {observed}, errs {errs:?}");
+        }
+    }
+
+    #[test]
+    fn columns_from_tolerance() {
+        assert_eq!(columns_for_tolerance(1e-10), 7);
+        assert_eq!(columns_for_tolerance(1e-3), 4);
+        assert_eq!(columns_for_tolerance(1e-2), 3);
+        assert_eq!(columns_for_tolerance(1e-30), 12);
+    }
+
+    /// Kink: y' = 1 below y = 1/2, 2 above (mode-driven).
+    struct Kink {
+        mode: i8,
+    }
+    impl OdeSystem<f64> for Kink {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn eval_inplace(&mut self, _s: &f64, _y: &[f64], dy: &mut [f64]) {
+            dy[0] = if self.mode > 0 { 2.0 } else { 1.0 };
+        }
+        fn num_switches(&self) -> usize {
+            1
+        }
+        fn switch_value(&mut self, _k: usize, _s: &f64, y: &[f64]) -> f64 {
+            y[0] - 0.5
+        }
+        fn mode(&self, _k: usize) -> i8 {
+            self.mode
+        }
+        fn flip(&mut self, _k: usize, _s: &f64, _y: &[f64]) {
+            self.mode = -self.mode;
+        }
+        fn solve_shifted(&mut self, _s: &f64, _y: &[f64], _c: &f64, _rhs: &mut [f64]) -> bool {
+            true // J = 0
+        }
+    }
+
+    #[test]
+    fn kink_event_is_located() {
+        let mut integ = Extrapolation::new(IntegratorSettings::default(), 1, 53).unwrap();
+        let mut st = IntegratorState::new(0.0, vec![0.0]);
+        let mut sys = Kink { mode: -1 };
+        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
+        assert_eq!(status, Status::Reached);
+        assert_eq!(st.stats.events, 1);
+        assert!((st.y[0] - 1.5).abs() < 1e-13, "{}", st.y[0]);
+    }
+}
