@@ -453,6 +453,10 @@ impl<T: Real> Integrator<T> {
             let yy = y.to_vec();
             value(sys, &yy)
         };
+        if f_lo <= T::zero(p) {
+            // Already on the far side at the start of the step: the event is at the start.
+            return lo;
+        }
         self.dense_at(sys, stats, s, y, h, &hi);
         let mut f_hi = value(sys, &self.ydense.clone());
         let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
