@@ -21,6 +21,7 @@ use crate::network::{ModelSettings, Network};
 use marginflow_solvers::rk::{
     Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem, Status,
 };
+use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::{linalg, Mat, Real};
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,26 @@ pub struct FlowSystem<'a, T> {
     ln_n: T,
     one: T,
     mid: T,
+    /// Jacobian pieces at the last state asked for by [`OdeSystem::solve_shifted`].
+    jac: Option<Box<JacobianCache<T>>>,
+}
+
+/// The pieces of J = ∂f/∂y at one state and one set of modes (see [`FlowSystem::solve_shifted`]).
+#[derive(Clone)]
+struct JacobianCache<T> {
+    /// The state (B, u) and the modes they belong to.
+    y: Vec<T>,
+    modes: Vec<i8>,
+    /// Frozen slopes φ'(P_ji) (sliding entries: the clamped equivalent control).
+    slope: Vec<T>,
+    /// Loss weights w_i = −ℓ'(q_i)/Σ_k ℓ(q_k).
+    w: Vec<T>,
+    /// w_i·c_i with c_i = 1 − g_i = σ(q_i) (logistic) or 1 (exponential): J_w = −diag(dw) + w wᵀ.
+    dw: Vec<T>,
+    /// du/ds.
+    fu: T,
+    /// Q A (n×n): (QA)_ri = y_r y_i K_ir Σ_l a_l² s_lr s_li.
+    qa: Mat<T>,
 }
 
 impl<'a, T: Real> FlowSystem<'a, T> {
@@ -192,6 +213,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             ln_n: T::from_f64(net.n as f64, prec).ln(),
             one: T::one(prec),
             mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
+            jac: None,
         }
     }
 
@@ -444,6 +466,146 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
         self.modes[k] = mode::LIVE;
     }
+
+    /// (I − cJ) x = rhs by Woodbury in n×n, see [`FlowSystem::shifted_solve_inplace`].
+    fn solve_shifted(&mut self, _s: &T, y: &[T], c: &T, rhs: &mut [T]) -> bool {
+        self.shifted_solve_inplace(y, c, rhs)
+    }
+}
+
+impl<T: Real> FlowSystem<'_, T> {
+    /// Fill (or reuse) the Jacobian pieces at y under the current modes.
+    fn jacobian_at(&mut self, y: &[T]) {
+        let fresh = matches!(&self.jac, Some(j) if j.y.as_slice() == y && j.modes == self.modes);
+        if fresh {
+            return;
+        }
+        let net = self.net;
+        let (m, n, p) = (net.m, net.n, net.prec);
+        self.prepare(&y[..m * n]);
+        let w: Vec<T> = self.wy.iter().zip(&net.y).map(|(wy, yi)| wy.clone() * yi).collect();
+        let dw: Vec<T> = (0..n)
+            .map(|i| match net.loss {
+                crate::loss::Loss::Exponential => w[i].clone(),
+                crate::loss::Loss::Logistic => {
+                    // σ(q) = 1/(1 + e^{−q}), evaluated from e^{−|q|}.
+                    let q = &self.q[i];
+                    let e = (-q.abs()).exp();
+                    let den = T::one(p) + &e;
+                    let sig = if q.is_sign_negative() { e / &den } else { T::one(p) / &den };
+                    sig * &w[i]
+                }
+            })
+            .collect();
+        let log_loss = self.lse.clone() - &self.ln_n;
+        let fu = (-(y[m * n].clone() + &log_loss)).exp();
+        let mut qa = Mat::zeros(n, n, p);
+        for r in 0..n {
+            for i in 0..n {
+                let mut acc = T::zero(p);
+                for l in 0..m {
+                    let t = net.a[l].clone() * &net.a[l] * &self.slope[l * n + r];
+                    acc.mul_add_mut(&t, &self.slope[l * n + i]);
+                }
+                *qa.at_mut(r, i) = acc * net.k_mat.at(i, r) * &net.y[r] * &net.y[i];
+            }
+        }
+        self.jac = Some(Box::new(JacobianCache {
+            y: y.to_vec(),
+            modes: self.modes.clone(),
+            slope: self.slope.clone(),
+            w,
+            dw,
+            fu,
+            qa,
+        }));
+    }
+
+    /// Solve (I − cJ) x = rhs in place, J = ∂f/∂y at y = (B, u) under the current modes.
+    ///
+    /// With the slopes s_ji = φ'(P_ji) fixed, dB_ji/ds = a_j s_ji y_i w_i(q) with
+    /// q_r = y_r Σ_l a_l s_lr P_lr and P = P0 + B K, so ∂(dB/ds)/∂B = A J_w Q with
+    /// A_{(ji),i} = a_j s_ji y_i (mn×n), Q_{r,(lk)} = y_r a_l s_lr K_kr (n×mn) and
+    /// J_w = ∂w/∂q = −diag(w_i c_i) + w wᵀ (w_i = g_i/S, g = −ℓ', S = Σ ℓ; logistic:
+    /// g' = −g(1−g), c_i = 1 − g_i = σ(q_i); exponential: c_i = 1). The u-row: du/ds = f_u =
+    /// exp(−u − log L) with ∂ log L/∂q_r = ℓ'_r/S = −w_r, so ∂f_u/∂u = −f_u and
+    /// ∂f_u/∂B = f_u wᵀQ; u does not feed back into B. Woodbury:
+    /// (I − cAJ_wQ)⁻¹ = I + cA(I − cJ_wQA)⁻¹J_wQ, an n×n LU solve; then
+    /// x_u = (r_u + c f_u wᵀQx_B)/(1 + c f_u), using Qx_B = Qr_B + c QA z.
+    ///
+    /// Sliding entries keep their equivalent-control slope frozen (their dependence on B through
+    /// σ is left out of J): the extrapolation method keeps its order with any J, so this only
+    /// affects efficiency. Returns false when the n×n system is singular.
+    pub fn shifted_solve_inplace(&mut self, y: &[T], c: &T, rhs: &mut [T]) -> bool {
+        self.jacobian_at(y);
+        let net = self.net;
+        let (m, n, p) = (net.m, net.n, net.prec);
+        let jac = self.jac.as_ref().expect("jacobian prepared");
+        // v = Q r_B: v_r = y_r Σ_l a_l s_lr (r_B K)_lr.
+        let mut v = vec![T::zero(p); n];
+        for l in 0..m {
+            let row = &rhs[l * n..(l + 1) * n];
+            for (r, vr) in v.iter_mut().enumerate() {
+                let mut acc = T::zero(p);
+                for (k, rk) in row.iter().enumerate() {
+                    acc.mul_add_mut(rk, net.k_mat.at(k, r));
+                }
+                let t = net.a[l].clone() * &jac.slope[l * n + r];
+                vr.mul_add_mut(&t, &acc);
+            }
+        }
+        for (vr, yr) in v.iter_mut().zip(&net.y) {
+            *vr *= yr;
+        }
+        // t = J_w v.
+        let wv = linalg::dot(&jac.w, &v);
+        let t: Vec<T> = (0..n).map(|i| jac.w[i].clone() * &wv - &(jac.dw[i].clone() * &v[i])).collect();
+        // Z = I − c J_w QA, (J_w QA)_ir = −dw_i QA_ir + w_i Σ_p w_p QA_pr.
+        let mut wqa = vec![T::zero(p); n];
+        for (r, acc) in wqa.iter_mut().enumerate() {
+            for pp in 0..n {
+                acc.mul_add_mut(&jac.w[pp], jac.qa.at(pp, r));
+            }
+        }
+        let mut z = Mat::zeros(n, n, p);
+        for i in 0..n {
+            for r in 0..n {
+                let jwqa = jac.w[i].clone() * &wqa[r] - &(jac.dw[i].clone() * jac.qa.at(i, r));
+                let mut e = -(c.clone() * &jwqa);
+                if i == r {
+                    e += &T::one(p);
+                }
+                *z.at_mut(i, r) = e;
+            }
+        }
+        let zs = match linalg::lu_solve(&z, &t) {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+        // x_B = r_B + c A z: x_ji += c a_j s_ji y_i z_i.
+        for j in 0..m {
+            let caj = c.clone() * &net.a[j];
+            for i in 0..n {
+                let coef = caj.clone() * &jac.slope[j * n + i] * &net.y[i];
+                rhs[j * n + i].mul_add_mut(&coef, &zs[i]);
+            }
+        }
+        // Q x_B = v + c QA z; x_u = (r_u + c f_u wᵀ Q x_B)/(1 + c f_u).
+        let mut wqx = wv;
+        for r in 0..n {
+            let mut qaz = T::zero(p);
+            for i in 0..n {
+                qaz.mul_add_mut(jac.qa.at(r, i), &zs[i]);
+            }
+            let t = c.clone() * &qaz;
+            wqx.mul_add_mut(&jac.w[r], &t);
+        }
+        let cfu = c.clone() * &jac.fu;
+        let mut xu = rhs[m * n].clone();
+        xu.mul_add_mut(&cfu, &wqx);
+        rhs[m * n] = xu / &(T::one(p) + &cfu);
+        true
+    }
 }
 
 /// The flow's comparison with the certified theory-pattern max-margin solution.
@@ -674,7 +836,6 @@ fn run_at<T: Real>(
     let reference = maxmargin::theory_reference(&net);
     let reference_small = reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
 
-    let tableau = settings.method.tableau::<T>(settings.rtol, prec);
     let isettings = IntegratorSettings {
         rtol: settings.rtol,
         atol: settings.atol,
@@ -682,7 +843,6 @@ fn run_at<T: Real>(
         max_steps: settings.max_steps,
         ..Default::default()
     };
-    let mut integ = Integrator::new(tableau, isettings, mn + 1, prec)?;
     let horizon = match settings.horizon {
         FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
         FlowHorizon::Time(t) => {
@@ -709,7 +869,15 @@ fn run_at<T: Real>(
         started,
         wall_before,
     };
-    let status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
+    let status = if settings.method.is_extrapolation() {
+        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
+        let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
+        integ.integrate(&mut sys, &mut state, &horizon, &mut rows)
+    } else {
+        let tableau = settings.method.tableau::<T>(settings.rtol, prec);
+        let mut integ = Integrator::new(tableau, isettings, mn + 1, prec)?;
+        integ.integrate(&mut sys, &mut state, &horizon, &mut rows)
+    };
     if let Some(e) = rows.error.take() {
         return Err(e);
     }
