@@ -213,9 +213,10 @@ impl<T: Real> Extrapolation<T> {
         }
         if matches!(outcome, Outcome::Done) {
             // `prev` holds row k: T_{k,1..k}.
-            for i in 0..dim {
-                self.ynew[i].assign(&prev[k - 1][i]);
-                self.yerr[i] = prev[k - 1][i].clone() - &prev[k - 2][i];
+            let rows = prev[k - 1].iter().zip(&prev[k - 2]);
+            for ((yn, ye), (top, below)) in self.ynew.iter_mut().zip(self.yerr.iter_mut()).zip(rows) {
+                yn.assign(top);
+                *ye = top.clone() - below;
             }
         }
         self.prev = prev;
