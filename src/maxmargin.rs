@@ -923,3 +923,41 @@ pub fn boundary_agreement<T: Real>(data: &Dataset, net: &Network<T>, r: &Referen
     }
     agree as f64 / settings.test_points as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Dataset;
+    use crate::network::ModelSettings;
+
+    fn net_of(x: &[f64], y: &[f64], d: usize) -> Network<f64> {
+        let data = Dataset { n: y.len(), d, x: x.to_vec(), y: y.to_vec() };
+        Network::new(&data, &ModelSettings { width: 2, ..Default::default() }, 53).unwrap()
+    }
+
+    /// Orthogonal x_i with norms r_i: α_i = 1/r_i², ‖z‖² = Σα.
+    #[test]
+    fn linear_max_margin_on_orthogonal_points() {
+        let net = net_of(&[2.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 1.0], &[1.0, -1.0, 1.0], 3);
+        let lin = linear_max_margin(&net, &MaxMarginSettings::default()).unwrap();
+        assert!(lin.certified, "{:?}", lin.failure);
+        for (ai, r2) in lin.multipliers.iter().zip([4.0, 9.0, 1.0]) {
+            assert!((ai - 1.0 / r2).abs() < 1e-14, "{ai} vs {}", 1.0 / r2);
+        }
+        let sum: f64 = lin.multipliers.iter().sum();
+        assert!((lin.norm * lin.norm - sum).abs() < 1e-14);
+    }
+
+    /// x = e1, e2, (2, 3, 1), all labelled +1 apart from a −1 point far away on the other side:
+    /// the third point (margin 5 under z = (1, 1, 0)) is inactive.
+    #[test]
+    fn linear_max_margin_drops_inactive_points() {
+        let x = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 2.0, 3.0, 1.0, -4.0, -4.0, 0.0];
+        let net = net_of(&x, &[1.0, 1.0, 1.0, -1.0], 3);
+        let lin = linear_max_margin(&net, &MaxMarginSettings::default()).unwrap();
+        assert!(lin.certified, "{:?}", lin.failure);
+        for (ai, want) in lin.multipliers.iter().zip([1.0, 1.0, 0.0, 0.0]) {
+            assert!((ai - want).abs() < 1e-12, "alpha = {:?}", lin.multipliers);
+        }
+    }
+}

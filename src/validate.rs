@@ -20,9 +20,7 @@
 //! Everything here returns values; rendering is in [`crate::report`] and [`crate::plot`], files
 //! are written by the binary.
 //!
-//! Note: the linear max margin (min ‖z‖² s.t. y_i⟨z, x_i⟩ ≥ 1) is solved here by a small
-//! primal–dual active-set method on its dual in Gram coordinates ([`linear_max_margin`]), because
-//! `maxmargin.rs` had no public linear solver when this module was written.
+//! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
 use crate::data::{self, DataKind, Dataset, GenSettings, Geometry};
 use crate::error::{Error, Result};
@@ -590,49 +588,6 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Option<LineFit> {
     Some(LineFit { slope, intercept, r_squared, points: n })
 }
 
-/// The linear max-margin problem min ‖z‖² s.t. y_i⟨z, x_i⟩ ≥ 1, solved through its dual
-/// min ½ αᵀMα − 1ᵀα, α ≥ 0, M_ik = y_i y_k K_ik, by a primal–dual active-set method (the support
-/// set S solves M_SS α_S = 1; indices with α < 0 leave, indices with (Mα)_i < 1 enter). Returns
-/// α (z = Σ α_i y_i x_i, ‖z‖² = Σ α_i) or `None` if it does not converge (e.g. not separable).
-pub fn linear_max_margin(gram: &[f64], y: &[f64]) -> Option<Vec<f64>> {
-    let n = y.len();
-    let m = |i: usize, k: usize| y[i] * y[k] * gram[i * n + k];
-    let mut support: Vec<bool> = vec![true; n];
-    for _ in 0..(10 * n + 10) {
-        let idx: Vec<usize> = (0..n).filter(|&i| support[i]).collect();
-        if idx.is_empty() {
-            return None;
-        }
-        let mut msub = Mat::<f64>::zeros(idx.len(), idx.len(), 53);
-        for (a, &i) in idx.iter().enumerate() {
-            for (b, &k) in idx.iter().enumerate() {
-                *msub.at_mut(a, b) = m(i, k);
-            }
-        }
-        let sol = linalg::lu_solve(&msub, &vec![1.0; idx.len()]).ok()?;
-        let mut alpha = vec![0.0; n];
-        for (a, &i) in idx.iter().enumerate() {
-            alpha[i] = sol[a];
-        }
-        // Drop the most negative multiplier, if any.
-        if let Some((a, _)) = sol.iter().enumerate().filter(|(_, v)| **v < 0.0).min_by(|p, q| p.1.total_cmp(q.1)) {
-            support[idx[a]] = false;
-            continue;
-        }
-        // Add the most violated constraint, if any.
-        let viol = (0..n)
-            .filter(|&i| !support[i])
-            .map(|i| (i, (0..n).map(|k| m(i, k) * alpha[k]).sum::<f64>()))
-            .filter(|(_, v)| *v < 1.0 - 1e-12)
-            .min_by(|p, q| p.1.total_cmp(&q.1));
-        match viol {
-            Some((i, _)) => support[i] = true,
-            None => return Some(alpha),
-        }
-    }
-    None
-}
-
 /// A flow observer that keeps the rows in memory and writes no checkpoints.
 #[derive(Default)]
 pub struct RowCollector {
@@ -971,7 +926,7 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
             note: Some("the outer layer is not balanced: the boundary is piecewise linear".into()),
         });
     } else {
-        claims.push(linear_boundary_claim(p, &a, reference.as_ref(), outcome.weights.as_deref(), expect));
+        claims.push(linear_boundary_claim(p, &net, &a, reference.as_ref(), outcome.weights.as_deref(), expect));
     }
 
     Ok(ScenarioReport {
@@ -1026,6 +981,7 @@ fn late_rows(rows: &[TrajectoryPoint], final_s: Option<f64>, decades: f64) -> Ve
 
 fn linear_boundary_claim(
     p: &PreparedScenario,
+    net: &Network<f64>,
     a: &[f64],
     reference: Option<&maxmargin::Reference<f64>>,
     weights: Option<&[f64]>,
@@ -1073,8 +1029,8 @@ fn linear_boundary_claim(
         .map(|i| data.y[i] * data.row(i).iter().zip(&z).map(|(u, v)| u * v).sum::<f64>())
         .fold(f64::INFINITY, f64::min)
         / znorm;
-    let lin = linear_max_margin(&data.gram(), &data.y);
-    let lin_margin = lin.as_ref().map(|alpha| 1.0 / alpha.iter().sum::<f64>().sqrt());
+    let lin = maxmargin::linear_max_margin(net, &maxmargin::MaxMarginSettings::default()).ok();
+    let lin_margin = lin.filter(|l| l.certified).map(|l| 1.0 / l.norm);
     let mut ms = vec![
         Measurement::gate("agreement on the data", Some(agree_data), Comparison::AtLeast, 1.0),
         Measurement::gate("agreement on Gaussian test points", Some(agree_test), Comparison::AtLeast, th.boundary_agreement),
@@ -1101,29 +1057,6 @@ mod tests {
         let f = fit_line(&x, &y).unwrap();
         assert!((f.slope + 3.0).abs() < 1e-12 && (f.intercept - 2.0).abs() < 1e-12);
         assert!((f.r_squared - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn linear_max_margin_on_orthogonal_points() {
-        // Orthogonal x_i with norms r_i: α_i = 1/r_i².
-        let gram = [4.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 1.0];
-        let y = [1.0, -1.0, 1.0];
-        let a = linear_max_margin(&gram, &y).unwrap();
-        for (ai, r2) in a.iter().zip([4.0, 9.0, 1.0]) {
-            assert!((ai - 1.0 / r2).abs() < 1e-14);
-        }
-    }
-
-    #[test]
-    fn linear_max_margin_drops_inactive_points() {
-        // x = e1, e2, (2, 3, 1), all labelled +1: z = (1, 1, 0), the third point (margin 5) is
-        // inactive, so α = (1, 1, 0) and ‖z‖² = Σα = 2.
-        let x = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [2.0, 3.0, 1.0]];
-        let gram: Vec<f64> = (0..9).map(|k| (0..3).map(|c| x[k / 3][c] * x[k % 3][c]).sum()).collect();
-        let a = linear_max_margin(&gram, &[1.0, 1.0, 1.0]).unwrap();
-        for (ai, want) in a.iter().zip([1.0, 1.0, 0.0]) {
-            assert!((ai - want).abs() < 1e-12, "alpha = {a:?}");
-        }
     }
 
     #[test]
