@@ -223,6 +223,10 @@ pub struct Integrator<T: Real> {
     ynew: Vec<T>,
     yerr: Vec<T>,
     ydense: Vec<T>,
+    /// Dense-output coefficient vectors of the last trial step (Dormand–Prince), and whether
+    /// they are current.
+    rcont: [Vec<T>; 4],
+    dense_ready: bool,
     g: Vec<T>,
     rtol: T,
     atol: T,
@@ -250,6 +254,8 @@ impl<T: Real> Integrator<T> {
             ynew: vec![T::zero(prec); dim],
             yerr: vec![T::zero(prec); dim],
             ydense: vec![T::zero(prec); dim],
+            rcont: std::array::from_fn(|_| vec![T::zero(prec); dim]),
+            dense_ready: false,
             g: Vec::new(),
             k1_valid: false,
         })
@@ -345,6 +351,7 @@ impl<T: Real> Integrator<T> {
     /// One trial step of size h from (s, y) with k[0] = f(s, y) valid; fills `ynew`, `yerr`, the
     /// stages, and for FSAL methods the last stage f(s + h, ynew).
     fn attempt<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T) {
+        self.dense_ready = false;
         let stages = self.tableau.stages();
         let dim = y.len();
         for st in 1..stages {
@@ -391,26 +398,36 @@ impl<T: Real> Integrator<T> {
         let dim = y.len();
         match &self.tableau.dense {
             Dense::DormandPrince { d } => {
-                // y(θ) = y0 + θ(Δ + (1−θ)(h k1 − Δ + θ(Δ − h k7 − (h k1 − Δ) + (1−θ) h Σ d_j k_j)))
+                // y(θ) = y0 + θ(Δ + (1−θ)(h k1 − Δ + θ(Δ − h k7 − (h k1 − Δ) + (1−θ) h Σ d_j k_j)));
+                // the four coefficient vectors are formed once per step.
+                if !self.dense_ready {
+                    let last = self.tableau.stages() - 1;
+                    for i in 0..dim {
+                        let ydiff = self.ynew[i].clone() - &y[i];
+                        let bspl = self.k[0][i].clone() * h - &ydiff;
+                        let r4 = ydiff.clone() - &(self.k[last][i].clone() * h) - &bspl;
+                        let mut r5 = T::zero(self.prec);
+                        for (j, dj) in d.iter().enumerate() {
+                            r5.mul_add_mut(dj, &self.k[j][i]);
+                        }
+                        r5 *= h;
+                        self.rcont[0][i] = ydiff;
+                        self.rcont[1][i] = bspl;
+                        self.rcont[2][i] = r4;
+                        self.rcont[3][i] = r5;
+                    }
+                    self.dense_ready = true;
+                }
                 let one = T::one(self.prec);
                 let th1 = one - theta;
-                let last = self.tableau.stages() - 1;
                 for i in 0..dim {
-                    let ydiff = self.ynew[i].clone() - &y[i];
-                    let bspl = self.k[0][i].clone() * h - &ydiff;
-                    let r4 = ydiff.clone() - &(self.k[last][i].clone() * h) - &bspl;
-                    let mut r5 = T::zero(self.prec);
-                    for (j, dj) in d.iter().enumerate() {
-                        r5.mul_add_mut(dj, &self.k[j][i]);
-                    }
-                    r5 *= h;
                     // Horner form of CONTD5.
-                    let mut v = r5 * &th1;
-                    v += &r4;
+                    let mut v = self.rcont[3][i].clone() * &th1;
+                    v += &self.rcont[2][i];
                     v *= theta;
-                    v += &bspl;
+                    v += &self.rcont[1][i];
                     v *= &th1;
-                    v += &ydiff;
+                    v += &self.rcont[0][i];
                     v *= theta;
                     v += &y[i];
                     self.ydense[i] = v;
