@@ -3,7 +3,7 @@
 //! position, the settings, and a hash of the data. A resumed run continues bit for bit.
 
 use crate::error::{Error, Result};
-use crate::flow::FlowSettings;
+use crate::flow::{FlowSettings, Phase, SwitchMemory};
 use marginflow_solvers::rk::{IntegratorState, Statistics};
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,14 @@ pub struct Checkpoint {
     pub next_row_bits: String,
     /// Wall-clock seconds spent so far.
     pub wall_seconds: f64,
+    /// Phase of a `--method auto` run (explicit pair, or SEULEX after the switch); absent in
+    /// checkpoints written before phases existed, which were all explicit.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Memory of `auto`'s switch criterion (quiet streak, switch point); absent in old
+    /// checkpoints (an empty streak: the criterion starts counting at the resumed state).
+    #[serde(default)]
+    pub switch: SwitchMemory,
 }
 
 /// A restored state.
@@ -56,7 +64,8 @@ pub struct Restored<T> {
 }
 
 impl Checkpoint {
-    /// Capture the state of a run.
+    /// Capture the state of a run (in [`Phase::Explicit`] with an empty switch memory; the flow
+    /// driver sets [`Checkpoint::phase`] and [`Checkpoint::switch`]).
     pub fn capture<T: Real>(
         settings: &FlowSettings,
         data_hash: &str,
@@ -82,6 +91,8 @@ impl Checkpoint {
             rows_written,
             next_row_bits: next_row.to_exact(),
             wall_seconds,
+            phase: Phase::Explicit,
+            switch: SwitchMemory::default(),
         }
     }
 

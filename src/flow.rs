@@ -54,6 +54,121 @@ impl FlowHorizon {
     }
 }
 
+/// Phase of a `--method auto` run (the other methods stay in [`Phase::Explicit`], whose meaning for
+/// them is simply "the method asked for").
+///
+/// `auto` starts with the explicit pair `Method::Auto.resolve(rtol)` (Dormand–Prince 5(4), or
+/// Verner 9(8) below rtol 1e-14), whose dense output locates the early, dense kinks cheaply. In
+/// the asymptotic regime the normalized flow is stiff: explicit steps become stability-bound
+/// (constant h) while the solution is nearly a straight line. Once [`SwitchMemory::ready`] holds,
+/// the run continues from the same [`IntegratorState`] with linearly implicit Euler extrapolation
+/// (SEULEX, `marginflow_solvers::extrapolation`), whose steps grow geometrically there. The switch
+/// is one-way: if kinks become dense again in phase 2, SEULEX locates them itself (more expensive
+/// per event, but correct), and the run stays in phase 2.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The explicit Runge–Kutta pair.
+    #[default]
+    Explicit,
+    /// Linearly implicit Euler extrapolation (after the switch of an `auto` run).
+    Stiff,
+}
+
+/// Accepted explicit steps in a row without a switching event and with the proposed step within a
+/// factor [`AUTO_STEP_RATIO`] before `auto` switches to SEULEX.
+pub const AUTO_QUIET_STEPS: u64 = 50;
+/// The proposed steps h of a quiet streak satisfy max h ≤ AUTO_STEP_RATIO · min h (stability-bound
+/// steps: the explicit method no longer gains from the smoothness of the solution).
+pub const AUTO_STEP_RATIO: f64 = 2.0;
+/// `auto` switches only when the explicit method would still need at least this many steps of the
+/// current size to reach the horizon (a macro step of SEULEX costs about k(k+1)/2 + 1 right-hand
+/// sides plus k(k+1)/2 linear solves, k = 7 at rtol 1e-10, against 6 for Dormand–Prince, and it
+/// needs about log₄ of the remaining span in units of h to grow its step).
+pub const AUTO_MIN_REMAINING_STEPS: f64 = 500.0;
+
+/// The memory of `auto`'s switch criterion: the current quiet streak of accepted explicit steps.
+/// A pure function of the integration history (never of wall time), checkpointed with the run so a
+/// resumed run switches at the same step. f64 values are stored as IEEE bit patterns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SwitchMemory {
+    /// `stats.accepted` at the last observed state (`None` before the first): the observer sees a
+    /// state twice at an integrator restart (phase change, resume) and counts it once.
+    pub last_accepted: Option<u64>,
+    /// Events plus releases when the streak started.
+    pub events_seen: u64,
+    /// Accepted steps in the streak (the state that started it not counted).
+    pub quiet_steps: u64,
+    /// Smallest proposed step h in the streak (f64 bits).
+    pub h_min_bits: u64,
+    /// Largest proposed step h in the streak (f64 bits).
+    pub h_max_bits: u64,
+    /// s where the streak started (f64 bits).
+    pub s_start_bits: u64,
+    /// log(1+t) where the streak started (f64 bits).
+    pub u_start_bits: u64,
+    /// s at which phase 2 started (exact, [`Real::to_exact`]), once switched.
+    pub switched_at_s: Option<String>,
+    /// `stats.accepted` at the switch, once switched.
+    pub switched_at_accepted: Option<u64>,
+}
+
+/// Where the horizon lies, in f64, for the switch criterion's estimate of the remaining work.
+#[derive(Clone, Copy, Debug)]
+enum HorizonEnd {
+    /// s = S.
+    S(f64),
+    /// log(1+t) = U.
+    LogTime(f64),
+}
+
+impl SwitchMemory {
+    /// Record the accepted state (s, h, u = log(1+t), events + releases), once per accepted step:
+    /// the streak restarts at an event or when max h > [`AUTO_STEP_RATIO`] · min h.
+    fn observe(&mut self, accepted: u64, s: f64, h: f64, u: f64, events: u64) {
+        if self.last_accepted == Some(accepted) {
+            return;
+        }
+        let (lo, hi) = (f64::from_bits(self.h_min_bits), f64::from_bits(self.h_max_bits));
+        let (lo, hi) = (lo.min(h), hi.max(h));
+        let restart = self.last_accepted.is_none() || events != self.events_seen || !(hi <= AUTO_STEP_RATIO * lo);
+        if restart {
+            self.events_seen = events;
+            self.quiet_steps = 0;
+            self.h_min_bits = h.to_bits();
+            self.h_max_bits = h.to_bits();
+            self.s_start_bits = s.to_bits();
+            self.u_start_bits = u.to_bits();
+        } else {
+            self.quiet_steps += 1;
+            self.h_min_bits = lo.to_bits();
+            self.h_max_bits = hi.to_bits();
+        }
+        self.last_accepted = Some(accepted);
+    }
+
+    /// Whether to switch at the state (s, h, u): at least [`AUTO_QUIET_STEPS`] quiet
+    /// stability-bound steps, and at least [`AUTO_MIN_REMAINING_STEPS`] steps of size h left to
+    /// the horizon. For a horizon in t, the remaining span in s is (U − u)/(du/ds) with du/ds the
+    /// streak's mean rate (u − u₀)/(s − s₀) (in the asymptotic regime u grows linearly in s).
+    fn ready(&self, s: f64, h: f64, u: f64, end: HorizonEnd) -> bool {
+        if self.quiet_steps < AUTO_QUIET_STEPS || !(h > 0.0) {
+            return false;
+        }
+        let remaining_s = match end {
+            HorizonEnd::S(se) => se - s,
+            HorizonEnd::LogTime(ue) => {
+                let rate = (u - f64::from_bits(self.u_start_bits)) / (s - f64::from_bits(self.s_start_bits));
+                if !(rate > 0.0 && rate.is_finite()) {
+                    return false;
+                }
+                (ue - u) / rate
+            }
+        };
+        remaining_s / h >= AUTO_MIN_REMAINING_STEPS
+    }
+}
+
 /// Settings of a flow run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowSettings {
@@ -65,7 +180,8 @@ pub struct FlowSettings {
     pub rtol: f64,
     /// Absolute tolerance (default: 1e-12).
     pub atol: f64,
-    /// Integration method (default: auto: dopri5 for rtol ≥ 1e-14, else a high-order pair).
+    /// Integration method (default: auto: dopri5 for rtol ≥ 1e-14, else a high-order pair, then
+    /// SEULEX once the flow is stiff; see [`Phase`]).
     pub method: Method,
     /// Locate kink events (default: true).
     pub events: bool,
@@ -727,6 +843,18 @@ struct Rows<'o, T: Real> {
     error: Option<Error>,
     started: Instant,
     wall_before: f64,
+    /// Phase of the run (see [`Phase`]).
+    phase: Phase,
+    /// Switch criterion memory (observed only in phase 1 of an `auto` run).
+    switch: SwitchMemory,
+    /// Whether this run is `auto` in phase 1 (the criterion is checked).
+    watch_switch: bool,
+    /// Index of u = log(1+t) in the state.
+    u_index: usize,
+    /// The horizon in f64 for the criterion.
+    end: HorizonEnd,
+    /// Set when the observer stopped phase 1 to switch (not a user stop).
+    switch_now: bool,
 }
 
 impl<'o, T: Real> Rows<'o, T> {
@@ -758,7 +886,7 @@ impl<'o, T: Real> Rows<'o, T> {
     }
 
     fn checkpoint_of(&self, sys: &FlowSystem<'_, T>, st: &IntegratorState<T>) -> Checkpoint {
-        Checkpoint::capture(
+        let mut cp = Checkpoint::capture(
             &self.settings,
             &self.data_hash,
             st,
@@ -766,13 +894,24 @@ impl<'o, T: Real> Rows<'o, T> {
             self.rows_written,
             self.next_row,
             self.wall_before + self.started.elapsed().as_secs_f64(),
-        )
+        );
+        cp.phase = self.phase;
+        cp.switch = self.switch.clone();
+        cp
     }
 }
 
 impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
     fn on_step(&mut self, sys: &FlowSystem<'a, T>, st: &IntegratorState<T>) -> Control {
         let s = st.s.to_f64();
+        // The switch criterion first, so a checkpoint written below holds this step's memory (a
+        // resumed run then re-decides the same way at its first observer call).
+        let mut switch = false;
+        if self.watch_switch && self.phase == Phase::Explicit {
+            let (h, u) = (st.h.to_f64(), st.y[self.u_index].to_f64());
+            self.switch.observe(st.stats.accepted, s, h, u, st.stats.events + st.stats.released);
+            switch = self.switch.ready(s, h, u, self.end);
+        }
         let due = s > 0.0 && s.log10() >= self.next_row && self.rows_written < self.max_rows;
         if due {
             // Metrics need a scratch system (the integrator holds the live one immutably here).
@@ -800,6 +939,10 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         if self.obs.stop_requested() {
             return Control::Stop;
         }
+        if switch {
+            self.switch_now = true;
+            return Control::Stop;
+        }
         Control::Continue
     }
 }
@@ -817,15 +960,29 @@ fn run_at<T: Real>(
     let mn = net.m * net.n;
     let data_hash = data.hash();
 
-    let (mut state, modes, rows_written, next_row, wall_before) = match resume {
+    let (mut state, modes, rows_written, next_row, wall_before, phase, switch) = match resume {
         Some(cp) => {
             let r = cp.restore::<T>(&data_hash, mn + 1)?;
-            (r.state, Some(r.modes), cp.rows_written, cp.next_row(), cp.wall_seconds)
+            (r.state, Some(r.modes), cp.rows_written, cp.next_row(), cp.wall_seconds, cp.phase, cp.switch.clone())
         }
         None => {
             let y0 = vec![T::zero(prec); mn + 1];
-            (IntegratorState::new(T::zero(prec), y0), None, 0, -6.0, 0.0)
+            (IntegratorState::new(T::zero(prec), y0), None, 0, -6.0, 0.0, Phase::Explicit, SwitchMemory::default())
         }
+    };
+    let auto = settings.method == Method::Auto;
+    if phase == Phase::Stiff && !auto {
+        return Err(Error::BadCheckpoint {
+            path: "checkpoint".into(),
+            reason: format!("phase 2 (SEULEX) recorded for method {:?}, which has no phases", settings.method),
+        });
+    }
+    let switched_at: Option<T> = match &switch.switched_at_s {
+        Some(x) => Some(T::from_exact(x).ok_or_else(|| Error::BadCheckpoint {
+            path: "checkpoint".into(),
+            reason: format!("cannot decode switched_at_s {x:?}"),
+        })?),
+        None => None,
     };
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
     if let Some(m) = modes {
@@ -856,6 +1013,11 @@ fn run_at<T: Real>(
         }
     };
 
+    let end = match (&horizon.s_end, &horizon.component_reaches) {
+        (Some(se), _) => HorizonEnd::S(se.to_f64()),
+        (None, Some((_, ue))) => HorizonEnd::LogTime(ue.to_f64()),
+        (None, None) => HorizonEnd::S(f64::INFINITY),
+    };
     let mut rows = Rows {
         obs,
         reference: reference_small.clone(),
@@ -868,16 +1030,37 @@ fn run_at<T: Real>(
         error: None,
         started,
         wall_before,
+        phase,
+        switch,
+        watch_switch: auto,
+        u_index: mn,
+        end,
+        switch_now: false,
     };
-    let status = if settings.method.is_extrapolation() {
-        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
-        let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
-        integ.integrate(&mut sys, &mut state, &horizon, &mut rows)
-    } else {
+    let mut switched_at = switched_at;
+    // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
+    let steps_before = state.stats.accepted + state.stats.rejected;
+    let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
+    let mut status = Status::Stopped;
+    if explicit {
         let tableau = settings.method.tableau::<T>(settings.rtol, prec);
-        let mut integ = Integrator::new(tableau, isettings, mn + 1, prec)?;
-        integ.integrate(&mut sys, &mut state, &horizon, &mut rows)
-    };
+        let mut integ = Integrator::new(tableau, isettings.clone(), mn + 1, prec)?;
+        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
+        if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
+            // Not a user stop: the criterion fired. Phase 2 continues from the same state.
+            rows.phase = Phase::Stiff;
+            rows.switch.switched_at_s = Some(state.s.to_exact());
+            rows.switch.switched_at_accepted = Some(state.stats.accepted);
+            switched_at = Some(state.s.clone());
+        }
+    }
+    if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
+        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
+        let used = state.stats.accepted + state.stats.rejected - steps_before;
+        let isettings = IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
+        let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
+        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
+    }
     if let Some(e) = rows.error.take() {
         return Err(e);
     }
@@ -928,6 +1111,14 @@ fn run_at<T: Real>(
     o.insert("statistics".into(), serde_json::to_value(&state.stats).unwrap_or_default());
     o.insert("sliding_at_end".into(), serde_json::json!(sys.sliding_count()));
     o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
+    let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let first = name(settings.method.resolve(settings.rtol));
+    let method_used = if rows.phase == Phase::Stiff { format!("{first}+seulex") } else { first };
+    o.insert("method_used".into(), serde_json::json!(method_used));
+    if let Some(sw) = &switched_at {
+        put(&mut o, "switched_at_s", &Num::of(sw));
+        o.insert("switched_at_accepted".into(), serde_json::json!(rows.switch.switched_at_accepted));
+    }
     o.insert("precision_bits".into(), serde_json::json!(prec));
     o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
     match (&reference, &reference_small) {

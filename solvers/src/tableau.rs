@@ -273,7 +273,11 @@ mod tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// Dormand–Prince 5(4) for rtol ≥ 1e-14, the high-order pair below that.
+    /// Two phases: first the explicit pair [`Method::resolve`] gives (Dormand–Prince 5(4) for
+    /// rtol ≥ 1e-14, Verner 9(8) below), then, once the caller finds the problem stiff
+    /// (stability-bound constant steps, no events), linearly implicit Euler extrapolation
+    /// ([`Method::Seulex`]) from the same integrator state. The switch criterion belongs to the
+    /// caller (the flow driver, `marginflow::flow::Phase`); this crate only names the methods.
     Auto,
     /// Dormand–Prince 5(4).
     Dopri5,
@@ -302,8 +306,9 @@ impl Method {
     /// rtol^(−1/5) steps, Verner 9(8) about rtol^(−1/9).
     pub const AUTO_HIGH_ORDER_BELOW: f64 = 1e-14;
 
-    /// The concrete method used at tolerance `rtol`: `Auto` is Verner 9(8) when
-    /// rtol < [`Method::AUTO_HIGH_ORDER_BELOW`], Dormand–Prince 5(4) otherwise.
+    /// The concrete method used at tolerance `rtol` (for `Auto`, in its first, explicit phase):
+    /// `Auto` is Verner 9(8) when rtol < [`Method::AUTO_HIGH_ORDER_BELOW`], Dormand–Prince 5(4)
+    /// otherwise. The other methods resolve to themselves.
     pub fn resolve(self, rtol: f64) -> Method {
         match self {
             Method::Auto if rtol < Self::AUTO_HIGH_ORDER_BELOW => Method::Verner98,

@@ -38,7 +38,7 @@ pub struct FlowArgs {
     /// Absolute tolerance.
     #[arg(long, allow_negative_numbers = true)]
     pub atol: Option<f64>,
-    /// Integration method: auto, dopri5.
+    /// Integration method: auto, dopri5, verner98, seulex.
     #[arg(long)]
     pub method: Option<Method>,
     /// Locate kink events: on or off.
