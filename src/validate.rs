@@ -28,7 +28,7 @@ use crate::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
 use crate::loss::Loss;
 use crate::maxmargin;
 use crate::network::{Init, ModelSettings, Network, OuterLayer};
-use marginflow_solvers::{linalg, Mat};
+use marginflow_solvers::linalg;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
