@@ -131,7 +131,9 @@ impl SwitchMemory {
         }
         let (lo, hi) = (f64::from_bits(self.h_min_bits), f64::from_bits(self.h_max_bits));
         let (lo, hi) = (lo.min(h), hi.max(h));
-        let restart = self.last_accepted.is_none() || events != self.events_seen || !(hi <= AUTO_STEP_RATIO * lo);
+        // `within` is false for NaN too: a non-finite step restarts the streak.
+        let within = hi <= AUTO_STEP_RATIO * lo;
+        let restart = self.last_accepted.is_none() || events != self.events_seen || !within;
         if restart {
             self.events_seen = events;
             self.quiet_steps = 0;
@@ -152,7 +154,8 @@ impl SwitchMemory {
     /// the horizon. For a horizon in t, the remaining span in s is (U − u)/(du/ds) with du/ds the
     /// streak's mean rate (u − u₀)/(s − s₀) (in the asymptotic regime u grows linearly in s).
     fn ready(&self, s: f64, h: f64, u: f64, end: HorizonEnd) -> bool {
-        if self.quiet_steps < AUTO_QUIET_STEPS || !(h > 0.0) {
+        let positive = h > 0.0;
+        if self.quiet_steps < AUTO_QUIET_STEPS || !positive {
             return false;
         }
         let remaining_s = match end {
