@@ -43,6 +43,7 @@
 //! resumed run is bit-identical to an uninterrupted one.
 
 use crate::error::SolverError;
+use crate::events;
 use crate::rk::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem, Statistics, Status};
 use crate::scalar::Real;
 
@@ -242,59 +243,6 @@ impl<T: Real> Extrapolation<T> {
         self.yerr = saved_err;
     }
 
-    /// Earliest θ in (0, hi_init] where `value` (negative = crossed) first becomes ≤ 0, given
-    /// value(0) > 0 ≥ value(hi_init); Illinois iteration to round-off in s, each value from a
-    /// re-step. Returns 0 when value(0) ≤ 0 already.
-    #[allow(clippy::too_many_arguments)]
-    fn locate<S: OdeSystem<T>, F>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T, hi_init: T, mut value: F) -> T
-    where
-        F: FnMut(&mut S, &[T]) -> T,
-    {
-        let p = self.prec;
-        let mut lo = T::zero(p);
-        let mut hi = hi_init;
-        let mut f_lo = value(sys, y);
-        if f_lo <= T::zero(p) {
-            return lo;
-        }
-        self.restep(sys, stats, s, y, h, &hi);
-        let mut f_hi = value(sys, &self.ydense.clone());
-        let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
-        let mut side = 0i8;
-        for _ in 0..200 {
-            if (hi.clone() - &lo) <= tol {
-                break;
-            }
-            let denom = f_lo.clone() - &f_hi;
-            let mut mid = if denom.is_finite() && denom > T::zero(p) {
-                lo.clone() + &((hi.clone() - &lo) * &(f_lo.clone() / &denom))
-            } else {
-                (lo.clone() + &hi) * &T::ratio(1, 2, p)
-            };
-            if !(mid > lo && mid < hi) {
-                mid = (lo.clone() + &hi) * &T::ratio(1, 2, p);
-            }
-            self.restep(sys, stats, s, y, h, &mid);
-            let fm = value(sys, &self.ydense.clone());
-            if fm > T::zero(p) {
-                lo = mid;
-                f_lo = fm;
-                if side == -1 {
-                    f_hi *= &T::ratio(1, 2, p);
-                }
-                side = -1;
-            } else {
-                hi = mid;
-                f_hi = fm;
-                if side == 1 {
-                    f_lo *= &T::ratio(1, 2, p);
-                }
-                side = 1;
-            }
-        }
-        hi
-    }
-
     /// Initial step: `settings.initial_step`, else 0.01·‖y0‖/‖f0‖ in the scaled norm (1e-6 when
     /// either is tiny), capped by `max_step`.
     fn initial_step(&self, y0: &[T]) -> T {
@@ -327,13 +275,8 @@ impl<T: Real> Extrapolation<T> {
         let nsw = sys.num_switches();
         self.g = vec![T::zero(p); nsw];
         if !self.settings.events {
-            for k in 0..nsw {
-                if sys.mode(k) != 0 {
-                    sys.untrack(k);
-                }
-            }
+            events::untrack_all(sys);
         }
-        let eps = T::epsilon(p);
         let expo = 1.0 / self.columns as f64;
         let start_steps = state.stats.accepted + state.stats.rejected;
 
@@ -342,15 +285,8 @@ impl<T: Real> Extrapolation<T> {
         }
         let mut f0_valid = false;
         loop {
-            if let Some(se) = &horizon.s_end {
-                if state.s >= *se {
-                    return Status::Reached;
-                }
-            }
-            if let Some(max) = self.settings.max_steps {
-                if state.stats.accepted + state.stats.rejected - start_steps >= max {
-                    return Status::MaxSteps;
-                }
+            if let Some(status) = events::limit_reached(&self.settings, horizon, state, start_steps) {
+                return status;
             }
             if !f0_valid {
                 let mut f0 = std::mem::take(&mut self.f0);
@@ -364,22 +300,10 @@ impl<T: Real> Extrapolation<T> {
             if state.h <= T::zero(p) {
                 state.h = self.initial_step(&state.y);
             }
-            let mut h = state.h.clone();
-            if let Some(hm) = self.settings.max_step {
-                h = h.min_of(&T::from_f64(hm, p));
-            }
-            let mut hits_end = false;
-            if let Some(se) = &horizon.s_end {
-                let rem = se.clone() - &state.s;
-                if h.clone() * &T::from_f64(1.01, p) >= rem {
-                    h = rem;
-                    hits_end = true;
-                }
-            }
-            let floor = eps.clone() * &T::from_f64(16.0, p) * &state.s.abs();
-            if h <= floor || h <= T::zero(p) {
-                return Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() };
-            }
+            let (h, hits_end) = match events::step_to_try(&self.settings, horizon, state, p) {
+                Ok(step) => step,
+                Err(status) => return status,
+            };
 
             let s0 = state.s.clone();
             let y0 = std::mem::take(&mut state.y);
@@ -409,119 +333,38 @@ impl<T: Real> Extrapolation<T> {
             }
             let new_err_old = T::from_f64(errf.max(1e-4), p);
 
-            // Switching events: earliest tracked k with mode_k·g_k(y_new) < 0.
-            let mut theta_cut: Option<(T, usize)> = None;
-            if self.settings.events && nsw > 0 {
-                let s1 = s0.clone() + &h;
-                let mut g = std::mem::take(&mut self.g);
-                sys.switch_values_inplace(&s1, &self.ynew, &mut g);
-                let crossed_at = |sys: &S, g: &[T], k: usize| -> bool {
-                    let m = sys.mode(k);
-                    m != 0 && ((m > 0 && g[k] < T::zero(p)) || (m < 0 && g[k] > T::zero(p)))
-                };
-                let crossed: Vec<usize> = (0..nsw).filter(|&k| crossed_at(sys, &g, k)).collect();
-                self.g = g;
-                if !crossed.is_empty() {
-                    let mut g0 = vec![T::zero(p); nsw];
-                    sys.switch_values_inplace(&s0, &y0, &mut g0);
-                    let est = |k: usize| -> f64 {
-                        let a = g0[k].to_f64();
-                        let b = self.g[k].to_f64();
-                        if a == b {
-                            0.0
-                        } else {
-                            (a / (a - b)).clamp(0.0, 1.0)
-                        }
-                    };
-                    let mut kbest = crossed[0];
-                    for &k in &crossed {
-                        if est(k) < est(kbest) {
-                            kbest = k;
-                        }
-                    }
-                    let mut hi = T::one(p);
-                    let mut which = kbest;
-                    for _round in 0..nsw.max(1) {
-                        let k = which;
-                        let sign = T::from_f64(sys.mode(k) as f64, p);
-                        let s_ref = s0.clone();
-                        let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, hi.clone(), |sy, yy| {
-                            sy.switch_value(k, &s_ref, yy) * &sign
-                        });
-                        self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                        let sth = s0.clone() + &(h.clone() * &theta);
-                        let mut gt = vec![T::zero(p); nsw];
-                        let yd = self.ydense.clone();
-                        sys.switch_values_inplace(&sth, &yd, &mut gt);
-                        let earlier = (0..nsw).find(|&j| j != k && crossed_at(sys, &gt, j));
-                        hi = theta;
-                        match earlier {
-                            Some(j) => which = j,
-                            None => {
-                                theta_cut = Some((hi.clone(), k));
-                                break;
-                            }
-                        }
-                    }
-                    if theta_cut.is_none() {
-                        theta_cut = Some((hi, which));
-                    }
-                }
-            }
-            // Terminal condition on a component.
-            let mut terminal = false;
-            if let Some((c, target)) = &horizon.component_reaches {
-                let theta_lim = theta_cut.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| T::one(p));
-                let reaches = if theta_cut.is_some() {
-                    self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta_lim);
-                    self.ydense[*c] >= *target
-                } else {
-                    self.ynew[*c] >= *target
-                };
-                if reaches {
-                    let (c, target) = (*c, target.clone());
-                    let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, theta_lim, |_, yy| target.clone() - &yy[c]);
-                    theta_cut = None;
-                    terminal = true;
-                    self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                    state.s = s0.clone() + &(h.clone() * &theta);
-                    state.y = self.ydense.clone();
-                }
-            }
+            // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
+            // horizon, located by re-steps of size θh.
+            let mut g = std::mem::take(&mut self.g);
+            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
+            let stats = &mut state.stats;
+            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
+                self.restep(sy, stats, &s0, &y0, &h, theta);
+                self.ydense.clone()
+            });
+            self.g = g;
             state.stats.accepted += 1;
             state.err_old = new_err_old;
             state.last_rejected = false;
             f0_valid = false;
-            if terminal {
-                state.h = hnew;
-                let _ = observer.on_step(sys, state);
-                return Status::Reached;
-            }
-            if let Some((theta, k)) = theta_cut {
-                self.restep(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                state.s = s0.clone() + &(h.clone() * &theta);
-                state.y = self.ydense.clone();
-                sys.flip(k, &state.s, &state.y);
-                state.stats.events += 1;
-                let again = matches!(state.chatter, Some((kk, _)) if kk == k) && theta < T::ratio(1, 100, p);
-                state.chatter = match state.chatter {
-                    Some((kk, c)) if again && kk == k => Some((kk, c + 1)),
-                    _ => Some((k, 1)),
-                };
-                if let Some((kk, c)) = state.chatter {
-                    if c >= self.settings.chatter_limit {
-                        sys.release(kk, &state.s, &state.y);
-                        state.stats.released += 1;
-                        state.chatter = None;
-                    }
+            match end {
+                events::StepEnd::Terminal { s, y } => {
+                    state.s = s;
+                    state.y = y;
+                    state.h = hnew;
+                    let _ = observer.on_step(sys, state);
+                    return Status::Reached;
                 }
-                state.h = hnew.max_of(&(h * &theta));
-            } else {
-                state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
-                state.y = std::mem::take(&mut self.ynew);
-                self.ynew = y0;
-                state.h = hnew;
-                state.chatter = None;
+                events::StepEnd::Event { theta, switch, s, y } => {
+                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, h, hnew);
+                }
+                events::StepEnd::Full => {
+                    state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
+                    state.y = std::mem::take(&mut self.ynew);
+                    self.ynew = y0;
+                    state.h = hnew;
+                    state.chatter = None;
+                }
             }
             if state.y.iter().any(|v| !v.is_finite()) {
                 return Status::NonFinite { s: state.s.to_f64() };

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod events;
 pub mod extrapolation;
 pub mod linalg;
 pub mod qp;

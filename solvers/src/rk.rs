@@ -13,6 +13,7 @@
 //! point is *released* ([`OdeSystem::release`]) and counted, instead of grinding through tiny steps.
 
 use crate::error::SolverError;
+use crate::events;
 use crate::scalar::Real;
 use crate::tableau::{Dense, Tableau};
 use serde::{Deserialize, Serialize};
@@ -448,71 +449,6 @@ impl<T: Real> Integrator<T> {
         }
     }
 
-    /// Earliest θ in (0, 1] where `value(θ)` (negative = crossed) first becomes ≤ 0, given
-    /// value(0) > 0 ≥ value(1); Illinois iteration to round-off in s.
-    fn locate<S: OdeSystem<T>, F>(
-        &mut self,
-        sys: &mut S,
-        stats: &mut Statistics,
-        s: &T,
-        y: &[T],
-        h: &T,
-        hi_init: T,
-        mut value: F,
-    ) -> T
-    where
-        F: FnMut(&mut S, &[T]) -> T,
-    {
-        let p = self.prec;
-        let mut lo = T::zero(p);
-        let mut hi = hi_init;
-        let mut f_lo: T = {
-            let yy = y.to_vec();
-            value(sys, &yy)
-        };
-        if f_lo <= T::zero(p) {
-            // Already on the far side at the start of the step: the event is at the start.
-            return lo;
-        }
-        self.dense_at(sys, stats, s, y, h, &hi);
-        let mut f_hi = value(sys, &self.ydense.clone());
-        let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
-        let mut side = 0i8;
-        for _ in 0..200 {
-            if (hi.clone() - &lo) <= tol {
-                break;
-            }
-            // Regula falsi point, guarded to stay inside the bracket.
-            let denom = f_lo.clone() - &f_hi;
-            let mut mid = if denom.is_finite() && denom > T::zero(p) {
-                lo.clone() + &((hi.clone() - &lo) * &(f_lo.clone() / &denom))
-            } else {
-                (lo.clone() + &hi) * &T::ratio(1, 2, p)
-            };
-            if !(mid > lo && mid < hi) {
-                mid = (lo.clone() + &hi) * &T::ratio(1, 2, p);
-            }
-            self.dense_at(sys, stats, s, y, h, &mid);
-            let fm = value(sys, &self.ydense.clone());
-            if fm > T::zero(p) {
-                lo = mid;
-                f_lo = fm;
-                if side == -1 {
-                    f_hi *= &T::ratio(1, 2, p);
-                }
-                side = -1;
-            } else {
-                hi = mid;
-                f_hi = fm;
-                if side == 1 {
-                    f_lo *= &T::ratio(1, 2, p);
-                }
-                side = 1;
-            }
-        }
-        hi
-    }
-
     /// Integrate from `state` until the horizon, the step limit, or the observer stops.
     /// `state` is updated in place and can be checkpointed at any observer call.
     pub fn integrate<S: OdeSystem<T>, O: Observer<T, S>>(
@@ -528,14 +464,9 @@ impl<T: Real> Integrator<T> {
         let nsw = sys.num_switches();
         self.g = vec![T::zero(p); nsw];
         if !self.settings.events {
-            for k in 0..nsw {
-                if sys.mode(k) != 0 {
-                    sys.untrack(k);
-                }
-            }
+            events::untrack_all(sys);
         }
         self.k1_valid = false;
-        let eps = T::epsilon(p);
         let beta = 0.04f64;
         let expo1 = 1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * beta;
         let start_steps = state.stats.accepted + state.stats.rejected;
@@ -544,15 +475,8 @@ impl<T: Real> Integrator<T> {
             return Status::Stopped;
         }
         loop {
-            if let Some(se) = &horizon.s_end {
-                if state.s >= *se {
-                    return Status::Reached;
-                }
-            }
-            if let Some(max) = self.settings.max_steps {
-                if state.stats.accepted + state.stats.rejected - start_steps >= max {
-                    return Status::MaxSteps;
-                }
+            if let Some(status) = events::limit_reached(&self.settings, horizon, state, start_steps) {
+                return status;
             }
             if !self.k1_valid {
                 let mut k0 = std::mem::take(&mut self.k[0]);
@@ -566,22 +490,10 @@ impl<T: Real> Integrator<T> {
             if state.h <= T::zero(p) {
                 state.h = self.initial_step(sys, state);
             }
-            let mut h = state.h.clone();
-            if let Some(hm) = self.settings.max_step {
-                h = h.min_of(&T::from_f64(hm, p));
-            }
-            let mut hits_end = false;
-            if let Some(se) = &horizon.s_end {
-                let rem = se.clone() - &state.s;
-                if h.clone() * &T::from_f64(1.01, p) >= rem {
-                    h = rem;
-                    hits_end = true;
-                }
-            }
-            let floor = eps.clone() * &T::from_f64(16.0, p) * &state.s.abs();
-            if h <= floor || h <= T::zero(p) {
-                return Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() };
-            }
+            let (h, hits_end) = match events::step_to_try(&self.settings, horizon, state, p) {
+                Ok(step) => step,
+                Err(status) => return status,
+            };
 
             let s0 = state.s.clone();
             let y0 = std::mem::take(&mut state.y);
@@ -612,134 +524,45 @@ impl<T: Real> Integrator<T> {
             }
             let new_err_old = T::from_f64(errf.max(1e-4), p);
 
-            // Switching events: earliest tracked k with mode_k·g_k(y_new) < 0.
-            let mut theta_cut: Option<(T, usize)> = None;
-            if self.settings.events && nsw > 0 {
-                let s1 = s0.clone() + &h;
-                let mut g = std::mem::take(&mut self.g);
-                sys.switch_values_inplace(&s1, &self.ynew, &mut g);
-                let crossed: Vec<usize> = (0..nsw)
-                    .filter(|&k| {
-                        let m = sys.mode(k);
-                        m != 0 && ((m > 0 && g[k] < T::zero(p)) || (m < 0 && g[k] > T::zero(p)))
-                    })
-                    .collect();
-                self.g = g;
-                if !crossed.is_empty() {
-                    // Start from the crossing whose linear estimate is earliest, then shrink the
-                    // bracket while another tracked switch has already crossed at its root.
-                    let mut g0 = vec![T::zero(p); nsw];
-                    sys.switch_values_inplace(&s0, &y0, &mut g0);
-                    let est = |k: usize| -> f64 {
-                        let a = g0[k].to_f64();
-                        let b = self.g[k].to_f64();
-                        if a == b {
-                            0.0
-                        } else {
-                            (a / (a - b)).clamp(0.0, 1.0)
-                        }
-                    };
-                    let mut kbest = crossed[0];
-                    for &k in &crossed {
-                        if est(k) < est(kbest) {
-                            kbest = k;
-                        }
-                    }
-                    let mut hi = T::one(p);
-                    let mut which = kbest;
-                    for _round in 0..nsw.max(1) {
-                        let k = which;
-                        let sign = T::from_f64(sys.mode(k) as f64, p);
-                        let s_ref = s0.clone();
-                        let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, hi.clone(), |sy, yy| {
-                            sy.switch_value(k, &s_ref, yy) * &sign
-                        });
-                        // Any other tracked switch already crossed at θ?
-                        self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                        let sth = s0.clone() + &(h.clone() * &theta);
-                        let mut gt = vec![T::zero(p); nsw];
-                        let yd = self.ydense.clone();
-                        sys.switch_values_inplace(&sth, &yd, &mut gt);
-                        let earlier = (0..nsw).find(|&j| {
-                            let m = sys.mode(j);
-                            j != k && m != 0 && ((m > 0 && gt[j] < T::zero(p)) || (m < 0 && gt[j] > T::zero(p)))
-                        });
-                        hi = theta;
-                        match earlier {
-                            Some(j) => which = j,
-                            None => {
-                                theta_cut = Some((hi.clone(), k));
-                                break;
-                            }
-                        }
-                    }
-                    if theta_cut.is_none() {
-                        theta_cut = Some((hi, which));
-                    }
-                }
-            }
-            // Terminal condition on a component.
-            let mut terminal = false;
-            if let Some((c, target)) = &horizon.component_reaches {
-                let theta_lim = theta_cut.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| T::one(p));
-                let reaches = if theta_cut.is_some() {
-                    self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta_lim);
-                    self.ydense[*c] >= *target
-                } else {
-                    self.ynew[*c] >= *target
-                };
-                if reaches {
-                    let (c, target) = (*c, target.clone());
-                    let theta = self.locate(sys, &mut state.stats, &s0, &y0, &h, theta_lim, |_, yy| target.clone() - &yy[c]);
-                    theta_cut = None;
-                    terminal = true;
-                    self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                    state.s = s0.clone() + &(h.clone() * &theta);
-                    state.y = self.ydense.clone();
-                }
-            }
+            // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
+            // horizon, located on the continuous extension.
+            let mut g = std::mem::take(&mut self.g);
+            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
+            let stats = &mut state.stats;
+            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
+                self.dense_at(sy, stats, &s0, &y0, &h, theta);
+                self.ydense.clone()
+            });
+            self.g = g;
             state.stats.accepted += 1;
             state.err_old = new_err_old;
             state.last_rejected = false;
-            if terminal {
-                state.h = hnew;
-                let _ = observer.on_step(sys, state);
-                return Status::Reached;
-            }
-            if let Some((theta, k)) = theta_cut {
-                self.dense_at(sys, &mut state.stats, &s0, &y0, &h, &theta);
-                state.s = s0.clone() + &(h.clone() * &theta);
-                state.y = self.ydense.clone();
-                sys.flip(k, &state.s, &state.y);
-                state.stats.events += 1;
-                self.k1_valid = false;
-                // Chatter: the same switch flipping again without real progress.
-                let again = matches!(state.chatter, Some((kk, _)) if kk == k) && theta < T::ratio(1, 100, p);
-                state.chatter = match state.chatter {
-                    Some((kk, c)) if again && kk == k => Some((kk, c + 1)),
-                    _ => Some((k, 1)),
-                };
-                if let Some((kk, c)) = state.chatter {
-                    if c >= self.settings.chatter_limit {
-                        sys.release(kk, &state.s, &state.y);
-                        state.stats.released += 1;
-                        state.chatter = None;
-                    }
+            match end {
+                events::StepEnd::Terminal { s, y } => {
+                    state.s = s;
+                    state.y = y;
+                    state.h = hnew;
+                    let _ = observer.on_step(sys, state);
+                    return Status::Reached;
                 }
-                state.h = hnew.max_of(&(h * &theta));
-            } else {
-                state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
-                std::mem::swap(&mut state.y, &mut self.ynew);
-                self.ynew = y0;
-                state.h = hnew;
-                if self.tableau.fsal {
-                    let last = self.tableau.stages() - 1;
-                    self.k.swap(0, last);
-                    self.k1_valid = true;
-                } else {
+                events::StepEnd::Event { theta, switch, s, y } => {
                     self.k1_valid = false;
+                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, h, hnew);
                 }
-                state.chatter = None;
+                events::StepEnd::Full => {
+                    state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
+                    std::mem::swap(&mut state.y, &mut self.ynew);
+                    self.ynew = y0;
+                    state.h = hnew;
+                    if self.tableau.fsal {
+                        let last = self.tableau.stages() - 1;
+                        self.k.swap(0, last);
+                        self.k1_valid = true;
+                    } else {
+                        self.k1_valid = false;
+                    }
+                    state.chatter = None;
+                }
             }
             if state.y.iter().any(|v| !v.is_finite()) {
                 return Status::NonFinite { s: state.s.to_f64() };
