@@ -60,9 +60,10 @@ impl FlowHorizon {
 /// `auto` starts with the explicit pair `Method::Auto.resolve(rtol)` (Dormand–Prince 5(4), or
 /// Verner 9(8) below rtol 1e-14), whose dense output locates the early, dense kinks cheaply. In
 /// the asymptotic regime the normalized flow is stiff: explicit steps become stability-bound
-/// (constant h) while the solution is nearly a straight line. Once [`SwitchMemory::ready`] holds,
-/// the run continues from the same [`IntegratorState`] with linearly implicit Euler extrapolation
-/// (SEULEX, `marginflow_solvers::extrapolation`), whose steps grow geometrically there. The switch
+/// (constant h) while the solution is nearly a straight line. Once the criterion of
+/// [`SwitchMemory`] holds, the run continues from the same [`IntegratorState`] with linearly
+/// implicit Euler extrapolation (SEULEX, `marginflow_solvers::extrapolation`), whose steps grow
+/// geometrically there. The switch
 /// is one-way: if kinks become dense again in phase 2, SEULEX locates them itself (more expensive
 /// per event, but correct), and the run stays in phase 2.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,10 @@ pub const AUTO_MIN_REMAINING_STEPS: f64 = 500.0;
 /// The memory of `auto`'s switch criterion: the current quiet streak of accepted explicit steps.
 /// A pure function of the integration history (never of wall time), checkpointed with the run so a
 /// resumed run switches at the same step. f64 values are stored as IEEE bit patterns.
+///
+/// Criterion: at least [`AUTO_QUIET_STEPS`] accepted steps since the last event (or release) with
+/// max h ≤ [`AUTO_STEP_RATIO`] · min h over them (h the proposed step), and at least
+/// [`AUTO_MIN_REMAINING_STEPS`] steps of the current h left to the horizon.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwitchMemory {
     /// `stats.accepted` at the last observed state (`None` before the first): the observer sees a
