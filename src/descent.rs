@@ -18,11 +18,10 @@
 use crate::activation::Activation;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::loss::log_sum_exp;
-use crate::metrics::{put, put_list, top_singular_values, Num};
+use crate::metrics::{self, put, put_list, top_singular_values, Num, StateMetrics};
 use crate::network::{ModelSettings, Network};
 use marginflow_solvers::rk::OdeSystem;
-use marginflow_solvers::{linalg, Mat, Real};
+use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
 
 /// The activation gradient descent uses (its leak is the model's `leak`).
@@ -333,87 +332,14 @@ impl<T: Real> OdeSystem<T> for NaturalFlow<'_, T> {
     }
 }
 
-/// Measurements of a GD state, with margins under the run's activation.
-#[derive(Clone, Debug)]
-pub struct DescentMetrics<T> {
-    /// Mean loss L (may underflow to 0 in f64; see `log10_loss`).
-    pub loss: T,
-    /// log10 L.
-    pub log10_loss: T,
-    /// ‖W‖_F.
-    pub frobenius_norm: T,
-    /// min_i q_i.
-    pub min_margin: T,
-    /// min_i q_i / ‖W‖_F.
-    pub normalized_margin: T,
-    /// Singular values of W, largest first.
-    pub singular_values: Vec<T>,
-    /// ‖W‖_F² / ‖W‖_2².
-    pub stable_rank: T,
-    /// σ3/σ1 (0 when fewer than three exist).
-    pub sigma3_over_sigma1: T,
-    /// Fraction of (j, i) with sign P_ji = sign(a_j) y_i.
-    pub pattern_agreement: f64,
-    /// Loss weights −ℓ'(q_i)/(nL), normalized to sum 1.
-    pub loss_weights: Vec<T>,
-}
-
-/// Measure the state with coefficients `b` under activation `act`.
-pub fn measure<T: Real>(net: &Network<T>, act: Activation, b: &[T]) -> Result<DescentMetrics<T>> {
-    let prec = net.prec;
-    let kern = Kernel::new(act, prec);
+/// Measure the state with coefficients `b` under activation `act` (margins from the run's kernel
+/// φ; the rest as [`metrics::measure_with`]).
+pub fn measure<T: Real>(net: &Network<T>, act: Activation, b: &[T]) -> Result<StateMetrics<T>> {
+    let kern = Kernel::new(act, net.prec);
     let mut ws = DescentWorkspace::new(net);
     net.preactivations_inplace(b, &mut ws.p);
     margins_into(net, &kern, &mut ws);
-    let log_l: Vec<T> = ws.q.iter().map(|q| net.loss.log_value(q)).collect();
-    let lse = log_sum_exp(&log_l);
-    let ln_n = T::from_f64(net.n as f64, prec).ln();
-    let log_loss = lse.clone() - &ln_n;
-    let log10_loss = log_loss.clone() / &T::from_f64(10.0, prec).ln();
-    let mut weights: Vec<T> = ws.q.iter().map(|q| (net.loss.log_neg_derivative(q) - &lse).exp()).collect();
-    let mut total = T::zero(prec);
-    for w in &weights {
-        total += w;
-    }
-    for w in weights.iter_mut() {
-        *w /= &total;
-    }
-    let mut min_margin = ws.q[0].clone();
-    for q in &ws.q[1..] {
-        if *q < min_margin {
-            min_margin = q.clone();
-        }
-    }
-    let w_small: Mat<T> = net.small_weights(b);
-    let frobenius_norm = w_small.frobenius_norm();
-    let singular_values = linalg::singular_values(&w_small)?;
-    let zero = T::zero(prec);
-    let s1 = singular_values.first().cloned().unwrap_or_else(|| zero.clone());
-    let stable_rank = if s1 > zero { frobenius_norm.clone() * &frobenius_norm / &(s1.clone() * &s1) } else { zero.clone() };
-    let sigma3_over_sigma1 = match singular_values.get(2) {
-        Some(s3) if s1 > zero => s3.clone() / &s1,
-        _ => zero.clone(),
-    };
-    let theory = net.theory_pattern();
-    let agree = ws
-        .p
-        .iter()
-        .zip(&theory)
-        .filter(|(v, s)| (**s > 0 && **v > zero) || (**s < 0 && **v < zero))
-        .count();
-    let normalized_margin = if frobenius_norm > zero { min_margin.clone() / &frobenius_norm } else { zero };
-    Ok(DescentMetrics {
-        loss: log_loss.exp(),
-        log10_loss,
-        frobenius_norm,
-        min_margin,
-        normalized_margin,
-        singular_values,
-        stable_rank,
-        sigma3_over_sigma1,
-        pattern_agreement: agree as f64 / (net.m * net.n) as f64,
-        loss_weights: weights,
-    })
+    metrics::measure_with(net, b, &ws.p, ws.q)
 }
 
 /// How a descent run ended.
@@ -470,8 +396,8 @@ pub struct DescentOutcome {
     pub coefficients: Vec<f64>,
 }
 
-fn metrics_json<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, sm: &DescentMetrics<T>) {
-    put(o, "loss", &Num::of(&sm.loss));
+fn metrics_json<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, sm: &StateMetrics<T>) {
+    put(o, "loss", &Num::of(&sm.log_loss.exp()));
     put(o, "log10_loss", &Num::of(&sm.log10_loss));
     put(o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
     put(o, "min_margin", &Num::of(&sm.min_margin));

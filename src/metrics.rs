@@ -54,6 +54,8 @@ pub fn put_list(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str
 /// Measurements of one state W = W0 + B X (with log(1+t) = u for the flow).
 #[derive(Clone, Debug)]
 pub struct StateMetrics<T> {
+    /// Natural log of the mean loss L = (1/n) Σ ℓ(q_i), as log-sum-exp of log ℓ(q_i) minus log n.
+    pub log_loss: T,
     /// log10 of the mean loss L.
     pub log10_loss: T,
     /// ‖W‖_F.
@@ -78,17 +80,24 @@ pub struct StateMetrics<T> {
     pub w_small: Mat<T>,
 }
 
-/// Measure the state with coefficients `b` (m×n).
+/// Measure the state with coefficients `b` (m×n), margins under the network's activation.
 pub fn measure<T: Real>(net: &Network<T>, b: &[T]) -> Result<StateMetrics<T>> {
-    let p = net.prec;
-    let mut pre = vec![T::zero(p); net.m * net.n];
+    let mut pre = vec![T::zero(net.prec); net.m * net.n];
     net.preactivations_inplace(b, &mut pre);
     let margins = net.margins(&pre);
+    measure_with(net, b, &pre, margins)
+}
+
+/// Measure the state with coefficients `b` (m×n) from its pre-activations P = P0 + B K (m×n) and
+/// its margins q_i = y_i Σ_j a_j φ(P_ji), both computed by the caller under its activation φ.
+pub fn measure_with<T: Real>(net: &Network<T>, b: &[T], pre: &[T], margins: Vec<T>) -> Result<StateMetrics<T>> {
+    let p = net.prec;
     let log_l: Vec<T> = margins.iter().map(|q| net.loss.log_value(q)).collect();
     let lse = log_sum_exp(&log_l);
     let ln_n = T::from_f64(net.n as f64, p).ln();
     let ln10 = T::from_f64(10.0, p).ln();
-    let log10_loss = (lse.clone() - &ln_n) / &ln10;
+    let log_loss = lse.clone() - &ln_n;
+    let log10_loss = log_loss.clone() / &ln10;
     let loss_weights: Vec<T> = margins.iter().map(|q| (net.loss.log_neg_derivative(q) - &lse).exp()).collect();
     // Normalize exactly to sum 1 (the logistic weights −ℓ' and ℓ differ).
     let mut total = T::zero(p);
@@ -131,6 +140,7 @@ pub fn measure<T: Real>(net: &Network<T>, b: &[T]) -> Result<StateMetrics<T>> {
         T::zero(p)
     };
     Ok(StateMetrics {
+        log_loss,
         log10_loss,
         frobenius_norm,
         min_margin,
