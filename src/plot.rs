@@ -53,7 +53,9 @@ impl PlotKind {
 }
 
 const SIZE: (u32, u32) = (720, 440);
-const COLORS: [RGBColor; 8] = [
+/// The ten colours of matplotlib's "tab10" cycle; the scenario plots cycle through the first
+/// [`SCENARIO_COLORS`], the sweep plots through all ten.
+pub(crate) const TAB10: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -62,7 +64,10 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
+const SCENARIO_COLORS: usize = 8;
 
 /// A named series of (x, y) points.
 struct Series {
@@ -131,7 +136,7 @@ fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, 
                     if s.points.is_empty() {
                         continue;
                     }
-                    let color = COLORS[k % COLORS.len()];
+                    let color = TAB10[k % SCENARIO_COLORS];
                     let style = ShapeStyle::from(&color).stroke_width(2);
                     if s.dashed {
                         chart

@@ -8,8 +8,10 @@
 use crate::data::{self, Dataset, GenSettings};
 use crate::descent::{self, DescentSettings};
 use crate::error::{Error, Result};
-use crate::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
+use crate::flow::{self, FlowHorizon, FlowSettings};
 use crate::network::Init;
+use crate::plot::TAB10;
+use crate::validate::RowCollector;
 use plotters::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -271,24 +273,6 @@ impl SweepSettings {
     }
 }
 
-struct Collect(Vec<serde_json::Value>);
-
-impl FlowObserver for Collect {
-    fn row(&mut self, row: &serde_json::Value) -> Result<()> {
-        self.0.push(row.clone());
-        Ok(())
-    }
-    fn checkpoint_due(&mut self) -> bool {
-        false
-    }
-    fn checkpoint(&mut self, _cp: &crate::checkpoint::Checkpoint) -> Result<()> {
-        Ok(())
-    }
-    fn stop_requested(&mut self) -> bool {
-        false
-    }
-}
-
 fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
         let generated;
@@ -307,9 +291,9 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
                 Ok((out.summary, rows))
             }
             SweepKind::Flow => {
-                let mut rows = Collect(Vec::new());
+                let mut rows = RowCollector::default();
                 let out = flow::run(data, &spec.flow, None, false, &mut rows)?;
-                Ok((out.summary.fields, rows.0))
+                Ok((out.summary.fields, rows.rows))
             }
         }
     };
@@ -426,18 +410,6 @@ pub fn runs_jsonl(results: &[RunResult]) -> String {
 /// A line of a plot: label and (x, y) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-const COLORS: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 fn fmt_value(v: f64) -> String {
     if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
@@ -492,7 +464,7 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
                     .draw()
                     .map_err(|e| err(e.to_string()))?;
                 for (k, (label, points)) in series.iter().enumerate() {
-                    let color = COLORS[k % COLORS.len()];
+                    let color = TAB10[k % TAB10.len()];
                     let p: Vec<(f64, f64)> = points.iter().filter(keep).copied().collect();
                     chart
                         .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))
