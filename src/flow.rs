@@ -863,6 +863,10 @@ struct Rows<'o, T: Real> {
     end: HorizonEnd,
     /// Set when the observer stopped phase 1 to switch (not a user stop).
     switch_now: bool,
+    /// log10 L of the last trajectory row (gradient flow never increases the loss).
+    last_row_loss: Option<f64>,
+    /// Why the run was stopped as numerically broken: the loss rose between two rows.
+    loss_rise: Option<String>,
 }
 
 impl<'o, T: Real> Rows<'o, T> {
@@ -924,14 +928,35 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         if due {
             // Metrics need a scratch system (the integrator holds the live one immutably here).
             let mut scratch = sys.clone();
-            match self.row_json(&mut scratch, st).and_then(|r| self.obs.row(&r)) {
-                Ok(()) => {}
+            let row = match self.row_json(&mut scratch, st) {
+                Ok(r) => r,
                 Err(e) => {
                     self.error = Some(e);
                     return Control::Stop;
                 }
+            };
+            if let Err(e) = self.obs.row(&row) {
+                self.error = Some(e);
+                return Control::Stop;
             }
             self.rows_written += 1;
+            if let Some(now) = row["log10_loss"].as_f64() {
+                // dL/dt = −‖∇L‖² ≤ 0: a rise beyond the tolerance is a numerical failure, not a
+                // result (typically round-off in B once |B| ~ s on linearly dependent data).
+                let slack = (1e3 * self.settings.rtol).max(1e-9) * now.abs().max(1.0);
+                if let Some(prev) = self.last_row_loss {
+                    if now > prev + slack {
+                        let bmax = st.y[..self.u_index].iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+                        self.loss_rise = Some(format!(
+                            "the loss rose from log10 L = {prev} to {now} at s = {s:e}, which gradient flow \
+                             cannot do: round-off now dominates (max |B_ji| = {bmax:e}; on linearly \
+                             dependent data B drifts along the null space of X)"
+                        ));
+                        return Control::Stop;
+                    }
+                }
+                self.last_row_loss = Some(now);
+            }
             let step = 1.0 / self.per_decade;
             while self.next_row <= s.log10() {
                 self.next_row += step;
@@ -1044,6 +1069,8 @@ fn run_at<T: Real>(
         u_index: mn,
         end,
         switch_now: false,
+        last_row_loss: None,
+        loss_rise: None,
     };
     let mut switched_at = switched_at;
     // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
@@ -1085,6 +1112,7 @@ fn run_at<T: Real>(
     let sm = metrics::measure(&net, &state.y[..mn])?;
     let mut o = serde_json::Map::new();
     let status_str = match &status {
+        Status::Stopped if rows.loss_rise.is_some() => "loss_increased".to_string(),
         Status::Stopped => "interrupted".to_string(),
         other => serde_json::to_value(other)
             .ok()
@@ -1094,6 +1122,9 @@ fn run_at<T: Real>(
     o.insert("status".into(), serde_json::json!(status_str));
     if let Status::StepSizeUnderflow { s, h } = &status {
         o.insert("status_detail".into(), serde_json::json!(format!("step size {h:e} underflowed at s = {s:e}")));
+    }
+    if let Some(why) = &rows.loss_rise {
+        o.insert("status_detail".into(), serde_json::json!(why));
     }
     if let Status::NonFinite { s } = &status {
         o.insert("status_detail".into(), serde_json::json!(format!("non-finite value at s = {s:e}")));

