@@ -562,7 +562,7 @@ pub const MAX_ENTRIES: usize = 1 << 28;
 /// Settings of [`generate`]. The random stream is `ChaCha8Rng::seed_from_u64(seed)`, so the same
 /// settings give bit-identical data on every machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(deny_unknown_fields, default)]
 pub struct GenSettings {
     /// The kind of data (default: gaussian).
     pub kind: DataKind,

@@ -22,7 +22,7 @@
 //!
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
-use crate::data::{self, DataKind, Dataset, GenSettings, Geometry};
+use crate::data::{self, Dataset, GenSettings, Geometry};
 use crate::error::{Error, Result};
 use crate::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
 use crate::loss::Loss;
@@ -212,44 +212,9 @@ impl ClaimResult {
     }
 }
 
-/// The `[generate]` table of a scenario: the options of `marginflow gen`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerateTable {
-    /// gaussian, mixture or orthogonal (default: gaussian).
-    pub kind: DataKind,
-    /// Number of points (default: 20).
-    pub n: usize,
-    /// Dimension (default: 4000).
-    pub d: usize,
-    /// Seed of the data (default: 0).
-    pub seed: u64,
-    /// Norm of the mixture mean (default: d^0.3).
-    pub mean_norm: Option<f64>,
-    /// Fraction of flipped mixture labels (default: 0).
-    pub label_noise: f64,
-}
-
-impl Default for GenerateTable {
-    fn default() -> Self {
-        let g = GenSettings::default();
-        GenerateTable { kind: g.kind, n: g.n, d: g.d, seed: g.seed, mean_norm: g.mean_norm, label_noise: g.label_noise }
-    }
-}
-
-impl GenerateTable {
-    /// As the generator's settings.
-    pub fn settings(&self) -> GenSettings {
-        GenSettings {
-            kind: self.kind,
-            n: self.n,
-            d: self.d,
-            seed: self.seed,
-            mean_norm: self.mean_norm,
-            label_noise: self.label_noise,
-        }
-    }
-}
+/// The `[generate]` table of a scenario: the options of `marginflow gen`, as the generator's own
+/// settings (unknown keys are rejected).
+pub type GenerateTable = GenSettings;
 
 /// Thresholds of the claims (the `[thresholds]` table).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -429,9 +394,8 @@ pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<Prepared
             d
         }
         (None, Some(g)) => {
-            let gs = g.settings();
-            gs.validate().map_err(|e| key_error(source, "generate.", e))?;
-            let d = data::generate(&gs).map_err(|e| key_error(source, "generate.", e))?;
+            g.validate().map_err(|e| key_error(source, "generate.", e))?;
+            let d = data::generate(g).map_err(|e| key_error(source, "generate.", e))?;
             d.validate_for_training(Path::new(source)).map_err(|e| bad(source, None, format!("`[generate]`: {e}")))?;
             d
         }
