@@ -259,12 +259,16 @@ fn margins_into<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWor
     }
 }
 
-/// Natural-time gradient G = −∇_B L (m×n): G_ji = c_i a_j φ'(P_ji) with c_i = (1/n)(−ℓ'(q_i)) y_i,
-/// evaluated at coefficients `b` into `g` (allocation-free for `f64`).
-pub fn neg_gradient_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, b: &[T], g: &mut [T]) {
-    net.preactivations_inplace(b, &mut ws.p);
+/// With P = P0 + B K already in `ws.p`: margins q, coefficients c_i = (1/n)(−ℓ'(q_i)) y_i
+/// (times `scale` when given), then `apply(j·n + i, φ'(P_ji), c_i a_j)` for every (j, i).
+fn for_each_gradient_term<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, scale: Option<&T>, mut apply: impl FnMut(usize, &T, &T)) {
     margins_into(net, kern, ws);
     coefficients(net, ws);
+    if let Some(scale) = scale {
+        for c in ws.c.iter_mut() {
+            *c *= scale;
+        }
+    }
     let n = net.n;
     for j in 0..net.m {
         for i in 0..n {
@@ -272,10 +276,19 @@ pub fn neg_gradient_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mu
             kern.derivative_into(&ws.p[idx], &mut ws.tmp);
             ws.tmp2.assign(&ws.c[i]);
             ws.tmp2 *= &net.a[j];
-            ws.tmp *= &ws.tmp2;
-            g[idx].assign(&ws.tmp);
+            apply(idx, &ws.tmp, &ws.tmp2);
         }
     }
+}
+
+/// Natural-time gradient G = −∇_B L (m×n): G_ji = c_i a_j φ'(P_ji) with c_i = (1/n)(−ℓ'(q_i)) y_i,
+/// evaluated at coefficients `b` into `g` (allocation-free for `f64`).
+pub fn neg_gradient_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, b: &[T], g: &mut [T]) {
+    net.preactivations_inplace(b, &mut ws.p);
+    for_each_gradient_term(net, kern, ws, None, |idx, dphi, ca| {
+        g[idx].assign(dphi);
+        g[idx] *= ca;
+    });
 }
 
 fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
@@ -291,21 +304,7 @@ fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
 /// One GD step B ← B − α ∇_B L(B) in place (α = `step_size`).
 pub fn step_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, step_size: &T, b: &mut [T]) {
     net.preactivations_inplace(b, &mut ws.p);
-    margins_into(net, kern, ws);
-    coefficients(net, ws);
-    for c in ws.c.iter_mut() {
-        *c *= step_size;
-    }
-    let n = net.n;
-    for j in 0..net.m {
-        for i in 0..n {
-            let idx = j * n + i;
-            kern.derivative_into(&ws.p[idx], &mut ws.tmp);
-            ws.tmp2.assign(&ws.c[i]);
-            ws.tmp2 *= &net.a[j];
-            b[idx].mul_add_mut(&ws.tmp, &ws.tmp2);
-        }
-    }
+    for_each_gradient_term(net, kern, ws, Some(step_size), |idx, dphi, ca| b[idx].mul_add_mut(dphi, ca));
 }
 
 /// Gradient flow dB/dt = −∇_B L in natural time t (the continuous limit of GD: W_GD(k) is
