@@ -37,6 +37,9 @@ pub struct Checkpoint {
     pub chatter: Option<(usize, u32)>,
     /// Work counters.
     pub statistics: Statistics,
+    /// f(s, y) when the integrator already had it (exact), so a resume does not re-evaluate it.
+    #[serde(default)]
+    pub first_stage: Option<Vec<String>>,
     /// Switching modes of the P_ji (+1, −1, 0 released).
     pub modes: Vec<i8>,
     /// Trajectory rows written so far.
@@ -86,6 +89,7 @@ impl Checkpoint {
             err_old: st.err_old.to_exact(),
             last_rejected: st.last_rejected,
             chatter: st.chatter,
+            first_stage: st.first_stage.as_ref().map(|k| k.iter().map(|v| v.to_exact()).collect()),
             statistics: st.stats.clone(),
             modes: modes.to_vec(),
             rows_written,
@@ -127,6 +131,10 @@ impl Checkpoint {
             last_rejected: self.last_rejected,
             chatter: self.chatter,
             stats: self.statistics.clone(),
+            first_stage: match &self.first_stage {
+                Some(k) => Some(k.iter().map(|v| dec(v, "first stage")).collect::<Result<Vec<T>>>()?),
+                None => None,
+            },
         };
         if state.s.precision() != self.precision {
             return Err(bad(format!("precision {} does not match the stored values", self.precision)));

@@ -146,34 +146,10 @@ fn resume_case(limit: u64, expect_phase: Phase) {
     b["settings"]["max_steps"] = serde_json::Value::Null;
     assert_eq!(a["method_used"], "dopri5+seulex");
     let (ta, tb) = (read(&full.join("trajectory.jsonl")), read(&part.join("trajectory.jsonl")));
-    if expect_phase == Phase::Stiff {
-        // SEULEX evaluates f at every step start: nothing is recomputed on resume.
-        assert!(ta == tb, "trajectory differs after a phase-2 resume");
-        assert_eq!(a, b);
-    } else {
-        // Dormand–Prince is FSAL: its first stage at the resumed state is recomputed (rk.rs does
-        // not checkpoint it), so rows after the resume count exactly one more right-hand side;
-        // every other byte is the same.
-        let rows = |t: &[u8]| -> Vec<serde_json::Value> {
-            std::str::from_utf8(t).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-        };
-        let (ra, rb) = (rows(&ta), rows(&tb));
-        assert_eq!(ra.len(), rb.len());
-        let extra = |x: &serde_json::Value, y: &serde_json::Value| {
-            y["rhs_evaluations"].as_u64().unwrap() - x["rhs_evaluations"].as_u64().unwrap()
-        };
-        for (x, y) in ra.iter().zip(&rb) {
-            let k = extra(x, y);
-            assert!(k <= 1, "{k} extra right-hand sides after resume");
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x["rhs_evaluations"] = 0.into();
-            y["rhs_evaluations"] = 0.into();
-            assert_eq!(x, y);
-        }
-        assert_eq!(extra(&a["statistics"], &b["statistics"]), 1);
-        b["statistics"]["rhs_evaluations"] = a["statistics"]["rhs_evaluations"].clone();
-        assert_eq!(a, b);
-    }
+    // Both phases resume exactly: SEULEX evaluates f at every step start, and Dormand–Prince's
+    // first-same-as-last stage is part of the checkpoint, so even the counters agree.
+    assert!(ta == tb, "trajectory differs after a resume in {expect_phase:?}");
+    assert_eq!(a, b);
 }
 
 #[test]

@@ -256,6 +256,7 @@ mod mpfr {
             last_rejected: true,
             chatter: Some((3, 2)),
             stats: Statistics { accepted: 5, rejected: 2, rhs_evaluations: 99, events: 1, released: 0 },
+            first_stage: Some(y.iter().map(|x| x.clone() * &v(-3, 11)).collect()),
         };
         let settings = FlowSettings { precision: P, ..Default::default() };
         let modes = vec![1i8, -1, 0, 1];
@@ -266,6 +267,7 @@ mod mpfr {
         assert_eq!(r.state.s, st.s);
         assert_eq!(r.state.h, st.h);
         assert_eq!(r.state.err_old, st.err_old);
+        assert_eq!(r.state.first_stage, st.first_stage);
         for (a, b) in r.state.y.iter().zip(&y) {
             assert_eq!(a, b);
             assert_eq!(a.prec(), P);

@@ -272,6 +272,8 @@ impl<T: Real> Extrapolation<T> {
         let p = self.prec;
         let dim = sys.dim();
         assert_eq!(state.y.len(), dim, "state dimension");
+        // The explicit pairs' first-stage cache does not apply to this method.
+        state.first_stage = None;
         let nsw = sys.num_switches();
         self.g = vec![T::zero(p); nsw];
         if !self.settings.events {

@@ -175,6 +175,9 @@ pub struct IntegratorState<T> {
     pub chatter: Option<(usize, u32)>,
     /// Work counters.
     pub stats: Statistics,
+    /// f(s, y) when already known (the first-same-as-last stage of an explicit pair), so that a
+    /// resumed run neither repeats nor counts that evaluation.
+    pub first_stage: Option<Vec<T>>,
 }
 
 impl<T: Real> IntegratorState<T> {
@@ -189,6 +192,15 @@ impl<T: Real> IntegratorState<T> {
             last_rejected: false,
             chatter: None,
             stats: Statistics::default(),
+            first_stage: None,
+        }
+    }
+
+    /// Record k as f(s, y) (reusing the buffer).
+    fn remember_first_stage(&mut self, k: &[T]) {
+        match &mut self.first_stage {
+            Some(v) if v.len() == k.len() => v.clone_from_slice(k),
+            other => *other = Some(k.to_vec()),
         }
     }
 }
@@ -466,7 +478,13 @@ impl<T: Real> Integrator<T> {
         if !self.settings.events {
             events::untrack_all(sys);
         }
-        self.k1_valid = false;
+        self.k1_valid = match &state.first_stage {
+            Some(k) if k.len() == dim => {
+                self.k[0].clone_from_slice(k);
+                true
+            }
+            _ => false,
+        };
         let beta = 0.04f64;
         let expo1 = 1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * beta;
         let start_steps = state.stats.accepted + state.stats.rejected;
@@ -486,6 +504,7 @@ impl<T: Real> Integrator<T> {
                 if self.k[0].iter().any(|v| !v.is_finite()) {
                     return Status::NonFinite { s: state.s.to_f64() };
                 }
+                state.remember_first_stage(&self.k[0]);
             }
             if state.h <= T::zero(p) {
                 state.h = self.initial_step(sys, state);
@@ -547,6 +566,7 @@ impl<T: Real> Integrator<T> {
                 }
                 events::StepEnd::Event { theta, switch, s, y } => {
                     self.k1_valid = false;
+                    state.first_stage = None;
                     events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, h, hnew);
                 }
                 events::StepEnd::Full => {
@@ -558,8 +578,10 @@ impl<T: Real> Integrator<T> {
                         let last = self.tableau.stages() - 1;
                         self.k.swap(0, last);
                         self.k1_valid = true;
+                        state.remember_first_stage(&self.k[0]);
                     } else {
                         self.k1_valid = false;
+                        state.first_stage = None;
                     }
                     state.chatter = None;
                 }
