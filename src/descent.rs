@@ -190,7 +190,7 @@ impl<T: Real> Kernel<T> {
         } else {
             // (quad z + lin) z
             out.assign(&self.lin);
-            out.mul_add_mut(&self.quad, z);
+            out.add_mul_mut(&self.quad, z);
             *out *= z;
         }
     }
@@ -207,7 +207,7 @@ impl<T: Real> Kernel<T> {
             out.assign(&self.gamma);
         } else {
             out.assign(&self.lin);
-            out.mul_add_mut(&self.slope, z);
+            out.add_mul_mut(&self.slope, z);
         }
     }
 }
@@ -251,7 +251,7 @@ fn margins_into<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWor
         let row = &ws.p[j * n..(j + 1) * n];
         for (i, z) in row.iter().enumerate() {
             kern.value_into(z, &mut ws.tmp);
-            ws.q[i].mul_add_mut(&net.a[j], &ws.tmp);
+            ws.q[i].add_mul_mut(&net.a[j], &ws.tmp);
         }
     }
     for (q, y) in ws.q.iter_mut().zip(&net.y) {
@@ -304,7 +304,7 @@ fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
 /// One GD step B ← B − α ∇_B L(B) in place (α = `step_size`).
 pub fn step_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, step_size: &T, b: &mut [T]) {
     net.preactivations_inplace(b, &mut ws.p);
-    for_each_gradient_term(net, kern, ws, Some(step_size), |idx, dphi, ca| b[idx].mul_add_mut(dphi, ca));
+    for_each_gradient_term(net, kern, ws, Some(step_size), |idx, dphi, ca| b[idx].add_mul_mut(dphi, ca));
 }
 
 /// Gradient flow dB/dt = −∇_B L in natural time t (the continuous limit of GD: W_GD(k) is

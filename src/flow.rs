@@ -398,7 +398,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
                 // t = slope·P (IEEE multiplication commutes: same value as slope * p).
                 tmp.assign(pv);
                 *tmp *= sv;
-                q.mul_add_mut(aj, tmp);
+                q.add_mul_mut(aj, tmp);
             }
         }
         for (q, yi) in self.q.iter_mut().zip(&net.y) {
@@ -488,7 +488,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         for l in 0..n {
             let s = if l == i { sigma } else { &self.slope[j * n + l] };
             let t = self.wy[l].clone() * s;
-            r.mul_add_mut(&t, net.k_mat.at(l, i));
+            r.add_mul_mut(&t, net.k_mat.at(l, i));
         }
         r * &net.a[j]
     }
@@ -539,7 +539,7 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         let (j, i) = (k / n, k % n);
         let mut v = net.p0.data[k].clone();
         for l in 0..n {
-            v.mul_add_mut(&y[j * n + l], net.k_mat.at(l, i));
+            v.add_mul_mut(&y[j * n + l], net.k_mat.at(l, i));
         }
         v
     }
@@ -629,7 +629,7 @@ impl<T: Real> FlowSystem<'_, T> {
                 let mut acc = T::zero(p);
                 for l in 0..m {
                     let t = net.a[l].clone() * &net.a[l] * &self.slope[l * n + r];
-                    acc.mul_add_mut(&t, &self.slope[l * n + i]);
+                    acc.add_mul_mut(&t, &self.slope[l * n + i]);
                 }
                 *qa.at_mut(r, i) = acc * net.k_mat.at(i, r) * &net.y[r] * &net.y[i];
             }
@@ -672,10 +672,10 @@ impl<T: Real> FlowSystem<'_, T> {
             for (r, vr) in v.iter_mut().enumerate() {
                 let mut acc = T::zero(p);
                 for (k, rk) in row.iter().enumerate() {
-                    acc.mul_add_mut(rk, net.k_mat.at(k, r));
+                    acc.add_mul_mut(rk, net.k_mat.at(k, r));
                 }
                 let t = net.a[l].clone() * &jac.slope[l * n + r];
-                vr.mul_add_mut(&t, &acc);
+                vr.add_mul_mut(&t, &acc);
             }
         }
         for (vr, yr) in v.iter_mut().zip(&net.y) {
@@ -688,7 +688,7 @@ impl<T: Real> FlowSystem<'_, T> {
         let mut wqa = vec![T::zero(p); n];
         for (r, acc) in wqa.iter_mut().enumerate() {
             for pp in 0..n {
-                acc.mul_add_mut(&jac.w[pp], jac.qa.at(pp, r));
+                acc.add_mul_mut(&jac.w[pp], jac.qa.at(pp, r));
             }
         }
         let mut z = Mat::zeros(n, n, p);
@@ -711,7 +711,7 @@ impl<T: Real> FlowSystem<'_, T> {
             let caj = c.clone() * &net.a[j];
             for i in 0..n {
                 let coef = caj.clone() * &jac.slope[j * n + i] * &net.y[i];
-                rhs[j * n + i].mul_add_mut(&coef, &zs[i]);
+                rhs[j * n + i].add_mul_mut(&coef, &zs[i]);
             }
         }
         // Q x_B = v + c QA z; x_u = (r_u + c f_u wᵀ Q x_B)/(1 + c f_u).
@@ -719,14 +719,14 @@ impl<T: Real> FlowSystem<'_, T> {
         for r in 0..n {
             let mut qaz = T::zero(p);
             for i in 0..n {
-                qaz.mul_add_mut(jac.qa.at(r, i), &zs[i]);
+                qaz.add_mul_mut(jac.qa.at(r, i), &zs[i]);
             }
             let t = c.clone() * &qaz;
-            wqx.mul_add_mut(&jac.w[r], &t);
+            wqx.add_mul_mut(&jac.w[r], &t);
         }
         let cfu = c.clone() * &jac.fu;
         let mut xu = rhs[m * n].clone();
-        xu.mul_add_mut(&cfu, &wqx);
+        xu.add_mul_mut(&cfu, &wqx);
         rhs[m * n] = xu / &(T::one(p) + &cfu);
         true
     }
@@ -777,14 +777,14 @@ fn kkt_residuals<T: Real>(sm: &StateMetrics<T>, v: &Mat<T>) -> KktResiduals<T> {
     let mut res = T::zero(p);
     for (wi, vi) in w.data.iter().zip(&v.data) {
         let r = wi.clone() / &qmin - &(vi.clone() * &c);
-        res.mul_add_mut(&r, &r);
+        res.add_mul_mut(&r, &r);
     }
     let wbar_norm = sm.frobenius_norm.clone() / &qmin.abs();
     let stationarity = res.sqrt() / &wbar_norm;
     let mut comp = T::zero(p);
     for (lw, q) in sm.loss_weights.iter().zip(&sm.margins) {
         let gap = q.clone() / &qmin - &T::one(p);
-        comp.mul_add_mut(lw, &gap);
+        comp.add_mul_mut(lw, &gap);
     }
     KktResiduals { stationarity, complementarity: comp }
 }

@@ -348,7 +348,7 @@ impl<T: Real> PatternProblem<T> {
         for (r, v) in active.iter().zip(nu) {
             let row = self.g.row(*r);
             for (x, gv) in res.iter_mut().zip(row) {
-                x.mul_add_mut(v, gv);
+                x.add_mul_mut(v, gv);
             }
             scale_st += &(v.abs() * &linalg::dot(row, row).sqrt());
         }
@@ -469,7 +469,7 @@ impl<T: Real> PatternProblem<T> {
                 let mut acc = T::zero(p);
                 for j in 0..m {
                     let t = self.a[j].clone() * &self.a[j] * &self.slopes[j * n + i];
-                    acc.mul_add_mut(&t, &self.slopes[j * n + l]);
+                    acc.add_mul_mut(&t, &self.slopes[j * n + l]);
                 }
                 *mmat.at_mut(i, l) = acc * k_mat.at(i, l) * &self.y[i] * &self.y[l];
             }
@@ -481,7 +481,7 @@ impl<T: Real> PatternProblem<T> {
             for (i, li) in lambda.iter().enumerate() {
                 let coef = li.clone() * &self.y[i] * &self.a[j] * &self.slopes[j * n + i];
                 for c in 0..self.k {
-                    z.at_mut(j, c).mul_add_mut(&coef, self.xhat.at(i, c));
+                    z.at_mut(j, c).add_mul_mut(&coef, self.xhat.at(i, c));
                 }
             }
         }
@@ -868,8 +868,8 @@ pub fn structure<T: Real>(net: &Network<T>, r: &Reference<T>) -> T {
         let gl = net.gamma.clone() * l;
         let (cp, cm) = if net.y[i] > T::zero(p) { (l.clone(), -gl) } else { (-gl, l.clone()) };
         for c in 0..k {
-            vp[c].mul_add_mut(&cp, xhat.at(i, c));
-            vm[c].mul_add_mut(&cm, xhat.at(i, c));
+            vp[c].add_mul_mut(&cp, xhat.at(i, c));
+            vm[c].add_mul_mut(&cm, xhat.at(i, c));
         }
     }
     let mut dev = T::zero(p);
@@ -881,7 +881,7 @@ pub fn structure<T: Real>(net: &Network<T>, r: &Reference<T>) -> T {
         let mut d2 = T::zero(p);
         for (w, vc) in row.iter().zip(v) {
             let e = w.clone() - &(aj.clone() * vc);
-            d2.mul_add_mut(&e, &e);
+            d2.add_mul_mut(&e, &e);
         }
         dev = dev.max_of(&d2.sqrt());
         wmax = wmax.max_of(&linalg::dot(row, row).sqrt());
@@ -914,7 +914,7 @@ pub fn boundary_agreement<T: Real>(data: &Dataset, net: &Network<T>, r: &Referen
         let mut f = T::zero(p);
         for j in 0..m {
             let pre = linalg::dot(r.coefficients.row(j), &proj);
-            f.mul_add_mut(&net.a[j], &act.value(&pre));
+            f.add_mul_mut(&net.a[j], &act.value(&pre));
         }
         let lin = linalg::dot(&ly, &proj);
         if f.is_sign_negative() == lin.is_sign_negative() {

@@ -274,7 +274,7 @@ impl<T: Real> Network<T> {
             .map(|i| {
                 let mut f = T::zero(self.prec);
                 for j in 0..self.m {
-                    f.mul_add_mut(&self.a[j], &act.value(&p[j * self.n + i]));
+                    f.add_mul_mut(&self.a[j], &act.value(&p[j * self.n + i]));
                 }
                 f * &self.y[i]
             })

@@ -234,11 +234,8 @@ mod mpfr {
         assert!(s.len() > 75, "{s}");
         assert_eq!(<Float as Real>::parse_decimal(&s, P).unwrap(), third);
         assert_eq!(<Float as Real>::from_exact(&third.to_exact()).unwrap(), third);
-        // Call the trait method explicitly: rug's inherent `Float::mul_add_mut(&mut self, mul,
-        // add)` computes self·mul + add and shadows `Real::mul_add_mut` (self + a·b) on a
-        // concrete `Float`.
         let mut acc = Float::with_val(P, 1);
-        Real::mul_add_mut(&mut acc, &third, &Float::with_val(P, 3));
+        acc.add_mul_mut(&third, &Float::with_val(P, 3));
         let err = Float::with_val(P, &acc - 2u32).abs();
         assert!(err <= eps, "1 + 3·(1/3) − 2 = {err:e}, acc prec {}", acc.prec());
     }

@@ -153,7 +153,7 @@ impl<T: Real> Extrapolation<T> {
         let mut acc = T::zero(self.prec);
         for i in 0..v.len() {
             let q = v[i].clone() / &self.scale(&y0[i], &y1[i]);
-            acc.mul_add_mut(&q, &q);
+            acc.add_mul_mut(&q, &q);
         }
         (acc / &T::from_f64(v.len().max(1) as f64, self.prec)).sqrt()
     }
@@ -207,7 +207,7 @@ impl<T: Real> Extrapolation<T> {
                 for i in 0..dim {
                     let diff = src[i].clone() - &prev[l - 1][i];
                     dst[i].assign(&src[i]);
-                    dst[i].mul_add_mut(&fac, &diff);
+                    dst[i].add_mul_mut(&fac, &diff);
                 }
             }
             std::mem::swap(&mut prev, &mut cur);

@@ -82,7 +82,7 @@ impl<T: Real> Mat<T> {
     pub fn frobenius_norm(&self) -> T {
         let mut s = T::zero(self.precision());
         for x in &self.data {
-            s.mul_add_mut(x, x);
+            s.add_mul_mut(x, x);
         }
         s.sqrt()
     }
@@ -103,7 +103,7 @@ impl<T: Real> Mat<T> {
 pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let mut s = T::zero(a.first().map_or(53, |x| x.precision()));
     for (x, y) in a.iter().zip(b) {
-        s.mul_add_mut(x, y);
+        s.add_mul_mut(x, y);
     }
     s
 }
@@ -117,13 +117,13 @@ fn dot4<T: Real>(a: &[T], b: &[T]) -> T {
     let (a4, ar) = a[..n].split_at(n - n % 4);
     let (b4, br) = b[..n].split_at(n - n % 4);
     for (x, y) in a4.chunks_exact(4).zip(b4.chunks_exact(4)) {
-        s[0].mul_add_mut(&x[0], &y[0]);
-        s[1].mul_add_mut(&x[1], &y[1]);
-        s[2].mul_add_mut(&x[2], &y[2]);
-        s[3].mul_add_mut(&x[3], &y[3]);
+        s[0].add_mul_mut(&x[0], &y[0]);
+        s[1].add_mul_mut(&x[1], &y[1]);
+        s[2].add_mul_mut(&x[2], &y[2]);
+        s[3].add_mul_mut(&x[3], &y[3]);
     }
     for (x, y) in ar.iter().zip(br) {
-        s[0].mul_add_mut(x, y);
+        s[0].add_mul_mut(x, y);
     }
     let [mut s0, s1, s2, s3] = s;
     s0 += &s1;
@@ -136,7 +136,7 @@ fn dot4<T: Real>(a: &[T], b: &[T]) -> T {
 #[inline]
 fn axpy<T: Real>(y: &mut [T], alpha: &T, x: &[T]) {
     for (yi, xi) in y.iter_mut().zip(x) {
-        yi.mul_add_mut(alpha, xi);
+        yi.add_mul_mut(alpha, xi);
     }
 }
 
@@ -186,7 +186,7 @@ fn wy_factor<T: Real>(v: &[T], vt: &[T], k: usize, width: usize, tau: &[T]) -> V
         for i in 0..j {
             let mut s = T::zero(prec);
             for l in i..j {
-                s.mul_add_mut(&t[i * k + l], &g[l * k + j]);
+                s.add_mul_mut(&t[i * k + l], &g[l * k + j]);
             }
             t[i * k + j] = -(s * &tau[j]);
         }
@@ -425,9 +425,9 @@ fn jacobi_columns<T: Real>(gt: &mut Mat<T>, mut vt: Option<&mut Mat<T>>) -> Resu
                 let mut beta = T::zero(prec);
                 let mut gamma = T::zero(prec);
                 for (x, y) in gp.iter().zip(gq.iter()) {
-                    alpha.mul_add_mut(x, x);
-                    beta.mul_add_mut(y, y);
-                    gamma.mul_add_mut(x, y);
+                    alpha.add_mul_mut(x, x);
+                    beta.add_mul_mut(y, y);
+                    gamma.add_mul_mut(x, y);
                 }
                 if alpha == zero || beta == zero {
                     continue;
@@ -491,9 +491,9 @@ fn rotate_pair<T: Real>(x: &mut [T], y: &mut [T], c: &T, s: &T, ms: &T, tmp: &mu
     for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
         tmp.assign(xi);
         *xi *= c;
-        xi.mul_add_mut(ms, yi);
+        xi.add_mul_mut(ms, yi);
         *yi *= c;
-        yi.mul_add_mut(s, tmp);
+        yi.add_mul_mut(s, tmp);
     }
 }
 
@@ -1171,8 +1171,7 @@ mod tests {
                 for j in 0..8 {
                     for (k, s) in sigma.iter().enumerate() {
                         let uv = f(u.at(i, k) * v.at(j, k + 2));
-                        // Fully qualified: rug's inherent `Float::mul_add_mut` means self·a + b.
-                        Real::mul_add_mut(a.at_mut(i, j), s, &uv);
+                        Real::add_mul_mut(a.at_mut(i, j), s, &uv);
                     }
                 }
             }

@@ -298,7 +298,7 @@ impl<T: Real> Integrator<T> {
             sc *= &self.rtol;
             sc += &self.atol;
             let q = self.yerr[i].clone() / &sc;
-            acc.mul_add_mut(&q, &q);
+            acc.add_mul_mut(&q, &q);
         }
         (acc / &T::from_f64(n as f64, self.prec)).sqrt()
     }
@@ -318,8 +318,8 @@ impl<T: Real> Integrator<T> {
             sc += &self.atol;
             let a = self.k[0][i].clone() / &sc;
             let b = st.y[i].clone() / &sc;
-            dnf.mul_add_mut(&a, &a);
-            dny.mul_add_mut(&b, &b);
+            dnf.add_mul_mut(&a, &a);
+            dny.add_mul_mut(&b, &b);
         }
         let tiny = T::from_f64(1e-10, p);
         let mut h = if dnf <= tiny || dny <= tiny {
@@ -332,7 +332,7 @@ impl<T: Real> Integrator<T> {
         }
         for i in 0..dim {
             self.ytmp[i].assign(&st.y[i]);
-            self.ytmp[i].mul_add_mut(&h, &self.k[0][i]);
+            self.ytmp[i].add_mul_mut(&h, &self.k[0][i]);
         }
         let s1 = st.s.clone() + &h;
         let mut k2 = std::mem::take(&mut self.k[1]);
@@ -343,7 +343,7 @@ impl<T: Real> Integrator<T> {
             sc *= &self.rtol;
             sc += &self.atol;
             let q = (k2[i].clone() - &self.k[0][i]) / &sc;
-            der2.mul_add_mut(&q, &q);
+            der2.add_mul_mut(&q, &q);
         }
         self.k[1] = k2;
         let der2 = der2.sqrt() / &h;
@@ -371,10 +371,10 @@ impl<T: Real> Integrator<T> {
             for i in 0..dim {
                 let mut acc = T::zero(self.prec);
                 for (j, a) in self.tableau.a[st].iter().enumerate() {
-                    acc.mul_add_mut(a, &self.k[j][i]);
+                    acc.add_mul_mut(a, &self.k[j][i]);
                 }
                 self.ytmp[i].assign(&y[i]);
-                self.ytmp[i].mul_add_mut(h, &acc);
+                self.ytmp[i].add_mul_mut(h, &acc);
             }
             let sc = s.clone() + &(self.tableau.c[st].clone() * h);
             let mut kst = std::mem::take(&mut self.k[st]);
@@ -390,16 +390,16 @@ impl<T: Real> Integrator<T> {
             for i in 0..dim {
                 let mut acc = T::zero(self.prec);
                 for (j, b) in self.tableau.b.iter().enumerate() {
-                    acc.mul_add_mut(b, &self.k[j][i]);
+                    acc.add_mul_mut(b, &self.k[j][i]);
                 }
                 self.ynew[i].assign(&y[i]);
-                self.ynew[i].mul_add_mut(h, &acc);
+                self.ynew[i].add_mul_mut(h, &acc);
             }
         }
         for i in 0..dim {
             let mut acc = T::zero(self.prec);
             for (j, e) in self.tableau.e.iter().enumerate() {
-                acc.mul_add_mut(e, &self.k[j][i]);
+                acc.add_mul_mut(e, &self.k[j][i]);
             }
             self.yerr[i] = acc * h;
         }
@@ -421,7 +421,7 @@ impl<T: Real> Integrator<T> {
                         let r4 = ydiff.clone() - &(self.k[last][i].clone() * h) - &bspl;
                         let mut r5 = T::zero(self.prec);
                         for (j, dj) in d.iter().enumerate() {
-                            r5.mul_add_mut(dj, &self.k[j][i]);
+                            r5.add_mul_mut(dj, &self.k[j][i]);
                         }
                         r5 *= h;
                         self.rcont[0][i] = ydiff;

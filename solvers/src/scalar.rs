@@ -1,7 +1,7 @@
 //! The project scalar: one trait for `f64` and, behind the `mpfr` feature, `rug::Float`.
 //!
 //! Values are `Clone`, never `Copy`; arithmetic takes its right operand by reference so that the
-//! MPFR implementation can work in place (`a += &b`, `a.mul_add_mut(&b, &c)` computes `a += b·c`
+//! MPFR implementation can work in place (`a += &b`, `a.add_mul_mut(&b, &c)` computes `a += b·c`
 //! with one rounding where the backend has a fused multiply–add). Constants are built at an explicit
 //! precision in bits (`f64` ignores it and is always 53), so that tableau coefficients such as 35/384
 //! are exact rationals rounded once at the working precision, never `f64` literals.
@@ -40,7 +40,7 @@ pub trait Real:
     /// Overwrite with `x`, rounded to `self`'s precision.
     fn assign_f64(&mut self, x: f64);
     /// `self += a·b`.
-    fn mul_add_mut(&mut self, a: &Self, b: &Self);
+    fn add_mul_mut(&mut self, a: &Self, b: &Self);
     /// e^self.
     fn exp(&self) -> Self;
     /// ln(self).
@@ -119,7 +119,7 @@ pub trait Real:
                 let aip = &a[i * k + p];
                 let brow = &b[p * n..(p + 1) * n];
                 for (cj, bpj) in crow.iter_mut().zip(brow) {
-                    cj.mul_add_mut(aip, bpj);
+                    cj.add_mul_mut(aip, bpj);
                 }
             }
         }
@@ -146,7 +146,7 @@ impl Real for f64 {
         *self = x;
     }
     #[inline]
-    fn mul_add_mut(&mut self, a: &Self, b: &Self) {
+    fn add_mul_mut(&mut self, a: &Self, b: &Self) {
         *self += a * b;
     }
     fn exp(&self) -> Self {
@@ -224,9 +224,6 @@ mod mpfr_impl {
     use rug::ops::AssignRound;
     use rug::Float;
 
-    /// Beware: on a concrete `Float`, rug's inherent `Float::mul_add_mut(&mut self, mul, add)`
-    /// (self·mul + add) shadows [`Real::mul_add_mut`] (self + a·b); generic code is unaffected,
-    /// concrete code must call `Real::mul_add_mut(&mut x, a, b)`.
     impl Real for Float {
         fn precision(&self) -> u32 {
             self.prec()
@@ -252,7 +249,7 @@ mod mpfr_impl {
             self.assign_round(x, Round::Nearest);
         }
         #[inline]
-        fn mul_add_mut(&mut self, a: &Self, b: &Self) {
+        fn add_mul_mut(&mut self, a: &Self, b: &Self) {
             *self += a * b;
         }
         fn exp(&self) -> Self {
