@@ -16,7 +16,8 @@ use marginflow::network::{ModelSettings, Network};
 use std::hint::black_box;
 
 fn maxmargin(c: &mut Criterion) {
-    let data = generate(&GenSettings { kind: DataKind::Gaussian, n: 20, d: 4000, seed: 1, ..Default::default() }).expect("data");
+    let data = generate(&GenSettings { kind: DataKind::Gaussian, n: 20, d: 4000, seed: 1, ..Default::default() })
+        .expect("data");
     let model = ModelSettings { width: 16, leak: 0.1, ..Default::default() };
     let net: Network<f64> = Network::new(&data, &model, 53).expect("network");
     let pattern = net.theory_pattern();
@@ -27,12 +28,16 @@ fn maxmargin(c: &mut Criterion) {
     assert!(out.reference.as_ref().is_some_and(|r| r.certified), "pattern QP not certified: {:?}", out.failure);
 
     let mut g = c.benchmark_group("maxmargin n=20 d=4000 m=16");
-    g.bench_function("theory_reference", |b| b.iter(|| black_box(theory_reference(black_box(&net)).expect("reference"))));
+    g.bench_function("theory_reference", |b| {
+        b.iter(|| black_box(theory_reference(black_box(&net)).expect("reference")))
+    });
     g.bench_function("pattern_max_margin (QP)", |b| {
         b.iter(|| black_box(pattern_max_margin(black_box(&net), &pattern, &settings).expect("qp")))
     });
     g.sample_size(10);
-    g.bench_function("network setup", |b| b.iter(|| black_box(Network::<f64>::new(&data, &model, 53).expect("network"))));
+    g.bench_function("network setup", |b| {
+        b.iter(|| black_box(Network::<f64>::new(&data, &model, 53).expect("network")))
+    });
     g.finish();
 }
 

@@ -150,10 +150,15 @@ impl Checkpoint {
     /// Read DIR/checkpoint.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let cp: Checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadCheckpoint { path: path.into(), reason: format!("not a marginflow checkpoint: {e}") })?;
+        let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| Error::BadCheckpoint {
+            path: path.into(),
+            reason: format!("not a marginflow checkpoint: {e}"),
+        })?;
         if cp.version != VERSION {
-            return Err(Error::BadCheckpoint { path: path.into(), reason: format!("version {} (expected {VERSION})", cp.version) });
+            return Err(Error::BadCheckpoint {
+                path: path.into(),
+                reason: format!("version {} (expected {VERSION})", cp.version),
+            });
         }
         Ok(cp)
     }

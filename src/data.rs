@@ -53,11 +53,9 @@ fn format_of(path: &Path) -> Result<Format> {
         "csv" => Ok(Format::Csv),
         "json" => Ok(Format::Json),
         "" => Err(bad(path, None, "no file extension: use .svm/.libsvm/.txt (LIBSVM), .csv or .json")),
-        other => Err(bad(
-            path,
-            None,
-            format!("unknown extension '.{other}': use .svm/.libsvm/.txt (LIBSVM), .csv or .json"),
-        )),
+        other => {
+            Err(bad(path, None, format!("unknown extension '.{other}': use .svm/.libsvm/.txt (LIBSVM), .csv or .json")))
+        }
     }
 }
 
@@ -87,10 +85,7 @@ struct LabelState {
 impl LabelState {
     /// Parse one label token at `line`; 0 maps to -1.
     fn parse(&mut self, path: &Path, line: usize, tok: &str) -> Result<f64> {
-        let v: f64 = tok
-            .trim()
-            .parse()
-            .map_err(|_| bad(path, Some(line), format!("label '{tok}' is not a number")))?;
+        let v: f64 = tok.trim().parse().map_err(|_| bad(path, Some(line), format!("label '{tok}' is not a number")))?;
         self.accept(path, line, v, tok)
     }
 
@@ -158,12 +153,12 @@ fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
         let mut row = Vec::new();
         let mut prev = 0usize;
         for tok in toks {
-            let (idx_s, val_s) = tok.split_once(':').ok_or_else(|| {
-                bad(path, Some(line), format!("'{tok}' is not of the form index:value"))
-            })?;
-            let idx: usize = idx_s.parse().map_err(|_| {
-                bad(path, Some(line), format!("feature index '{idx_s}' is not a positive integer"))
-            })?;
+            let (idx_s, val_s) = tok
+                .split_once(':')
+                .ok_or_else(|| bad(path, Some(line), format!("'{tok}' is not of the form index:value")))?;
+            let idx: usize = idx_s
+                .parse()
+                .map_err(|_| bad(path, Some(line), format!("feature index '{idx_s}' is not a positive integer")))?;
             if idx == 0 {
                 return Err(bad(path, Some(line), "feature index 0: indices are 1-based"));
             }
@@ -234,11 +229,7 @@ fn parse_csv(path: &Path, text: &str) -> Result<Dataset> {
             Some((w, wl, header)) if w != fields.len() => {
                 let what = if header { "the header" } else { "line" };
                 let lead = if header { format!("{what} (line {wl})") } else { format!("{what} {wl}") };
-                return Err(bad(
-                    path,
-                    Some(line),
-                    format!("row has {} fields but {lead} has {w}", fields.len()),
-                ));
+                return Err(bad(path, Some(line), format!("row has {} fields but {lead} has {w}", fields.len())));
             }
             _ => {}
         }
@@ -611,10 +602,7 @@ impl GenSettings {
             }
         }
         if !(0.0..0.5).contains(&self.label_noise) {
-            return Err(Error::setting(
-                "--label-noise",
-                format!("{} is outside [0, 0.5)", self.label_noise),
-            ));
+            return Err(Error::setting("--label-noise", format!("{} is outside [0, 0.5)", self.label_noise)));
         }
         if self.label_noise > 0.0 && self.kind != DataKind::Mixture {
             return Err(Error::setting(

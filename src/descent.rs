@@ -83,7 +83,10 @@ impl DescentSettings {
             }
         }
         if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
-            return Err(Error::setting("--precision", format!("must be 53 (f64) or at least 64 bits, got {}", self.precision)));
+            return Err(Error::setting(
+                "--precision",
+                format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
+            ));
         }
         if self.precision != 53 && !cfg!(feature = "mpfr") {
             return Err(Error::setting("--precision", format!("{} bits needs the MPFR build", self.precision)));
@@ -261,7 +264,13 @@ fn margins_into<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWor
 
 /// With P = P0 + B K already in `ws.p`: margins q, coefficients c_i = (1/n)(−ℓ'(q_i)) y_i
 /// (times `scale` when given), then `apply(j·n + i, φ'(P_ji), c_i a_j)` for every (j, i).
-fn for_each_gradient_term<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, scale: Option<&T>, mut apply: impl FnMut(usize, &T, &T)) {
+fn for_each_gradient_term<T: Real>(
+    net: &Network<T>,
+    kern: &Kernel<T>,
+    ws: &mut DescentWorkspace<T>,
+    scale: Option<&T>,
+    mut apply: impl FnMut(usize, &T, &T),
+) {
     margins_into(net, kern, ws);
     coefficients(net, ws);
     if let Some(scale) = scale {
@@ -283,7 +292,13 @@ fn for_each_gradient_term<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut 
 
 /// Natural-time gradient G = −∇_B L (m×n): G_ji = c_i a_j φ'(P_ji) with c_i = (1/n)(−ℓ'(q_i)) y_i,
 /// evaluated at coefficients `b` into `g` (allocation-free for `f64`).
-pub fn neg_gradient_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, b: &[T], g: &mut [T]) {
+pub fn neg_gradient_inplace<T: Real>(
+    net: &Network<T>,
+    kern: &Kernel<T>,
+    ws: &mut DescentWorkspace<T>,
+    b: &[T],
+    g: &mut [T],
+) {
     net.preactivations_inplace(b, &mut ws.p);
     for_each_gradient_term(net, kern, ws, None, |idx, dphi, ca| {
         g[idx].assign(dphi);
@@ -302,7 +317,13 @@ fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
 }
 
 /// One GD step B ← B − α ∇_B L(B) in place (α = `step_size`).
-pub fn step_inplace<T: Real>(net: &Network<T>, kern: &Kernel<T>, ws: &mut DescentWorkspace<T>, step_size: &T, b: &mut [T]) {
+pub fn step_inplace<T: Real>(
+    net: &Network<T>,
+    kern: &Kernel<T>,
+    ws: &mut DescentWorkspace<T>,
+    step_size: &T,
+    b: &mut [T],
+) {
     net.preactivations_inplace(b, &mut ws.p);
     for_each_gradient_term(net, kern, ws, Some(step_size), |idx, dphi, ca| b[idx].add_mul_mut(dphi, ca));
 }
@@ -408,7 +429,12 @@ fn metrics_json<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, sm:
 }
 
 /// Run gradient descent on `data` at the settings' precision.
-pub fn run(data: &Dataset, settings: &DescentSettings, want_weights: bool, obs: &mut dyn DescentObserver) -> Result<DescentOutcome> {
+pub fn run(
+    data: &Dataset,
+    settings: &DescentSettings,
+    want_weights: bool,
+    obs: &mut dyn DescentObserver,
+) -> Result<DescentOutcome> {
     settings.validate()?;
     if settings.precision == 53 {
         return run_at::<f64>(data, settings, want_weights, obs);
@@ -481,7 +507,10 @@ pub fn run_at<T: Real>(
     if let DescentStatus::Diverged { step } = &status {
         o.insert(
             "status_detail".into(),
-            serde_json::json!(format!("coefficients non-finite or above {DIVERGENCE_BOUND:e} at step {step}; state of step {}", step - 1)),
+            serde_json::json!(format!(
+                "coefficients non-finite or above {DIVERGENCE_BOUND:e} at step {step}; state of step {}",
+                step - 1
+            )),
         );
     }
     o.insert("step".into(), serde_json::json!(step));

@@ -18,10 +18,10 @@ use crate::loss::{log_sum_exp, DIRECT_RANGE};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
 use crate::network::{ModelSettings, Network};
+use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::rk::{
     Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem, Status,
 };
-use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::{linalg, Mat, Real};
 use serde::{Deserialize, Serialize};
@@ -232,7 +232,10 @@ impl FlowSettings {
             return Err(Error::setting("--atol", format!("must be > 0, got {}", self.atol)));
         }
         if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
-            return Err(Error::setting("--precision", format!("must be 53 (f64) or at least 64 bits, got {}", self.precision)));
+            return Err(Error::setting(
+                "--precision",
+                format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
+            ));
         }
         if self.precision != 53 && !cfg!(feature = "mpfr") {
             return Err(Error::setting(
@@ -1024,7 +1027,8 @@ fn run_at<T: Real>(
 
     // The independent reference: the certified theory-pattern max-margin solution.
     let reference = maxmargin::theory_reference(&net);
-    let reference_small = reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
+    let reference_small =
+        reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
 
     let isettings = IntegratorSettings {
         rtol: settings.rtol,
@@ -1035,9 +1039,7 @@ fn run_at<T: Real>(
     };
     let horizon = match settings.horizon {
         FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
-        FlowHorizon::Time(t) => {
-            Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) }
-        }
+        FlowHorizon::Time(t) => Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) },
         FlowHorizon::Log10Time(x) => {
             // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
             let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
@@ -1092,7 +1094,8 @@ fn run_at<T: Real>(
     if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
         // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
         let used = state.stats.accepted + state.stats.rejected - steps_before;
-        let isettings = IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
+        let isettings =
+            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
         let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
         status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
     }

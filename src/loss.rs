@@ -20,12 +20,7 @@ pub fn softplus<T: Real>(x: &T) -> T {
     let p = x.precision();
     let neg_abs = -x.abs();
     let tail = neg_abs.exp().ln_1p();
-    if x.is_sign_negative() {
-        tail
-    } else {
-        x.clone() + &tail
-    }
-    .max_of(&T::zero(p))
+    if x.is_sign_negative() { tail } else { x.clone() + &tail }.max_of(&T::zero(p))
 }
 
 impl Loss {

@@ -71,7 +71,13 @@ pub struct MaxMarginSettings {
 
 impl Default for MaxMarginSettings {
     fn default() -> Self {
-        MaxMarginSettings { qp: QpSettings::default(), max_refinements: 50, tolerance_factor: 4.0, test_points: 1000, seed: 0 }
+        MaxMarginSettings {
+            qp: QpSettings::default(),
+            max_refinements: 50,
+            tolerance_factor: 4.0,
+            test_points: 1000,
+            seed: 0,
+        }
     }
 }
 
@@ -80,7 +86,10 @@ impl MaxMarginSettings {
     pub fn validate(&self) -> Result<()> {
         self.qp.validate()?;
         if !(self.tolerance_factor.is_finite() && self.tolerance_factor >= 1.0) {
-            return Err(Error::setting("tolerance_factor", format!("must be finite and ≥ 1, got {}", self.tolerance_factor)));
+            return Err(Error::setting(
+                "tolerance_factor",
+                format!("must be finite and ≥ 1, got {}", self.tolerance_factor),
+            ));
         }
         Ok(())
     }
@@ -192,7 +201,10 @@ impl<T: Real> PatternProblem<T> {
     fn new(net: &Network<T>, pattern: &[i8], settings: &MaxMarginSettings) -> Result<Self> {
         let (m, n, p) = (net.m, net.n, net.prec);
         if pattern.len() != m * n {
-            return Err(Error::setting("--pattern-from", format!("pattern has {} entries, the model needs {m}×{n}", pattern.len())));
+            return Err(Error::setting(
+                "--pattern-from",
+                format!("pattern has {} entries, the model needs {m}×{n}", pattern.len()),
+            ));
         }
         let xhat = small_data(net);
         let k = xhat.cols;
@@ -221,7 +233,21 @@ impl<T: Real> PatternProblem<T> {
             }
         }
         let tolerance = T::epsilon(p) * &T::from_f64(settings.tolerance_factor * (nv + n) as f64, p);
-        Ok(PatternProblem { m, n, k, prec: p, xhat, xnorm, a: net.a.clone(), y: net.y.clone(), slopes, pattern: pattern.to_vec(), g, h, tolerance })
+        Ok(PatternProblem {
+            m,
+            n,
+            k,
+            prec: p,
+            xhat,
+            xnorm,
+            a: net.a.clone(),
+            y: net.y.clone(),
+            slopes,
+            pattern: pattern.to_vec(),
+            g,
+            h,
+            tolerance,
+        })
     }
 
     /// The QP for clarabel (f64).
@@ -300,7 +326,8 @@ impl<T: Real> PatternProblem<T> {
                 min_mult = rel.clone();
             }
             if rel < -tol.clone() && failure.is_none() {
-                let what = if *r < n { format!("multiplier λ_{r}") } else { format!("multiplier of the {}", self.label(*r)) };
+                let what =
+                    if *r < n { format!("multiplier λ_{r}") } else { format!("multiplier of the {}", self.label(*r)) };
                 failure = Some(format!("{what} is negative ({:e})", v.to_f64()));
             }
         }
@@ -411,7 +438,11 @@ impl<T: Real> PatternProblem<T> {
     }
 
     /// Polish on `active` and refine the active set until the KKT signs hold (or the budget ends).
-    fn polish_and_refine(&self, mut active: Vec<usize>, max_refinements: usize) -> std::result::Result<(Reference<T>, usize), String> {
+    fn polish_and_refine(
+        &self,
+        mut active: Vec<usize>,
+        max_refinements: usize,
+    ) -> std::result::Result<(Reference<T>, usize), String> {
         let nv = self.m * self.k;
         let p = self.prec;
         let eye = Mat::identity(nv, p);
@@ -446,7 +477,8 @@ impl<T: Real> PatternProblem<T> {
             let (_, _, _, viol) = self.evaluate(&z);
             let mut worst: Option<(usize, T)> = None;
             for (r, v) in viol.iter().enumerate() {
-                if *v > self.tolerance && active.binary_search(&r).is_err() && worst.as_ref().is_none_or(|(_, w)| v > w) {
+                if *v > self.tolerance && active.binary_search(&r).is_err() && worst.as_ref().is_none_or(|(_, w)| v > w)
+                {
                     worst = Some((r, v.clone()));
                 }
             }
@@ -500,7 +532,11 @@ fn run_clarabel(qp: &Qp, settings: &QpSettings) -> Result<QpSolution> {
 }
 
 /// Solve and certify the network max-margin QP on `pattern` (±1, m×n row-major).
-pub fn pattern_max_margin<T: Real>(net: &Network<T>, pattern: &[i8], settings: &MaxMarginSettings) -> Result<PatternOutcome<T>> {
+pub fn pattern_max_margin<T: Real>(
+    net: &Network<T>,
+    pattern: &[i8],
+    settings: &MaxMarginSettings,
+) -> Result<PatternOutcome<T>> {
     settings.validate()?;
     let prob = PatternProblem::new(net, pattern, settings)?;
     let sol = run_clarabel(&prob.qp_f64(), &settings.qp)?;
@@ -519,7 +555,9 @@ pub fn pattern_max_margin<T: Real>(net: &Network<T>, pattern: &[i8], settings: &
             r.refinements = steps;
             Ok(PatternOutcome { status: sol.status, iterations: sol.iterations, reference: Some(r), failure: None })
         }
-        Err(why) => Ok(PatternOutcome { status: sol.status, iterations: sol.iterations, reference: None, failure: Some(why) }),
+        Err(why) => {
+            Ok(PatternOutcome { status: sol.status, iterations: sol.iterations, reference: None, failure: Some(why) })
+        }
     }
 }
 
@@ -538,7 +576,9 @@ pub fn theory_reference<T: Real>(net: &Network<T>) -> Result<Reference<T>> {
     let out = pattern_max_margin(net, &pattern, &settings)?;
     match out.reference {
         Some(r) => Ok(r),
-        None => Err(marginflow_solvers::SolverError::Qp(out.failure.unwrap_or_else(|| format!("{:?}", out.status))).into()),
+        None => {
+            Err(marginflow_solvers::SolverError::Qp(out.failure.unwrap_or_else(|| format!("{:?}", out.status))).into())
+        }
     }
 }
 
@@ -652,7 +692,14 @@ pub fn linear_max_margin<T: Real>(net: &Network<T>, settings: &MaxMarginSettings
         }
         // ‖z‖² = αᵀHα.
         let norm = linalg::dot(&alpha, &margins).sqrt();
-        return Ok(LinearMaxMargin { status: sol.status, multipliers: alpha, norm, margins, certified: failure.is_none(), failure });
+        return Ok(LinearMaxMargin {
+            status: sol.status,
+            multipliers: alpha,
+            norm,
+            margins,
+            certified: failure.is_none(),
+            failure,
+        });
     }
 }
 
@@ -671,7 +718,13 @@ pub enum PatternSource {
 /// pre-activation counts as +1 (the two slopes agree there: φ(0) = 0).
 pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Result<Vec<i8>> {
     let (m, n, d) = (model.width, data.n, data.d);
-    let sign = |v: f64| -> i8 { if v < 0.0 { -1 } else { 1 } };
+    let sign = |v: f64| -> i8 {
+        if v < 0.0 {
+            -1
+        } else {
+            1
+        }
+    };
     let wpath = dir.join("W.npy");
     if wpath.exists() {
         let w = crate::npy::read_matrix(&wpath, m, d, "--pattern-from")?;
@@ -690,14 +743,21 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
         return Err(bad("the run was made on other data than --data".into()));
     }
     if cp.settings.model.width != m || cp.modes.len() != m * n {
-        return Err(bad(format!("the run has width {} ({} modes), --width is {m}", cp.settings.model.width, cp.modes.len())));
+        return Err(bad(format!(
+            "the run has width {} ({} modes), --width is {m}",
+            cp.settings.model.width,
+            cp.modes.len()
+        )));
     }
     if cp.modes.iter().all(|&v| v == 1 || v == -1) {
         return Ok(cp.modes.clone());
     }
     // Released modes: recompute P = P0 + B K from the exact state.
     let b: Vec<f64> = if cp.precision == 53 {
-        cp.y[..m * n].iter().map(|s| f64::from_exact(s).ok_or_else(|| bad(format!("cannot decode {s:?}")))).collect::<Result<_>>()?
+        cp.y[..m * n]
+            .iter()
+            .map(|s| f64::from_exact(s).ok_or_else(|| bad(format!("cannot decode {s:?}"))))
+            .collect::<Result<_>>()?
     } else {
         decode_high(&cp, m * n).map_err(bad)?
     };
@@ -711,7 +771,9 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
 fn decode_high(cp: &Checkpoint, len: usize) -> std::result::Result<Vec<f64>, String> {
     cp.y[..len]
         .iter()
-        .map(|s| <rug::Float as Real>::from_exact(s).map(|v| Real::to_f64(&v)).ok_or_else(|| format!("cannot decode {s:?}")))
+        .map(|s| {
+            <rug::Float as Real>::from_exact(s).map(|v| Real::to_f64(&v)).ok_or_else(|| format!("cannot decode {s:?}"))
+        })
         .collect()
 }
 
@@ -732,7 +794,13 @@ pub struct MaxMarginReport {
 
 /// Solve both max-margin problems and build the report, at `precision` bits (53 = f64; other
 /// values need the `mpfr` feature).
-pub fn solve(data: &Dataset, model: &ModelSettings, pattern: &PatternSource, precision: u32, settings: &MaxMarginSettings) -> Result<MaxMarginReport> {
+pub fn solve(
+    data: &Dataset,
+    model: &ModelSettings,
+    pattern: &PatternSource,
+    precision: u32,
+    settings: &MaxMarginSettings,
+) -> Result<MaxMarginReport> {
     settings.validate()?;
     if precision == 53 {
         return solve_at::<f64>(data, model, pattern, precision, settings);
@@ -745,14 +813,23 @@ pub fn solve(data: &Dataset, model: &ModelSettings, pattern: &PatternSource, pre
         solve_at::<rug::Float>(data, model, pattern, precision, settings)
     }
     #[cfg(not(feature = "mpfr"))]
-    Err(Error::setting("--precision", format!("{precision} bits needs the `mpfr` feature (this build has f64 only: 53)")))
+    Err(Error::setting(
+        "--precision",
+        format!("{precision} bits needs the `mpfr` feature (this build has f64 only: 53)"),
+    ))
 }
 
 fn nums<T: Real>(v: &[T]) -> Vec<Num> {
     v.iter().map(Num::of).collect()
 }
 
-fn solve_at<T: Real>(data: &Dataset, model: &ModelSettings, source: &PatternSource, prec: u32, settings: &MaxMarginSettings) -> Result<MaxMarginReport> {
+fn solve_at<T: Real>(
+    data: &Dataset,
+    model: &ModelSettings,
+    source: &PatternSource,
+    prec: u32,
+    settings: &MaxMarginSettings,
+) -> Result<MaxMarginReport> {
     let net: Network<T> = Network::new(data, model, prec)?;
     let (m, n, d) = (net.m, net.n, net.d);
     let pattern = match source {
@@ -762,10 +839,13 @@ fn solve_at<T: Real>(data: &Dataset, model: &ModelSettings, source: &PatternSour
     let out = pattern_max_margin(&net, &pattern, settings)?;
     let lin = linear_max_margin(&net, settings)?;
     let mut o = serde_json::Map::new();
-    o.insert("pattern".into(), serde_json::json!(match source {
-        PatternSource::Theory => "theory".to_string(),
-        PatternSource::FlowRun(dir) => dir.display().to_string(),
-    }));
+    o.insert(
+        "pattern".into(),
+        serde_json::json!(match source {
+            PatternSource::Theory => "theory".to_string(),
+            PatternSource::FlowRun(dir) => dir.display().to_string(),
+        }),
+    );
     o.insert("solver_status".into(), serde_json::to_value(&out.status).unwrap_or_default());
     o.insert("iterations".into(), serde_json::json!(out.iterations));
     let balanced = ModelSettings::is_balanced(&net.a_f64);
@@ -895,7 +975,12 @@ pub fn structure<T: Real>(net: &Network<T>, r: &Reference<T>) -> T {
 
 /// Fraction of seeded Gaussian test points x ~ N(0, I_d) with sign f(x; W*) = sign⟨z, x⟩,
 /// z = Σ λ_i y_i x_i; only the projections X x are formed (⟨w_j, x⟩ = Σ_i C_ji ⟨x_i, x⟩).
-pub fn boundary_agreement<T: Real>(data: &Dataset, net: &Network<T>, r: &Reference<T>, settings: &MaxMarginSettings) -> f64 {
+pub fn boundary_agreement<T: Real>(
+    data: &Dataset,
+    net: &Network<T>,
+    r: &Reference<T>,
+    settings: &MaxMarginSettings,
+) -> f64 {
     let (m, n, d, p) = (net.m, net.n, net.d, net.prec);
     if settings.test_points == 0 {
         return f64::NAN;

@@ -115,11 +115,8 @@ pub fn measure_with<T: Real>(net: &Network<T>, b: &[T], pre: &[T], margins: Vec<
     let frobenius_norm = w_small.frobenius_norm();
     let singular_values = linalg::singular_values(&w_small)?;
     let s1 = singular_values.first().cloned().unwrap_or_else(|| T::zero(p));
-    let stable_rank = if s1 > T::zero(p) {
-        (frobenius_norm.clone() * &frobenius_norm) / &(s1.clone() * &s1)
-    } else {
-        T::zero(p)
-    };
+    let stable_rank =
+        if s1 > T::zero(p) { (frobenius_norm.clone() * &frobenius_norm) / &(s1.clone() * &s1) } else { T::zero(p) };
     let sigma3_over_sigma1 = match singular_values.get(2) {
         Some(s3) if s1 > T::zero(p) => s3.clone() / &s1,
         _ => T::zero(p),
@@ -134,11 +131,7 @@ pub fn measure_with<T: Real>(net: &Network<T>, b: &[T], pre: &[T], margins: Vec<
             (pos && **s > 0) || (neg && **s < 0)
         })
         .count();
-    let normalized_margin = if frobenius_norm > T::zero(p) {
-        min_margin.clone() / &frobenius_norm
-    } else {
-        T::zero(p)
-    };
+    let normalized_margin = if frobenius_norm > T::zero(p) { min_margin.clone() / &frobenius_norm } else { T::zero(p) };
     Ok(StateMetrics {
         log_loss,
         log10_loss,
@@ -175,11 +168,7 @@ pub fn cosine<T: Real>(a: &Mat<T>, b: &Mat<T>) -> T {
 pub fn log10_time<T: Real>(u: &T) -> T {
     let p = u.precision();
     let ln10 = T::from_f64(10.0, p).ln();
-    let log_t = if *u > T::one(p) {
-        u.clone() + &(-(-u.clone()).exp()).ln_1p()
-    } else {
-        u.exp_m1().ln()
-    };
+    let log_t = if *u > T::one(p) { u.clone() + &(-(-u.clone()).exp()).ln_1p() } else { u.exp_m1().ln() };
     log_t / &ln10
 }
 

@@ -74,7 +74,14 @@ pub struct ModelSettings {
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        ModelSettings { width: 16, leak: 0.1, outer: OuterLayer::Balanced, init: Init::Scale(1e-3), seed: 0, loss: Loss::Logistic }
+        ModelSettings {
+            width: 16,
+            leak: 0.1,
+            outer: OuterLayer::Balanced,
+            init: Init::Scale(1e-3),
+            seed: 0,
+            loss: Loss::Logistic,
+        }
     }
 }
 
@@ -142,7 +149,10 @@ impl ModelSettings {
             Init::File(path) => {
                 let w = crate::npy::read_matrix(path, m, d, "--init-file")?;
                 if let Some(bad) = w.iter().find(|v| !v.is_finite()) {
-                    return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite initial weight {bad}") });
+                    return Err(Error::BadNpy {
+                        path: path.clone(),
+                        reason: format!("non-finite initial weight {bad}"),
+                    });
                 }
                 Ok(w)
             }

@@ -46,29 +46,28 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn parse_header(path: &Path, header: &str) -> Result<Vec<usize>> {
-    let descr = dict_value(header, "descr")
-        .ok_or_else(|| bad(path, format!("header has no 'descr': {}", header.trim())))?;
+    let descr =
+        dict_value(header, "descr").ok_or_else(|| bad(path, format!("header has no 'descr': {}", header.trim())))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     if descr != "<f8" {
         return Err(bad(
             path,
-            format!("dtype '{descr}' is not supported: only little-endian float64 ('<f8'); convert with a.astype('<f8')"),
+            format!(
+                "dtype '{descr}' is not supported: only little-endian float64 ('<f8'); convert with a.astype('<f8')"
+            ),
         ));
     }
     match dict_value(header, "fortran_order") {
         Some("False") => {}
         Some("True") => {
-            return Err(bad(
-                path,
-                "Fortran (column-major) order is not supported: save np.ascontiguousarray(a)",
-            ))
+            return Err(bad(path, "Fortran (column-major) order is not supported: save np.ascontiguousarray(a)"))
         }
         other => {
             return Err(bad(path, format!("header has no valid 'fortran_order' ({other:?})")));
         }
     }
-    let shape = dict_value(header, "shape")
-        .ok_or_else(|| bad(path, format!("header has no 'shape': {}", header.trim())))?;
+    let shape =
+        dict_value(header, "shape").ok_or_else(|| bad(path, format!("header has no 'shape': {}", header.trim())))?;
     let inner = shape
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
@@ -112,8 +111,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
         .checked_add(hlen)
         .filter(|&e| e <= bytes.len())
         .ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))?;
-    let header = std::str::from_utf8(&bytes[start..end])
-        .map_err(|_| bad(path, "header is not valid text"))?;
+    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad(path, "header is not valid text"))?;
     let shape = parse_header(path, header)?;
     let count = shape
         .iter()
@@ -143,10 +141,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
             ),
         ));
     }
-    let data = body
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")))
-        .collect();
+    let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8"))).collect();
     Ok((shape, data))
 }
 
@@ -155,10 +150,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     let count: usize = shape.iter().product();
     if count != data.len() {
-        return Err(bad(
-            path,
-            format!("cannot write {} values with shape {}", data.len(), shape_text(shape)),
-        ));
+        return Err(bad(path, format!("cannot write {} values with shape {}", data.len(), shape_text(shape))));
     }
     let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}", shape_text(shape));
     // Pad so that magic + version + length + header is a multiple of 64, ending with '\n'.
@@ -200,10 +192,7 @@ pub fn read_vector(path: &Path, len: usize, what: &str) -> Result<Vec<f64>> {
     let (shape, data) = read_npy(path)?;
     let ok = shape == [len] || shape == [len, 1] || shape == [1, len];
     if !ok {
-        return Err(bad(
-            path,
-            format!("has shape {} but {what} needs ({len},)", shape_text(&shape)),
-        ));
+        return Err(bad(path, format!("has shape {} but {what} needs ({len},)", shape_text(&shape))));
     }
     Ok(data)
 }

@@ -23,7 +23,8 @@ pub enum PlotKind {
 
 impl PlotKind {
     /// All plots, in report order.
-    pub const ALL: [PlotKind; 5] = [PlotKind::Loss, PlotKind::Margin, PlotKind::SingularValues, PlotKind::Gaps, PlotKind::Pattern];
+    pub const ALL: [PlotKind; 5] =
+        [PlotKind::Loss, PlotKind::Margin, PlotKind::SingularValues, PlotKind::Gaps, PlotKind::Pattern];
 
     /// Title shown in the report.
     pub fn title(&self) -> &'static str {
@@ -167,7 +168,9 @@ fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, 
             (false, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
             (false, true) => body!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?),
             (true, false) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?),
-            (true, true) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?),
+            (true, true) => {
+                body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?)
+            }
         }
         root.present().map_err(err)?;
     }
@@ -206,7 +209,11 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
             let mut s = vec![line("flow min_i q_i / ||W||_F", by_time(rows, |r| r.normalized_margin))];
             if let Some(q) = sc.reference_margin {
                 let xs = range(rows.iter().map(|r| r.log10_time), false);
-                s.push(Series { label: "max margin 1/||W*|| (QP)".into(), points: vec![(xs.0, q), (xs.1, q)], dashed: true });
+                s.push(Series {
+                    label: "max margin 1/||W*|| (QP)".into(),
+                    points: vec![(xs.0, q), (xs.1, q)],
+                    dashed: true,
+                });
             }
             draw(&title, "log10 t", "normalized margin", &s, false, false)
         }
@@ -224,8 +231,14 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
         }
         PlotKind::Gaps => {
             let s = vec![
-                line("position gap 1 - cos(W, W*)", rows.iter().filter_map(|r| r.position_gap.map(|g| (r.s, g))).collect()),
-                line("velocity gap 1 - cos(dW/ds, W*)", rows.iter().filter_map(|r| r.velocity_gap.map(|g| (r.s, g))).collect()),
+                line(
+                    "position gap 1 - cos(W, W*)",
+                    rows.iter().filter_map(|r| r.position_gap.map(|g| (r.s, g))).collect(),
+                ),
+                line(
+                    "velocity gap 1 - cos(dW/ds, W*)",
+                    rows.iter().filter_map(|r| r.velocity_gap.map(|g| (r.s, g))).collect(),
+                ),
             ];
             draw(&title, "normalized time s (log scale)", "gap (log scale)", &s, true, true)
         }

@@ -94,15 +94,26 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         for (k, m) in c.measurements.iter().enumerate() {
             let (name, verdict) = if k == 0 { (c.claim.name(), c.verdict.label()) } else { ("", "") };
             let mname = m.name.replace('|', "\\|");
-            let _ = writeln!(md, "| {name} | {verdict} | {mname} | {} | {} | {} |", fmt_num(m.value), fmt_threshold(m), fmt_pass(m));
+            let _ = writeln!(
+                md,
+                "| {name} | {verdict} | {mname} | {} | {} | {} |",
+                fmt_num(m.value),
+                fmt_threshold(m),
+                fmt_pass(m)
+            );
         }
     }
-    let notes: Vec<String> = s.claims.iter().filter_map(|c| c.note.as_ref().map(|n| format!("- `{}`: {n}", c.claim.name()))).collect();
+    let notes: Vec<String> =
+        s.claims.iter().filter_map(|c| c.note.as_ref().map(|n| format!("- `{}`: {n}", c.claim.name()))).collect();
     if !notes.is_empty() {
         let _ = writeln!(md, "\nNotes:\n{}", notes.join("\n"));
     }
     if !s.restarts.is_empty() {
-        let list: Vec<String> = s.restarts.iter().map(|r| format!("seed {}: {} ({})", r.seed, fmt_num(r.normalized_margin), r.status)).collect();
+        let list: Vec<String> = s
+            .restarts
+            .iter()
+            .map(|r| format!("seed {}: {} ({})", r.seed, fmt_num(r.normalized_margin), r.status))
+            .collect();
         let _ = writeln!(md, "\nRestart normalized margins: {}.", list.join("; "));
     }
     if !s.plots.is_empty() {

@@ -81,7 +81,10 @@ impl Variable {
 
     /// Whether values must be non-negative integers.
     pub fn is_integer(self) -> bool {
-        matches!(self, Variable::Width | Variable::Seed | Variable::N | Variable::D | Variable::DataSeed | Variable::Steps)
+        matches!(
+            self,
+            Variable::Width | Variable::Seed | Variable::N | Variable::D | Variable::DataSeed | Variable::Steps
+        )
     }
 }
 
@@ -181,7 +184,9 @@ impl SweepSettings {
             if self.axes[..k].iter().any(|b| b.variable == a.variable) {
                 return Err(Error::setting(flag, "given twice"));
             }
-            if a.variable.is_integer() && a.values.iter().any(|v| !(v.fract() == 0.0 && *v >= 0.0 && *v < 2f64.powi(53))) {
+            if a.variable.is_integer()
+                && a.values.iter().any(|v| !(v.fract() == 0.0 && *v >= 0.0 && *v < 2f64.powi(53)))
+            {
                 return Err(Error::setting(flag, "values must be non-negative integers"));
             }
             let data_axis = matches!(a.variable, Variable::N | Variable::D | Variable::DataSeed | Variable::MeanNorm);
@@ -410,7 +415,6 @@ pub fn runs_jsonl(results: &[RunResult]) -> String {
 /// A line of a plot: label and (x, y) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-
 fn fmt_value(v: f64) -> String {
     if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
         format!("{v:e}")
@@ -421,7 +425,14 @@ fn fmt_value(v: f64) -> String {
 
 /// Render line series as an SVG string. `log_x` / `log_y` choose logarithmic axes (points with
 /// non-positive coordinates are then dropped).
-pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool, log_y: bool) -> Result<String> {
+pub fn line_plot_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> Result<String> {
     let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -552,7 +563,14 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
         } else {
             name.to_string()
         };
-        let svg = line_plot_svg(&format!("final stable rank vs {name} ({what})"), &x_label, "stable rank ‖W‖F²/‖W‖2²", &groups, wide(&axis.values), false)?;
+        let svg = line_plot_svg(
+            &format!("final stable rank vs {name} ({what})"),
+            &x_label,
+            "stable rank ‖W‖F²/‖W‖2²",
+            &groups,
+            wide(&axis.values),
+            false,
+        )?;
         out.push((format!("stable_rank_vs_{name}.svg"), svg));
     }
     if results.len() <= 20 {
@@ -571,7 +589,17 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
                 (label_of(settings, &r.values, None), pts)
             })
             .collect();
-        let svg = line_plot_svg(&format!("stable rank vs {xlabel}"), &match settings.kind { SweepKind::Descent => "step (log scale; step 0 not shown)".to_string(), SweepKind::Flow => format!("{xlabel} (log scale)") }, "stable rank", &series, true, false)?;
+        let svg = line_plot_svg(
+            &format!("stable rank vs {xlabel}"),
+            &match settings.kind {
+                SweepKind::Descent => "step (log scale; step 0 not shown)".to_string(),
+                SweepKind::Flow => format!("{xlabel} (log scale)"),
+            },
+            "stable rank",
+            &series,
+            true,
+            false,
+        )?;
         out.push((file.to_string(), svg));
     }
     Ok(out)

@@ -381,7 +381,9 @@ pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<Prepared
         match base {
             Some(b) => Ok(b.join(p)),
             None if p.is_absolute() => Ok(p.to_path_buf()),
-            None => Err(bad(source, None, format!("`{}`: a built-in scenario cannot name a relative file", p.display()))),
+            None => {
+                Err(bad(source, None, format!("`{}`: a built-in scenario cannot name a relative file", p.display())))
+            }
         }
     };
     let data = match (&sc.data, &sc.generate) {
@@ -404,7 +406,13 @@ pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<Prepared
         "balanced" => OuterLayer::Balanced,
         "random" => OuterLayer::Random,
         f if f.ends_with(".npy") => OuterLayer::File(resolve(Path::new(f))?),
-        other => return Err(bad(source, None, format!("key `outer`: expected balanced, random or a .npy file, got {other:?}"))),
+        other => {
+            return Err(bad(
+                source,
+                None,
+                format!("key `outer`: expected balanced, random or a .npy file, got {other:?}"),
+            ))
+        }
     };
     let model = ModelSettings {
         width: sc.width,
@@ -695,7 +703,11 @@ fn claim(kind: ClaimKind, measurements: Vec<Measurement>, note: Option<String>, 
 }
 
 /// Run one flow and collect its rows.
-fn run_flow(data: &Dataset, settings: &FlowSettings, want_weights: bool) -> Result<(flow::FlowOutcome, Vec<serde_json::Value>)> {
+fn run_flow(
+    data: &Dataset,
+    settings: &FlowSettings,
+    want_weights: bool,
+) -> Result<(flow::FlowOutcome, Vec<serde_json::Value>)> {
     let mut c = RowCollector::default();
     let out = flow::run(data, settings, None, want_weights, &mut c)?;
     Ok((out, c.rows))
@@ -741,12 +753,7 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     let a = p.flow.model.outer_weights()?;
     let (main, restarts) = rayon::join(
         || run_flow(data, &p.flow, true),
-        || {
-            restart_settings
-                .par_iter()
-                .map(|s| restart_flow(data, s, &a))
-                .collect::<Result<Vec<RestartResult>>>()
-        },
+        || restart_settings.par_iter().map(|s| restart_flow(data, s, &a)).collect::<Result<Vec<RestartResult>>>(),
     );
     let (outcome, rows) = main?;
     let restarts = restarts?;
@@ -766,7 +773,12 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     claims.push(claim(
         ClaimKind::Assumption,
         vec![
-            Measurement::info_threshold("paper ratio R_min²/(γ⁻³R²np) ≥ C", geometry.paper_ratio.or(Some(f64::INFINITY)), Comparison::AtLeast, th.assumption_constant),
+            Measurement::info_threshold(
+                "paper ratio R_min²/(γ⁻³R²np) ≥ C",
+                geometry.paper_ratio.or(Some(f64::INFINITY)),
+                Comparison::AtLeast,
+                th.assumption_constant,
+            ),
             Measurement::report("ratio min‖x_i‖²/(n p)", geometry.ratio),
             Measurement::report("max |⟨x_i,x_k⟩|", Some(geometry.max_abs_inner)),
             Measurement::report("min ‖x_i‖²", Some(geometry.min_sq_norm)),
@@ -808,9 +820,19 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     claims.push(claim(
         ClaimKind::Kkt,
         vec![
-            Measurement::gate("reference certified (1 = yes)", Some(if reference_certified { 1.0 } else { 0.0 }), Comparison::AtLeast, 1.0),
+            Measurement::gate(
+                "reference certified (1 = yes)",
+                Some(if reference_certified { 1.0 } else { 0.0 }),
+                Comparison::AtLeast,
+                1.0,
+            ),
             Measurement::gate("velocity gap 1 − cos(dW/ds, W*)", velocity_gap, Comparison::AtMost, th.velocity_gap),
-            Measurement::gate("multiplier error max|w_i − λ_i/Σλ|", num(&summary, &["reference", "multiplier_error"]), Comparison::AtMost, th.multiplier_error),
+            Measurement::gate(
+                "multiplier error max|w_i − λ_i/Σλ|",
+                num(&summary, &["reference", "multiplier_error"]),
+                Comparison::AtMost,
+                th.multiplier_error,
+            ),
             Measurement::report("KKT stationarity (flow direction)", num(&summary, &["kkt_stationarity"])),
             Measurement::report("KKT complementarity (flow direction)", num(&summary, &["kkt_complementarity"])),
             Measurement::report("position gap 1 − cos(W, W*)", position_gap),
@@ -832,11 +854,8 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
         None => (None, None),
     };
     let final_ratio = num(&summary, &["sigma3_over_sigma1"]);
-    let (rx, ry): (Vec<f64>, Vec<f64>) = late
-        .iter()
-        .filter(|r| r.sigma3_over_sigma1 > 0.0)
-        .map(|r| (r.s.log10(), r.sigma3_over_sigma1.log10()))
-        .unzip();
+    let (rx, ry): (Vec<f64>, Vec<f64>) =
+        late.iter().filter(|r| r.sigma3_over_sigma1 > 0.0).map(|r| (r.s.log10(), r.sigma3_over_sigma1.log10())).unzip();
     let ratio_fit = fit_line(&rx, &ry);
     claims.push(claim(
         ClaimKind::Rank,
@@ -844,7 +863,12 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
             Measurement::gate("rank W*", wstar_rank, Comparison::AtMost, 2.0),
             Measurement::report("σ3/σ1 of W*", wstar_ratio),
             Measurement::gate("σ3/σ1 of W at the end", final_ratio, Comparison::AtMost, th.sigma_ratio),
-            Measurement::gate("slope of log σ3/σ1 vs log s (late rows)", ratio_fit.map(|f| f.slope), Comparison::Below, 0.0),
+            Measurement::gate(
+                "slope of log σ3/σ1 vs log s (late rows)",
+                ratio_fit.map(|f| f.slope),
+                Comparison::Below,
+                0.0,
+            ),
         ],
         Some(format!("rank counts singular values above {:e}·σ1", th.rank_tolerance)),
         expect,
@@ -852,7 +876,10 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
 
     // global max margin
     let gf_margin = num(&summary, &["normalized_margin"]);
-    let best_restart = restarts.iter().filter_map(|r| r.normalized_margin).fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
+    let best_restart = restarts
+        .iter()
+        .filter_map(|r| r.normalized_margin)
+        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
     let mut gm = vec![
         Measurement::report("flow normalized margin", gf_margin),
         Measurement::report("QP normalized margin 1/‖W*‖", reference_margin),
@@ -865,7 +892,12 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     ];
     if let Some(b) = best_restart {
         gm.push(Measurement::report("best restart normalized margin", Some(b)));
-        gm.push(Measurement::gate("flow / best restart margin", gf_margin.map(|g| g / b), Comparison::AtLeast, 1.0 - th.margin_tolerance));
+        gm.push(Measurement::gate(
+            "flow / best restart margin",
+            gf_margin.map(|g| g / b),
+            Comparison::AtLeast,
+            1.0 - th.margin_tolerance,
+        ));
         gm.push(Measurement::gate(
             "best restart / QP margin",
             reference_margin.map(|q| b / q),
@@ -885,7 +917,11 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     if !balanced {
         claims.push(ClaimResult {
             claim: ClaimKind::LinearBoundary,
-            verdict: if expect.contains(&ClaimKind::LinearBoundary) { Verdict::UnexpectedlyHeld } else { Verdict::NotApplicable },
+            verdict: if expect.contains(&ClaimKind::LinearBoundary) {
+                Verdict::UnexpectedlyHeld
+            } else {
+                Verdict::NotApplicable
+            },
             measurements: vec![],
             note: Some("the outer layer is not balanced: the boundary is piecewise linear".into()),
         });
@@ -997,11 +1033,21 @@ fn linear_boundary_claim(
     let lin_margin = lin.filter(|l| l.certified).map(|l| 1.0 / l.norm);
     let mut ms = vec![
         Measurement::gate("agreement on the data", Some(agree_data), Comparison::AtLeast, 1.0),
-        Measurement::gate("agreement on Gaussian test points", Some(agree_test), Comparison::AtLeast, th.boundary_agreement),
+        Measurement::gate(
+            "agreement on Gaussian test points",
+            Some(agree_test),
+            Comparison::AtLeast,
+            th.boundary_agreement,
+        ),
         Measurement::report("agreement of W* on the test points", Some(agree_star)),
         Measurement::report("z normalized margin", Some(zmargin)),
         Measurement::report("linear max margin", lin_margin),
-        Measurement::gate("z margin / linear max margin", lin_margin.map(|l| zmargin / l), Comparison::AtLeast, th.z_margin_ratio),
+        Measurement::gate(
+            "z margin / linear max margin",
+            lin_margin.map(|l| zmargin / l),
+            Comparison::AtLeast,
+            th.z_margin_ratio,
+        ),
     ];
     if !r.certified {
         ms.insert(0, Measurement::gate("reference certified (1 = yes)", Some(0.0), Comparison::AtLeast, 1.0));

@@ -129,7 +129,11 @@ fn resume_case(limit: u64, expect_phase: Phase) {
     let s = summary(&part);
     assert_eq!(s["status"], "max_steps");
     let st = &s["statistics"];
-    assert_eq!(st["accepted"].as_u64().unwrap() + st["rejected"].as_u64().unwrap(), limit, "the limit spans both phases");
+    assert_eq!(
+        st["accepted"].as_u64().unwrap() + st["rejected"].as_u64().unwrap(),
+        limit,
+        "the limit spans both phases"
+    );
     let cp = Checkpoint::load(&part.join("checkpoint")).unwrap();
     assert_eq!(cp.phase, expect_phase);
     let expect_used = if expect_phase == Phase::Stiff { "dopri5+seulex" } else { "dopri5" };

@@ -141,7 +141,19 @@ fn descent_single_class() {
     let p = write(tmp.path(), "d.svm", b"-1 1:1\n-1 2:1\n-1 3:1\n");
     let out = tmp.path().join("out");
     expect_bad(
-        &["descent", "--data", p.to_str().unwrap(), "--width", "2", "--step-size", "0.1", "--steps", "3", "--out", out.to_str().unwrap()],
+        &[
+            "descent",
+            "--data",
+            p.to_str().unwrap(),
+            "--width",
+            "2",
+            "--step-size",
+            "0.1",
+            "--steps",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &[&p.display().to_string(), "class"],
     );
     assert_no_output(&out);
@@ -166,7 +178,12 @@ fn flow_libsvm_index_zero() {
 
 #[test]
 fn flow_libsvm_indices_not_increasing() {
-    flow_bad_file("d.libsvm", b"1 1:1 3:1\n-1 3:1 2:1\n", Some(2), &["index 2 is not greater than the previous index 3"]);
+    flow_bad_file(
+        "d.libsvm",
+        b"1 1:1 3:1\n-1 3:1 2:1\n",
+        Some(2),
+        &["index 2 is not greater than the previous index 3"],
+    );
 }
 
 #[test]
@@ -250,7 +267,11 @@ fn init_file_not_npy() {
 #[test]
 fn init_file_wrong_shape() {
     // W0 must be m x d = 2 x 6; a 6 x 2 array has the right count but the wrong shape.
-    flow_bad_npy("--init-file", &npy_bytes(&f8("(6, 2)"), &f64_bytes(&[0.001; 12])), &["--init-file", "(6, 2)", "(2, 6)"]);
+    flow_bad_npy(
+        "--init-file",
+        &npy_bytes(&f8("(6, 2)"), &f64_bytes(&[0.001; 12])),
+        &["--init-file", "(6, 2)", "(2, 6)"],
+    );
 }
 
 #[test]
@@ -273,8 +294,19 @@ fn descent_init_file_wrong_shape() {
     let out = tmp.path().join("out");
     expect_bad(
         &[
-            "descent", "--data", data.to_str().unwrap(), "--width", "2", "--step-size", "0.1", "--steps", "3",
-            "--init-file", npy.to_str().unwrap(), "--out", out.to_str().unwrap(),
+            "descent",
+            "--data",
+            data.to_str().unwrap(),
+            "--width",
+            "2",
+            "--step-size",
+            "0.1",
+            "--steps",
+            "3",
+            "--init-file",
+            npy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
         ],
         &[npy.to_str().unwrap(), "(2, 5)", "(2, 6)"],
     );
@@ -322,7 +354,10 @@ fn flow_bad_horizon(flag: &str, value: &str, needles: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
     let out = tmp.path().join("out");
-    expect_bad(&["flow", "--data", p.to_str().unwrap(), "--width", "2", flag, value, "--out", out.to_str().unwrap()], needles);
+    expect_bad(
+        &["flow", "--data", p.to_str().unwrap(), "--width", "2", flag, value, "--out", out.to_str().unwrap()],
+        needles,
+    );
     assert_no_output(&out);
 }
 
@@ -345,8 +380,17 @@ fn conflicting_horizons() {
     let out = tmp.path().join("out");
     expect_bad(
         &[
-            "flow", "--data", p.to_str().unwrap(), "--width", "2", "--until-time", "5", "--until-s", "3",
-            "--out", out.to_str().unwrap(),
+            "flow",
+            "--data",
+            p.to_str().unwrap(),
+            "--width",
+            "2",
+            "--until-time",
+            "5",
+            "--until-s",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
         ],
         &["--until-time", "--until-s"],
     );
@@ -384,8 +428,17 @@ fn out_dir_under_a_regular_file() {
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
     expect_bad(
         &[
-            "descent", "--data", p.to_str().unwrap(), "--width", "2", "--step-size", "0.1", "--steps", "2",
-            "--out", out.to_str().unwrap(),
+            "descent",
+            "--data",
+            p.to_str().unwrap(),
+            "--width",
+            "2",
+            "--step-size",
+            "0.1",
+            "--steps",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
         ],
         &["--out", &out.display().to_string()],
     );
@@ -408,7 +461,19 @@ fn descent_bad_step_size() {
     let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
     let out = tmp.path().join("out");
     expect_bad(
-        &["descent", "--data", p.to_str().unwrap(), "--width", "2", "--step-size", "-0.1", "--steps", "3", "--out", out.to_str().unwrap()],
+        &[
+            "descent",
+            "--data",
+            p.to_str().unwrap(),
+            "--width",
+            "2",
+            "--step-size",
+            "-0.1",
+            "--steps",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &["--step-size"],
     );
     assert_no_output(&out);
@@ -458,9 +523,13 @@ fn non_separable_loss_never_increases() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
     let out = tmp.path().join("out");
-    bin().args(["flow", "--data", p.to_str().unwrap(), "--width", "4", "--out", out.to_str().unwrap()]).assert().success();
+    bin()
+        .args(["flow", "--data", p.to_str().unwrap(), "--width", "4", "--out", out.to_str().unwrap()])
+        .assert()
+        .success();
     let text = std::fs::read_to_string(out.join("trajectory.jsonl")).unwrap();
-    let losses: Vec<f64> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["log10_loss"].as_f64().unwrap()).collect();
+    let losses: Vec<f64> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["log10_loss"].as_f64().unwrap()).collect();
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["interpolated"], false);
     let status = s["status"].as_str().unwrap();
@@ -496,7 +565,10 @@ fn overflowing_features_end_non_finite() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "big.csv", b"1,1e200,0\n-1,0,1e200\n");
     let out = tmp.path().join("out");
-    bin().args(["flow", "--data", p.to_str().unwrap(), "--width", "2", "--out", out.to_str().unwrap()]).assert().success();
+    bin()
+        .args(["flow", "--data", p.to_str().unwrap(), "--width", "2", "--out", out.to_str().unwrap()])
+        .assert()
+        .success();
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["status"], "non_finite", "{s}");
     assert!(s["status_detail"].as_str().unwrap().contains("non-finite value at s ="), "{s}");
@@ -552,7 +624,10 @@ fn assert_same_runs(a: &Path, b: &Path) {
 fn flow_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("g.json");
-    bin().args(["gen", "--kind", "gaussian", "--n", "8", "--d", "200", "--seed", "5", "--out", data.to_str().unwrap()]).assert().success();
+    bin()
+        .args(["gen", "--kind", "gaussian", "--n", "8", "--d", "200", "--seed", "5", "--out", data.to_str().unwrap()])
+        .assert()
+        .success();
     let run = |name: &str| {
         let out = tmp.path().join(name);
         bin()
@@ -570,12 +645,25 @@ fn flow_is_deterministic() {
 fn descent_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("g.csv");
-    bin().args(["gen", "--kind", "mixture", "--n", "10", "--d", "100", "--seed", "2", "--out", data.to_str().unwrap()]).assert().success();
+    bin()
+        .args(["gen", "--kind", "mixture", "--n", "10", "--d", "100", "--seed", "2", "--out", data.to_str().unwrap()])
+        .assert()
+        .success();
     let run = |name: &str| {
         let out = tmp.path().join(name);
         bin()
             .args(["descent", "--data", data.to_str().unwrap(), "--width", "8", "--step-size", "0.5", "--steps", "300"])
-            .args(["--activation", "smooth", "--smoothness", "2", "--seed", "4", "--save-weights", "--out", out.to_str().unwrap()])
+            .args([
+                "--activation",
+                "smooth",
+                "--smoothness",
+                "2",
+                "--seed",
+                "4",
+                "--save-weights",
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .assert()
             .success();
         out

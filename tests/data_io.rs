@@ -90,8 +90,18 @@ fn json_errors() {
     expect_bad("t.json", b"{\"x\": [[1, 2]]}", Some(1), "missing field `y`");
     expect_bad("t.json", b"{\"x\": [[1, \"a\"]],\n \"y\": [1]}", Some(1), "invalid type");
     expect_bad("t.json", b"{\"x\": [1, 2], \"y\": [1, -1]}", Some(1), "invalid type");
-    expect_bad("r.json", b"{\"x\": [\n [1, 2],\n [3]\n], \"y\": [1, -1]}", Some(3), "row 2 of \"x\" has 1 entries but row 1 has 2");
-    expect_bad("y.json", b"{\"x\": [[1], [2],\n [3]],\n \"y\": [1,\n -1]}", Some(4), "\"y\" has 2 labels but \"x\" has 3 rows");
+    expect_bad(
+        "r.json",
+        b"{\"x\": [\n [1, 2],\n [3]\n], \"y\": [1, -1]}",
+        Some(3),
+        "row 2 of \"x\" has 1 entries but row 1 has 2",
+    );
+    expect_bad(
+        "y.json",
+        b"{\"x\": [[1], [2],\n [3]],\n \"y\": [1,\n -1]}",
+        Some(4),
+        "\"y\" has 2 labels but \"x\" has 3 rows",
+    );
     expect_bad("l.json", b"{\"x\": [[1], [2]],\n \"y\": [1,\n 3]}", Some(3), "label '3' is not one of");
     expect_bad("m.json", b"{\"x\": [[1], [2]], \"y\": [0,\n -1]}", Some(2), "label -1 mixed with label 0");
     expect_bad("e.json", b"{\"x\": [], \"y\": []}", Some(1), "\"x\" holds no points");
@@ -277,7 +287,14 @@ fn check_json_parses() {
 fn check_rejects_bad_leak_and_constant() {
     let dir = tempfile::tempdir().unwrap();
     let p = gen_file(dir.path(), "g.csv", &["--n", "4", "--d", "5"]);
-    for (flag, v) in [("--leak", "0"), ("--leak", "1"), ("--leak", "-0.2"), ("--leak", "NaN"), ("--constant", "0"), ("--constant", "-1")] {
+    for (flag, v) in [
+        ("--leak", "0"),
+        ("--leak", "1"),
+        ("--leak", "-0.2"),
+        ("--leak", "NaN"),
+        ("--constant", "0"),
+        ("--constant", "-1"),
+    ] {
         let o = bin().arg("check").arg("--data").arg(&p).args([flag, v]).output().unwrap();
         assert_eq!(o.status.code(), Some(2));
         let err = String::from_utf8(o.stderr).unwrap();
@@ -386,9 +403,8 @@ fn finite() -> impl Strategy<Value = f64> {
 
 fn dataset() -> impl Strategy<Value = Dataset> {
     (1usize..6, 1usize..6).prop_flat_map(|(n, d)| {
-        (prop::collection::vec(finite(), n * d), prop::collection::vec(any::<bool>(), n)).prop_map(
-            move |(x, ys)| Dataset { n, d, x, y: ys.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect() },
-        )
+        (prop::collection::vec(finite(), n * d), prop::collection::vec(any::<bool>(), n))
+            .prop_map(move |(x, ys)| Dataset { n, d, x, y: ys.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect() })
     })
 }
 

@@ -30,14 +30,25 @@ fn phi(z: f64, gamma: f64, h: Option<f64>) -> (f64, f64) {
             } else if z <= -1.0 / h {
                 (gamma * z - (1.0 - gamma) / (4.0 * h), gamma)
             } else {
-                ((1.0 - gamma) * h / 4.0 * z * z + (1.0 + gamma) / 2.0 * z, (1.0 - gamma) * h / 2.0 * z + (1.0 + gamma) / 2.0)
+                (
+                    (1.0 - gamma) * h / 4.0 * z * z + (1.0 + gamma) / 2.0 * z,
+                    (1.0 - gamma) * h / 2.0 * z + (1.0 + gamma) / 2.0,
+                )
             }
         }
     }
 }
 
 /// Plain full-W gradient descent on the mean logistic loss: W ← W − α ∇L(W), W m×d.
-fn reference_gd(data: &Dataset, a: &[f64], w0: &[f64], gamma: f64, h: Option<f64>, alpha: f64, steps: usize) -> Vec<f64> {
+fn reference_gd(
+    data: &Dataset,
+    a: &[f64],
+    w0: &[f64],
+    gamma: f64,
+    h: Option<f64>,
+    alpha: f64,
+    steps: usize,
+) -> Vec<f64> {
     let (n, d, m) = (data.n, data.d, a.len());
     let mut w = w0.to_vec();
     for _ in 0..steps {
@@ -186,7 +197,19 @@ fn cli_writes_trajectory_summary_and_weights() {
     let out = dir.path().join("run");
     let o = Command::cargo_bin("marginflow")
         .unwrap()
-        .args(["descent", "--width", "6", "--step-size", "0.1", "--steps", "1000", "--activation", "smooth", "--smoothness", "4"])
+        .args([
+            "descent",
+            "--width",
+            "6",
+            "--step-size",
+            "0.1",
+            "--steps",
+            "1000",
+            "--activation",
+            "smooth",
+            "--smoothness",
+            "4",
+        ])
         .arg("--data")
         .arg(&data_path)
         .arg("--out")
@@ -199,13 +222,15 @@ fn cli_writes_trajectory_summary_and_weights() {
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["step"], 1000);
     let text = std::fs::read_to_string(out.join("trajectory.jsonl")).unwrap();
-    let steps: Vec<u64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
     assert_eq!(&steps[..101], &(0..=100).collect::<Vec<u64>>()[..]);
     assert_eq!(*steps.last().unwrap(), 1000);
     // Log-spaced after step 100: 20 per decade → at most ~21 more rows, strictly increasing.
     assert!(steps.len() <= 101 + 21, "{} rows", steps.len());
     assert!(steps.windows(2).all(|w| w[0] < w[1]));
-    let file_summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let file_summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(file_summary, summary);
     let w = marginflow::npy::read_matrix(&out.join("W.npy"), 6, 300, "W").unwrap();
     assert_eq!(w.len(), 6 * 300);
@@ -240,14 +265,18 @@ fn sweep_is_a_cartesian_product_independent_of_thread_count() {
     assert_eq!(outputs[0], outputs[1], "results depend on the thread count");
     let (csv, jsonl) = &outputs[0];
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0].split(',').take(8).collect::<Vec<_>>(), ["index", "n", "d", "width", "init_scale", "seed", "step_size", "steps"]);
+    assert_eq!(
+        lines[0].split(',').take(8).collect::<Vec<_>>(),
+        ["index", "n", "d", "width", "init_scale", "seed", "step_size", "steps"]
+    );
     assert_eq!(lines.len(), 1 + 8);
     // Run 5 = (d = 400, init 1e-6, seed 2), last axis fastest; it equals a direct descent run.
     let row: serde_json::Value = serde_json::from_str(jsonl.lines().nth(5).unwrap()).unwrap();
     assert_eq!(row["values"]["d"], 400.0);
     assert_eq!(row["values"]["init_scale"], 1e-6);
     assert_eq!(row["values"]["seed"], 2.0);
-    let data = data::generate(&GenSettings { kind: DataKind::Mixture, n: 10, d: 400, seed: 0, ..Default::default() }).unwrap();
+    let data =
+        data::generate(&GenSettings { kind: DataKind::Mixture, n: 10, d: 400, seed: 0, ..Default::default() }).unwrap();
     let s = DescentSettings {
         model: ModelSettings { width: 6, init: Init::Scale(1e-6 / 20.0), seed: 2, ..Default::default() },
         step_size: 0.1,

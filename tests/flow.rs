@@ -249,7 +249,13 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
     let settings = ModelSettings { width: M, leak: LEAK, init: Init::Scale(1e-3), seed: 2, ..Default::default() };
     let net: Network<f64> = Network::new(&data, &settings, 53).unwrap();
     // Start from the state after a short flow, where the pattern has settled.
-    let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-12, atol: 1e-14, ..Default::default() }, M * N + 1, 53).unwrap();
+    let mut integ = Integrator::new(
+        dopri5::<f64>(53),
+        IntegratorSettings { rtol: 1e-12, atol: 1e-14, ..Default::default() },
+        M * N + 1,
+        53,
+    )
+    .unwrap();
     let zero = vec![0.0; M * N];
     let mut sys = FlowSystem::new(&net, &zero);
     let mut st = IntegratorState::new(0.0, vec![0.0; M * N + 1]);
@@ -260,7 +266,13 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
     // Ours, from s = 1 to 3 with events on (none should occur: the pattern is settled).
     let mut ours = FlowSystem::new(&net, &start[..M * N]);
     ours.modes = modes.clone();
-    let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, M * N + 1, 53).unwrap();
+    let mut integ = Integrator::new(
+        dopri5::<f64>(53),
+        IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
+        M * N + 1,
+        53,
+    )
+    .unwrap();
     let mut st = IntegratorState::new(1.0, start.clone());
     integ.integrate(&mut ours, &mut st, &Horizon { s_end: Some(3.0), component_reaches: None }, &mut ());
     assert_eq!(st.stats.events, 0, "stretch must be smooth");

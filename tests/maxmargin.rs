@@ -53,7 +53,18 @@ fn bin() -> Command {
 fn gen(dir: &Path, kind: &str, n: usize, d: usize, seed: u64) -> PathBuf {
     let path = dir.join(format!("{kind}_{n}_{d}_{seed}.json"));
     bin()
-        .args(["gen", "--kind", kind, "--n", &n.to_string(), "--d", &d.to_string(), "--seed", &seed.to_string(), "--out"])
+        .args([
+            "gen",
+            "--kind",
+            kind,
+            "--n",
+            &n.to_string(),
+            "--d",
+            &d.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
         .arg(&path)
         .assert()
         .success();
@@ -212,7 +223,10 @@ fn check_against_independent(kind: &str, seed: u64) {
     let norm = r.norm.unwrap();
     let e_l = rel_err(&lambda, &lambda_ind);
     let e_n = (norm - norm2_ind.sqrt()).abs() / norm2_ind.sqrt();
-    eprintln!("{kind}: norm {norm:.17e} independent {:.17e} (rel {e_n:.2e}); multipliers rel {e_l:.2e}", norm2_ind.sqrt());
+    eprintln!(
+        "{kind}: norm {norm:.17e} independent {:.17e} (rel {e_n:.2e}); multipliers rel {e_l:.2e}",
+        norm2_ind.sqrt()
+    );
     assert!(e_l < 1e-9, "{kind}: multipliers differ by {e_l:e}");
     assert!(e_n < 1e-9, "{kind}: norms differ by {e_n:e}");
     assert!((r.normalized_margin.unwrap() * norm - 1.0).abs() < 1e-15);

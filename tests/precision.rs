@@ -54,7 +54,9 @@ mod mpfr {
     use super::*;
     use marginflow::checkpoint::Checkpoint;
     use marginflow::flow::FlowSettings;
-    use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Statistics, Status};
+    use marginflow_solvers::rk::{
+        Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Statistics, Status,
+    };
     use marginflow_solvers::tableau::{dopri5, verner98, Tableau, DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_D, DOPRI5_E};
     use marginflow_solvers::Real;
     use rug::Float;
@@ -150,7 +152,9 @@ mod mpfr {
             let diff = (s - wide(&t.c[i])).abs();
             assert!(diff <= Float::with_val(WIDE, &tol * &mag), "row {i}: {diff:e}");
         }
-        for (weights, kmax) in [(t.b.clone(), 9u32), (t.b.iter().zip(&t.e).map(|(b, e)| Float::with_val(P, b - e)).collect(), 8)] {
+        for (weights, kmax) in
+            [(t.b.clone(), 9u32), (t.b.iter().zip(&t.e).map(|(b, e)| Float::with_val(P, b - e)).collect(), 8)]
+        {
             for k in 1..=kmax {
                 let mut q = Float::with_val(WIDE, 0);
                 for (b, c) in weights.iter().zip(&t.c) {
@@ -244,7 +248,8 @@ mod mpfr {
     #[test]
     fn checkpoint_round_trip_at_256_bits() {
         let v = |p: i64, q: i64| <Float as Real>::ratio(p, q, P);
-        let y: Vec<Float> = vec![v(1, 3), v(-22, 7), Real::ln(&v(10, 1)), Float::with_val(P, Float::i_exp(1, -5000)), v(0, 1)];
+        let y: Vec<Float> =
+            vec![v(1, 3), v(-22, 7), Real::ln(&v(10, 1)), Float::with_val(P, Float::i_exp(1, -5000)), v(0, 1)];
         let st = IntegratorState {
             s: Real::exp(&v(1, 1)),
             y: y.clone(),
@@ -303,7 +308,8 @@ mod mpfr {
         let data = tiny_data(dir.path());
         let hi = flow_json(&data, &["--until-log10-time", "20", "--precision", "128"]);
         let lo = flow_json(&data, &["--until-log10-time", "20"]);
-        for key in ["s", "log10_time", "log10_loss", "frobenius_norm", "min_margin", "normalized_margin", "stable_rank"] {
+        for key in ["s", "log10_time", "log10_loss", "frobenius_norm", "min_margin", "normalized_margin", "stable_rank"]
+        {
             let d = hi[format!("{key}_decimal")].as_str().unwrap_or_else(|| panic!("{key}_decimal missing"));
             let x: f64 = d.parse().unwrap();
             assert!((x - hi[key].as_f64().unwrap()).abs() <= 1e-15 * x.abs(), "{key}");
@@ -333,7 +339,10 @@ mod mpfr {
     fn loss_weights_converge_to_multipliers_at_256_bits() {
         let dir = tempfile::tempdir().unwrap();
         let data = tiny_data(dir.path());
-        let v = flow_json(&data, &["--until-log10-time", "100", "--precision", "256", "--rtol", "1e-30", "--atol", "1e-40"]);
+        let v = flow_json(
+            &data,
+            &["--until-log10-time", "100", "--precision", "256", "--rtol", "1e-30", "--atol", "1e-40"],
+        );
         assert_eq!(v["status"], "reached");
         assert_eq!(v["settings"]["method"], "auto");
         assert_eq!(v["reference"]["certified"], true);

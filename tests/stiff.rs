@@ -166,7 +166,8 @@ fn resume_is_bit_identical() {
     let (whole, _) = run_to(&net, true, 1e-10, Horizon { s_end: Some(50.0), component_reaches: None });
     let mut sys = FlowSystem::new(&net, &vec![0.0; mn]);
     let mut st = IntegratorState::new(0.0, vec![0.0; mn + 1]);
-    let mut first = Extrapolation::new(IntegratorSettings { max_steps: Some(7), ..settings.clone() }, mn + 1, 53).unwrap();
+    let mut first =
+        Extrapolation::new(IntegratorSettings { max_steps: Some(7), ..settings.clone() }, mn + 1, 53).unwrap();
     assert_eq!(first.integrate(&mut sys, &mut st, &horizon, &mut ()), Status::MaxSteps);
     // Resume with a fresh integrator and a fresh system carrying only the modes.
     let modes = sys.modes.clone();
@@ -177,4 +178,3 @@ fn resume_is_bit_identical() {
     assert_eq!(st.stats, whole.stats);
     assert!(st.y.iter().zip(&whole.y).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
-

@@ -38,7 +38,16 @@ pub(crate) fn untrack_all<T: Real, S: OdeSystem<T>>(sys: &mut S) {
 /// after two moves on one side) to 4ε·max(|s|/|h|, 1) in θ, i.e. round-off in s. Returns 0 when
 /// value(y) ≤ 0 already (the event is at the start of the step).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn locate<T, S, F, V>(sys: &mut S, state_at: &mut F, prec: u32, s: &T, y: &[T], h: &T, hi_init: T, mut value: V) -> T
+pub(crate) fn locate<T, S, F, V>(
+    sys: &mut S,
+    state_at: &mut F,
+    prec: u32,
+    s: &T,
+    y: &[T],
+    h: &T,
+    hi_init: T,
+    mut value: V,
+) -> T
 where
     T: Real,
     F: FnMut(&mut S, &T) -> Vec<T>,
@@ -165,7 +174,8 @@ where
             for _round in 0..nsw.max(1) {
                 let k = which;
                 let sign = T::from_f64(sys.mode(k) as f64, p);
-                let theta = locate(sys, &mut state_at, p, s0, y0, h, hi.clone(), |sy, yy| sy.switch_value(k, s0, yy) * &sign);
+                let theta =
+                    locate(sys, &mut state_at, p, s0, y0, h, hi.clone(), |sy, yy| sy.switch_value(k, s0, yy) * &sign);
                 // Any other tracked switch already crossed at θ?
                 let yd = state_at(sys, &theta);
                 let sth = s0.clone() + &(h.clone() * &theta);
@@ -243,7 +253,12 @@ pub(crate) fn record_event<T: Real, S: OdeSystem<T>>(
 
 /// Before a step from `state`: `Some(Reached)` when s ≥ s_end, `Some(MaxSteps)` when
 /// `max_steps` attempts have been made since `start_steps`, else `None`.
-pub(crate) fn limit_reached<T: Real>(settings: &IntegratorSettings, horizon: &Horizon<T>, state: &IntegratorState<T>, start_steps: u64) -> Option<Status> {
+pub(crate) fn limit_reached<T: Real>(
+    settings: &IntegratorSettings,
+    horizon: &Horizon<T>,
+    state: &IntegratorState<T>,
+    start_steps: u64,
+) -> Option<Status> {
     if let Some(se) = &horizon.s_end {
         if state.s >= *se {
             return Some(Status::Reached);
@@ -260,7 +275,12 @@ pub(crate) fn limit_reached<T: Real>(settings: &IntegratorSettings, horizon: &Ho
 /// The step to try from `state`: h = min(state.h, max_step), replaced by s_end − s when
 /// 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A step
 /// h ≤ 16ε|s| is `Err(StepSizeUnderflow)`.
-pub(crate) fn step_to_try<T: Real>(settings: &IntegratorSettings, horizon: &Horizon<T>, state: &IntegratorState<T>, prec: u32) -> Result<(T, bool), Status> {
+pub(crate) fn step_to_try<T: Real>(
+    settings: &IntegratorSettings,
+    horizon: &Horizon<T>,
+    state: &IntegratorState<T>,
+    prec: u32,
+) -> Result<(T, bool), Status> {
     let p = prec;
     let mut h = state.h.clone();
     if let Some(hm) = settings.max_step {

@@ -94,7 +94,12 @@ impl<T: Real> Extrapolation<T> {
     }
 
     /// New integrator with a given number of columns k ≥ 2 (order k).
-    pub fn with_columns(settings: IntegratorSettings, columns: usize, dim: usize, prec: u32) -> Result<Self, SolverError> {
+    pub fn with_columns(
+        settings: IntegratorSettings,
+        columns: usize,
+        dim: usize,
+        prec: u32,
+    ) -> Result<Self, SolverError> {
         settings.validate()?;
         if columns < 2 {
             return Err(SolverError::Setting { name: "columns", reason: format!("must be at least 2, got {columns}") });
@@ -160,7 +165,14 @@ impl<T: Real> Extrapolation<T> {
 
     /// One macro step of size h from (s0, y0) with `f0` = f(s0, y0) valid: `ynew` = T_{k,k},
     /// `yerr` = T_{k,k} − T_{k,k−1}.
-    fn extrapolate<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Outcome {
+    fn extrapolate<S: OdeSystem<T>>(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s0: &T,
+        y0: &[T],
+        h: &T,
+    ) -> Outcome {
         let p = self.prec;
         let dim = y0.len();
         let k = self.columns;
@@ -338,7 +350,8 @@ impl<T: Real> Extrapolation<T> {
             // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
             // horizon, located by re-steps of size θh.
             let mut g = std::mem::take(&mut self.g);
-            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
+            let (g_end, reaches) =
+                events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
             let stats = &mut state.stats;
             let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
                 self.restep(sy, stats, &s0, &y0, &h, theta);
@@ -409,7 +422,8 @@ mod tests {
         let mut integ = Extrapolation::new(settings, 2, 53).unwrap();
         let mut st = IntegratorState::new(0.0, vec![1.0, 0.0]);
         let mut sys = ProtheroRobinson { lambda: -1e6 };
-        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(10.0), component_reaches: None }, &mut ());
+        let status =
+            integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(10.0), component_reaches: None }, &mut ());
         assert_eq!(status, Status::Reached);
         assert_eq!(st.s, 10.0);
         assert!((st.y[0] - 10f64.cos()).abs() < 1e-7, "{}", st.y[0]);
@@ -486,7 +500,8 @@ mod tests {
         let mut integ = Extrapolation::new(IntegratorSettings::default(), 1, 53).unwrap();
         let mut st = IntegratorState::new(0.0, vec![0.0]);
         let mut sys = Kink { mode: -1 };
-        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
+        let status =
+            integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
         assert_eq!(status, Status::Reached);
         assert_eq!(st.stats.events, 1);
         assert!((st.y[0] - 1.5).abs() < 1e-13, "{}", st.y[0]);

@@ -322,11 +322,8 @@ impl<T: Real> Integrator<T> {
             dny.add_mul_mut(&b, &b);
         }
         let tiny = T::from_f64(1e-10, p);
-        let mut h = if dnf <= tiny || dny <= tiny {
-            T::from_f64(1e-6, p)
-        } else {
-            (dny / &dnf).sqrt() * &T::from_f64(0.01, p)
-        };
+        let mut h =
+            if dnf <= tiny || dny <= tiny { T::from_f64(1e-6, p) } else { (dny / &dnf).sqrt() * &T::from_f64(0.01, p) };
         if let Some(hm) = self.settings.max_step {
             h = h.min_of(&T::from_f64(hm, p));
         }
@@ -546,7 +543,8 @@ impl<T: Real> Integrator<T> {
             // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
             // horizon, located on the continuous extension.
             let mut g = std::mem::take(&mut self.g);
-            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
+            let (g_end, reaches) =
+                events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
             let stats = &mut state.stats;
             let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
                 self.dense_at(sy, stats, &s0, &y0, &h, theta);
@@ -614,9 +612,16 @@ mod tests {
 
     #[test]
     fn exponential_to_tolerance() {
-        let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, 1, 53).unwrap();
+        let mut integ = Integrator::new(
+            dopri5::<f64>(53),
+            IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
+            1,
+            53,
+        )
+        .unwrap();
         let mut st = IntegratorState::new(0.0, vec![1.0]);
-        let status = integ.integrate(&mut Exp, &mut st, &Horizon { s_end: Some(2.0), component_reaches: None }, &mut ());
+        let status =
+            integ.integrate(&mut Exp, &mut st, &Horizon { s_end: Some(2.0), component_reaches: None }, &mut ());
         assert_eq!(status, Status::Reached);
         assert_eq!(st.s, 2.0);
         assert!((st.y[0] - 2f64.exp()).abs() < 1e-8 * 2f64.exp(), "{}", st.y[0]);
@@ -624,7 +629,13 @@ mod tests {
 
     #[test]
     fn stops_where_component_reaches_target() {
-        let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, 1, 53).unwrap();
+        let mut integ = Integrator::new(
+            dopri5::<f64>(53),
+            IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
+            1,
+            53,
+        )
+        .unwrap();
         let mut st = IntegratorState::new(0.0, vec![1.0]);
         let h = Horizon { s_end: None, component_reaches: Some((0, 10.0)) };
         assert_eq!(integ.integrate(&mut Exp, &mut st, &h, &mut ()), Status::Reached);
@@ -642,7 +653,15 @@ mod tests {
             1
         }
         fn eval_inplace(&mut self, _s: &f64, y: &[f64], dy: &mut [f64]) {
-            let m = if self.mode == 0 { if y[0] > 0.5 { 1 } else { -1 } } else { self.mode };
+            let m = if self.mode == 0 {
+                if y[0] > 0.5 {
+                    1
+                } else {
+                    -1
+                }
+            } else {
+                self.mode
+            };
             dy[0] = if m > 0 { 2.0 } else { 1.0 };
         }
         fn num_switches(&self) -> usize {
@@ -667,7 +686,8 @@ mod tests {
         let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings::default(), 1, 53).unwrap();
         let mut st = IntegratorState::new(0.0, vec![0.0]);
         let mut sys = Kink { mode: -1 };
-        let status = integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
+        let status =
+            integ.integrate(&mut sys, &mut st, &Horizon { s_end: Some(1.0), component_reaches: None }, &mut ());
         assert_eq!(status, Status::Reached);
         assert_eq!(st.stats.events, 1);
         // y(1) = 0.5 + 2·0.5 = 1.5 exactly for piecewise-linear motion.

@@ -64,8 +64,7 @@ pub const DOPRI5_A: [&[(i64, i64)]; 7] = [
     &[(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84)],
 ];
 /// Dormand–Prince 5(4) fifth-order weights b_i.
-pub const DOPRI5_B: [(i64, i64); 7] =
-    [(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84), (0, 1)];
+pub const DOPRI5_B: [(i64, i64); 7] = [(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84), (0, 1)];
 /// Dormand–Prince 5(4) error weights e_i = b_i − b̂_i.
 pub const DOPRI5_E: [(i64, i64); 7] =
     [(71, 57600), (0, 1), (-71, 16695), (71, 1920), (-17253, 339200), (22, 525), (-1, 40)];
@@ -373,7 +372,11 @@ mod high_order_tests {
         assert_eq!(t.stages(), 16);
         for (i, row) in t.a.iter().enumerate() {
             let s: f64 = row.iter().sum();
-            assert!((s - t.c[i]).abs() < 4e-15 * (1.0 + row.iter().map(|v| v.abs()).sum::<f64>()), "row {i}: {s} vs {}", t.c[i]);
+            assert!(
+                (s - t.c[i]).abs() < 4e-15 * (1.0 + row.iter().map(|v| v.abs()).sum::<f64>()),
+                "row {i}: {s} vs {}",
+                t.c[i]
+            );
         }
         let bhat: Vec<f64> = t.b.iter().zip(&t.e).map(|(b, e)| b - e).collect();
         for k in 1..=9 {

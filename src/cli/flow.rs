@@ -137,7 +137,12 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         if let Some(h) = horizon(&args) {
             settings.horizon = h;
         }
-        if args.rtol.is_some() || args.atol.is_some() || args.method.is_some() || args.precision.is_some() || args.events.is_some() {
+        if args.rtol.is_some()
+            || args.atol.is_some()
+            || args.method.is_some()
+            || args.precision.is_some()
+            || args.events.is_some()
+        {
             bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;

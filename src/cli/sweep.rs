@@ -88,7 +88,10 @@ fn parse_list(flag: &str, s: &str) -> anyhow::Result<Vec<f64>> {
     s.split(',')
         .map(|t| {
             let t = t.trim();
-            t.parse::<f64>().ok().filter(|v| v.is_finite()).with_context(|| format!("--{flag}: {t:?} is not a finite number"))
+            t.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .with_context(|| format!("--{flag}: {t:?} is not a finite number"))
         })
         .collect()
 }
@@ -109,7 +112,10 @@ impl SweepArgs {
         }
         s.data = match &self.data {
             Some(p) => DataSource::Loaded { path: p.clone() },
-            None => DataSource::Generated(GenSettings { kind: self.kind.unwrap_or(DataKind::Gaussian), ..Default::default() }),
+            None => DataSource::Generated(GenSettings {
+                kind: self.kind.unwrap_or(DataKind::Gaussian),
+                ..Default::default()
+            }),
         };
         let lists: [(&str, &Option<String>, Variable); 13] = [
             ("n", &self.n, Variable::N),
@@ -159,7 +165,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let tdir = dir.join("trajectories");
     create_out_dir(&tdir)?;
     for r in &results {
-        let text: String = r.trajectory.iter().map(|row| format!("{}\n", serde_json::to_string(row).expect("serializes"))).collect();
+        let text: String =
+            r.trajectory.iter().map(|row| format!("{}\n", serde_json::to_string(row).expect("serializes"))).collect();
         write_atomic(&tdir.join(format!("run-{}.jsonl", r.index)), text.as_bytes())?;
     }
     for (name, svg) in sweep::plots(&settings, &results)? {

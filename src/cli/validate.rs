@@ -59,7 +59,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             let line = match &r {
                 Ok(s) => {
                     let bad = s.claims.iter().filter(|c| c.verdict.fails_run()).count();
-                    format!("{}: {} ({:.1} s)", s.name, if bad == 0 { "ok".to_string() } else { format!("{bad} claim(s) failed") }, s.wall_seconds)
+                    format!(
+                        "{}: {} ({:.1} s)",
+                        s.name,
+                        if bad == 0 { "ok".to_string() } else { format!("{bad} claim(s) failed") },
+                        s.wall_seconds
+                    )
                 }
                 Err(e) => format!("{}: error: {}", p.scenario.name, super::one_line(e)),
             };
