@@ -872,22 +872,28 @@ struct Rows<'o, T: Real> {
     loss_rise: Option<String>,
 }
 
+/// The fields a trajectory row and the summary share: s, log10 t (from u = log(1+t)), and the
+/// state's metrics.
+fn put_state<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, s: &T, u: &T, sm: &StateMetrics<T>) {
+    put(o, "s", &Num::of(s));
+    put(o, "log10_time", &Num::of(&log10_time(u)));
+    put(o, "log10_loss", &Num::of(&sm.log10_loss));
+    put(o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
+    put(o, "min_margin", &Num::of(&sm.min_margin));
+    put(o, "normalized_margin", &Num::of(&sm.normalized_margin));
+    put_list(o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
+    put(o, "stable_rank", &Num::of(&sm.stable_rank));
+    put(o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
+    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+}
+
 impl<'o, T: Real> Rows<'o, T> {
     fn row_json(&self, sys: &mut FlowSystem<'_, T>, st: &IntegratorState<T>) -> Result<serde_json::Value> {
         let net = sys.net;
         let mn = net.m * net.n;
         let sm = metrics::measure(net, &st.y[..mn])?;
         let mut o = serde_json::Map::new();
-        put(&mut o, "s", &Num::of(&st.s));
-        put(&mut o, "log10_time", &Num::of(&log10_time(&st.y[mn])));
-        put(&mut o, "log10_loss", &Num::of(&sm.log10_loss));
-        put(&mut o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
-        put(&mut o, "min_margin", &Num::of(&sm.min_margin));
-        put(&mut o, "normalized_margin", &Num::of(&sm.normalized_margin));
-        put_list(&mut o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
-        put(&mut o, "stable_rank", &Num::of(&sm.stable_rank));
-        put(&mut o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
-        o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+        put_state(&mut o, &st.s, &st.y[mn], &sm);
         if let Some((wstar, _)) = &self.reference {
             let v = velocity_small(sys, &st.y, &st.s);
             put(&mut o, "cosine_position", &Num::of(&cosine(&sm.w_small, wstar)));
@@ -1132,16 +1138,7 @@ fn run_at<T: Real>(
     if let Status::NonFinite { s } = &status {
         o.insert("status_detail".into(), serde_json::json!(format!("non-finite value at s = {s:e}")));
     }
-    put(&mut o, "s", &Num::of(&state.s));
-    put(&mut o, "log10_time", &Num::of(&log10_time(&state.y[mn])));
-    put(&mut o, "log10_loss", &Num::of(&sm.log10_loss));
-    put(&mut o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
-    put(&mut o, "min_margin", &Num::of(&sm.min_margin));
-    put(&mut o, "normalized_margin", &Num::of(&sm.normalized_margin));
-    put_list(&mut o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
-    put(&mut o, "stable_rank", &Num::of(&sm.stable_rank));
-    put(&mut o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
-    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+    put_state(&mut o, &state.s, &state.y[mn], &sm);
     put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
     let ln2 = 2f64.ln();
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
