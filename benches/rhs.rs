@@ -1,6 +1,8 @@
 //! One right-hand-side evaluation `FlowSystem::eval_inplace` of the flow in normalized time, at
 //! f64 and (with `--features mpfr`) at 128 and 256 bits, on the tiny nearly-orthogonal set of
-//! docs/precision.md (Gaussian, n = 6, d = 300, seed 1; width 4, leak 0.5).
+//! docs/precision.md (Gaussian, n = 6, d = 300, seed 1; width 4, leak 0.5), and on the flow
+//! engine's reference size (Gaussian, n = 20, d = 4000; width 16, leak 0.2), where the m·n² product
+//! rather than the n transcendental functions dominates.
 //!
 //! Run: `cargo bench --bench rhs` (f64 only) or
 //! `CARGO_TARGET_DIR=/work/target-mpfr cargo bench --features mpfr --bench rhs`.
@@ -10,24 +12,21 @@
 //! the asymptotic regime).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use marginflow::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::data::{generate, DataKind, GenSettings};
 use marginflow::flow::FlowSystem;
 use marginflow::network::{ModelSettings, Network};
 use marginflow_solvers::rk::OdeSystem;
 use marginflow_solvers::Real;
 use std::hint::black_box;
 
-fn dataset() -> Dataset {
-    generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() }).expect("data")
-}
+/// (n, d, width, leak) of a benchmark problem.
+type Shape = (usize, usize, usize, f64);
 
-fn model() -> ModelSettings {
-    ModelSettings { width: 4, leak: 0.5, ..Default::default() }
-}
-
-fn bench_at<T: Real>(c: &mut Criterion, name: &str, prec: u32, scale: f64) {
-    let data = dataset();
-    let net: Network<T> = Network::new(&data, &model(), prec).expect("network");
+fn bench_at<T: Real>(c: &mut Criterion, name: &str, prec: u32, scale: f64, shape: Shape) {
+    let (n, d, width, leak) = shape;
+    let data = generate(&GenSettings { kind: DataKind::Gaussian, n, d, seed: 1, ..Default::default() }).expect("data");
+    let model = ModelSettings { width, leak, ..Default::default() };
+    let net: Network<T> = Network::new(&data, &model, prec).expect("network");
     let (m, n) = (net.m, net.n);
     let mut y: Vec<T> = Vec::with_capacity(m * n + 1);
     for j in 0..m {
@@ -45,12 +44,16 @@ fn bench_at<T: Real>(c: &mut Criterion, name: &str, prec: u32, scale: f64) {
 }
 
 fn rhs(c: &mut Criterion) {
-    for (label, scale) in [("q~10", 0.02), ("q~1e3", 5.0)] {
-        bench_at::<f64>(c, &format!("eval_inplace {label} f64"), 53, scale);
-        #[cfg(feature = "mpfr")]
-        {
-            bench_at::<rug::Float>(c, &format!("eval_inplace {label} mpfr 128"), 128, scale);
-            bench_at::<rug::Float>(c, &format!("eval_inplace {label} mpfr 256"), 256, scale);
+    let tiny: Shape = (6, 300, 4, 0.5);
+    let reference: Shape = (20, 4000, 16, 0.2);
+    for (size, shape) in [("n6m4", tiny), ("n20m16", reference)] {
+        for (label, scale) in [("q~10", 0.02), ("q~1e3", 5.0)] {
+            bench_at::<f64>(c, &format!("eval_inplace {size} {label} f64"), 53, scale, shape);
+            #[cfg(feature = "mpfr")]
+            {
+                bench_at::<rug::Float>(c, &format!("eval_inplace {size} {label} mpfr 128"), 128, scale, shape);
+                bench_at::<rug::Float>(c, &format!("eval_inplace {size} {label} mpfr 256"), 256, scale, shape);
+            }
         }
     }
 }
