@@ -610,15 +610,15 @@ mod tests {
         }
     }
 
+    /// Dormand–Prince at rtol 1e-10, atol 1e-12 for a one-dimensional f64 system.
+    fn scalar_integrator() -> Integrator<f64> {
+        Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() }, 1, 53)
+            .unwrap()
+    }
+
     #[test]
     fn exponential_to_tolerance() {
-        let mut integ = Integrator::new(
-            dopri5::<f64>(53),
-            IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
-            1,
-            53,
-        )
-        .unwrap();
+        let mut integ = scalar_integrator();
         let mut st = IntegratorState::new(0.0, vec![1.0]);
         let status =
             integ.integrate(&mut Exp, &mut st, &Horizon { s_end: Some(2.0), component_reaches: None }, &mut ());
@@ -629,13 +629,7 @@ mod tests {
 
     #[test]
     fn stops_where_component_reaches_target() {
-        let mut integ = Integrator::new(
-            dopri5::<f64>(53),
-            IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
-            1,
-            53,
-        )
-        .unwrap();
+        let mut integ = scalar_integrator();
         let mut st = IntegratorState::new(0.0, vec![1.0]);
         let h = Horizon { s_end: None, component_reaches: Some((0, 10.0)) };
         assert_eq!(integ.integrate(&mut Exp, &mut st, &h, &mut ()), Status::Reached);
