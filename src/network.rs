@@ -123,8 +123,9 @@ impl ModelSettings {
         })
     }
 
-    /// Whether a has ⌈m/2⌉ entries +c followed by the rest −c (the `balanced` contract) or,
-    /// more generally, equal total positive and negative mass with equal magnitudes.
+    /// Whether a has as many entries +c as −c, all of one magnitude c: the symmetry under which the
+    /// theory's decision boundary is linear. The `balanced` outer layer has it for even m only
+    /// (for odd m it has one more +c).
     pub fn is_balanced(a: &[f64]) -> bool {
         let pos: Vec<f64> = a.iter().copied().filter(|v| *v > 0.0).collect();
         let neg: Vec<f64> = a.iter().copied().filter(|v| *v < 0.0).map(|v| -v).collect();
