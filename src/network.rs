@@ -203,18 +203,20 @@ impl<T: Real> Network<T> {
         let w0 = settings.initial_weights(d)?;
         let x: Mat<T> = Mat::from_f64(n, d, &data.x, prec);
         let w0m: Mat<T> = Mat::from_f64(m, d, &w0, prec);
-        let xt = x.transpose();
-        let k_mat = x.matmul(&xt);
-        let p0 = w0m.matmul(&xt);
+        // K = X Xᵀ and P0 = W0 Xᵀ without a transposed copy of X.
+        let mut k_mat = Mat::zeros(n, n, prec);
+        T::gemm_nt(n, d, n, &x.data, &x.data, &mut k_mat.data);
+        let mut p0 = Mat::zeros(m, n, prec);
+        T::gemm_nt(m, d, n, &w0m.data, &x.data, &mut p0.data);
         let (x_small, w0_small) = if d <= n + m {
             (x, w0m)
         } else {
             // Householder QR of A = [Xᵀ | W0ᵀ] (d×(n+m)): A = Q R, so Xᵀ = Q R[:, :n] and
-            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ.
-            drop(xt);
+            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ. The rows of X and W0 are
+            // moved, not copied, into the factorization's storage.
             let mut stacked = x.data;
             stacked.extend(w0m.data);
-            let r = linalg::householder_qr_of_transpose(&Mat::from_vec(n + m, d, stacked)).r;
+            let r = linalg::householder_qr_of_transpose_owned(Mat::from_vec(n + m, d, stacked)).r;
             let rt = r.transpose();
             let r_dim = rt.cols;
             let xs = Mat::from_vec(n, r_dim, rt.data[..n * r_dim].to_vec());

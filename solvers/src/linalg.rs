@@ -233,6 +233,13 @@ pub fn householder_qr_of_transpose<T: Real>(x: &Mat<T>) -> Qr<T> {
     qr_from_columns(x.clone(), x.cols)
 }
 
+/// [`householder_qr_of_transpose`] consuming `x`: the factorization works in its storage, so a
+/// large data matrix is not copied.
+pub fn householder_qr_of_transpose_owned<T: Real>(x: Mat<T>) -> Qr<T> {
+    let cols = x.cols;
+    qr_from_columns(x, cols)
+}
+
 /// QR of the m×n matrix A given as `at` = Aᵀ (n rows of length m).
 fn qr_from_columns<T: Real>(mut at: Mat<T>, m: usize) -> Qr<T> {
     let n = at.rows;

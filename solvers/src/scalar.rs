@@ -124,6 +124,22 @@ pub trait Real:
             }
         }
     }
+    /// Row-major product C (m×n) = A (m×k) · Bᵀ for B (n×k): c_ij = Σ_p a_ip b_jp, the sum in
+    /// increasing p (as [`Real::gemm`] with B transposed). The `f64` implementation uses
+    /// `matrixmultiply` with B read through strides (no transposed copy).
+    fn gemm_nt(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
+        debug_assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+        for i in 0..m {
+            let arow = &a[i * k..(i + 1) * k];
+            for j in 0..n {
+                let cij = &mut c[i * n + j];
+                cij.assign_f64(0.0);
+                for (x, y) in arow.iter().zip(&b[j * k..(j + 1) * k]) {
+                    cij.add_mul_mut(x, y);
+                }
+            }
+        }
+    }
 }
 
 impl Real for f64 {
@@ -209,6 +225,32 @@ impl Real for f64 {
                 n as isize,
                 1,
                 beta,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+    fn gemm_nt(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
+        assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: a is m×k row-major, b is n×k row-major read as the k×n matrix Bᵀ (row stride 1,
+        // column stride k), c is m×n row-major; the lengths are asserted and c aliases neither.
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                b.as_ptr(),
+                1,
+                k as isize,
+                0.0,
                 c.as_mut_ptr(),
                 n as isize,
                 1,
@@ -351,6 +393,20 @@ mod tests {
                 let s: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
                 assert!((c[i * n + j] - s).abs() < 1e-14);
             }
+        }
+    }
+
+    #[test]
+    fn gemm_nt_matches_gemm_of_the_transpose() {
+        let (m, k, n) = (3, 5, 4);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.7).sin()).collect();
+        let b: Vec<f64> = (0..n * k).map(|i| (i as f64 * 1.3).cos()).collect();
+        let bt: Vec<f64> = (0..k * n).map(|idx| b[(idx % n) * k + idx / n]).collect();
+        let (mut c1, mut c2) = (vec![0.0; m * n], vec![0.0; m * n]);
+        f64::gemm_nt(m, k, n, &a, &b, &mut c1);
+        f64::gemm(m, k, n, &a, &bt, &mut c2, false);
+        for (x, y) in c1.iter().zip(&c2) {
+            assert!((x - y).abs() < 1e-14, "{x} vs {y}");
         }
     }
 
