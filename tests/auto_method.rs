@@ -4,34 +4,12 @@
 //! in either phase resumes to the same bytes as an uninterrupted run.
 
 use marginflow::checkpoint::Checkpoint;
-use marginflow::data::{generate, DataKind, GenSettings};
 use marginflow::flow::Phase;
 use marginflow::npy::read_npy;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marginflow"))
-}
-
-fn data_file(dir: &Path, n: usize, d: usize, seed: u64) -> PathBuf {
-    let p = dir.join(format!("data_{n}_{d}_{seed}.json"));
-    generate(&GenSettings { kind: DataKind::Gaussian, n, d, seed, ..Default::default() }).unwrap().save(&p).unwrap();
-    p
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap()
-}
+mod common;
+use common::{bin, data_file, ok, read, summary};
 
 /// The n = 6, d = 300, m = 4, leak 0.5 problem of docs/stiff.md.
 fn small_args(data: &Path) -> Vec<String> {

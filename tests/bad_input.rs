@@ -7,13 +7,12 @@
 //! through `flow` (and `descent`/`maxmargin` where cheap), with `--out` given so the "nothing
 //! half-written" rule is checked too.
 
-use assert_cmd::Command;
+use assert_cmd::prelude::OutputAssertExt;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn bin() -> Command {
-    Command::cargo_bin("marginflow").unwrap()
-}
+mod common;
+use common::bin;
 
 /// Run `marginflow args...` and check the bad-input contract: exit status 2, nothing on stdout,
 /// exactly one non-empty line on stderr that contains every needle and no panic text.

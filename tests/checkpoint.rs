@@ -2,28 +2,12 @@
 //! and resumed from DIR/checkpoint ends with the same bytes as an uninterrupted run.
 
 use marginflow::data::{generate, DataKind, GenSettings};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marginflow"))
-}
-
-fn data_file(dir: &Path, n: usize, d: usize, seed: u64) -> PathBuf {
-    let p = dir.join("data.json");
-    generate(&GenSettings { kind: DataKind::Gaussian, n, d, seed, ..Default::default() }).unwrap().save(&p).unwrap();
-    p
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
+use common::{bin, data_file, ok, read, summary};
 
 /// The model flags shared by every run of a test (horizon added by the caller).
 fn flow_args(data: &Path, width: &str, rtol: &str) -> Vec<String> {
@@ -42,7 +26,7 @@ fn resume_after_step_limit_is_bit_identical() {
     let part = tmp.path().join("part");
     ok(bin().args(&base).args(["--until-log10-time", "50", "--save-weights", "--out"]).arg(&full));
     ok(bin().args(&base).args(["--until-log10-time", "50", "--max-steps", "40", "--out"]).arg(&part));
-    let s: serde_json::Value = serde_json::from_slice(&read(&part.join("summary.json"))).unwrap();
+    let s = summary(&part);
     assert_eq!(s["status"], "max_steps", "the step limit must stop the first leg");
     ok(bin().args(["flow", "--resume"]).arg(&part).args(["--until-log10-time", "50", "--save-weights"]));
     assert_eq!(read(&full.join("W.npy")), read(&part.join("W.npy")), "W.npy differs after resume");

@@ -2,15 +2,14 @@
 //! is exit status 2 with one stderr line naming the file (and line), round trips are bit-exact,
 //! generation is deterministic, and `check --json` is one parseable JSON object.
 
-use assert_cmd::Command;
+use assert_cmd::prelude::OutputAssertExt;
 use marginflow::data::{self, DataKind, Dataset, GenSettings, Geometry, Verdict};
 use marginflow::npy;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn bin() -> Command {
-    Command::cargo_bin("marginflow").unwrap()
-}
+mod common;
+use common::bin;
 
 /// Run `check --data <file>` on `contents` and assert a one-line failure naming the file, the
 /// line (if given) and `needle`.

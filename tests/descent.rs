@@ -2,13 +2,15 @@
 //! one-step stable-rank drop from a small initialization (and its absence from the default
 //! 1/√d scale), the O(α) distance between GD and gradient flow, and the CLI's files.
 
-use assert_cmd::Command;
 use marginflow::data::{self, DataKind, Dataset, GenSettings};
 use marginflow::descent::{self, DescentActivation, DescentSettings, DescentWorkspace, Kernel, NaturalFlow};
 use marginflow::network::{Init, ModelSettings, Network};
 use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState};
 use marginflow_solvers::tableau::dopri5;
 use nalgebra::DMatrix;
+
+mod common;
+use common::bin;
 
 fn gaussian(n: usize, d: usize, seed: u64) -> Dataset {
     data::generate(&GenSettings { kind: DataKind::Gaussian, n, d, seed, ..Default::default() }).unwrap()
@@ -195,8 +197,7 @@ fn cli_writes_trajectory_summary_and_weights() {
     let data_path = dir.path().join("g.json");
     gaussian(12, 300, 1).save(&data_path).unwrap();
     let out = dir.path().join("run");
-    let o = Command::cargo_bin("marginflow")
-        .unwrap()
+    let o = bin()
         .args([
             "descent",
             "--width",
@@ -247,8 +248,7 @@ fn sweep_is_a_cartesian_product_independent_of_thread_count() {
     let mut outputs = Vec::new();
     for threads in ["1", "2"] {
         let out = dir.path().join(format!("t{threads}"));
-        let o = Command::cargo_bin("marginflow")
-            .unwrap()
+        let o = bin()
             .args(["sweep", "descent", "--kind", "mixture", "--n", "10", "--d", "200,400", "--width", "6"])
             .args(["--init-scale", "1e-6,1", "--init-relative", "--seed", "1,2", "--step-size", "0.1", "--steps", "50"])
             .args(["--threads", threads])

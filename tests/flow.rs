@@ -13,7 +13,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::Path;
-use std::process::Command;
+
+mod common;
+use common::bin;
 
 const N: usize = 20;
 const D: usize = 4000;
@@ -86,7 +88,7 @@ fn write_data(dir: &Path, data: &Dataset) -> std::path::PathBuf {
 }
 
 fn run_flow(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_marginflow")).arg("flow").args(args).arg("--json").output().unwrap();
+    let out = bin().arg("flow").args(args).arg("--json").output().unwrap();
     assert!(out.status.success(), "flow failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("stdout holds only the summary JSON")
 }

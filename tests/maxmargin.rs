@@ -7,7 +7,7 @@
 //! checked. Nothing is shared with the binary's method (small-coordinate primal, clarabel,
 //! Householder range-space polish).
 
-use assert_cmd::Command;
+use assert_cmd::prelude::OutputAssertExt;
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -46,9 +46,8 @@ struct Data {
     y: Vec<f64>,
 }
 
-fn bin() -> Command {
-    Command::cargo_bin("marginflow").unwrap()
-}
+mod common;
+use common::bin;
 
 fn gen(dir: &Path, kind: &str, n: usize, d: usize, seed: u64) -> PathBuf {
     let path = dir.join(format!("{kind}_{n}_{d}_{seed}.json"));

@@ -3,11 +3,9 @@
 //! Without the `mpfr` feature only the refusal of `--precision` above 53 is tested.
 
 use std::path::Path;
-use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marginflow"))
-}
+mod common;
+use common::bin;
 
 /// The tiny nearly-orthogonal set of docs/precision.md: Gaussian, n = 6, d = 300, seed 1.
 fn tiny_data(dir: &Path) -> std::path::PathBuf {

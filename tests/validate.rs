@@ -1,12 +1,10 @@
 //! `marginflow validate` through the real binary.
 
-use assert_cmd::Command;
 use marginflow::validate::{ClaimKind, Report, Verdict};
 use std::path::Path;
 
-fn bin() -> Command {
-    Command::cargo_bin("marginflow").unwrap()
-}
+mod common;
+use common::bin;
 
 fn read_report(dir: &Path) -> Report {
     let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
