@@ -40,6 +40,25 @@ fn assert_no_output(dir: &Path) {
     assert!(!dir.exists(), "{} was left behind: {:?}", dir.display(), std::fs::read_dir(dir).map(|r| r.count()));
 }
 
+/// `expect_bad` on `args... --out OUT`, then `assert_no_output(OUT)`. Returns the error line.
+fn expect_bad_out(args: &[&str], out: &Path, needles: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--out", out.to_str().unwrap()]);
+    let line = expect_bad(&all, needles);
+    assert_no_output(out);
+    line
+}
+
+/// `flow --data DATA --width WIDTH`.
+fn flow_args<'a>(data: &'a Path, width: &'a str) -> Vec<&'a str> {
+    vec!["flow", "--data", data.to_str().unwrap(), "--width", width]
+}
+
+/// `descent --data DATA --width 2 --step-size STEP_SIZE --steps STEPS`.
+fn descent_args<'a>(data: &'a Path, step_size: &'a str, steps: &'a str) -> Vec<&'a str> {
+    vec!["descent", "--data", data.to_str().unwrap(), "--width", "2", "--step-size", step_size, "--steps", steps]
+}
+
 fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
@@ -49,15 +68,19 @@ fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 /// Four nearly orthogonal points, two per class, in R^6 (CSV: label first).
 const GOOD_CSV: &str = "1,1,0.1,0,0,0,0\n-1,0,1,0.1,0,0,0\n1,0,0,1,0,0.1,0\n-1,0,0,0,1,0,0.1\n";
 
-/// `flow --data FILE --width 2 --until-s 1 --out DIR extra...`, expected to fail on input.
+/// A temporary directory holding `GOOD_CSV` as `d.csv`, and that file's path.
+fn good_data() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    (tmp, p)
+}
+
+/// `flow --data FILE --width 2 --until-s 1 extra... --out DIR`, expected to fail on input.
 fn flow_bad(data: &Path, extra: &[&str], needles: &[&str]) -> String {
-    let dir = data.parent().unwrap().join("out");
-    let mut args = vec!["flow", "--data", data.to_str().unwrap(), "--width", "2", "--until-s", "1"];
-    args.extend(["--out", dir.to_str().unwrap()]);
+    let mut args = flow_args(data, "2");
+    args.extend(["--until-s", "1"]);
     args.extend(extra);
-    let line = expect_bad(&args, needles);
-    assert_no_output(&dir);
-    line
+    expect_bad_out(&args, &data.parent().unwrap().join("out"), needles)
 }
 
 /// `flow` on a data file with `contents`, expected to fail naming `name` (and `:line`).
@@ -75,8 +98,7 @@ fn flow_bad_file(name: &str, contents: &[u8], line: Option<usize>, needles: &[&s
 
 /// `flow` on the good data set with `extra` flags, expected to fail naming a flag.
 fn flow_bad_flags(extra: &[&str], needles: &[&str]) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    let (_tmp, p) = good_data();
     flow_bad(&p, extra, needles)
 }
 
@@ -138,24 +160,7 @@ fn flow_single_class() {
 fn descent_single_class() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "d.svm", b"-1 1:1\n-1 2:1\n-1 3:1\n");
-    let out = tmp.path().join("out");
-    expect_bad(
-        &[
-            "descent",
-            "--data",
-            p.to_str().unwrap(),
-            "--width",
-            "2",
-            "--step-size",
-            "0.1",
-            "--steps",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[&p.display().to_string(), "class"],
-    );
-    assert_no_output(&out);
+    expect_bad_out(&descent_args(&p, "0.1", "3"), &tmp.path().join("out"), &[&p.display().to_string(), "class"]);
 }
 
 #[test]
@@ -163,11 +168,11 @@ fn maxmargin_single_class() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "d.json", b"{\"x\": [[1, 0], [0, 1]], \"y\": [1, 1]}");
     let out = tmp.path().join("mm.json");
-    expect_bad(
-        &["maxmargin", "--data", p.to_str().unwrap(), "--width", "2", "--out", out.to_str().unwrap()],
+    expect_bad_out(
+        &["maxmargin", "--data", p.to_str().unwrap(), "--width", "2"],
+        &out,
         &[&p.display().to_string(), "class"],
     );
-    assert!(!out.exists());
 }
 
 #[test]
@@ -232,8 +237,7 @@ fn f8(shape: &str) -> String {
 
 /// `flow` with `--flag FILE.npy` on the good data set (n = 4, d = 6, width 2).
 fn flow_bad_npy(flag: &str, contents: &[u8], needles: &[&str]) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    let (tmp, data) = good_data();
     let npy = write(tmp.path(), "w.npy", contents);
     let mut all = vec![npy.to_str().unwrap()];
     all.extend(needles);
@@ -287,29 +291,11 @@ fn outer_file_wrong_shape() {
 
 #[test]
 fn descent_init_file_wrong_shape() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    let (tmp, data) = good_data();
     let npy = write(tmp.path(), "w.npy", &npy_bytes(&f8("(2, 5)"), &f64_bytes(&[0.001; 10])));
-    let out = tmp.path().join("out");
-    expect_bad(
-        &[
-            "descent",
-            "--data",
-            data.to_str().unwrap(),
-            "--width",
-            "2",
-            "--step-size",
-            "0.1",
-            "--steps",
-            "3",
-            "--init-file",
-            npy.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[npy.to_str().unwrap(), "(2, 5)", "(2, 6)"],
-    );
-    assert_no_output(&out);
+    let mut args = descent_args(&data, "0.1", "3");
+    args.extend(["--init-file", npy.to_str().unwrap()]);
+    expect_bad_out(&args, &tmp.path().join("out"), &[npy.to_str().unwrap(), "(2, 5)", "(2, 6)"]);
 }
 
 // ---------------------------------------------------------------- flags
@@ -323,19 +309,13 @@ fn leak_outside_unit_interval() {
 
 #[test]
 fn width_zero() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
-    let out = tmp.path().join("out");
-    expect_bad(
-        &["flow", "--data", p.to_str().unwrap(), "--width", "0", "--out", out.to_str().unwrap()],
-        &["--width", "at least 1"],
-    );
-    assert_no_output(&out);
+    let (tmp, p) = good_data();
+    expect_bad_out(&flow_args(&p, "0"), &tmp.path().join("out"), &["--width", "at least 1"]);
 }
 
 #[test]
 fn width_not_a_number() {
-    expect_bad(&["flow", "--data", "d.csv", "--width", "abc"], &["--width", "abc"]);
+    expect_bad(&flow_args(Path::new("d.csv"), "abc"), &["--width", "abc"]);
 }
 
 #[test]
@@ -348,57 +328,36 @@ fn atol_negative() {
     flow_bad_flags(&["--atol", "-1"], &["--atol", "> 0", "-1"]);
 }
 
-/// `flow` on the good data set with a horizon flag of our own (flow_bad passes `--until-s 1`).
-fn flow_bad_horizon(flag: &str, value: &str, needles: &[&str]) {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
-    let out = tmp.path().join("out");
-    expect_bad(
-        &["flow", "--data", p.to_str().unwrap(), "--width", "2", flag, value, "--out", out.to_str().unwrap()],
-        needles,
-    );
-    assert_no_output(&out);
+/// `flow` on the good data set with horizon flags of our own (flow_bad passes `--until-s 1`).
+fn flow_bad_horizon(horizon: &[&str], needles: &[&str]) {
+    let (tmp, p) = good_data();
+    let mut args = flow_args(&p, "2");
+    args.extend(horizon);
+    expect_bad_out(&args, &tmp.path().join("out"), needles);
 }
 
 #[test]
 fn until_time_not_positive() {
-    flow_bad_horizon("--until-time", "0", &["--until-time", "> 0"]);
-    flow_bad_horizon("--until-time", "-3", &["--until-time", "> 0"]);
+    flow_bad_horizon(&["--until-time", "0"], &["--until-time", "> 0"]);
+    flow_bad_horizon(&["--until-time", "-3"], &["--until-time", "> 0"]);
 }
 
 #[test]
 fn until_s_not_positive() {
-    flow_bad_horizon("--until-s", "-1", &["--until-s", "> 0"]);
-    flow_bad_horizon("--until-s", "0", &["--until-s", "> 0"]);
+    flow_bad_horizon(&["--until-s", "-1"], &["--until-s", "> 0"]);
+    flow_bad_horizon(&["--until-s", "0"], &["--until-s", "> 0"]);
 }
 
 #[test]
 fn conflicting_horizons() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
-    let out = tmp.path().join("out");
-    expect_bad(
-        &[
-            "flow",
-            "--data",
-            p.to_str().unwrap(),
-            "--width",
-            "2",
-            "--until-time",
-            "5",
-            "--until-s",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &["--until-time", "--until-s"],
-    );
-    assert_no_output(&out);
+    flow_bad_horizon(&["--until-time", "5", "--until-s", "3"], &["--until-time", "--until-s"]);
 }
 
 #[test]
 fn unknown_flag_is_one_line() {
-    expect_bad(&["flow", "--data", "d.csv", "--width", "2", "--no-such-flag"], &["--no-such-flag"]);
+    let mut args = flow_args(Path::new("d.csv"), "2");
+    args.push("--no-such-flag");
+    expect_bad(&args, &["--no-such-flag"]);
 }
 
 #[test]
@@ -416,31 +375,18 @@ fn help_and_version_still_exit_zero() {
 
 #[test]
 fn out_dir_under_a_regular_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    let (tmp, p) = good_data();
     let file = write(tmp.path(), "plain", b"not a directory");
     let out = file.join("run");
-    expect_bad(
-        &["flow", "--data", p.to_str().unwrap(), "--width", "2", "--until-s", "1", "--out", out.to_str().unwrap()],
-        &["--out", &out.display().to_string()],
-    );
+    let out_flag = ["--out", out.to_str().unwrap()];
+    let mut args = flow_args(&p, "2");
+    args.extend(["--until-s", "1"]);
+    args.extend(out_flag);
+    expect_bad(&args, &["--out", &out.display().to_string()]);
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
-    expect_bad(
-        &[
-            "descent",
-            "--data",
-            p.to_str().unwrap(),
-            "--width",
-            "2",
-            "--step-size",
-            "0.1",
-            "--steps",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &["--out", &out.display().to_string()],
-    );
+    let mut args = descent_args(&p, "0.1", "2");
+    args.extend(out_flag);
+    expect_bad(&args, &["--out", &out.display().to_string()]);
 }
 
 #[cfg(not(feature = "mpfr"))]
@@ -456,26 +402,8 @@ fn precision_below_f64() {
 
 #[test]
 fn descent_bad_step_size() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
-    let out = tmp.path().join("out");
-    expect_bad(
-        &[
-            "descent",
-            "--data",
-            p.to_str().unwrap(),
-            "--width",
-            "2",
-            "--step-size",
-            "-0.1",
-            "--steps",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &["--step-size"],
-    );
-    assert_no_output(&out);
+    let (tmp, p) = good_data();
+    expect_bad_out(&descent_args(&p, "-0.1", "3"), &tmp.path().join("out"), &["--step-size"]);
 }
 
 // ---------------------------------------------------------------- runs that do not converge
@@ -492,7 +420,8 @@ fn non_separable_run(extra: &[&str]) -> (tempfile::TempDir, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
     let out = tmp.path().join("out");
-    let mut args = vec!["flow", "--data", p.to_str().unwrap(), "--width", "4", "--out", out.to_str().unwrap()];
+    let mut args = flow_args(&p, "4");
+    args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);
     bin().args(&args).assert().success();
     assert!(out.join("trajectory.jsonl").exists());
@@ -522,10 +451,7 @@ fn non_separable_loss_never_increases() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
     let out = tmp.path().join("out");
-    bin()
-        .args(["flow", "--data", p.to_str().unwrap(), "--width", "4", "--out", out.to_str().unwrap()])
-        .assert()
-        .success();
+    bin().args(flow_args(&p, "4")).args(["--out", out.to_str().unwrap()]).assert().success();
     let text = std::fs::read_to_string(out.join("trajectory.jsonl")).unwrap();
     let losses: Vec<f64> =
         text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["log10_loss"].as_f64().unwrap()).collect();
@@ -564,10 +490,7 @@ fn overflowing_features_end_non_finite() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "big.csv", b"1,1e200,0\n-1,0,1e200\n");
     let out = tmp.path().join("out");
-    bin()
-        .args(["flow", "--data", p.to_str().unwrap(), "--width", "2", "--out", out.to_str().unwrap()])
-        .assert()
-        .success();
+    bin().args(flow_args(&p, "2")).args(["--out", out.to_str().unwrap()]).assert().success();
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["status"], "non_finite", "{s}");
     assert!(s["status_detail"].as_str().unwrap().contains("non-finite value at s ="), "{s}");
@@ -577,14 +500,9 @@ fn overflowing_features_end_non_finite() {
 
 #[test]
 fn descent_divergence_is_a_status() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "d.csv", GOOD_CSV.as_bytes());
+    let (tmp, p) = good_data();
     let out = tmp.path().join("out");
-    bin()
-        .args(["descent", "--data", p.to_str().unwrap(), "--width", "2", "--step-size", "1e200", "--steps", "20"])
-        .args(["--out", out.to_str().unwrap()])
-        .assert()
-        .success();
+    bin().args(descent_args(&p, "1e200", "20")).args(["--out", out.to_str().unwrap()]).assert().success();
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["status"], "diverged", "{s}");
     assert!(s["status_detail"].as_str().unwrap().contains("step 1"), "{s}");
