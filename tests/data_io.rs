@@ -7,6 +7,7 @@ use marginflow::data::{self, DataKind, Dataset, GenSettings, Geometry, Verdict};
 use marginflow::npy;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 mod common;
 use common::bin;
@@ -20,12 +21,26 @@ fn expect_bad(name: &str, contents: &[u8], line: Option<usize>, needle: &str) {
     expect_bad_path(&path, line, needle);
 }
 
+/// `marginflow check --data PATH`.
+fn check(path: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.arg("check").arg("--data").arg(path);
+    cmd
+}
+
+/// A run that failed on input: exit status 2 and exactly one line on stderr, which is returned.
+/// `what` names the run in the failure messages.
+fn one_line_failure(o: &Output, what: &str) -> String {
+    assert_eq!(o.status.code(), Some(2), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8(o.stderr.clone()).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: not one line: {err}");
+    err
+}
+
 fn expect_bad_path(path: &Path, line: Option<usize>, needle: &str) {
-    let out = bin().arg("check").arg("--data").arg(path).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = check(path).output().unwrap();
+    let err = one_line_failure(&out, "check");
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
     let shown = path.display().to_string();
     let at = match line {
         Some(l) => format!("{shown}:{l}: "),
@@ -145,9 +160,7 @@ fn gen_bad_output_dir_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("missing").join("d.csv");
     let o = bin().args(["gen", "--n", "4", "--d", "3", "--out"]).arg(&out).output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1);
+    let err = one_line_failure(&o, "gen");
     assert!(err.contains("d.csv"), "{err}");
     assert!(!dir.path().join("missing").exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -168,9 +181,7 @@ fn gen_bad_settings_write_nothing() {
     ];
     for (args, name, needle) in cases {
         let o = bin().arg("gen").args(*args).arg("--out").arg(dir.path().join(name)).output().unwrap();
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(err.trim_end().lines().count(), 1);
+        let err = one_line_failure(&o, &format!("{args:?}"));
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -256,7 +267,7 @@ struct CheckJson {
 fn check_json_parses() {
     let dir = tempfile::tempdir().unwrap();
     let p = gen_file(dir.path(), "g.json", &["--n", "6", "--d", "300"]);
-    let o = bin().arg("check").arg("--data").arg(&p).args(["--json", "--leak", "0.5"]).output().unwrap();
+    let o = check(&p).args(["--json", "--leak", "0.5"]).output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
     let r: CheckJson = serde_json::from_str(&text).unwrap();
@@ -269,7 +280,7 @@ fn check_json_parses() {
 
     // Exactly orthogonal: infinite ratios are null, the condition holds.
     let p = gen_file(dir.path(), "o.csv", &["--kind", "orthogonal", "--n", "4", "--d", "9"]);
-    let o = bin().arg("check").arg("--data").arg(&p).arg("--json").output().unwrap();
+    let o = check(&p).arg("--json").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["ratio"].is_null() && v["paper_ratio"].is_null());
     assert_eq!(v["condition"], "holds");
@@ -277,7 +288,7 @@ fn check_json_parses() {
     assert_eq!(r.geometry.condition, Verdict::Holds);
 
     // The table says "inf".
-    let o = bin().arg("check").arg("--data").arg(&p).output().unwrap();
+    let o = check(&p).output().unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8(o.stdout).unwrap().contains("inf"));
 }
@@ -294,10 +305,8 @@ fn check_rejects_bad_leak_and_constant() {
         ("--constant", "0"),
         ("--constant", "-1"),
     ] {
-        let o = bin().arg("check").arg("--data").arg(&p).args([flag, v]).output().unwrap();
-        assert_eq!(o.status.code(), Some(2));
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(err.trim_end().lines().count(), 1);
+        let o = check(&p).args([flag, v]).output().unwrap();
+        let err = one_line_failure(&o, flag);
         assert!(err.contains(flag), "{err}");
     }
 }
