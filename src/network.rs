@@ -201,21 +201,22 @@ impl<T: Real> Network<T> {
         let (m, n, d) = (settings.width, data.n, data.d);
         let a_f64 = settings.outer_weights()?;
         let w0 = settings.initial_weights(d)?;
-        let x: Mat<T> = Mat::from_f64(n, d, &data.x, prec);
-        let w0m: Mat<T> = Mat::from_f64(m, d, &w0, prec);
-        // K = X Xᵀ and P0 = W0 Xᵀ without a transposed copy of X.
+        // [X; W0] in one buffer ((n+m)×d), converted once; K = X Xᵀ and P0 = W0 Xᵀ read it in place.
+        let mut stacked: Vec<T> = Vec::with_capacity((n + m) * d);
+        stacked.extend(data.x.iter().map(|&v| T::from_f64(v, prec)));
+        stacked.extend(w0.iter().map(|&v| T::from_f64(v, prec)));
+        let (xs_rows, w0_rows) = stacked.split_at(n * d);
         let mut k_mat = Mat::zeros(n, n, prec);
-        T::gemm_nt(n, d, n, &x.data, &x.data, &mut k_mat.data);
+        T::gemm_nt(n, d, n, xs_rows, xs_rows, &mut k_mat.data);
         let mut p0 = Mat::zeros(m, n, prec);
-        T::gemm_nt(m, d, n, &w0m.data, &x.data, &mut p0.data);
+        T::gemm_nt(m, d, n, w0_rows, xs_rows, &mut p0.data);
         let (x_small, w0_small) = if d <= n + m {
-            (x, w0m)
+            let w0_part = stacked.split_off(n * d);
+            (Mat::from_vec(n, d, stacked), Mat::from_vec(m, d, w0_part))
         } else {
             // Householder QR of A = [Xᵀ | W0ᵀ] (d×(n+m)): A = Q R, so Xᵀ = Q R[:, :n] and
-            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ. The rows of X and W0 are
-            // moved, not copied, into the factorization's storage.
-            let mut stacked = x.data;
-            stacked.extend(w0m.data);
+            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ. The factorization works in
+            // the stacked buffer itself.
             let r = linalg::householder_qr_of_transpose_owned(Mat::from_vec(n + m, d, stacked)).r;
             let rt = r.transpose();
             let r_dim = rt.cols;
