@@ -12,7 +12,7 @@ use ode_solvers::{DVector, Dopri5, OutputType, System};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
 use common::bin;
@@ -81,7 +81,7 @@ impl System<f64, DVector<f64>> for FullW<'_> {
     }
 }
 
-fn write_data(dir: &Path, data: &Dataset) -> std::path::PathBuf {
+fn write_data(dir: &Path, data: &Dataset) -> PathBuf {
     let p = dir.join("data.json");
     data.save(&p).unwrap();
     p
@@ -93,34 +93,55 @@ fn run_flow(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout holds only the summary JSON")
 }
 
+/// Our Dormand–Prince 5(4) in f64 on the span-reduced state (B, s) of dimension M·N + 1.
+fn span_dopri5(rtol: f64, atol: f64) -> Integrator<f64> {
+    Integrator::new(dopri5::<f64>(53), IntegratorSettings { rtol, atol, ..Default::default() }, M * N + 1, 53).unwrap()
+}
+
+/// `--data DATA --width 16 --leak 0.2` (the M, LEAK model on an N×D data file), then `extra`.
+fn model_args<'a>(data: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--data", data.to_str().unwrap(), "--width", "16", "--leak", "0.2"];
+    args.extend(extra);
+    args
+}
+
+/// The kink-crossing problem: `gaussian(3)` and W0 = `unit_init(11)` (O(1) pre-activations),
+/// written to DIR/data.json and DIR/W0.npy.
+struct KinkProblem {
+    data: Dataset,
+    w0: Vec<f64>,
+    dpath: PathBuf,
+    w0path: PathBuf,
+}
+
+impl KinkProblem {
+    fn new(dir: &Path) -> Self {
+        let data = gaussian(3);
+        let dpath = write_data(dir, &data);
+        let w0 = unit_init(11);
+        let w0path = dir.join("W0.npy");
+        marginflow::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
+        KinkProblem { data, w0, dpath, w0path }
+    }
+
+    /// `flow` from W0 to t = 5 at rtol 1e-11, atol 1e-13 with `extra` flags, W saved in OUT.
+    fn run(&self, out: &Path, extra: &[&str]) -> serde_json::Value {
+        let w0 = self.w0path.to_str().unwrap();
+        let mut args = model_args(&self.dpath, &["--init-file", w0, "--until-time", "5"]);
+        args.extend(["--rtol", "1e-11", "--atol", "1e-13"]);
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap(), "--save-weights"]);
+        run_flow(&args)
+    }
+}
+
 #[test]
 fn flow_matches_direct_full_w_integration_through_kinks() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = gaussian(3);
-    let dpath = write_data(tmp.path(), &data);
-    let w0 = unit_init(11);
-    let w0path = tmp.path().join("W0.npy");
-    marginflow::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
+    let problem = KinkProblem::new(tmp.path());
+    let (data, w0) = (&problem.data, &problem.w0);
     let out = tmp.path().join("run");
-    let summary = run_flow(&[
-        "--data",
-        dpath.to_str().unwrap(),
-        "--width",
-        "16",
-        "--leak",
-        "0.2",
-        "--init-file",
-        w0path.to_str().unwrap(),
-        "--until-time",
-        "5",
-        "--rtol",
-        "1e-11",
-        "--atol",
-        "1e-13",
-        "--out",
-        out.to_str().unwrap(),
-        "--save-weights",
-    ]);
+    let summary = problem.run(&out, &[]);
     assert_eq!(summary["status"], "reached");
     let events = summary["statistics"]["events"].as_u64().unwrap();
     assert!(events > 0, "the O(1) initialization must cross kinks");
@@ -132,7 +153,7 @@ fn flow_matches_direct_full_w_integration_through_kinks() {
     // Independent reference: full W, natural time, ode_solvers' Dopri5 at a tighter tolerance.
     let x = nalgebra::DMatrix::from_row_slice(N, D, &data.x);
     let sys = FullW { x: &x, y: data.y.clone(), a: balanced() };
-    let w0m = nalgebra::DMatrix::from_row_slice(M, D, &w0);
+    let w0m = nalgebra::DMatrix::from_row_slice(M, D, w0);
     let y0 = DVector::from_column_slice(w0m.as_slice());
     let mut solver = Dopri5::from_param(
         sys,
@@ -251,13 +272,7 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
     let settings = ModelSettings { width: M, leak: LEAK, init: Init::Scale(1e-3), seed: 2, ..Default::default() };
     let net: Network<f64> = Network::new(&data, &settings, 53).unwrap();
     // Start from the state after a short flow, where the pattern has settled.
-    let mut integ = Integrator::new(
-        dopri5::<f64>(53),
-        IntegratorSettings { rtol: 1e-12, atol: 1e-14, ..Default::default() },
-        M * N + 1,
-        53,
-    )
-    .unwrap();
+    let mut integ = span_dopri5(1e-12, 1e-14);
     let zero = vec![0.0; M * N];
     let mut sys = FlowSystem::new(&net, &zero);
     let mut st = IntegratorState::new(0.0, vec![0.0; M * N + 1]);
@@ -268,13 +283,7 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
     // Ours, from s = 1 to 3 with events on (none should occur: the pattern is settled).
     let mut ours = FlowSystem::new(&net, &start[..M * N]);
     ours.modes = modes.clone();
-    let mut integ = Integrator::new(
-        dopri5::<f64>(53),
-        IntegratorSettings { rtol: 1e-10, atol: 1e-12, ..Default::default() },
-        M * N + 1,
-        53,
-    )
-    .unwrap();
+    let mut integ = span_dopri5(1e-10, 1e-12);
     let mut st = IntegratorState::new(1.0, start.clone());
     integ.integrate(&mut ours, &mut st, &Horizon { s_end: Some(3.0), component_reaches: None }, &mut ());
     assert_eq!(st.stats.events, 0, "stretch must be smooth");
@@ -322,18 +331,7 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
 fn velocity_converges_to_max_margin_direction() {
     let tmp = tempfile::tempdir().unwrap();
     let dpath = write_data(tmp.path(), &gaussian(1));
-    let summary = run_flow(&[
-        "--data",
-        dpath.to_str().unwrap(),
-        "--width",
-        "16",
-        "--leak",
-        "0.2",
-        "--init-scale",
-        "1e-3",
-        "--until-log10-time",
-        "100",
-    ]);
+    let summary = run_flow(&model_args(&dpath, &["--init-scale", "1e-3", "--until-log10-time", "100"]));
     assert_eq!(summary["status"], "reached");
     let r = &summary["reference"];
     assert_eq!(r["certified"], true, "{r}");
@@ -348,34 +346,11 @@ fn velocity_converges_to_max_margin_direction() {
 #[test]
 fn events_on_and_off_agree() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = gaussian(3);
-    let dpath = write_data(tmp.path(), &data);
-    let w0path = tmp.path().join("W0.npy");
-    marginflow::npy::write_npy(&w0path, &[M, D], &unit_init(11)).unwrap();
+    let problem = KinkProblem::new(tmp.path());
     let mut results = Vec::new();
     for ev in ["on", "off"] {
         let out = tmp.path().join(ev);
-        let s = run_flow(&[
-            "--data",
-            dpath.to_str().unwrap(),
-            "--width",
-            "16",
-            "--leak",
-            "0.2",
-            "--init-file",
-            w0path.to_str().unwrap(),
-            "--until-time",
-            "5",
-            "--rtol",
-            "1e-11",
-            "--atol",
-            "1e-13",
-            "--events",
-            ev,
-            "--out",
-            out.to_str().unwrap(),
-            "--save-weights",
-        ]);
+        let s = problem.run(&out, &["--events", ev]);
         let (_, w) = marginflow::npy::read_npy(&out.join("W.npy")).unwrap();
         eprintln!("events {ev}: {}", s["statistics"]);
         results.push(w);
