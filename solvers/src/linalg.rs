@@ -550,6 +550,14 @@ fn jacobi_start<T: Real>(a: &Mat<T>) -> (Mat<T>, Option<Qr<T>>) {
 /// the QR preconditioning), so tiny singular values of column-graded matrices come out to high
 /// *relative* accuracy; in general the error is O(ε‖A‖).
 pub fn singular_values<T: Real>(a: &Mat<T>) -> Result<Vec<T>, SolverError> {
+    if let Some(sv) = T::large_singular_values(a.rows, a.cols, &a.data) {
+        return Ok(sv);
+    }
+    singular_values_jacobi(a)
+}
+
+/// Singular values (descending) by QR reduction and one-sided Jacobi, whatever the size.
+pub fn singular_values_jacobi<T: Real>(a: &Mat<T>) -> Result<Vec<T>, SolverError> {
     let (mut gt, _) = jacobi_start(a);
     jacobi_columns(&mut gt, None)?;
     Ok((0..gt.rows).map(|j| dot4(gt.row(j), gt.row(j)).sqrt()).collect())
