@@ -223,26 +223,7 @@ impl Real for f64 {
             return;
         }
         let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: the slices hold at least m·k, k·n and m·n elements (asserted above) and are
-        // row-major with the given strides; `c` does not alias `a` or `b` (distinct borrows).
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                beta,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        dgemm_strided(m, k, n, a, b, (n as isize, 1), beta, c);
     }
     fn large_singular_values(rows: usize, cols: usize, data: &[Self]) -> Option<Vec<Self>> {
         if rows.min(cols) <= LARGE_SVD {
@@ -258,26 +239,43 @@ impl Real for f64 {
         if m == 0 || n == 0 {
             return;
         }
-        // SAFETY: a is m×k row-major, b is n×k row-major read as the k×n matrix Bᵀ (row stride 1,
-        // column stride k), c is m×n row-major; the lengths are asserted and c aliases neither.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                b.as_ptr(),
-                1,
-                k as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        // Bᵀ (k×n) read from the n×k row-major b: row stride 1, column stride k.
+        dgemm_strided(m, k, n, a, b, (1, k as isize), 0.0, c);
+    }
+}
+
+/// C (m×n, row-major) = A (m×k, row-major) · B + β·C through `matrixmultiply`, with B (k×n) read
+/// at the given (row, column) strides. Callers assert the slice lengths.
+#[allow(clippy::too_many_arguments)]
+fn dgemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f64],
+    b: &[f64],
+    b_strides: (isize, isize),
+    beta: f64,
+    c: &mut [f64],
+) {
+    // SAFETY: the callers assert that a holds m·k, b the k·n elements its strides reach, and c m·n
+    // values; c is a distinct mutable borrow, so it aliases neither a nor b.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            b_strides.0,
+            b_strides.1,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }
 
