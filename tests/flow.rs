@@ -135,6 +135,39 @@ impl KinkProblem {
     }
 }
 
+/// The `ode_solvers` crate's Dopri5 from `s0` to `s1` at rtol 1e-13, atol 1e-15 (Hairer's default
+/// controller, no step-size cap, stiffness test off, per-step output), returning y(s1).
+fn reference_dopri5<S: System<f64, DVector<f64>>>(
+    sys: S,
+    s0: f64,
+    s1: f64,
+    y0: DVector<f64>,
+    max_steps: u32,
+) -> DVector<f64> {
+    let span = s1 - s0;
+    let mut solver = Dopri5::from_param(
+        sys,
+        s0,
+        s1,
+        span,
+        y0,
+        1e-13,
+        1e-15,
+        0.9,
+        0.04,
+        0.2,
+        10.0,
+        span,
+        0.0,
+        max_steps,
+        u32::MAX,
+        OutputType::Sparse,
+    );
+    solver.integrate().expect("reference integration");
+    assert_eq!(*solver.x_out().last().unwrap(), s1, "reference stopped early");
+    solver.y_out().last().unwrap().clone()
+}
+
 #[test]
 fn flow_matches_direct_full_w_integration_through_kinks() {
     let tmp = tempfile::tempdir().unwrap();
@@ -155,27 +188,8 @@ fn flow_matches_direct_full_w_integration_through_kinks() {
     let sys = FullW { x: &x, y: data.y.clone(), a: balanced() };
     let w0m = nalgebra::DMatrix::from_row_slice(M, D, w0);
     let y0 = DVector::from_column_slice(w0m.as_slice());
-    let mut solver = Dopri5::from_param(
-        sys,
-        0.0,
-        5.0,
-        5.0,
-        y0,
-        1e-13,
-        1e-15,
-        0.9,
-        0.04,
-        0.2,
-        10.0,
-        5.0,
-        0.0,
-        10_000_000,
-        u32::MAX,
-        OutputType::Sparse,
-    );
-    solver.integrate().expect("reference integration");
-    assert_eq!(*solver.x_out().last().unwrap(), 5.0);
-    let w_ref = nalgebra::DMatrix::from_column_slice(M, D, solver.y_out().last().unwrap().as_slice());
+    let y_end = reference_dopri5(sys, 0.0, 5.0, y0, 10_000_000);
+    let w_ref = nalgebra::DMatrix::from_column_slice(M, D, y_end.as_slice());
     let w_ours = nalgebra::DMatrix::from_row_slice(M, D, &w_flow);
     let rel = (&w_ours - &w_ref).norm() / w_ref.norm();
     eprintln!("full-W check at t = 5: relative Frobenius difference {rel:e}, {events} kink events");
@@ -297,27 +311,8 @@ fn integrator_agrees_with_ode_solvers_on_a_smooth_stretch() {
     }
     let mut theirs = FlowSystem::new(&net, &start[..M * N]);
     theirs.modes = modes;
-    let mut solver = Dopri5::from_param(
-        Wrapped(std::cell::RefCell::new(theirs)),
-        1.0,
-        3.0,
-        2.0,
-        DVector::from_vec(start),
-        1e-13,
-        1e-15,
-        0.9,
-        0.04,
-        0.2,
-        10.0,
-        2.0,
-        0.0,
-        1_000_000,
-        u32::MAX,
-        OutputType::Sparse,
-    );
-    solver.integrate().unwrap();
-    assert_eq!(*solver.x_out().last().unwrap(), 3.0);
-    let reference = solver.y_out().last().unwrap();
+    let reference =
+        &reference_dopri5(Wrapped(std::cell::RefCell::new(theirs)), 1.0, 3.0, DVector::from_vec(start), 1_000_000);
     let num: f64 = st.y.iter().zip(reference.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
     let den: f64 = reference.iter().map(|b| b * b).sum::<f64>().sqrt();
     let rel = num / den;
