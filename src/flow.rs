@@ -14,7 +14,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::loss::{log_sum_exp, DIRECT_RANGE};
+use crate::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
 use crate::network::{ModelSettings, Network};
@@ -287,8 +287,19 @@ pub struct FlowSystem<'a, T> {
     sigma: Vec<T>,
     /// Scratch for the slope·pre-activation product (no allocation per entry).
     tmp: T,
-    /// log(nL) at the last evaluation.
+    /// log(nL) at the last evaluation (log-domain path only, see `direct`).
     lse: T,
+    /// Whether the last [`FlowSystem::prepare`] took the direct path ([`FlowSystem::direct_weights`]):
+    /// then `sum_l` = Σ_k ℓ(q_k) = nL holds the loss and `lse` is not computed.
+    direct: bool,
+    /// Σ_k ℓ(q_k) at the last evaluation (direct path).
+    sum_l: T,
+    /// n as a scalar.
+    n_t: T,
+    /// Scratch of the direct loss terms (no allocation per evaluation).
+    dscratch: DirectScratch<T>,
+    /// Scratch: one loss value ℓ(q_i), then 1/Σ_k ℓ(q_k).
+    tmp2: T,
     ln_n: T,
     one: T,
     mid: T,
@@ -337,6 +348,11 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             sigma: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
             lse: T::zero(prec),
+            direct: false,
+            sum_l: T::zero(prec),
+            n_t: T::from_f64(net.n as f64, prec),
+            dscratch: DirectScratch::new(prec),
+            tmp2: T::zero(prec),
             ln_n: T::from_f64(net.n as f64, prec).ln(),
             one: T::one(prec),
             mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
@@ -399,15 +415,15 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             let rows = self.p[j * n..(j + 1) * n].iter().zip(&self.slope[j * n..(j + 1) * n]);
             for (q, (pv, sv)) in self.q.iter_mut().zip(rows) {
                 // t = slope·P (IEEE multiplication commutes: same value as slope * p).
-                tmp.assign(pv);
-                *tmp *= sv;
+                tmp.assign_mul(pv, sv);
                 q.add_mul_mut(aj, tmp);
             }
         }
         for (q, yi) in self.q.iter_mut().zip(&net.y) {
             *q *= yi;
         }
-        if !self.direct_weights() {
+        self.direct = self.direct_weights();
+        if !self.direct {
             for i in 0..n {
                 let (log_l, log_nd) = net.loss.log_value_and_log_neg_derivative(&self.q[i]);
                 self.log_l[i] = log_l;
@@ -426,28 +442,62 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         }
     }
 
-    /// Above 53 bits, w_i y_i and log(nL) from the direct loss terms: w_i = −ℓ'(q_i)/Σ_k ℓ(q_k),
-    /// log(nL) = ln Σ_k ℓ(q_k), the same mathematics as the log-domain path with 2n + 1 instead of
-    /// 5n + 1 transcendental evaluations (they dominate a right-hand side at high precision).
-    /// MPFR's exponent range holds e^{−|q|} for |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for
-    /// f64, returns false and the log-domain path runs.
+    /// Above 53 bits, w_i y_i and nL from the direct loss terms: w_i = −ℓ'(q_i)/Σ_k ℓ(q_k),
+    /// nL = Σ_k ℓ(q_k) (kept in `sum_l`; its logarithm is never needed by the right-hand side,
+    /// see [`FlowSystem::du_ds_into`]): the same mathematics as the log-domain path with n
+    /// instead of 5n + 1 transcendental evaluations (they dominate a right-hand side at high
+    /// precision), and no allocation. MPFR's exponent range holds e^{−|q|} for
+    /// |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for f64, returns false and the log-domain
+    /// path runs.
     fn direct_weights(&mut self) -> bool {
         let net = self.net;
         if net.prec <= 53 || self.q.iter().any(|q| !(q.to_f64().abs() <= DIRECT_RANGE)) {
             return false;
         }
-        self.lse.assign_f64(0.0);
+        self.sum_l.assign_f64(0.0);
         for i in 0..net.n {
-            let (l, d) = net.loss.value_and_neg_derivative_direct(&self.q[i]);
-            self.lse += &l;
-            self.wy[i] = d;
+            net.loss.value_and_neg_derivative_direct_inplace(
+                &self.q[i],
+                &mut self.tmp2,
+                &mut self.wy[i],
+                &mut self.dscratch,
+            );
+            self.sum_l += &self.tmp2;
         }
-        for i in 0..net.n {
-            self.wy[i] /= &self.lse;
-            self.wy[i] *= &net.y[i];
+        // w_i y_i = (−ℓ'(q_i))·(1/Σℓ)·y_i: one division.
+        self.tmp2.assign(&self.one);
+        self.tmp2 /= &self.sum_l;
+        for (wy, yi) in self.wy.iter_mut().zip(&net.y) {
+            *wy *= &self.tmp2;
+            *wy *= yi;
         }
-        self.lse = self.lse.ln();
         true
+    }
+
+    /// du/ds = exp(−u − log L) = n e^{−u}/(nL) at the prepared state, into `out` without
+    /// allocation: on the direct path (and |u| ≤ [`DIRECT_RANGE`], so that e^{−u} is in range)
+    /// one exponential, a multiplication and a division; otherwise from log(nL) (the log-domain
+    /// path's `lse`, or ln of the direct path's Σℓ).
+    fn du_ds_into(&self, u: &T, out: &mut T) {
+        if self.direct && u.to_f64().abs() <= DIRECT_RANGE {
+            out.assign(u);
+            out.neg_mut();
+            out.exp_mut();
+            *out *= &self.n_t;
+            *out /= &self.sum_l;
+            return;
+        }
+        if self.direct {
+            out.assign(&self.sum_l);
+            out.ln_mut();
+        } else {
+            out.assign(&self.lse);
+        }
+        // log L = log(nL) − log n; u + log L; exp(−(u + log L)).
+        *out -= &self.ln_n;
+        *out += u;
+        out.neg_mut();
+        out.exp_mut();
     }
 
     /// Solve each row's sliding set for σ (see the type's doc) and clamp the slopes to [γ, 1].
@@ -518,14 +568,12 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
             let aj = &net.a[j];
             let out = dy[j * n..(j + 1) * n].iter_mut().zip(&self.slope[j * n..(j + 1) * n]);
             for ((v, sv), wy) in out.zip(&self.wy) {
-                v.assign(aj);
-                *v *= sv;
+                v.assign_mul(aj, sv);
                 *v *= wy;
             }
         }
-        // du/ds = exp(−u − log L), log L = lse − log n.
-        let log_loss = self.lse.clone() - &self.ln_n;
-        dy[m * n] = (-(y[m * n].clone() + &log_loss)).exp();
+        // du/ds = exp(−u − log L).
+        self.du_ds_into(&y[m * n], &mut dy[m * n]);
     }
 
     fn num_switches(&self) -> usize {
@@ -624,8 +672,8 @@ impl<T: Real> FlowSystem<'_, T> {
                 }
             })
             .collect();
-        let log_loss = self.lse.clone() - &self.ln_n;
-        let fu = (-(y[m * n].clone() + &log_loss)).exp();
+        let mut fu = T::zero(p);
+        self.du_ds_into(&y[m * n], &mut fu);
         let mut qa = Mat::zeros(n, n, p);
         for r in 0..n {
             for i in 0..n {

@@ -99,23 +99,53 @@ impl Loss {
     /// scalars whose exponent range holds e^{−|q|} (MPFR: about 2^±(2^30), so |q| ≤
     /// [`DIRECT_RANGE`]); `f64` always uses the log-domain forms. Logistic, q ≥ 0 with e = e^{−q}:
     /// ℓ = log1p(e), −ℓ' = e/(1+e); q < 0 with e = e^{q}: ℓ = −q + log1p(e), −ℓ' = 1/(1+e).
-    /// Exponential: ℓ = −ℓ' = e^{−q}.
+    /// Exponential: ℓ = −ℓ' = e^{−q}. Allocating form of
+    /// [`Loss::value_and_neg_derivative_direct_inplace`] (the same values).
     pub fn value_and_neg_derivative_direct<T: Real>(&self, q: &T) -> (T, T) {
         let p = q.precision();
+        let (mut l, mut d) = (T::zero(p), T::zero(p));
+        self.value_and_neg_derivative_direct_inplace(q, &mut l, &mut d, &mut DirectScratch::new(p));
+        (l, d)
+    }
+
+    /// [`Loss::value_and_neg_derivative_direct`] into `value` = ℓ(q) and `neg_derivative` =
+    /// −ℓ'(q), with every intermediate in `scratch`: no allocation at any precision. One
+    /// exponential per call; log1p(e) by [`ln_1p_series_inplace`] for e ≤ 1/256, else the
+    /// backend's log1p; one division.
+    pub fn value_and_neg_derivative_direct_inplace<T: Real>(
+        &self,
+        q: &T,
+        value: &mut T,
+        neg_derivative: &mut T,
+        scratch: &mut DirectScratch<T>,
+    ) {
+        let s = scratch;
         match self {
             Loss::Exponential => {
-                let v = (-q.clone()).exp();
-                (v.clone(), v)
+                value.assign(q);
+                value.neg_mut();
+                value.exp_mut();
+                neg_derivative.assign(value);
             }
             Loss::Logistic => {
-                let e = (-q.abs()).exp();
-                let mut one_plus = T::one(p);
-                one_plus += &e;
-                let tail = if e <= T::ratio(1, 256, p) { ln_1p_series(&e) } else { e.ln_1p() };
-                if q.is_sign_negative() {
-                    (tail - q, T::one(p) / &one_plus)
+                // e = exp(−|q|)
+                s.e.assign(q);
+                s.e.abs_mut();
+                s.e.neg_mut();
+                s.e.exp_mut();
+                s.one_plus.assign(&s.one);
+                s.one_plus += &s.e;
+                if s.e <= s.small {
+                    ln_1p_series_inplace(&s.e, value, &mut s.series);
                 } else {
-                    (tail, e / &one_plus)
+                    value.assign(&s.e);
+                    value.ln_1p_mut();
+                }
+                if q.is_sign_negative() {
+                    *value -= q;
+                    neg_derivative.assign_div(&s.one, &s.one_plus);
+                } else {
+                    neg_derivative.assign_div(&s.e, &s.one_plus);
                 }
             }
         }
@@ -133,26 +163,93 @@ impl Loss {
 /// log(1 + x) for 0 ≤ x ≤ 1/256 by the series 2 atanh(z) = 2 Σ_k z^(2k+1)/(2k+1), z = x/(2+x)
 /// (z² ≤ 2^−18: at most about prec/18 terms, summed until a term falls below ε·sum). MPFR's
 /// log1p goes through an AGM logarithm, several times dearer at 128–256 bits; the result is
-/// accurate to a few ulps (all terms positive, truncation below ε·sum).
+/// accurate to a few ulps (all terms positive, truncation below ε·sum). Allocating form of
+/// [`ln_1p_series_inplace`] (the same value).
 pub fn ln_1p_series<T: Real>(x: &T) -> T {
     let p = x.precision();
-    let two = T::from_f64(2.0, p);
-    let z = x.clone() / &(two.clone() + x);
-    let z2 = z.clone() * &z;
-    let eps = T::epsilon(p);
-    let mut pow = z.clone();
-    let mut sum = z;
+    let mut out = T::zero(p);
+    ln_1p_series_inplace(x, &mut out, &mut SeriesScratch::new(p));
+    out
+}
+
+/// [`ln_1p_series`] into `out` (at `out`'s precision, which the scratch must share), with its
+/// intermediates in `scratch`: no allocation. Each term z^(2k+1)/(2k+1) is one multiplication
+/// and one division by the integer 2k+1, rounded once as in the allocating form.
+pub fn ln_1p_series_inplace<T: Real>(x: &T, out: &mut T, scratch: &mut SeriesScratch<T>) {
+    let s = scratch;
+    // z = x/(2 + x), z² (s.term holds 2 + x first).
+    s.term.assign(&s.two);
+    s.term += x;
+    s.z.assign_div(x, &s.term);
+    s.z2.assign_mul(&s.z, &s.z);
+    s.pow.assign(&s.z);
+    out.assign(&s.z);
     let mut k = 1u32;
     while k < 10_000 {
-        pow *= &z2;
-        let term = pow.clone() / &T::from_f64((2 * k + 1) as f64, p);
-        sum += &term;
-        if term <= eps.clone() * &sum {
+        s.pow *= &s.z2;
+        s.term.assign(&s.pow);
+        s.term.div_u32_mut(2 * k + 1);
+        *out += &s.term;
+        s.bound.assign_mul(&s.eps, out);
+        if s.term <= s.bound {
             break;
         }
         k += 1;
     }
-    sum * &two
+    *out *= &s.two;
+}
+
+/// Preallocated intermediates of [`ln_1p_series_inplace`] at one precision.
+#[derive(Clone, Debug)]
+pub struct SeriesScratch<T> {
+    two: T,
+    eps: T,
+    z: T,
+    z2: T,
+    pow: T,
+    term: T,
+    bound: T,
+}
+
+impl<T: Real> SeriesScratch<T> {
+    /// Scratch at `prec` bits.
+    pub fn new(prec: u32) -> Self {
+        let z = T::zero(prec);
+        SeriesScratch {
+            two: T::from_f64(2.0, prec),
+            eps: T::epsilon(prec),
+            z2: z.clone(),
+            pow: z.clone(),
+            term: z.clone(),
+            bound: z.clone(),
+            z,
+        }
+    }
+}
+
+/// Preallocated intermediates of [`Loss::value_and_neg_derivative_direct_inplace`] at one
+/// precision.
+#[derive(Clone, Debug)]
+pub struct DirectScratch<T> {
+    one: T,
+    /// 1/256, below which log1p(e) is summed as a series.
+    small: T,
+    e: T,
+    one_plus: T,
+    series: SeriesScratch<T>,
+}
+
+impl<T: Real> DirectScratch<T> {
+    /// Scratch at `prec` bits.
+    pub fn new(prec: u32) -> Self {
+        DirectScratch {
+            one: T::one(prec),
+            small: T::ratio(1, 256, prec),
+            e: T::zero(prec),
+            one_plus: T::zero(prec),
+            series: SeriesScratch::new(prec),
+        }
+    }
 }
 
 /// Largest |q| for which [`Loss::value_and_neg_derivative_direct`] is used above 53 bits:

@@ -13,6 +13,10 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 /// rather than one-sided Jacobi (see [`Real::large_singular_values`]).
 pub const LARGE_SVD: usize = 64;
 
+/// At most this many multiply–adds (m·k·n), the `f64` [`Real::gemm`] runs a plain loop
+/// (no allocation) instead of `matrixmultiply` (which allocates packing buffers per call).
+pub const SMALL_GEMM: usize = 4096;
+
 /// A real number type the whole pipeline is generic over.
 pub trait Real:
     Clone
@@ -70,6 +74,48 @@ pub trait Real:
     fn to_exact(&self) -> String;
     /// Inverse of [`Real::to_exact`].
     fn from_exact(s: &str) -> Option<Self>;
+
+    /// self ← e^self, in place (no allocation for MPFR).
+    fn exp_mut(&mut self) {
+        let v = Real::exp(&*self);
+        *self = v;
+    }
+    /// self ← ln(self), in place.
+    fn ln_mut(&mut self) {
+        let v = Real::ln(&*self);
+        *self = v;
+    }
+    /// self ← ln(1 + self), in place.
+    fn ln_1p_mut(&mut self) {
+        let v = Real::ln_1p(&*self);
+        *self = v;
+    }
+    /// self ← −self, in place (exact).
+    fn neg_mut(&mut self) {
+        let v = -self.clone();
+        *self = v;
+    }
+    /// self ← |self|, in place (exact).
+    fn abs_mut(&mut self) {
+        let v = Real::abs(&*self);
+        *self = v;
+    }
+    /// self ← a·b rounded once to `self`'s precision.
+    fn assign_mul(&mut self, a: &Self, b: &Self) {
+        self.assign(a);
+        *self *= b;
+    }
+    /// self ← a/b rounded once to `self`'s precision.
+    fn assign_div(&mut self, a: &Self, b: &Self) {
+        self.assign(a);
+        *self /= b;
+    }
+    /// self ← self/k for a positive integer k, rounded once (the same value as dividing by k
+    /// built at this precision, without building it).
+    fn div_u32_mut(&mut self, k: u32) {
+        let d = Self::from_f64(k as f64, self.precision());
+        *self /= &d;
+    }
 
     /// Zero at `prec` bits.
     fn zero(prec: u32) -> Self {
@@ -217,9 +263,58 @@ impl Real for f64 {
     fn epsilon(_prec: u32) -> Self {
         f64::EPSILON
     }
+    #[inline]
+    fn exp_mut(&mut self) {
+        *self = f64::exp(*self);
+    }
+    #[inline]
+    fn ln_mut(&mut self) {
+        *self = f64::ln(*self);
+    }
+    #[inline]
+    fn ln_1p_mut(&mut self) {
+        *self = f64::ln_1p(*self);
+    }
+    #[inline]
+    fn neg_mut(&mut self) {
+        *self = -*self;
+    }
+    #[inline]
+    fn abs_mut(&mut self) {
+        *self = f64::abs(*self);
+    }
+    #[inline]
+    fn assign_mul(&mut self, a: &Self, b: &Self) {
+        *self = a * b;
+    }
+    #[inline]
+    fn assign_div(&mut self, a: &Self, b: &Self) {
+        *self = a / b;
+    }
+    #[inline]
+    fn div_u32_mut(&mut self, k: u32) {
+        *self /= k as f64;
+    }
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
         if m == 0 || n == 0 {
+            return;
+        }
+        if m * k * n <= SMALL_GEMM {
+            // matrixmultiply allocates its packing buffers on every call; below this size the
+            // plain row-major loop is as fast and allocates nothing.
+            for i in 0..m {
+                let crow = &mut c[i * n..(i + 1) * n];
+                if !accumulate {
+                    crow.fill(0.0);
+                }
+                for p in 0..k {
+                    let aip = a[i * k + p];
+                    for (cj, bpj) in crow.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                        *cj += aip * bpj;
+                    }
+                }
+            }
             return;
         }
         let beta = if accumulate { 1.0 } else { 0.0 };
@@ -355,6 +450,38 @@ mod mpfr_impl {
         }
         fn epsilon(prec: u32) -> Self {
             Float::with_val(prec, Float::i_exp(1, 1 - prec as i32))
+        }
+        #[inline]
+        fn exp_mut(&mut self) {
+            Float::exp_mut(self);
+        }
+        #[inline]
+        fn ln_mut(&mut self) {
+            Float::ln_mut(self);
+        }
+        #[inline]
+        fn ln_1p_mut(&mut self) {
+            Float::ln_1p_mut(self);
+        }
+        #[inline]
+        fn neg_mut(&mut self) {
+            rug::ops::NegAssign::neg_assign(self);
+        }
+        #[inline]
+        fn abs_mut(&mut self) {
+            Float::abs_mut(self);
+        }
+        #[inline]
+        fn assign_mul(&mut self, a: &Self, b: &Self) {
+            self.assign_round(a * b, Round::Nearest);
+        }
+        #[inline]
+        fn assign_div(&mut self, a: &Self, b: &Self) {
+            self.assign_round(a / b, Round::Nearest);
+        }
+        #[inline]
+        fn div_u32_mut(&mut self, k: u32) {
+            *self /= k;
         }
     }
 }
