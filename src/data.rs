@@ -203,29 +203,112 @@ fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
     Ok(Dataset { n, d, x, y })
 }
 
+/// Files at least this long are parsed as two halves on two threads (see [`parse_csv`]).
+const CSV_SPLIT_BYTES: usize = 256 * 1024;
+
+/// Parse CSV text. Large files are cut at a line boundary near the middle and the halves parsed
+/// concurrently; the result is accepted only when both halves parse cleanly and agree (same field
+/// count, no 0 labels in one half with -1 labels in the other), and is then the concatenation of
+/// exactly what the one-pass parse computes for those lines. Anything else (any error, a header
+/// that is not on the first line, mixed labels) is decided by the one-pass parse, so error
+/// messages and their line numbers do not depend on the split.
 fn parse_csv(path: &Path, text: &str) -> Result<Dataset> {
-    let mut labels = LabelState::default();
-    let mut y = Vec::new();
-    let mut x = Vec::new();
-    let mut width: Option<(usize, usize, bool)> = None; // (fields, line, from header)
-    let mut first = true;
+    if text.len() < CSV_SPLIT_BYTES {
+        return parse_csv_lines(path, text, CsvState::default()).and_then(|c| c.finish(path));
+    }
+    let mid = match text.as_bytes()[text.len() / 2..].iter().position(|&b| b == b'\n') {
+        Some(k) => text.len() / 2 + k + 1,
+        None => return parse_csv_lines(path, text, CsvState::default()).and_then(|c| c.finish(path)),
+    };
+    let (head, tail) = text.split_at(mid);
+    let (first, second) = std::thread::scope(|scope| {
+        // The second half continues after at least one line, so its first line is never a header.
+        let second = scope.spawn(|| parse_csv_lines(path, tail, CsvState { first: false, ..Default::default() }).ok());
+        let first = parse_csv_lines(path, head, CsvState::default());
+        (first, second.join())
+    });
+    // An error in the first half is the one-pass parse's first error (same lines, same state).
+    let mut first = first?;
+    let merged = match (first.width, second) {
+        (Some((w, _, _)), Ok(Some(second)))
+            if !first.y.is_empty()
+                && second.width.is_none_or(|(w2, _, _)| w2 == w)
+                && !((first.labels.zero_line.is_some() && second.labels.minus_line.is_some())
+                    || (first.labels.minus_line.is_some() && second.labels.zero_line.is_some())) =>
+        {
+            first.y.extend_from_slice(&second.y);
+            first.x.reserve_exact(second.x.len());
+            first.x.extend_from_slice(&second.x);
+            Some(first)
+        }
+        _ => None,
+    };
+    match merged {
+        Some(c) => c.finish(path),
+        None => parse_csv_lines(path, text, CsvState::default()).and_then(|c| c.finish(path)),
+    }
+}
+
+/// Parser state carried from line to line of a CSV file.
+struct CsvState {
+    labels: LabelState,
+    y: Vec<f64>,
+    x: Vec<f64>,
+    /// (fields, line, from header) of the first row or header.
+    width: Option<(usize, usize, bool)>,
+    /// The next content line is the file's first (and may be a header).
+    first: bool,
+}
+
+impl Default for CsvState {
+    fn default() -> Self {
+        CsvState { labels: LabelState::default(), y: Vec::new(), x: Vec::new(), width: None, first: true }
+    }
+}
+
+impl CsvState {
+    /// The data set of a whole file's parse.
+    fn finish(self, path: &Path) -> Result<Dataset> {
+        let CsvState { x, y, .. } = self;
+        let n = y.len();
+        if n == 0 {
+            return Err(bad(path, None, "no data rows: the file is empty or holds only a header"));
+        }
+        let d = x.len() / n;
+        if d == 0 {
+            return Err(bad(path, None, "no feature columns: each row holds only a label"));
+        }
+        Ok(Dataset { n, d, x, y })
+    }
+}
+
+/// Parse the lines of `text` (line numbers counted from 1 at its start) continuing from `state`.
+fn parse_csv_lines(path: &Path, text: &str, mut state: CsvState) -> Result<CsvState> {
+    let mut fields: Vec<&str> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let content = raw.trim();
         if content.is_empty() || content.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = content.split(',').map(str::trim).collect();
-        if first {
-            first = false;
+        fields.clear();
+        fields.extend(content.split(',').map(str::trim));
+        if state.first {
+            state.first = false;
             let label = fields[0].trim_matches('"');
             if label.parse::<f64>().is_err() {
-                width = Some((fields.len(), line, true));
+                state.width = Some((fields.len(), line, true));
                 continue;
             }
         }
-        match width {
-            None => width = Some((fields.len(), line, false)),
+        match state.width {
+            None => {
+                state.width = Some((fields.len(), line, false));
+                // About as many rows again as the bytes per row allow.
+                let rows = text.len() / (raw.len() + 1) + 1;
+                state.x.reserve(rows.saturating_mul(fields.len() - 1).min(MAX_DENSE_ENTRIES));
+                state.y.reserve(rows);
+            }
             Some((w, wl, header)) if w != fields.len() => {
                 let what = if header { "the header" } else { "line" };
                 let lead = if header { format!("{what} (line {wl})") } else { format!("{what} {wl}") };
@@ -233,20 +316,12 @@ fn parse_csv(path: &Path, text: &str) -> Result<Dataset> {
             }
             _ => {}
         }
-        y.push(labels.parse(path, line, fields[0])?);
+        state.y.push(state.labels.parse(path, line, fields[0])?);
         for (c, f) in fields[1..].iter().enumerate() {
-            x.push(parse_feature(path, line, c + 1, f)?);
+            state.x.push(parse_feature(path, line, c + 1, f)?);
         }
     }
-    let n = y.len();
-    if n == 0 {
-        return Err(bad(path, None, "no data rows: the file is empty or holds only a header"));
-    }
-    let d = x.len() / n;
-    if d == 0 {
-        return Err(bad(path, None, "no feature columns: each row holds only a label"));
-    }
-    Ok(Dataset { n, d, x, y })
+    Ok(state)
 }
 
 /// Line of the start of element `index` of the top-level array `key` in (valid) JSON `text`.
@@ -819,6 +894,65 @@ pub fn geometry(data: &Dataset, leak: f64, constant: f64) -> Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CSV text above [`CSV_SPLIT_BYTES`]: a header, then `rows` rows of 200 features, with the
+    /// line `edit_line` (1-based, counting the header) replaced by `edit` when given.
+    fn big_csv(rows: usize, labels: impl Fn(usize) -> &'static str, edit: Option<(usize, &str)>) -> String {
+        let mut lines = vec![(0..=200)
+            .map(|c| if c == 0 { "label".into() } else { format!("x{c}") })
+            .collect::<Vec<_>>()
+            .join(",")];
+        for r in 0..rows {
+            let feats: Vec<String> = (0..200).map(|c| format!("{}", ((r * 200 + c) as f64 * 0.37).sin())).collect();
+            lines.push(format!("{},{}", labels(r), feats.join(",")));
+        }
+        if let Some((line, text)) = edit {
+            lines[line - 1] = text.to_string();
+        }
+        let text = lines.join("\n") + "\n";
+        assert!(text.len() >= CSV_SPLIT_BYTES);
+        text
+    }
+
+    /// The two-half parse gives the one-pass parse's data set, or its error message, whatever
+    /// half the data or the problem sits in.
+    #[test]
+    fn split_csv_parse_matches_one_pass() {
+        let path = Path::new("big.csv");
+        let one_pass = |t: &str| parse_csv_lines(path, t, CsvState::default()).and_then(|c| c.finish(path));
+        let pm = |r: usize| if r % 3 == 0 { "-1" } else { "1" };
+        let rows = 160;
+        let mut cases = vec![
+            big_csv(rows, pm, None),
+            big_csv(rows, |r| if r % 2 == 0 { "0" } else { "1" }, None),
+            // bad feature, short row, bad label, in the first and in the second half
+            big_csv(rows, pm, Some((10, "1,2,oops"))),
+            big_csv(rows, pm, Some((150, "1,2,oops"))),
+            big_csv(rows, pm, Some((150, &format!("1{}", ",0.5".repeat(200)).replace("0.5,0.5,0.5", "0.5,nan,0.5")))),
+            big_csv(rows, pm, Some((150, &format!("2{}", ",0.5".repeat(200))))),
+            // label 0 in the second half while the first uses -1, and the other way round
+            big_csv(rows, pm, Some((150, &format!("0{}", ",0.5".repeat(200))))),
+            big_csv(rows, |r| if r < 100 { "0" } else { "1" }, Some((5, &format!("-1{}", ",0.5".repeat(200))))),
+            big_csv(rows, |r| if r < 100 { "1" } else { "0" }, Some((5, &format!("-1{}", ",0.5".repeat(200))))),
+        ];
+        // No header; comments and blank lines around the cut.
+        let plain = big_csv(rows, pm, None);
+        cases.push(plain.split_once('\n').unwrap().1.to_string());
+        let mid = plain.len() / 2;
+        cases.push(format!("{}\n# comment\n\n{}", &plain[..mid], &plain[mid..]));
+        for (k, text) in cases.iter().enumerate() {
+            let (split, whole) = (parse_csv(path, text), one_pass(text));
+            match (&split, &whole) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!((a.n, a.d, &a.y), (b.n, b.d, &b.y), "case {k}");
+                    assert!(a.x.iter().zip(&b.x).all(|(u, v)| u.to_bits() == v.to_bits()), "case {k}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "case {k}"),
+                _ => panic!("case {k}: split {:?} vs one pass {:?}", split.map(|d| d.n), whole.map(|d| d.n)),
+            }
+        }
+        assert!(one_pass(&cases[0]).is_ok() && one_pass(&cases[3]).is_err() && one_pass(&cases[6]).is_err());
+    }
 
     #[test]
     fn fmt_round_trips() {

@@ -447,6 +447,82 @@ pub fn run(
     unreachable!("validate() rejects precision != 53 without the mpfr feature")
 }
 
+/// Measure queued rows `(index, B)` until the queue is closed and empty, sending each result.
+fn measure_queued<T: Real>(
+    net: &Network<T>,
+    act: Activation,
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<(usize, Vec<T>)>>,
+    done: &std::sync::mpsc::Sender<(usize, Result<StateMetrics<T>>)>,
+) {
+    loop {
+        // A poisoned lock means the other measuring thread panicked; the scope re-raises that.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((index, b)) = job else { return };
+        if done.send((index, measure(net, act, &b))).is_err() {
+            return;
+        }
+    }
+}
+
+/// Hands measured rows to the observer in step order.
+struct RowEmitter<T> {
+    /// Step of each queued row, in queue order.
+    steps: Vec<u64>,
+    /// Measured rows not yet emitted.
+    ready: Vec<Option<Result<StateMetrics<T>>>>,
+    /// Index of the next row to emit.
+    next: usize,
+    /// Stable rank of the row at step 0.
+    initial_stable_rank: Option<Num>,
+    /// Step and metrics of the last row emitted.
+    last: Option<(u64, StateMetrics<T>)>,
+}
+
+impl<T: Real> RowEmitter<T> {
+    /// Emit every row whose predecessors are all emitted; with `all`, wait for every queued row.
+    /// The first measurement error in step order is returned as the run's error.
+    fn emit_ready(
+        &mut self,
+        done: &std::sync::mpsc::Receiver<(usize, Result<StateMetrics<T>>)>,
+        obs: &mut dyn DescentObserver,
+        all: bool,
+    ) -> Result<()> {
+        loop {
+            while let Some(slot) = self.ready.get_mut(self.next) {
+                let Some(result) = slot.take() else { break };
+                let sm = result?;
+                let step = self.steps[self.next];
+                self.next += 1;
+                if step == 0 {
+                    self.initial_stable_rank = Some(Num::of(&sm.stable_rank));
+                }
+                let mut o = serde_json::Map::new();
+                o.insert("step".into(), serde_json::json!(step));
+                metrics_json(&mut o, &sm);
+                obs.row(&serde_json::Value::Object(o))?;
+                self.last = Some((step, sm));
+            }
+            if self.next == self.ready.len() {
+                return Ok(());
+            }
+            let (index, result) = if all {
+                // Fails only when every sender is gone with rows missing: the worker panicked,
+                // and the enclosing thread scope re-raises that panic.
+                done.recv().expect("row measurement thread panicked")
+            } else {
+                match done.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.ready[index] = Some(result);
+        }
+    }
+}
+
 /// Run gradient descent at precision `T` (settings validated by [`run`]).
 pub fn run_at<T: Real>(
     data: &Dataset,
@@ -464,39 +540,61 @@ pub fn run_at<T: Real>(
     let rows = settings.row_steps();
     let mut next_row = 0usize;
     let mut status = DescentStatus::Completed;
-    let mut initial_stable_rank = None;
     let mut previous = b.clone();
     let mut step = 0u64;
-    loop {
-        if next_row < rows.len() && rows[next_row] == step {
-            next_row += 1;
-            let sm = measure(&net, act, &b)?;
-            if step == 0 {
-                initial_stable_rank = Some(Num::of(&sm.stable_rank));
+    // Trajectory rows are measured (an SVD each, the bulk of a run's work at small n and m) on a
+    // second thread while this one keeps stepping; once the steps are done this thread takes its
+    // share of the rows still queued. Rows reach the observer in step order, each measured from
+    // the same B with the same code as before, so the results do not depend on the schedule.
+    let jobs_tx_rx = std::sync::mpsc::channel::<(usize, Vec<T>)>();
+    let (jobs_tx, jobs_rx) = (Some(jobs_tx_rx.0), std::sync::Mutex::new(jobs_tx_rx.1));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Result<StateMetrics<T>>)>();
+    let mut emitter =
+        RowEmitter { steps: Vec::new(), ready: Vec::new(), next: 0, initial_stable_rank: None, last: None };
+    let main_tx = done_tx.clone();
+    std::thread::scope(|scope| -> Result<()> {
+        let (net, jobs_rx) = (&net, &jobs_rx);
+        scope.spawn(move || measure_queued(net, act, jobs_rx, &done_tx));
+        let mut jobs_tx = jobs_tx;
+        loop {
+            if next_row < rows.len() && rows[next_row] == step {
+                next_row += 1;
+                emitter.steps.push(step);
+                emitter.ready.push(None);
+                let tx = jobs_tx.as_ref().expect("open while stepping");
+                // The receiver outlives this scope, so sending cannot fail.
+                tx.send((emitter.steps.len() - 1, b.clone())).expect("row queue open");
+                emitter.emit_ready(&done_rx, obs, false)?;
+                if obs.stop_requested() && step < settings.steps {
+                    status = DescentStatus::Stopped { step };
+                    break;
+                }
             }
-            let mut o = serde_json::Map::new();
-            o.insert("step".into(), serde_json::json!(step));
-            metrics_json(&mut o, &sm);
-            obs.row(&serde_json::Value::Object(o))?;
-            if obs.stop_requested() && step < settings.steps {
-                status = DescentStatus::Stopped { step };
+            if step >= settings.steps {
                 break;
             }
+            previous.clone_from_slice(&b);
+            step_inplace(&net, &kern, &mut ws, &alpha, &mut b);
+            if b.iter().any(|v| !v.is_finite() || !(v.abs().to_f64() <= DIVERGENCE_BOUND)) {
+                // Report the last good state (step size too large for the loss scale).
+                status = DescentStatus::Diverged { step: step + 1 };
+                b.clone_from_slice(&previous);
+                break;
+            }
+            step += 1;
         }
-        if step >= settings.steps {
-            break;
-        }
-        previous.clone_from_slice(&b);
-        step_inplace(&net, &kern, &mut ws, &alpha, &mut b);
-        if b.iter().any(|v| !v.is_finite() || !(v.abs().to_f64() <= DIVERGENCE_BOUND)) {
-            // Report the last good state (step size too large for the loss scale).
-            status = DescentStatus::Diverged { step: step + 1 };
-            b.clone_from_slice(&previous);
-            break;
-        }
-        step += 1;
-    }
-    let sm = measure(&net, act, &b)?;
+        // No more rows: this thread measures queued rows beside the worker, then emits the rest.
+        drop(jobs_tx.take());
+        measure_queued(&net, act, &jobs_rx, &main_tx);
+        drop(main_tx);
+        emitter.emit_ready(&done_rx, obs, true)
+    })?;
+    let initial_stable_rank = emitter.initial_stable_rank;
+    // The final state is the last row's state unless the run diverged between rows.
+    let sm = match emitter.last {
+        Some((row_step, sm)) if row_step == step => sm,
+        _ => measure(&net, act, &b)?,
+    };
     let mut o = serde_json::Map::new();
     let status_str = match &status {
         DescentStatus::Completed => "completed",

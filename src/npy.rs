@@ -148,6 +148,11 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
 /// Write `data` with `shape` as a version 1.0 (2.0 if the header needs it), '<f8', C-order
 /// `.npy` file, atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    write_atomic(path, &encode_npy(path, shape, data)?)
+}
+
+/// The bytes [`write_npy`] writes (`path` only names the file in the error).
+pub fn encode_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<Vec<u8>> {
     let count: usize = shape.iter().product();
     if count != data.len() {
         return Err(bad(path, format!("cannot write {} values with shape {}", data.len(), shape_text(shape))));
@@ -171,7 +176,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     for v in data {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    write_atomic(path, &out)
+    Ok(out)
 }
 
 /// Read a `rows x cols` matrix; any other shape is an error naming both shapes and `what` (the

@@ -4,8 +4,8 @@
 use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::descent::{self, DescentActivation, DescentObserver, DescentSettings};
-use marginflow::fsutil::write_atomic;
-use marginflow::npy::write_npy;
+use marginflow::fsutil::AtomicBatch;
+use marginflow::npy::encode_npy;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,15 +104,17 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
     }
     let outcome = descent::run(&data, &settings, args.save_weights, &mut rows)?;
     if let (Some(dir), Some(tp)) = (&args.out, &tmp_path) {
+        // The three files are synced together and renamed into place only once all are on disk.
         let f = rows.file.take().expect("opened");
         let f = f.into_inner().map_err(|e| marginflow::Error::io(tp.clone(), e.into_error()))?;
-        f.sync_all().map_err(|e| marginflow::Error::io(tp.clone(), e))?;
-        let dest = dir.join("trajectory.jsonl");
-        std::fs::rename(tp, &dest).with_context(|| format!("{}: cannot rename into place", dest.display()))?;
-        write_atomic(&dir.join("summary.json"), &serde_json::to_vec_pretty(&outcome.summary)?)?;
+        let mut batch = AtomicBatch::new();
+        batch.add_written(f, tp, &dir.join("trajectory.jsonl"));
+        batch.add_bytes(&dir.join("summary.json"), &serde_json::to_vec_pretty(&outcome.summary)?)?;
         if let Some(w) = &outcome.weights {
-            write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
+            let path = dir.join("W.npy");
+            batch.add_bytes(&path, &encode_npy(&path, &[settings.model.width, data.d], w)?)?;
         }
+        batch.commit()?;
     }
     if args.json {
         print_json(&outcome.summary)?;
