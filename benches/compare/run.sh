@@ -38,14 +38,25 @@ DATA="$WORK/data.csv"; W0="$WORK/W0.npy"
 "$MF" gen --kind gaussian --n "$N" --d "$D" --seed 1 --out "$DATA" >&2
 "$PY" -c "import numpy as np; np.save('$W0', np.random.default_rng(7).normal(0.0, 1.0/np.sqrt($D), ($M, $D)))"
 
-# time_runs LABEL CMD...: run REPS times, wall seconds of the whole process (GNU time) into WORK/LABEL.times,
-# stdout of the last run into WORK/LABEL.json.
+# time_runs LABEL CMD...: run REPS times, whole-process wall, user and system seconds (a Python
+# wrapper: wall by perf_counter around spawn and wait, CPU from wait4's rusage; GNU time's 10 ms
+# resolution is too coarse for a 10-20 ms process) into WORK/LABEL.times, stdout of the last run
+# into WORK/LABEL.json.
 time_runs() {
   local label="$1"; shift
   : > "$WORK/$label.times"
   for _ in $(seq "$REPS"); do
-    /usr/bin/time -f "%e %U %S" -o "$WORK/$label.t" "$@" > "$WORK/$label.json"
-    cat "$WORK/$label.t" >> "$WORK/$label.times"
+    "$PY" - "$WORK/$label.json" "$@" >> "$WORK/$label.times" <<'PYEOF'
+import os, subprocess, sys, time
+with open(sys.argv[1], "wb") as out:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(sys.argv[2:], stdout=out)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(f"{sys.argv[2]} failed with status {status}")
+print(f"{wall:.6f} {ru.ru_utime:.6f} {ru.ru_stime:.6f}")
+PYEOF
   done
 }
 
@@ -94,6 +105,6 @@ print()
 print("| task | side | wall (s) | CPU (s) | RHS evaluations | final normalized margin | rel. Frobenius diff of final W | speed-up wall (CPU) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for task, a, b, ta, tb, ea, eb, qa, qb, diff in rows:
-    print(f"| {task} | {a} | {ta[0]:.3f} | {ta[1]:.3f} | {ea} | {qa:.10g} | {diff:.2e} | {tb[0] / ta[0]:.0f}x ({tb[1] / ta[1]:.0f}x) |")
-    print(f"| | {b} | {tb[0]:.3f} | {tb[1]:.3f} | {eb} | {qb:.10g} | | |")
+    print(f"| {task} | {a} | {ta[0]:.4f} | {ta[1]:.4f} | {ea} | {qa:.10g} | {diff:.2e} | {tb[0] / ta[0]:.0f}x ({tb[1] / ta[1]:.0f}x) |")
+    print(f"| | {b} | {tb[0]:.4f} | {tb[1]:.4f} | {eb} | {qb:.10g} | | |")
 EOF
