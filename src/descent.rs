@@ -574,7 +574,7 @@ pub fn run_at<T: Real>(
                 break;
             }
             previous.clone_from_slice(&b);
-            step_inplace(&net, &kern, &mut ws, &alpha, &mut b);
+            step_inplace(net, &kern, &mut ws, &alpha, &mut b);
             if b.iter().any(|v| !v.is_finite() || !(v.abs().to_f64() <= DIVERGENCE_BOUND)) {
                 // Report the last good state (step size too large for the loss scale).
                 status = DescentStatus::Diverged { step: step + 1 };
@@ -585,7 +585,7 @@ pub fn run_at<T: Real>(
         }
         // No more rows: this thread measures queued rows beside the worker, then emits the rest.
         drop(jobs_tx.take());
-        measure_queued(&net, act, &jobs_rx, &main_tx);
+        measure_queued(net, act, jobs_rx, &main_tx);
         drop(main_tx);
         emitter.emit_ready(&done_rx, obs, true)
     })?;
@@ -624,6 +624,6 @@ pub fn run_at<T: Real>(
     o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
     o.insert("precision_bits".into(), serde_json::json!(prec));
     o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
-    let weights = if want_weights { Some(net.full_weights(data, &b)) } else { None };
+    let weights = if want_weights { Some(net.full_weights(data, &b)?) } else { None };
     Ok(DescentOutcome { status, summary: o, weights, coefficients: b.iter().map(|v| v.to_f64()).collect() })
 }
