@@ -116,6 +116,12 @@ pub struct SwitchMemory {
     pub switched_at_s: Option<String>,
     /// `stats.accepted` at the switch, once switched.
     pub switched_at_accepted: Option<u64>,
+    /// Events off: a hash of the sign pattern of P at the last accepted state.
+    #[serde(default)]
+    pub pattern_signature: u64,
+    /// Events off: accepted steps at which the sign pattern had changed (kinks crossed unlocated).
+    #[serde(default)]
+    pub pattern_changes: u64,
 }
 
 /// Where the horizon lies, in f64, for the switch criterion's estimate of the remaining work.
@@ -152,6 +158,27 @@ impl SwitchMemory {
             self.h_max_bits = hi.to_bits();
         }
         self.last_accepted = Some(accepted);
+    }
+
+    /// Events off: count a change of the sign pattern of P at this accepted state (once per
+    /// accepted step, like [`Self::observe`]); returns the changes so far.
+    fn note_pattern<T: Real>(&mut self, accepted: u64, net: &Network<T>, b: &[T], p: &mut [T]) -> u64 {
+        if self.last_accepted == Some(accepted) {
+            return self.pattern_changes;
+        }
+        net.preactivations_inplace(b, p);
+        // FNV-1a over the indices of the negative entries.
+        let mut sig: u64 = 0xcbf2_9ce4_8422_2325;
+        for (i, v) in p.iter().enumerate() {
+            if v.is_sign_negative() {
+                sig = (sig ^ i as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        if self.last_accepted.is_some() && sig != self.pattern_signature {
+            self.pattern_changes += 1;
+        }
+        self.pattern_signature = sig;
+        self.pattern_changes
     }
 
     /// Whether to switch at the state (s, h, u): at least [`AUTO_QUIET_STEPS`] quiet
@@ -918,6 +945,8 @@ struct Rows<'o, T: Real> {
     last_row_loss: Option<f64>,
     /// Why the run was stopped as numerically broken: the loss rose between two rows.
     loss_rise: Option<String>,
+    /// Scratch for the sign pattern of P (events off).
+    p_scratch: Vec<T>,
 }
 
 /// The fields a trajectory row and the summary share: s, log10 t (from u = log(1+t)), and the
@@ -978,7 +1007,16 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         let mut switch = false;
         if self.watch_switch && self.phase == Phase::Explicit {
             let (h, u) = (st.h.to_f64(), st.y[self.u_index].to_f64());
-            self.switch.observe(st.stats.accepted, s, h, u, st.stats.events + st.stats.released);
+            let mut kinks = st.stats.events + st.stats.released;
+            if !self.settings.events {
+                // Kinks are crossed without events: watch the sign pattern instead.
+                let mn = self.u_index;
+                let mut p = std::mem::take(&mut self.p_scratch);
+                p.resize(mn, T::zero(st.s.precision()));
+                kinks += self.switch.note_pattern(st.stats.accepted, sys.network(), &st.y[..mn], &mut p);
+                self.p_scratch = p;
+            }
+            self.switch.observe(st.stats.accepted, s, h, u, kinks);
             switch = self.switch.ready(s, h, u, self.end);
         }
         let due = s > 0.0 && s.log10() >= self.next_row && self.rows_written < self.max_rows;
@@ -1127,6 +1165,7 @@ fn run_at<T: Real>(
         switch_now: false,
         last_row_loss: None,
         loss_rise: None,
+        p_scratch: Vec::new(),
     };
     let mut switched_at = switched_at;
     // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
@@ -1241,6 +1280,6 @@ fn run_at<T: Real>(
         _ => {}
     }
     o.insert("wall_seconds".into(), serde_json::json!(wall_before + started.elapsed().as_secs_f64()));
-    let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])) } else { None };
+    let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };
     Ok(FlowOutcome { summary: FlowSummary { fields: o }, weights, checkpoint })
 }

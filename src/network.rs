@@ -135,17 +135,23 @@ impl ModelSettings {
 
     /// The initialization W(0) (m×d, row-major) as `f64`.
     pub fn initial_weights(&self, d: usize) -> Result<Vec<f64>> {
+        let mut w = Vec::with_capacity(self.width * d);
+        self.for_each_initial_weight(d, |v| w.push(v))?;
+        Ok(w)
+    }
+
+    /// Feed the entries of W(0) (m×d, row-major) to `f` in order, without holding them: N(0, ω²)
+    /// draws from ChaCha8 (seed, stream 1), or the `--init-file` matrix.
+    pub fn for_each_initial_weight(&self, d: usize, mut f: impl FnMut(f64)) -> Result<()> {
         let m = self.width;
         match &self.init {
             Init::Scale(omega) => {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
                 rng.set_stream(1);
-                Ok((0..m * d)
-                    .map(|_| {
-                        let z: f64 = StandardNormal.sample(&mut rng);
-                        omega * z
-                    })
-                    .collect())
+                for _ in 0..m * d {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    f(omega * z);
+                }
             }
             Init::File(path) => {
                 let w = crate::npy::read_matrix(path, m, d, "--init-file")?;
@@ -155,9 +161,10 @@ impl ModelSettings {
                         reason: format!("non-finite initial weight {bad}"),
                     });
                 }
-                Ok(w)
+                w.into_iter().for_each(f);
             }
         }
+        Ok(())
     }
 }
 
@@ -190,8 +197,9 @@ pub struct Network<T> {
     pub loss: Loss,
     /// Outer layer as `f64`.
     pub a_f64: Vec<f64>,
-    /// W0 as `f64` (m×d), kept to write W = W0 + B X.
-    pub w0: Vec<f64>,
+    /// The model settings, from which W0 is drawn again to write W = W0 + B X (W0 is not kept:
+    /// at d = 10^5 it is the largest array after X).
+    pub settings: ModelSettings,
 }
 
 impl<T: Real> Network<T> {
@@ -200,11 +208,11 @@ impl<T: Real> Network<T> {
         settings.validate()?;
         let (m, n, d) = (settings.width, data.n, data.d);
         let a_f64 = settings.outer_weights()?;
-        let w0 = settings.initial_weights(d)?;
-        // [X; W0] in one buffer ((n+m)×d), converted once; K = X Xᵀ and P0 = W0 Xᵀ read it in place.
+        // [X; W0] in one buffer ((n+m)×d), converted once (W0 drawn straight into it); K = X Xᵀ
+        // and P0 = W0 Xᵀ read it in place.
         let mut stacked: Vec<T> = Vec::with_capacity((n + m) * d);
         stacked.extend(data.x.iter().map(|&v| T::from_f64(v, prec)));
-        stacked.extend(w0.iter().map(|&v| T::from_f64(v, prec)));
+        settings.for_each_initial_weight(d, |v| stacked.push(T::from_f64(v, prec)))?;
         let (xs_rows, w0_rows) = stacked.split_at(n * d);
         let mut k_mat = Mat::zeros(n, n, prec);
         T::gemm_nt(n, d, n, xs_rows, xs_rows, &mut k_mat.data);
@@ -238,7 +246,7 @@ impl<T: Real> Network<T> {
             w0_small,
             loss: settings.loss,
             a_f64,
-            w0,
+            settings: settings.clone(),
         })
     }
 
@@ -295,14 +303,28 @@ impl<T: Real> Network<T> {
             .collect()
     }
 
-    /// Full W = W0 + B X as `f64` (m×d, row-major), computed at the working precision.
-    pub fn full_weights(&self, data: &Dataset, b: &[T]) -> Vec<f64> {
-        let x: Mat<T> = Mat::from_f64(self.n, self.d, &data.x, self.prec);
-        let mut w: Mat<T> = Mat::from_f64(self.m, self.d, &self.w0, self.prec);
-        T::gemm(self.m, self.n, self.d, b, &x.data, &mut w.data, true);
-        w.to_f64()
+    /// Full W = W0 + B X as `f64` (m×d, row-major), computed at the working precision: W0 drawn
+    /// again into W, then W += B[:, I] X[I, :] over blocks I of [`FULL_WEIGHTS_BLOCK`] data rows
+    /// (no copy of X).
+    pub fn full_weights(&self, data: &Dataset, b: &[T]) -> Result<Vec<f64>> {
+        let (m, n, d, prec) = (self.m, self.n, self.d, self.prec);
+        let mut w: Vec<T> = Vec::with_capacity(m * d);
+        self.settings.for_each_initial_weight(d, |v| w.push(T::from_f64(v, prec)))?;
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + FULL_WEIGHTS_BLOCK).min(n);
+            let rows = hi - lo;
+            let xb: Vec<T> = data.x[lo * d..hi * d].iter().map(|&v| T::from_f64(v, prec)).collect();
+            let bb: Vec<T> = (0..m).flat_map(|j| b[j * n + lo..j * n + hi].iter().cloned()).collect();
+            T::gemm(m, rows, d, &bb, &xb, &mut w, true);
+            lo = hi;
+        }
+        Ok(w.iter().map(|v| v.to_f64()).collect())
     }
 }
+
+/// Data rows per block in [`Network::full_weights`].
+pub const FULL_WEIGHTS_BLOCK: usize = 32;
 
 #[cfg(test)]
 mod tests {
