@@ -17,6 +17,10 @@ pub const LARGE_SVD: usize = 64;
 /// (no allocation) instead of `matrixmultiply` (which allocates packing buffers per call).
 pub const SMALL_GEMM: usize = 4096;
 
+/// f64 products of at least this many multiply–adds run as two row halves on two threads
+/// (the flow's B K at n = 200, m = 256 is 10^7; at 128³ = 2·10^6 the hand-off still costs more than it saves).
+pub const PARALLEL_GEMM: usize = 1 << 22;
+
 /// A real number type the whole pipeline is generic over.
 pub trait Real:
     Clone
@@ -352,6 +356,25 @@ fn dgemm_strided(
     beta: f64,
     c: &mut [f64],
 ) {
+    if m >= 16 && m * k * n >= PARALLEL_GEMM {
+        // Two halves of the rows of A and C on two threads (the machines have two cores; each
+        // half keeps enough rows to amortize packing B): each entry of C is computed exactly as
+        // in one call (the same k order), so the result does not depend on the split.
+        let top = m / 2;
+        let (c_top, c_bottom) = c.split_at_mut(top * n);
+        let (a_top, a_bottom) = a.split_at(top * k);
+        rayon::join(
+            || dgemm_one(top, k, n, a_top, b, b_strides, beta, c_top),
+            || dgemm_one(m - top, k, n, a_bottom, b, b_strides, beta, c_bottom),
+        );
+    } else {
+        dgemm_one(m, k, n, a, b, b_strides, beta, c);
+    }
+}
+
+/// [`dgemm_strided`] as one `matrixmultiply` call.
+#[allow(clippy::too_many_arguments)]
+fn dgemm_one(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], b_strides: (isize, isize), beta: f64, c: &mut [f64]) {
     // SAFETY: the callers assert that a holds m·k, b the k·n elements its strides reach, and c m·n
     // values; c is a distinct mutable borrow, so it aliases neither a nor b.
     unsafe {
@@ -554,6 +577,22 @@ mod tests {
         assert_eq!(fast.len(), jacobi.len());
         for (a, b) in fast.iter().zip(&jacobi) {
             assert!((a - b).abs() <= 1e-12 * jacobi[0], "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn two_thread_gemm_is_bitwise_the_one_thread_product() {
+        // 256×200×200 is above PARALLEL_GEMM; each single row (m = 1) is one matrixmultiply call.
+        let (m, k, n) = (256, 200, 200);
+        assert!(m * k * n >= PARALLEL_GEMM && k * n < PARALLEL_GEMM);
+        let a: Vec<f64> = (0..m * k).map(|i| ((i * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| ((i * 104_729) % 997) as f64 / 997.0 - 0.5).collect();
+        let mut c = vec![0.25; m * n];
+        f64::gemm(m, k, n, &a, &b, &mut c, true);
+        for i in 0..m {
+            let mut row = vec![0.25; n];
+            f64::gemm(1, k, n, &a[i * k..(i + 1) * k], &b, &mut row, true);
+            assert!(row.iter().zip(&c[i * n..(i + 1) * n]).all(|(x, y)| x.to_bits() == y.to_bits()), "row {i}");
         }
     }
 
