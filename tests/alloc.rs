@@ -102,8 +102,8 @@ mod gmp_hooks {
 /// Allocations during `calls` evaluations after one warm-up evaluation, at state
 /// B_ji = scale·sign(a_j) y_i, u = 3 (the states of benches/rhs.rs).
 fn allocations_per_rhs<T: Real>(prec: u32, scale: f64, calls: usize) -> (usize, Vec<f64>) {
-    let data = generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() })
-        .expect("data");
+    let data =
+        generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() }).expect("data");
     let model = ModelSettings { width: 4, leak: 0.5, ..Default::default() };
     let net: Network<T> = Network::new(&data, &model, prec).expect("network");
     let (m, n) = (net.m, net.n);
