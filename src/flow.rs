@@ -661,6 +661,16 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         self.modes[k] = mode::LIVE;
     }
 
+    /// P_ji reads row j of B; a sliding entry's switching function (its equivalent control)
+    /// reads the whole state.
+    fn switch_support(&self, k: usize) -> std::ops::Range<usize> {
+        let n = self.net.n;
+        if self.modes[k] == mode::SLIDING {
+            return 0..self.net.m * n + 1;
+        }
+        k / n * n..(k / n + 1) * n
+    }
+
     /// A switch that keeps flipping at one point (several sliding entries of one row that admit
     /// no consistent equivalent control, or a sliding mode that exits as soon as it starts) is
     /// evaluated by its live sign from then on: the step-size control resolves it, slowly but

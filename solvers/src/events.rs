@@ -3,9 +3,11 @@
 //!
 //! After a step from (s0, y0) of size h has been accepted, the integrator asks where inside it the
 //! step must be cut. The state at s0 + θh, θ ∈ [0, 1], is supplied by the integrator as a closure
-//! `state_at(sys, θ)`: the continuous extension of the step (Dormand–Prince) or a re-step of size
-//! θh from (s0, y0) (extrapolation). Every function here calls it in a fixed order, so the
-//! integrators' results and work counters do not depend on which of them drives the search.
+//! `state_at(sys, θ, range, out)` writing components `range` into `out`: the continuous extension
+//! of the step (Dormand–Prince) or a re-step of size θh from (s0, y0) (extrapolation). Root
+//! finding for switch k asks only for its support ([`OdeSystem::switch_support`]). Every function
+//! here calls it in a fixed order, so the integrators' results and work counters do not depend on
+//! which of them drives the search.
 //!
 //! - A tracked switch k has *crossed* at a state when mode_k·g_k < 0 there.
 //! - The earliest crossing is found by starting from the crossing whose linear estimate
@@ -17,6 +19,7 @@
 
 use crate::rk::{Horizon, IntegratorSettings, IntegratorState, OdeSystem, Status};
 use crate::scalar::Real;
+use std::ops::Range;
 
 /// Whether tracked switch k has crossed at switching values `g`: mode_k·g_k < 0.
 pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize, prec: u32) -> bool {
@@ -36,7 +39,8 @@ pub(crate) fn untrack_all<T: Real, S: OdeSystem<T>>(sys: &mut S) {
 /// Earliest θ in (0, hi_init] where `value` (negative = crossed) first becomes ≤ 0, given
 /// value(0) > 0 ≥ value(hi_init); Illinois iteration (regula falsi halving the stale end's value
 /// after two moves on one side) to 4ε·max(|s|/|h|, 1) in θ, i.e. round-off in s. Returns 0 when
-/// value(y) ≤ 0 already (the event is at the start of the step).
+/// value(y) ≤ 0 already (the event is at the start of the step). `value` may read only the
+/// components in `support`: the others hold y.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn locate<T, S, F, V>(
     sys: &mut S,
@@ -46,11 +50,12 @@ pub(crate) fn locate<T, S, F, V>(
     y: &[T],
     h: &T,
     hi_init: T,
+    support: Range<usize>,
     mut value: V,
 ) -> T
 where
     T: Real,
-    F: FnMut(&mut S, &T) -> Vec<T>,
+    F: FnMut(&mut S, &T, Range<usize>, &mut [T]),
     V: FnMut(&mut S, &[T]) -> T,
 {
     let p = prec;
@@ -61,8 +66,9 @@ where
         // Already on the far side at the start of the step: the event is at the start.
         return lo;
     }
-    let y_hi = state_at(sys, &hi);
-    let mut f_hi = value(sys, &y_hi);
+    let mut buf = y.to_vec();
+    state_at(sys, &hi, support.clone(), &mut buf);
+    let mut f_hi = value(sys, &buf);
     let tol = T::epsilon(p) * &T::from_f64(4.0, p) * &(s.abs() / &h.abs()).max_of(&T::one(p));
     let mut side = 0i8;
     for _ in 0..200 {
@@ -79,8 +85,8 @@ where
         if !(mid > lo && mid < hi) {
             mid = (lo.clone() + &hi) * &T::ratio(1, 2, p);
         }
-        let y_mid = state_at(sys, &mid);
-        let fm = value(sys, &y_mid);
+        state_at(sys, &mid, support.clone(), &mut buf);
+        let fm = value(sys, &buf);
         if fm > T::zero(p) {
             lo = mid;
             f_lo = fm;
@@ -142,20 +148,24 @@ pub(crate) fn step_end<T, S, F>(
 where
     T: Real,
     S: OdeSystem<T>,
-    F: FnMut(&mut S, &T) -> Vec<T>,
+    F: FnMut(&mut S, &T, Range<usize>, &mut [T]),
 {
     let p = prec;
     let nsw = sys.num_switches();
+    let dim = y0.len();
+    let full_state = |sys: &mut S, state_at: &mut F, theta: &T| -> Vec<T> {
+        let mut y = y0.to_vec();
+        state_at(sys, theta, 0..dim, &mut y);
+        y
+    };
     let mut theta_cut: Option<(T, usize)> = None;
     if let Some(g) = g_end {
         let crossings: Vec<usize> = (0..nsw).filter(|&k| crossed(sys, g, k, p)).collect();
         if !crossings.is_empty() {
             // Start from the crossing whose linear estimate is earliest, then shrink the
             // bracket while another tracked switch has already crossed at its root.
-            let mut g0 = vec![T::zero(p); nsw];
-            sys.switch_values_inplace(s0, y0, &mut g0);
-            let est = |k: usize| -> f64 {
-                let a = g0[k].to_f64();
+            let est = |sys: &mut S, k: usize| -> f64 {
+                let a = sys.switch_value(k, s0, y0).to_f64();
                 let b = g[k].to_f64();
                 if a == b {
                     0.0
@@ -164,9 +174,11 @@ where
                 }
             };
             let mut kbest = crossings[0];
-            for &k in &crossings {
-                if est(k) < est(kbest) {
-                    kbest = k;
+            let mut best = est(sys, kbest);
+            for &k in &crossings[1..] {
+                let e = est(sys, k);
+                if e < best {
+                    (kbest, best) = (k, e);
                 }
             }
             let mut hi = T::one(p);
@@ -174,10 +186,12 @@ where
             for _round in 0..nsw.max(1) {
                 let k = which;
                 let sign = T::from_f64(sys.mode(k) as f64, p);
-                let theta =
-                    locate(sys, &mut state_at, p, s0, y0, h, hi.clone(), |sy, yy| sy.switch_value(k, s0, yy) * &sign);
+                let support = sys.switch_support(k);
+                let theta = locate(sys, &mut state_at, p, s0, y0, h, hi.clone(), support, |sy, yy| {
+                    sy.switch_value(k, s0, yy) * &sign
+                });
                 // Any other tracked switch already crossed at θ?
-                let yd = state_at(sys, &theta);
+                let yd = full_state(sys, &mut state_at, &theta);
                 let sth = s0.clone() + &(h.clone() * &theta);
                 let mut gt = vec![T::zero(p); nsw];
                 sys.switch_values_inplace(&sth, &yd, &mut gt);
@@ -199,16 +213,17 @@ where
     // Terminal condition on a component.
     if let Some((c, target, reaches_at_end)) = reaches {
         let theta_lim = theta_cut.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| T::one(p));
-        let reaches = if theta_cut.is_some() { state_at(sys, &theta_lim)[c] >= *target } else { reaches_at_end };
+        let reaches =
+            if theta_cut.is_some() { full_state(sys, &mut state_at, &theta_lim)[c] >= *target } else { reaches_at_end };
         if reaches {
-            let theta = locate(sys, &mut state_at, p, s0, y0, h, theta_lim, |_, yy| target.clone() - &yy[c]);
-            let y = state_at(sys, &theta);
+            let theta = locate(sys, &mut state_at, p, s0, y0, h, theta_lim, c..c + 1, |_, yy| target.clone() - &yy[c]);
+            let y = full_state(sys, &mut state_at, &theta);
             return StepEnd::Terminal { s: s0.clone() + &(h.clone() * &theta), y };
         }
     }
     match theta_cut {
         Some((theta, switch)) => {
-            let y = state_at(sys, &theta);
+            let y = full_state(sys, &mut state_at, &theta);
             StepEnd::Event { s: s0.clone() + &(h.clone() * &theta), theta, switch, y }
         }
         None => StepEnd::Full,

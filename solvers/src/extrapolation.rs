@@ -353,9 +353,9 @@ impl<T: Real> Extrapolation<T> {
             let (g_end, reaches) =
                 events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
             let stats = &mut state.stats;
-            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
+            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta, range, out| {
                 self.restep(sy, stats, &s0, &y0, &h, theta);
-                self.ydense.clone()
+                out[range.clone()].clone_from_slice(&self.ydense[range]);
             });
             self.g = g;
             state.stats.accepted += 1;

@@ -62,6 +62,10 @@ pub trait OdeSystem<T: Real> {
     fn solve_shifted(&mut self, _s: &T, _y: &[T], _c: &T, _rhs: &mut [T]) -> bool {
         false
     }
+    /// The components of y that g_k reads (default: all); event location evaluates only these.
+    fn switch_support(&self, _k: usize) -> std::ops::Range<usize> {
+        0..self.dim()
+    }
 }
 
 /// Work counters, reported with every result.
@@ -402,9 +406,20 @@ impl<T: Real> Integrator<T> {
         }
     }
 
-    /// y(s + θh) on the continuous extension of the last accepted trial step, into `ydense`.
-    /// For methods without one, re-steps from (s, y) with θh (full order; needs `sys`).
-    fn dense_at<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T, theta: &T) {
+    /// Components `range` of y(s + θh) on the continuous extension of the last accepted trial
+    /// step, into `ydense`. For methods without one, re-steps from (s, y) with θh (full order, all
+    /// components; needs `sys`).
+    #[allow(clippy::too_many_arguments)]
+    fn dense_at<S: OdeSystem<T>>(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s: &T,
+        y: &[T],
+        h: &T,
+        theta: &T,
+        range: std::ops::Range<usize>,
+    ) {
         let dim = y.len();
         match &self.tableau.dense {
             Dense::DormandPrince { d } => {
@@ -430,7 +445,7 @@ impl<T: Real> Integrator<T> {
                 }
                 let one = T::one(self.prec);
                 let th1 = one - theta;
-                for i in 0..dim {
+                for i in range {
                     // Horner form of CONTD5.
                     let mut v = self.rcont[3][i].clone() * &th1;
                     v += &self.rcont[2][i];
@@ -546,9 +561,9 @@ impl<T: Real> Integrator<T> {
             let (g_end, reaches) =
                 events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
             let stats = &mut state.stats;
-            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta| {
-                self.dense_at(sy, stats, &s0, &y0, &h, theta);
-                self.ydense.clone()
+            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta, range, out| {
+                self.dense_at(sy, stats, &s0, &y0, &h, theta, range.clone());
+                out[range.clone()].clone_from_slice(&self.ydense[range]);
             });
             self.g = g;
             state.stats.accepted += 1;
