@@ -1293,3 +1293,38 @@ fn run_at<T: Real>(
     let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };
     Ok(FlowOutcome { summary: FlowSummary { fields: o }, weights, checkpoint })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{generate, GenSettings};
+
+    /// Events off: the auto criterion sees kinks through the sign pattern of P = P0 + B K. A new
+    /// pattern counts once per accepted step, the same pattern never, and a repeated observation
+    /// of one accepted step (an integrator restart) not again.
+    #[test]
+    fn pattern_changes_count_sign_flips_once_per_accepted_step() {
+        let data = generate(&GenSettings { n: 6, d: 50, seed: 3, ..Default::default() }).unwrap();
+        let model = ModelSettings { width: 4, ..Default::default() };
+        let net: Network<f64> = Network::new(&data, &model, 53).unwrap();
+        let (m, n) = (net.m, net.n);
+        let mut p = vec![0.0; m * n];
+        let mut mem = SwitchMemory::default();
+        let b0 = vec![0.0; m * n];
+        // B = c·sign(a_j) y_i pushes every P_ji to the sign of a_j y_i: a different pattern from
+        // the random P0 at B = 0 (init scale 1e-3).
+        let b1: Vec<f64> = (0..m * n).map(|k| 10.0 * net.a_f64[k / n].signum() * data.y[k % n]).collect();
+        let mut observe = |mem: &mut SwitchMemory, accepted: u64, b: &[f64]| {
+            let c = mem.note_pattern(accepted, &net, b, &mut p);
+            mem.observe(accepted, 0.0, 1.0, 0.0, c);
+            c
+        };
+        assert_eq!(observe(&mut mem, 0, &b0), 0, "the first state has nothing to compare with");
+        assert_eq!(observe(&mut mem, 1, &b0), 0, "same pattern");
+        assert_eq!(observe(&mut mem, 2, &b1), 1, "every P_ji took the sign of a_j y_i");
+        assert_eq!(observe(&mut mem, 2, &b0), 1, "a repeated accepted step is not counted again");
+        assert_eq!(observe(&mut mem, 3, &b1), 1, "same pattern as step 2");
+        assert_eq!(observe(&mut mem, 4, &b0), 2, "back to the initial pattern");
+        assert_eq!(mem.quiet_steps, 0, "a pattern change restarts the quiet streak");
+    }
+}
