@@ -326,6 +326,13 @@ fn parse_csv_lines(path: &Path, text: &str, mut state: CsvState) -> Result<CsvSt
 
 /// Line of the start of element `index` of the top-level array `key` in (valid) JSON `text`.
 fn json_element_line(text: &str, key: &str, index: usize) -> Option<usize> {
+    json_element_lines(text, key, Some(index)).pop()
+}
+
+/// Lines of the starts of the elements of the top-level array `key` in (valid) JSON `text`, in
+/// one pass: all of them, or (with `only`) just that element's.
+fn json_element_lines(text: &str, key: &str, only: Option<usize>) -> Vec<usize> {
+    let mut lines = Vec::new();
     let mut line = 1;
     let mut depth = 0usize;
     let (mut in_str, mut esc) = (false, false);
@@ -352,8 +359,10 @@ fn json_element_line(text: &str, key: &str, index: usize) -> Option<usize> {
             continue;
         }
         if in_target && depth == 2 && expect_elem && !c.is_whitespace() && c != ']' {
-            if count == index {
-                return Some(line);
+            match only {
+                Some(index) if count == index => return vec![line],
+                Some(_) => {}
+                None => lines.push(line),
             }
             count += 1;
             expect_elem = false;
@@ -375,14 +384,18 @@ fn json_element_line(text: &str, key: &str, index: usize) -> Option<usize> {
             }
             '}' | ']' => {
                 if depth == 2 && in_target {
-                    return None;
+                    return if only.is_some() { Vec::new() } else { lines };
                 }
                 depth = depth.saturating_sub(1);
             }
             _ => {}
         }
     }
-    None
+    if only.is_some() {
+        Vec::new()
+    } else {
+        lines
+    }
 }
 
 /// The JSON layout, parsed by serde (type errors carry a line).
@@ -433,8 +446,9 @@ fn parse_json(path: &Path, text: &str) -> Result<Dataset> {
     }
     let mut labels = LabelState::default();
     let mut y = Vec::with_capacity(n);
+    let y_lines = json_element_lines(text, "y", None);
     for (i, &v) in parsed.y.iter().enumerate() {
-        let line = json_element_line(text, "y", i).unwrap_or(1);
+        let line = y_lines.get(i).copied().unwrap_or(1);
         y.push(labels.accept(path, line, v, &format!("{v}"))?);
     }
     Ok(Dataset { n, d, x, y })
@@ -916,6 +930,18 @@ mod tests {
 
     /// The two-half parse gives the one-pass parse's data set, or its error message, whatever
     /// half the data or the problem sits in.
+    #[test]
+    fn json_element_lines_in_one_pass_match_the_single_lookups() {
+        let text = "{\"note\": \"[y, \\\"]\",\n \"x\": [[1, 0],\n [0, 1], [2,\n 3]],\n \"y\": [1,\n\n -1, 1\n ]}";
+        let all = json_element_lines(text, "y", None);
+        assert_eq!(all, vec![5, 7, 7]);
+        for (i, &line) in all.iter().enumerate() {
+            assert_eq!(json_element_line(text, "y", i), Some(line));
+        }
+        assert_eq!(json_element_line(text, "y", 3), None);
+        assert_eq!(json_element_lines(text, "x", None), vec![2, 3, 3]);
+    }
+
     #[test]
     fn split_csv_parse_matches_one_pass() {
         let path = Path::new("big.csv");
