@@ -946,7 +946,7 @@ mod tests {
     fn split_csv_parse_matches_one_pass() {
         let path = Path::new("big.csv");
         let one_pass = |t: &str| parse_csv_lines(path, t, CsvState::default()).and_then(|c| c.finish(path));
-        let pm = |r: usize| if r % 3 == 0 { "-1" } else { "1" };
+        let pm = |r: usize| if r.is_multiple_of(3) { "-1" } else { "1" };
         let rows = 160;
         let mut cases = vec![
             big_csv(rows, pm, None),

@@ -575,7 +575,7 @@ pub fn run_at<T: Real>(
             }
             previous.clone_from_slice(&b);
             step_inplace(net, &kern, &mut ws, &alpha, &mut b);
-            if b.iter().any(|v| !v.is_finite() || !(v.abs().to_f64() <= DIVERGENCE_BOUND)) {
+            if b.iter().any(|v| !v.is_finite() || v.abs().to_f64() > DIVERGENCE_BOUND) {
                 // Report the last good state (step size too large for the loss scale).
                 status = DescentStatus::Diverged { step: step + 1 };
                 b.clone_from_slice(&previous);

@@ -478,7 +478,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
     /// path runs.
     fn direct_weights(&mut self) -> bool {
         let net = self.net;
-        if net.prec <= 53 || self.q.iter().any(|q| !(q.to_f64().abs() <= DIRECT_RANGE)) {
+        if net.prec <= 53 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > DIRECT_RANGE) {
             return false;
         }
         self.sum_l.assign_f64(0.0);

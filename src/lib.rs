@@ -2,6 +2,8 @@
 //! regime in normalized time, and checked against independently solved max-margin problems
 //! (Frei, Vardi, Bartlett, Srebro, Hu, ICLR 2023).
 #![warn(missing_docs)]
+// Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
 
 pub mod activation;
 pub mod checkpoint;

@@ -15,7 +15,7 @@ pub fn render_json(report: &Report) -> String {
 pub fn fmt_num(v: Option<f64>) -> String {
     match v {
         None => "—".into(),
-        Some(x) if x == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(x) if x.is_infinite() => if x > 0.0 { "∞" } else { "−∞" }.into(),
         Some(x) if x.abs() >= 1e5 || x.abs() < 1e-3 => format!("{x:.4e}"),
         Some(x) => {

@@ -2,6 +2,7 @@
 //! the Woodbury solve of (I − cJ) against a dense finite-difference Jacobian, agreement with
 //! Dormand–Prince through kinks, and the step-count payoff on a long horizon.
 
+#![allow(clippy::needless_range_loop)]
 use marginflow::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::flow::FlowSystem;
 use marginflow::loss::Loss;

@@ -2,6 +2,8 @@
 //! MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
 //! location and checkpointable state, and a convex-QP front end.
 #![warn(missing_docs)]
+// Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
 
 pub mod error;
 mod events;

@@ -361,7 +361,7 @@ mod high_order_tests {
         assert_eq!(DOPRI5_B.iter().fold((0, 1), |acc, &x| add(acc, x)), (1, 1));
         assert_eq!(DOPRI5_E.iter().fold((0, 1), |acc, &x| add(acc, x)), (0, 1));
         // FSAL: the last row equals b.
-        assert_eq!(&DOPRI5_A[6][..], &DOPRI5_B[..6]);
+        assert_eq!(DOPRI5_A[6], &DOPRI5_B[..6]);
     }
 
     /// Verner 9(8) at f64: row sums, and the quadrature conditions Σ b_i c_i^(k−1) = 1/k for

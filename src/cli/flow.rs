@@ -127,7 +127,7 @@ fn truncate_rows(path: &Path, rows: usize) -> anyhow::Result<()> {
 
 /// Run `marginflow flow`.
 pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
-    if !(args.checkpoint_every > 0.0) {
+    if args.checkpoint_every.is_nan() || args.checkpoint_every <= 0.0 {
         bail!("--checkpoint-every: must be > 0 seconds, got {}", args.checkpoint_every);
     }
     let (settings, data, resume, out) = if let Some(dir) = &args.resume {
