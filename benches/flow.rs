@@ -2,14 +2,16 @@
 //! data, seed 1; W0 from `--init-scale`-style seeded initialization):
 //!
 //! - `flow step`: one accepted Dormand–Prince step (with kink-event checks) of the flow on
-//!   n = 20, d = 4000, m = 16, from a state 30 steps into the run (events already crossing).
+//!   n = 20, d = 4000, m = 16, from a state 30 steps into the run (events already crossing); at
+//!   f64 and, with `--features mpfr`, at 128 and 256 bits.
 //! - `flow to horizon`: the whole run `flow::run` to log10 t = 100 on small data
 //!   (n = 10, d = 1000, m = 8), metrics and reference included, no files.
 //! - `rhs vs gemm`: `FlowSystem::eval_inplace` against the bare m×n×n product `f64::gemm` of the
 //!   same shape (B K, the one O(m n²) part of a right-hand side), for n = m = 64, n = m = 128 and
 //!   n = 200, m = 256. The RHS target is within 3× of the product.
 //!
-//! Run: `cargo bench --bench flow` (add `-- 'rhs vs gemm'` to pick a group).
+//! Run: `cargo bench --bench flow` (add `-- 'rhs vs gemm'` to pick a group); the MPFR steps with
+//! `CARGO_TARGET_DIR=/work/target-mpfr cargo bench --features mpfr --bench flow -- 'flow step'`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use marginflow::checkpoint::Checkpoint;
@@ -33,8 +35,8 @@ fn model(m: usize, d: usize) -> ModelSettings {
 /// Stops after a given number of observer calls (the first call is at the start).
 struct StopAfter(usize);
 
-impl<S: OdeSystem<f64>> Observer<f64, S> for StopAfter {
-    fn on_step(&mut self, _: &S, _: &IntegratorState<f64>) -> Control {
+impl<T: Real, S: OdeSystem<T>> Observer<T, S> for StopAfter {
+    fn on_step(&mut self, _: &S, _: &IntegratorState<T>) -> Control {
         if self.0 == 0 {
             return Control::Stop;
         }
@@ -43,29 +45,40 @@ impl<S: OdeSystem<f64>> Observer<f64, S> for StopAfter {
     }
 }
 
-fn flow_step(c: &mut Criterion) {
+/// One accepted Dormand–Prince step (rtol 1e-8) 30 steps into a run, at `prec` bits.
+fn flow_step_at<T: Real>(c: &mut Criterion, prec: u32, label: &str) {
     let data = dataset(20, 4000);
-    let net: Network<f64> = Network::new(&data, &model(16, 4000), 53).expect("network");
+    let net: Network<T> = Network::new(&data, &model(16, 4000), prec).expect("network");
     let mn = net.m * net.n;
     let settings = IntegratorSettings { rtol: 1e-8, atol: 1e-10, ..Default::default() };
-    let mut integ = Integrator::new(Method::Dopri5.tableau::<f64>(1e-8, 53), settings, mn + 1, 53).expect("integrator");
-    let horizon = Horizon { s_end: Some(1e6), component_reaches: None };
+    let mut integ =
+        Integrator::new(Method::Dopri5.tableau::<T>(1e-8, prec), settings, mn + 1, prec).expect("integrator");
+    let horizon = Horizon { s_end: Some(T::from_f64(1e6, prec)), component_reaches: None };
     // Warm-up: 30 accepted steps, so the step size and the modes are those of a live run.
-    let mut state = IntegratorState::new(0.0, vec![0.0; mn + 1]);
+    let mut state = IntegratorState::new(T::zero(prec), vec![T::zero(prec); mn + 1]);
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
     integ.integrate(&mut sys, &mut state, &horizon, &mut StopAfter(30));
-    let (events0, s0) = (state.stats.events, state.s);
+    let (events0, s0) = (state.stats.events, state.s.to_f64());
     assert!(events0 > 0, "the warm-up should cross kinks (events {events0}, s {s0})");
-    c.bench_function("flow step n=20 d=4000 m=16", |b| {
+    c.bench_function(&format!("flow step n=20 d=4000 m=16 {label}"), |b| {
         b.iter_batched(
             || (state.clone(), sys.clone()),
             |(mut st, mut sy)| {
                 integ.integrate(&mut sy, &mut st, &horizon, &mut StopAfter(1));
-                black_box(st.s)
+                black_box(st.s.to_f64())
             },
             BatchSize::SmallInput,
         )
     });
+}
+
+fn flow_step(c: &mut Criterion) {
+    flow_step_at::<f64>(c, 53, "f64");
+    #[cfg(feature = "mpfr")]
+    {
+        flow_step_at::<rug::Float>(c, 128, "mpfr 128");
+        flow_step_at::<rug::Float>(c, 256, "mpfr 256");
+    }
 }
 
 /// Discards rows and checkpoints.
