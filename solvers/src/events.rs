@@ -22,9 +22,13 @@ use crate::scalar::Real;
 use std::ops::Range;
 
 /// Whether tracked switch k has crossed at switching values `g`: mode_k·g_k < 0.
-pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize, prec: u32) -> bool {
-    let m = sys.mode(k);
-    m != 0 && ((m > 0 && g[k] < T::zero(prec)) || (m < 0 && g[k] > T::zero(prec)))
+pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize, _prec: u32) -> bool {
+    use std::cmp::Ordering::{Greater, Less};
+    match sys.mode(k) {
+        0 => false,
+        m if m > 0 => g[k].sign() == Some(Less),
+        _ => g[k].sign() == Some(Greater),
+    }
 }
 
 /// Stop tracking every switch (events off): the system then follows the live signs.

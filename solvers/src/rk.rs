@@ -248,6 +248,10 @@ pub struct Integrator<T: Real> {
     rtol: T,
     atol: T,
     k1_valid: bool,
+    /// Scalar scratch of the per-component loops (no allocation per step at MPFR precisions).
+    acc: T,
+    tmp: T,
+    scale: T,
 }
 
 enum Trial {
@@ -263,6 +267,9 @@ impl<T: Real> Integrator<T> {
         Ok(Integrator {
             rtol: T::from_f64(settings.rtol, prec),
             atol: T::from_f64(settings.atol, prec),
+            acc: T::zero(prec),
+            tmp: T::zero(prec),
+            scale: T::zero(prec),
             tableau,
             settings,
             prec,
@@ -293,18 +300,26 @@ impl<T: Real> Integrator<T> {
         sys.eval_inplace(s, y, dy);
     }
 
-    /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |y1|).
-    fn error_norm(&self, y0: &[T], y1: &[T]) -> T {
-        let mut acc = T::zero(self.prec);
+    /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |ynew|).
+    fn error_norm(&mut self, y0: &[T]) -> T {
         let n = y0.len().max(1);
+        let Integrator { acc, tmp, scale, ynew, yerr, rtol, atol, .. } = self;
+        acc.assign_f64(0.0);
         for i in 0..y0.len() {
-            let mut sc = y0[i].abs().max_of(&y1[i].abs());
-            sc *= &self.rtol;
-            sc += &self.atol;
-            let q = self.yerr[i].clone() / &sc;
-            acc.add_mul_mut(&q, &q);
+            scale.assign(&y0[i]);
+            scale.abs_mut();
+            tmp.assign(&ynew[i]);
+            tmp.abs_mut();
+            if *tmp > *scale {
+                scale.assign(tmp);
+            }
+            *scale *= rtol;
+            *scale += atol;
+            tmp.assign_div(&yerr[i], scale);
+            acc.add_mul_mut(tmp, tmp);
         }
-        (acc / &T::from_f64(n as f64, self.prec)).sqrt()
+        acc.div_u32_mut(u32::try_from(n).unwrap_or(u32::MAX));
+        acc.sqrt()
     }
 
     /// Hairer's initial step guess (HNW I, II.4, routine HINIT).
@@ -370,16 +385,18 @@ impl<T: Real> Integrator<T> {
         let dim = y.len();
         for st in 1..stages {
             for i in 0..dim {
-                let mut acc = T::zero(self.prec);
+                self.acc.assign_f64(0.0);
                 for (j, a) in self.tableau.a[st].iter().enumerate() {
-                    acc.add_mul_mut(a, &self.k[j][i]);
+                    self.acc.add_mul_mut(a, &self.k[j][i]);
                 }
                 self.ytmp[i].assign(&y[i]);
-                self.ytmp[i].add_mul_mut(h, &acc);
+                self.ytmp[i].add_mul_mut(h, &self.acc);
             }
-            let sc = s.clone() + &(self.tableau.c[st].clone() * h);
+            // Stage time s + c·h.
+            self.tmp.assign_mul(&self.tableau.c[st], h);
+            self.tmp += s;
             let mut kst = std::mem::take(&mut self.k[st]);
-            Self::rhs(sys, stats, &sc, &self.ytmp, &mut kst);
+            Self::rhs(sys, stats, &self.tmp, &self.ytmp, &mut kst);
             self.k[st] = kst;
         }
         if self.tableau.fsal {
@@ -389,20 +406,20 @@ impl<T: Real> Integrator<T> {
             }
         } else {
             for i in 0..dim {
-                let mut acc = T::zero(self.prec);
+                self.acc.assign_f64(0.0);
                 for (j, b) in self.tableau.b.iter().enumerate() {
-                    acc.add_mul_mut(b, &self.k[j][i]);
+                    self.acc.add_mul_mut(b, &self.k[j][i]);
                 }
                 self.ynew[i].assign(&y[i]);
-                self.ynew[i].add_mul_mut(h, &acc);
+                self.ynew[i].add_mul_mut(h, &self.acc);
             }
         }
         for i in 0..dim {
-            let mut acc = T::zero(self.prec);
+            self.acc.assign_f64(0.0);
             for (j, e) in self.tableau.e.iter().enumerate() {
-                acc.add_mul_mut(e, &self.k[j][i]);
+                self.acc.add_mul_mut(e, &self.k[j][i]);
             }
-            self.yerr[i] = acc * h;
+            self.yerr[i].assign_mul(&self.acc, h);
         }
     }
 
@@ -427,35 +444,40 @@ impl<T: Real> Integrator<T> {
                 // the four coefficient vectors are formed once per step.
                 if !self.dense_ready {
                     let last = self.tableau.stages() - 1;
+                    let [ydiff, bspl, r4, r5] = &mut self.rcont;
                     for i in 0..dim {
-                        let ydiff = self.ynew[i].clone() - &y[i];
-                        let bspl = self.k[0][i].clone() * h - &ydiff;
-                        let r4 = ydiff.clone() - &(self.k[last][i].clone() * h) - &bspl;
-                        let mut r5 = T::zero(self.prec);
+                        // Δ = ynew − y, h k1 − Δ, Δ − h k7 − (h k1 − Δ), h Σ d_j k_j.
+                        ydiff[i].assign(&self.ynew[i]);
+                        ydiff[i] -= &y[i];
+                        bspl[i].assign_mul(&self.k[0][i], h);
+                        bspl[i] -= &ydiff[i];
+                        self.tmp.assign_mul(&self.k[last][i], h);
+                        r4[i].assign(&ydiff[i]);
+                        r4[i] -= &self.tmp;
+                        r4[i] -= &bspl[i];
+                        r5[i].assign_f64(0.0);
                         for (j, dj) in d.iter().enumerate() {
-                            r5.add_mul_mut(dj, &self.k[j][i]);
+                            r5[i].add_mul_mut(dj, &self.k[j][i]);
                         }
-                        r5 *= h;
-                        self.rcont[0][i] = ydiff;
-                        self.rcont[1][i] = bspl;
-                        self.rcont[2][i] = r4;
-                        self.rcont[3][i] = r5;
+                        r5[i] *= h;
                     }
                     self.dense_ready = true;
                 }
-                let one = T::one(self.prec);
-                let th1 = one - theta;
+                // 1 − θ.
+                self.tmp.assign_f64(1.0);
+                self.tmp -= theta;
+                let th1 = &self.tmp;
                 for i in range {
                     // Horner form of CONTD5.
-                    let mut v = self.rcont[3][i].clone() * &th1;
-                    v += &self.rcont[2][i];
-                    v *= theta;
-                    v += &self.rcont[1][i];
-                    v *= &th1;
-                    v += &self.rcont[0][i];
-                    v *= theta;
-                    v += &y[i];
-                    self.ydense[i] = v;
+                    let v = &mut self.ydense[i];
+                    v.assign_mul(&self.rcont[3][i], th1);
+                    *v += &self.rcont[2][i];
+                    *v *= theta;
+                    *v += &self.rcont[1][i];
+                    *v *= th1;
+                    *v += &self.rcont[0][i];
+                    *v *= theta;
+                    *v += &y[i];
                 }
             }
             Dense::Restep => {
@@ -529,7 +551,7 @@ impl<T: Real> Integrator<T> {
             let s0 = state.s.clone();
             let y0 = std::mem::take(&mut state.y);
             self.attempt(sys, &mut state.stats, &s0, &y0, &h);
-            let err = self.error_norm(&y0, &self.ynew);
+            let err = self.error_norm(&y0);
             let trial = if err.is_finite() && err <= T::one(p) { Trial::Accepted } else { Trial::Rejected };
             let errf = err.to_f64();
             match trial {

@@ -133,12 +133,14 @@ pub trait Real:
     fn zero_like(&self) -> Self {
         Self::zero(self.precision())
     }
-    /// Machine epsilon 2^(1−prec).
+    /// Machine epsilon 2^(1−prec), exactly: a product of f64 powers of two 2^−k, k ≤ 1000.
     fn epsilon(prec: u32) -> Self {
-        let two = Self::from_f64(2.0, prec);
         let mut e = Self::one(prec);
-        for _ in 1..prec {
-            e /= &two;
+        let mut left = prec.saturating_sub(1) as i32;
+        while left > 0 {
+            let k = left.min(1000);
+            e *= &Self::from_f64(2f64.powi(-k), prec);
+            left -= k;
         }
         e
     }
@@ -149,6 +151,10 @@ pub trait Real:
         } else {
             self.clone()
         }
+    }
+    /// The comparison of self with 0 (`None` for NaN), without building a zero.
+    fn sign(&self) -> Option<std::cmp::Ordering> {
+        self.partial_cmp(&Self::zero(self.precision()))
     }
     /// Smaller of the two.
     fn min_of(&self, other: &Self) -> Self {
@@ -251,6 +257,9 @@ impl Real for f64 {
     }
     fn is_sign_negative(&self) -> bool {
         f64::is_sign_negative(*self)
+    }
+    fn sign(&self) -> Option<std::cmp::Ordering> {
+        self.partial_cmp(&0.0)
     }
     fn to_decimal(&self) -> String {
         format!("{:e}", self)
@@ -456,6 +465,9 @@ mod mpfr_impl {
         fn is_sign_negative(&self) -> bool {
             Float::is_sign_negative(self)
         }
+        fn sign(&self) -> Option<std::cmp::Ordering> {
+            self.cmp0()
+        }
         fn to_decimal(&self) -> String {
             self.to_string_radix(10, None)
         }
@@ -593,6 +605,16 @@ mod tests {
             let mut row = vec![0.25; n];
             f64::gemm(1, k, n, &a[i * k..(i + 1) * k], &b, &mut row, true);
             assert!(row.iter().zip(&c[i * n..(i + 1) * n]).all(|(x, y)| x.to_bits() == y.to_bits()), "row {i}");
+        }
+    }
+
+    #[test]
+    fn epsilon_is_two_to_one_minus_prec() {
+        assert_eq!(<f64 as Real>::epsilon(53), f64::EPSILON);
+        #[cfg(feature = "mpfr")]
+        for prec in [64u32, 256, 1500] {
+            let e = <rug::Float as Real>::epsilon(prec);
+            assert_eq!(e, rug::Float::with_val(prec, rug::Float::i_exp(1, 1 - prec as i32)), "{prec} bits");
         }
     }
 
