@@ -627,7 +627,11 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         if self.modes.contains(&mode::SLIDING) {
             self.prepare(&y[..mn]);
             for k in 0..mn {
-                g[k] = if self.modes[k] == mode::SLIDING { self.sliding_margin(k) } else { self.p[k].clone() };
+                if self.modes[k] == mode::SLIDING {
+                    g[k] = self.sliding_margin(k);
+                } else {
+                    g[k].assign(&self.p[k]);
+                }
             }
         } else {
             self.net.preactivations_inplace(&y[..mn], g);

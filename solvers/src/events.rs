@@ -291,33 +291,46 @@ pub(crate) fn limit_reached<T: Real>(
     None
 }
 
-/// The step to try from `state`: h = min(state.h, max_step), replaced by s_end − s when
-/// 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A step
-/// h ≤ 16ε|s| is `Err(StepSizeUnderflow)`.
+/// The step to try from `state`, written into `h`: h = min(state.h, max_step), replaced by
+/// s_end − s when 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A
+/// step h ≤ 16ε|s| (`eps16` = 16ε) is `Err(StepSizeUnderflow)`. `tmp` and `tmp2` are scratch:
+/// nothing is allocated.
 pub(crate) fn step_to_try<T: Real>(
     settings: &IntegratorSettings,
     horizon: &Horizon<T>,
     state: &IntegratorState<T>,
-    prec: u32,
-) -> Result<(T, bool), Status> {
-    let p = prec;
-    let mut h = state.h.clone();
+    eps16: &T,
+    h: &mut T,
+    tmp: &mut T,
+    tmp2: &mut T,
+) -> Result<bool, Status> {
+    h.assign(&state.h);
     if let Some(hm) = settings.max_step {
-        h = h.min_of(&T::from_f64(hm, p));
+        tmp.assign_f64(hm);
+        if *tmp < *h {
+            h.assign(tmp);
+        }
     }
     let mut hits_end = false;
     if let Some(se) = &horizon.s_end {
-        let rem = se.clone() - &state.s;
-        if h.clone() * &T::from_f64(1.01, p) >= rem {
-            h = rem;
+        // tmp = s_end − s, tmp2 = 1.01·h.
+        tmp.assign(se);
+        *tmp -= &state.s;
+        tmp2.assign_f64(1.01);
+        *tmp2 *= &*h;
+        if *tmp2 >= *tmp {
+            h.assign(tmp);
             hits_end = true;
         }
     }
-    let floor = T::epsilon(p) * &T::from_f64(16.0, p) * &state.s.abs();
-    if h <= floor || h <= T::zero(p) {
+    // Floor 16ε·|s|.
+    tmp.assign(&state.s);
+    tmp.abs_mut();
+    *tmp *= eps16;
+    if *h <= *tmp || h.sign() != Some(std::cmp::Ordering::Greater) {
         return Err(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
     }
-    Ok((h, hits_end))
+    Ok(hits_end)
 }
 
 /// What [`step_end`] needs to know about the end s1 = s0 + h of an accepted step with state y1:

@@ -298,6 +298,8 @@ impl<T: Real> Extrapolation<T> {
             return Status::Stopped;
         }
         let mut f0_valid = false;
+        let eps16 = T::epsilon(p) * &T::from_f64(16.0, p);
+        let (mut h_try, mut t1, mut t2) = (T::zero(p), T::zero(p), T::zero(p));
         loop {
             if let Some(status) = events::limit_reached(&self.settings, horizon, state, start_steps) {
                 return status;
@@ -314,10 +316,12 @@ impl<T: Real> Extrapolation<T> {
             if state.h <= T::zero(p) {
                 state.h = self.initial_step(&state.y);
             }
-            let (h, hits_end) = match events::step_to_try(&self.settings, horizon, state, p) {
-                Ok(step) => step,
-                Err(status) => return status,
-            };
+            let hits_end =
+                match events::step_to_try(&self.settings, horizon, state, &eps16, &mut h_try, &mut t1, &mut t2) {
+                    Ok(hits_end) => hits_end,
+                    Err(status) => return status,
+                };
+            let h = h_try.clone();
 
             let s0 = state.s.clone();
             let y0 = std::mem::take(&mut state.y);

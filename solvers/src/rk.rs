@@ -301,7 +301,7 @@ impl<T: Real> Integrator<T> {
     }
 
     /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |ynew|).
-    fn error_norm(&mut self, y0: &[T]) -> T {
+    fn error_norm(&mut self, y0: &[T], out: &mut T) {
         let n = y0.len().max(1);
         let Integrator { acc, tmp, scale, ynew, yerr, rtol, atol, .. } = self;
         acc.assign_f64(0.0);
@@ -319,7 +319,8 @@ impl<T: Real> Integrator<T> {
             acc.add_mul_mut(tmp, tmp);
         }
         acc.div_u32_mut(u32::try_from(n).unwrap_or(u32::MAX));
-        acc.sqrt()
+        out.assign(acc);
+        out.sqrt_mut();
     }
 
     /// Hairer's initial step guess (HNW I, II.4, routine HINIT).
@@ -508,7 +509,9 @@ impl<T: Real> Integrator<T> {
         let dim = sys.dim();
         assert_eq!(state.y.len(), dim, "state dimension");
         let nsw = sys.num_switches();
-        self.g = vec![T::zero(p); nsw];
+        if self.g.len() != nsw {
+            self.g = vec![T::zero(p); nsw];
+        }
         if !self.settings.events {
             events::untrack_all(sys);
         }
@@ -522,6 +525,10 @@ impl<T: Real> Integrator<T> {
         let beta = 0.04f64;
         let expo1 = 1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * beta;
         let start_steps = state.stats.accepted + state.stats.rejected;
+        // Scalars of the step control, allocated once per call (none per step).
+        let (one, eps16) = (T::one(p), T::epsilon(p) * &T::from_f64(16.0, p));
+        let (mut h, mut s0, mut s1, mut hnew, mut err) = (T::zero(p), T::zero(p), T::zero(p), T::zero(p), T::zero(p));
+        let (mut t1, mut t2) = (T::zero(p), T::zero(p));
 
         if observer.on_step(sys, state) == Control::Stop {
             return Status::Stopped;
@@ -540,19 +547,19 @@ impl<T: Real> Integrator<T> {
                 }
                 state.remember_first_stage(&self.k[0]);
             }
-            if state.h <= T::zero(p) {
+            if state.h.sign() != Some(std::cmp::Ordering::Greater) {
                 state.h = self.initial_step(sys, state);
             }
-            let (h, hits_end) = match events::step_to_try(&self.settings, horizon, state, p) {
-                Ok(step) => step,
+            let hits_end = match events::step_to_try(&self.settings, horizon, state, &eps16, &mut h, &mut t1, &mut t2) {
+                Ok(hits_end) => hits_end,
                 Err(status) => return status,
             };
 
-            let s0 = state.s.clone();
+            s0.assign(&state.s);
             let y0 = std::mem::take(&mut state.y);
             self.attempt(sys, &mut state.stats, &s0, &y0, &h);
-            let err = self.error_norm(&y0);
-            let trial = if err.is_finite() && err <= T::one(p) { Trial::Accepted } else { Trial::Rejected };
+            self.error_norm(&y0, &mut err);
+            let trial = if err.is_finite() && err <= one { Trial::Accepted } else { Trial::Rejected };
             let errf = err.to_f64();
             match trial {
                 Trial::Rejected => {
@@ -560,7 +567,9 @@ impl<T: Real> Integrator<T> {
                     state.stats.rejected += 1;
                     // h_new = h / min(5, err^expo1 / 0.9); a non-finite error shrinks by 5.
                     let ratio = if errf.is_finite() { 1.0 / (errf.powf(expo1) / 0.9).min(5.0) } else { 0.2 };
-                    state.h = h * &T::from_f64(ratio.min(1.0), p);
+                    state.h.assign(&h);
+                    t1.assign_f64(ratio.min(1.0));
+                    state.h *= &t1;
                     state.last_rejected = true;
                     continue;
                 }
@@ -571,17 +580,20 @@ impl<T: Real> Integrator<T> {
             let errold = state.err_old.to_f64();
             let mut fac = fac11 / errold.powf(beta);
             fac = (fac / 0.9).clamp(0.1, 5.0);
-            let mut hnew = h.clone() / &T::from_f64(fac, p);
-            if state.last_rejected {
-                hnew = hnew.min_of(&h);
+            hnew.assign(&h);
+            t1.assign_f64(fac);
+            hnew /= &t1;
+            if state.last_rejected && h < hnew {
+                hnew.assign(&h);
             }
-            let new_err_old = T::from_f64(errf.max(1e-4), p);
+            let new_err_old = errf.max(1e-4);
 
             // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
             // horizon, located on the continuous extension.
             let mut g = std::mem::take(&mut self.g);
-            let (g_end, reaches) =
-                events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
+            s1.assign(&s0);
+            s1 += &h;
+            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &s1, &self.ynew, &mut g);
             let stats = &mut state.stats;
             let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta, range, out| {
                 self.dense_at(sy, stats, &s0, &y0, &h, theta, range.clone());
@@ -589,26 +601,30 @@ impl<T: Real> Integrator<T> {
             });
             self.g = g;
             state.stats.accepted += 1;
-            state.err_old = new_err_old;
+            state.err_old.assign_f64(new_err_old);
             state.last_rejected = false;
             match end {
                 events::StepEnd::Terminal { s, y } => {
                     state.s = s;
                     state.y = y;
-                    state.h = hnew;
+                    state.h.assign(&hnew);
                     let _ = observer.on_step(sys, state);
                     return Status::Reached;
                 }
                 events::StepEnd::Event { theta, switch, s, y } => {
                     self.k1_valid = false;
                     state.first_stage = None;
-                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, h, hnew);
+                    let (hc, hn) = (h.clone(), hnew.clone());
+                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, hc, hn);
                 }
                 events::StepEnd::Full => {
-                    state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
+                    match (&horizon.s_end, hits_end) {
+                        (Some(se), true) => state.s.assign(se),
+                        _ => state.s.assign(&s1),
+                    }
                     std::mem::swap(&mut state.y, &mut self.ynew);
                     self.ynew = y0;
-                    state.h = hnew;
+                    state.h.assign(&hnew);
                     if self.tableau.fsal {
                         let last = self.tableau.stages() - 1;
                         self.k.swap(0, last);

@@ -152,6 +152,10 @@ pub trait Real:
             self.clone()
         }
     }
+    /// self ← √self.
+    fn sqrt_mut(&mut self) {
+        *self = self.sqrt();
+    }
     /// The comparison of self with 0 (`None` for NaN), without building a zero.
     fn sign(&self) -> Option<std::cmp::Ordering> {
         self.partial_cmp(&Self::zero(self.precision()))
@@ -464,6 +468,9 @@ mod mpfr_impl {
         }
         fn is_sign_negative(&self) -> bool {
             Float::is_sign_negative(self)
+        }
+        fn sqrt_mut(&mut self) {
+            Float::sqrt_mut(self);
         }
         fn sign(&self) -> Option<std::cmp::Ordering> {
             self.cmp0()
