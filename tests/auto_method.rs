@@ -98,9 +98,15 @@ fn auto_matches_dopri5_through_dense_kinks() {
 
 /// Stop the auto run with a step limit, resume, and compare everything with the uninterrupted run.
 fn resume_case(limit: u64, expect_phase: Phase) {
+    resume_case_with(&[], limit, expect_phase);
+}
+
+/// [`resume_case`] with extra flags for both legs of the run.
+fn resume_case_with(extra: &[&str], limit: u64, expect_phase: Phase) {
     let tmp = tempfile::tempdir().unwrap();
     let data = data_file(tmp.path(), 6, 300, 1);
-    let base = small_args(&data);
+    let mut base = small_args(&data);
+    base.extend(extra.iter().map(|s| s.to_string()));
     let (full, part) = (tmp.path().join("full"), tmp.path().join("part"));
     ok(bin().args(&base).args(["--until-log10-time", "1e4", "--save-weights", "--out"]).arg(&full));
     ok(bin().args(&base).args(["--until-log10-time", "1e4", "--max-steps", &limit.to_string(), "--out"]).arg(&part));
@@ -154,6 +160,45 @@ fn resume_in_phase_one_switches_at_the_same_step() {
     // Stopped by the step limit inside the quiet streak: phase 2 must not start in the stopped
     // leg, and the resumed leg must carry the streak over and switch where the full run did.
     resume_case(30, Phase::Explicit);
+}
+
+#[test]
+fn resume_with_events_off_keeps_the_pattern_watch() {
+    // With events off the switch criterion watches the sign pattern of P; its memory is part of
+    // the checkpoint, so a run stopped inside the quiet streak (10 accepted steps before the
+    // switch) or after the switch resumes to the same bytes.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_file(tmp.path(), 6, 300, 1);
+    let mut args = small_args(&data);
+    args.extend(["--events", "off", "--until-log10-time", "1e4"].map(String::from));
+    let probe = tmp.path().join("probe");
+    ok(bin().args(&args).arg("--out").arg(&probe));
+    let s = summary(&probe);
+    assert_eq!(s["method_used"], "dopri5+seulex", "the events-off run switches once the pattern settles");
+    let at = s["switched_at_accepted"].as_u64().unwrap();
+    let (accepted, rejected) =
+        (s["statistics"]["accepted"].as_u64().unwrap(), s["statistics"]["rejected"].as_u64().unwrap());
+    assert!(at > 60, "switched after only {at} accepted steps");
+    // The smallest step limit (accepted + rejected) that reaches at − 10 accepted steps.
+    let accepted_within = |limit: u64| {
+        let out = tmp.path().join(format!("limit{limit}"));
+        ok(bin().args(&args).args(["--max-steps", &limit.to_string(), "--out"]).arg(&out));
+        summary(&out)["statistics"]["accepted"].as_u64().unwrap()
+    };
+    let (mut lo, mut hi) = (at - 10, at - 10 + rejected);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if accepted_within(mid) >= at - 10 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    resume_case_with(&["--events", "off"], lo, Phase::Explicit);
+    // Past every rejected step of the run as well: after the switch.
+    let after = at + rejected + 5;
+    assert!(after < accepted + rejected, "too little phase 2 to cut ({after} of {} steps)", accepted + rejected);
+    resume_case_with(&["--events", "off"], after, Phase::Stiff);
 }
 
 #[test]
