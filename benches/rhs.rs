@@ -28,12 +28,8 @@ fn bench_at<T: Real>(c: &mut Criterion, name: &str, prec: u32, scale: f64, shape
     let model = ModelSettings { width, leak, ..Default::default() };
     let net: Network<T> = Network::new(&data, &model, prec).expect("network");
     let (m, n) = (net.m, net.n);
-    let mut y: Vec<T> = Vec::with_capacity(m * n + 1);
-    for j in 0..m {
-        for i in 0..n {
-            y.push(T::from_f64(scale * net.a_f64[j].signum() * data.y[i], prec));
-        }
-    }
+    // B_ji = c·sign(a_j) y_i: the theory pattern scaled.
+    let mut y: Vec<T> = net.theory_pattern().iter().map(|&sji| T::from_f64(scale * f64::from(sji), prec)).collect();
     y.push(T::from_f64(3.0, prec));
     let mut sys = FlowSystem::new(&net, &y[..m * n]);
     let mut dy = vec![T::zero(prec); m * n + 1];

@@ -103,21 +103,12 @@ mod gmp_hooks {
 /// Allocations during `calls` evaluations after one warm-up evaluation, at state
 /// B_ji = scale·sign(a_j) y_i, u = 3 (the states of benches/rhs.rs).
 fn allocations_per_rhs<T: Real>(prec: u32, scale: f64, calls: usize) -> (usize, Vec<f64>) {
-    allocations_per_rhs_at::<T>(prec, 4, scale, calls)
-}
-
-fn allocations_per_rhs_at<T: Real>(prec: u32, width: usize, scale: f64, calls: usize) -> (usize, Vec<f64>) {
     let data =
         generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() }).expect("data");
-    let model = ModelSettings { width, leak: 0.5, ..Default::default() };
+    let model = ModelSettings { width: 4, leak: 0.5, ..Default::default() };
     let net: Network<T> = Network::new(&data, &model, prec).expect("network");
     let (m, n) = (net.m, net.n);
-    let mut y: Vec<T> = Vec::with_capacity(m * n + 1);
-    for j in 0..m {
-        for i in 0..n {
-            y.push(T::from_f64(scale * net.a_f64[j].signum() * data.y[i], prec));
-        }
-    }
+    let mut y: Vec<T> = net.theory_pattern().iter().map(|&sji| T::from_f64(scale * f64::from(sji), prec)).collect();
     y.push(T::from_f64(3.0, prec));
     let mut sys = FlowSystem::new(&net, &y[..m * n]);
     let mut dy = vec![T::zero(prec); m * n + 1];

@@ -22,7 +22,7 @@ use crate::scalar::Real;
 use std::ops::Range;
 
 /// Whether tracked switch k has crossed at switching values `g`: mode_k·g_k < 0.
-pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize, _prec: u32) -> bool {
+pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize) -> bool {
     use std::cmp::Ordering::{Greater, Less};
     match sys.mode(k) {
         0 => false,
@@ -164,7 +164,7 @@ where
     };
     let mut theta_cut: Option<(T, usize)> = None;
     if let Some(g) = g_end {
-        let crossings: Vec<usize> = (0..nsw).filter(|&k| crossed(sys, g, k, p)).collect();
+        let crossings: Vec<usize> = (0..nsw).filter(|&k| crossed(sys, g, k)).collect();
         if !crossings.is_empty() {
             // Start from the crossing whose linear estimate is earliest, then shrink the
             // bracket while another tracked switch has already crossed at its root.
@@ -199,7 +199,7 @@ where
                 let sth = s0.clone() + &(h.clone() * &theta);
                 let mut gt = vec![T::zero(p); nsw];
                 sys.switch_values_inplace(&sth, &yd, &mut gt);
-                let earlier = (0..nsw).find(|&j| j != k && crossed(sys, &gt, j, p));
+                let earlier = (0..nsw).find(|&j| j != k && crossed(sys, &gt, j));
                 hi = theta;
                 match earlier {
                     Some(j) => which = j,
