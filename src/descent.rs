@@ -308,8 +308,7 @@ pub fn neg_gradient_inplace<T: Real>(
 
 fn coefficients<T: Real>(net: &Network<T>, ws: &mut DescentWorkspace<T>) {
     for i in 0..net.n {
-        // −ℓ'(q) = exp(log(−ℓ'(q))), never overflowing.
-        let mut ci = net.loss.log_neg_derivative(&ws.q[i]).exp();
+        let mut ci = net.loss.neg_derivative(&ws.q[i]);
         ci *= &ws.inv_n;
         ci *= &net.y[i];
         ws.c[i] = ci;

@@ -151,6 +151,28 @@ impl Loss {
         }
     }
 
+    /// −ℓ'(q) from one exponential: logistic e/(1+e) with e = e^{−q} for q ≥ 0 and 1/(1+e) with
+    /// e = e^{q} for q < 0; exponential e^{−q}. Beyond [`DIRECT_RANGE`] at MPFR precision, where
+    /// e^{−|q|} would leave the exponent range, it is e^{log(−ℓ'(q))} instead; `f64` is always
+    /// direct (e^{−|q|} underflows to 0 exactly where e^{log(−ℓ'(q))} does).
+    pub fn neg_derivative<T: Real>(&self, q: &T) -> T {
+        if q.precision() > 53 && !(q.to_f64().abs() <= DIRECT_RANGE) {
+            return self.log_neg_derivative(q).exp();
+        }
+        match self {
+            Loss::Exponential => (-q.clone()).exp(),
+            Loss::Logistic => {
+                let e = (-q.abs()).exp();
+                let one_plus = T::one(q.precision()) + &e;
+                if q.is_sign_negative() {
+                    T::one(q.precision()) / &one_plus
+                } else {
+                    e / &one_plus
+                }
+            }
+        }
+    }
+
     /// log(−ℓ'(q)). Logistic: −ℓ'(q) = 1/(1+e^q), so log = −softplus(q). Exponential: −q.
     pub fn log_neg_derivative<T: Real>(&self, q: &T) -> T {
         match self {
@@ -298,6 +320,43 @@ mod tests {
                 assert_eq!(b.to_bits(), loss.log_neg_derivative(&q).to_bits(), "{loss:?} log_neg_derivative q={q}");
             }
         }
+    }
+
+    /// −ℓ' from one exponential against the log-domain e^{log(−ℓ')} and the textbook forms
+    /// 1/(1+e^q) and e^{−q}, including both tails of f64's exponent range.
+    #[test]
+    fn neg_derivative_matches_log_domain_and_closed_forms() {
+        for q in [-800.0f64, -40.0, -1.0, -0.0, 0.0, 1e-300, 0.5, 3.0, 36.5, 700.0, 745.0, 800.0] {
+            let direct = Loss::Logistic.neg_derivative(&q);
+            let logd = Loss::Logistic.log_neg_derivative(&q).exp();
+            assert!((direct - logd).abs() <= 4.0 * f64::EPSILON * logd, "q={q}: {direct} vs {logd}");
+            if q.abs() < 700.0 {
+                let textbook = 1.0 / (1.0 + q.exp());
+                assert!((direct - textbook).abs() <= 4.0 * f64::EPSILON * textbook, "q={q}");
+            }
+            assert_eq!(Loss::Exponential.neg_derivative(&q), (-q).exp(), "q={q}");
+        }
+        assert_eq!(Loss::Logistic.neg_derivative(&800.0f64), 0.0);
+        assert_eq!(Loss::Logistic.neg_derivative(&-800.0f64), 1.0);
+    }
+
+    /// Above 53 bits the direct form is used up to [`DIRECT_RANGE`] and the log-domain one beyond
+    /// it, where e^{−q} is still representable as e^{log(−ℓ')} (tiny but nonzero).
+    #[cfg(feature = "mpfr")]
+    #[test]
+    fn neg_derivative_at_256_bits_on_both_sides_of_the_direct_range() {
+        use rug::Float;
+        for q in [-3.0f64, 0.5, 40.0, 1e7] {
+            let qf = Float::with_val(256, q);
+            let direct = Loss::Logistic.neg_derivative(&qf);
+            let logd = Loss::Logistic.log_neg_derivative(&qf).exp();
+            let rel = Float::with_val(256, &direct - &logd).abs() / &logd;
+            assert!(rel < 1e-70, "q={q}: relative difference {rel}");
+        }
+        // e^{−5e8} ≈ 2^{−7.2e8}: inside MPFR's exponent range (2^−(2^30−1)), beyond DIRECT_RANGE.
+        let far = Float::with_val(256, 5e8);
+        let d = Loss::Logistic.neg_derivative(&far);
+        assert!(d > 0 && (d.clone().ln().to_f64() + 5e8).abs() < 1e-3, "e^(-5e8) by the log domain: {d}");
     }
 
     #[test]

@@ -524,7 +524,7 @@ impl<T: Real> PatternProblem<T> {
 
 /// X̂ (n×k) with X̂ X̂ᵀ = K: the transposed R of the QR of the network's small data X̃ᵀ.
 fn small_data<T: Real>(net: &Network<T>) -> Mat<T> {
-    householder_qr_of_transpose(&net.x_small).r.transpose()
+    householder_qr_of_transpose(net.x_small()).r.transpose()
 }
 
 fn run_clarabel(qp: &Qp, settings: &QpSettings) -> Result<QpSolution> {

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The fixed second layer a.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -189,10 +190,8 @@ pub struct Network<T> {
     pub k_mat: Mat<T>,
     /// P0 = W0 Xᵀ (m×n).
     pub p0: Mat<T>,
-    /// Small representation of the data, X̃ (n×r).
-    pub x_small: Mat<T>,
-    /// Small representation of W0, W̃0 (m×r).
-    pub w0_small: Mat<T>,
+    /// The small representation (X̃, W̃0), computed on first use ([`Network::x_small`]).
+    small: SmallRep<T>,
     /// Loss.
     pub loss: Loss,
     /// Outer layer as `f64`.
@@ -200,6 +199,27 @@ pub struct Network<T> {
     /// The model settings, from which W0 is drawn again to write W = W0 + B X (W0 is not kept:
     /// at d = 10^5 it is the largest array after X).
     pub settings: ModelSettings,
+}
+
+/// The small representation of [`Network`], or the stacked [X; W0] (row-major, (n+m)×d) it is
+/// computed from until first use.
+#[derive(Debug)]
+struct SmallRep<T> {
+    rep: OnceLock<(Mat<T>, Mat<T>)>,
+    stacked: Mutex<Option<Vec<T>>>,
+}
+
+impl<T: Clone> Clone for SmallRep<T> {
+    /// The representation if it exists, else the stacked buffer; when neither is there another
+    /// thread is computing the representation, and the clone waits for it.
+    fn clone(&self) -> Self {
+        let stacked = self.stacked.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let rep = match (&stacked, self.rep.get()) {
+            (None, None) => OnceLock::from(self.rep.wait().clone()),
+            _ => self.rep.clone(),
+        };
+        SmallRep { rep, stacked: Mutex::new(stacked) }
+    }
 }
 
 impl<T: Real> Network<T> {
@@ -218,20 +238,6 @@ impl<T: Real> Network<T> {
         T::gemm_nt(n, d, n, xs_rows, xs_rows, &mut k_mat.data);
         let mut p0 = Mat::zeros(m, n, prec);
         T::gemm_nt(m, d, n, w0_rows, xs_rows, &mut p0.data);
-        let (x_small, w0_small) = if d <= n + m {
-            let w0_part = stacked.split_off(n * d);
-            (Mat::from_vec(n, d, stacked), Mat::from_vec(m, d, w0_part))
-        } else {
-            // Householder QR of A = [Xᵀ | W0ᵀ] (d×(n+m)): A = Q R, so Xᵀ = Q R[:, :n] and
-            // W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ. The factorization works in
-            // the stacked buffer itself.
-            let r = linalg::householder_qr_of_transpose_owned(Mat::from_vec(n + m, d, stacked)).r;
-            let rt = r.transpose();
-            let r_dim = rt.cols;
-            let xs = Mat::from_vec(n, r_dim, rt.data[..n * r_dim].to_vec());
-            let ws = Mat::from_vec(m, r_dim, rt.data[n * r_dim..].to_vec());
-            (xs, ws)
-        };
         Ok(Network {
             m,
             n,
@@ -242,8 +248,7 @@ impl<T: Real> Network<T> {
             y: data.y.iter().map(|&v| T::from_f64(v, prec)).collect(),
             k_mat,
             p0,
-            x_small,
-            w0_small,
+            small: SmallRep { rep: OnceLock::new(), stacked: Mutex::new(Some(stacked)) },
             loss: settings.loss,
             a_f64,
             settings: settings.clone(),
@@ -265,15 +270,55 @@ impl<T: Real> Network<T> {
 
     /// Small representation W̃ = W̃0 + B X̃ (m×r): same Frobenius products and singular values as W.
     pub fn small_weights(&self, b: &[T]) -> Mat<T> {
-        let mut w = self.w0_small.clone();
-        T::gemm(self.m, self.n, self.x_small.cols, b, &self.x_small.data, &mut w.data, true);
+        let (x_small, w0_small) = self.small();
+        let mut w = w0_small.clone();
+        T::gemm(self.m, self.n, x_small.cols, b, &x_small.data, &mut w.data, true);
         w
+    }
+
+    /// Small representation of the data, X̃ (n×r), with X̃ X̃ᵀ = X Xᵀ.
+    pub fn x_small(&self) -> &Mat<T> {
+        &self.small().0
+    }
+
+    /// Small representation of W0, W̃0 (m×r), with W̃0 X̃ᵀ = W0 Xᵀ and W̃0 W̃0ᵀ = W0 W0ᵀ.
+    pub fn w0_small(&self) -> &Mat<T> {
+        &self.small().1
+    }
+
+    /// (X̃, W̃0), from one Householder QR of A = [Xᵀ | W0ᵀ] (d×(n+m)) on first use: A = Q R, so
+    /// Xᵀ = Q R[:, :n] and W0ᵀ = Q R[:, n:], i.e. X̃ = R[:, :n]ᵀ and W̃0 = R[:, n:]ᵀ (for d ≤ n + m,
+    /// X and W0 themselves). The factorization works in the stacked buffer kept since
+    /// [`Network::new`], which it frees. Deferred so that a caller can step (which needs only K
+    /// and P0) while another thread computes it; concurrent first callers wait for one result.
+    fn small(&self) -> &(Mat<T>, Mat<T>) {
+        self.small.rep.get_or_init(|| {
+            let (n, m, d) = (self.n, self.m, self.d);
+            let mut stacked = self
+                .small
+                .stacked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("the stacked [X; W0] is kept until the small representation exists");
+            if d <= n + m {
+                let w0_part = stacked.split_off(n * d);
+                return (Mat::from_vec(n, d, stacked), Mat::from_vec(m, d, w0_part));
+            }
+            let r = linalg::householder_qr_of_transpose_owned(Mat::from_vec(n + m, d, stacked)).r;
+            let rt = r.transpose();
+            let r_dim = rt.cols;
+            let xs = Mat::from_vec(n, r_dim, rt.data[..n * r_dim].to_vec());
+            let ws = Mat::from_vec(m, r_dim, rt.data[n * r_dim..].to_vec());
+            (xs, ws)
+        })
     }
 
     /// Small representation of C X for span coefficients C (m×n).
     pub fn small_span(&self, c: &[T]) -> Mat<T> {
-        let mut w = Mat::zeros(self.m, self.x_small.cols, self.prec);
-        T::gemm(self.m, self.n, self.x_small.cols, c, &self.x_small.data, &mut w.data, false);
+        let x_small = self.x_small();
+        let mut w = Mat::zeros(self.m, x_small.cols, self.prec);
+        T::gemm(self.m, self.n, x_small.cols, c, &x_small.data, &mut w.data, false);
         w
     }
 
@@ -329,6 +374,41 @@ pub const FULL_WEIGHTS_BLOCK: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The deferred small representation (X̃, W̃0) reproduces the inner products of X and W0
+    /// (computed directly from the full d-dimensional rows), whether it is first used by one
+    /// thread, by two at once, or by a clone made before any use.
+    #[test]
+    fn deferred_small_representation_has_the_inner_products_of_x_and_w0() {
+        let data =
+            crate::data::generate(&crate::data::GenSettings { n: 6, d: 50, seed: 3, ..Default::default() }).unwrap();
+        let settings = ModelSettings { width: 4, init: Init::Scale(0.3), ..Default::default() };
+        let net: Network<f64> = Network::new(&data, &settings, 53).unwrap();
+        let before_use = net.clone();
+        let (from_a, from_b) = std::thread::scope(|s| {
+            let a = s.spawn(|| net.x_small().clone());
+            let b = s.spawn(|| net.w0_small().clone());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let mut w0 = Vec::new();
+        settings.for_each_initial_weight(data.d, |v| w0.push(v)).unwrap();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        for (xs, ws) in [(&from_a, &from_b), (before_use.x_small(), before_use.w0_small())] {
+            assert_eq!(xs.rows, 6);
+            assert_eq!(ws.rows, 4);
+            for i in 0..6 {
+                for k in 0..6 {
+                    let exact = dot(data.row(i), data.row(k));
+                    assert!((dot(xs.row(i), xs.row(k)) - exact).abs() < 1e-12 * data.d as f64);
+                }
+                for j in 0..4 {
+                    let exact = dot(&w0[j * data.d..(j + 1) * data.d], data.row(i));
+                    assert!((dot(ws.row(j), xs.row(i)) - exact).abs() < 1e-12 * data.d as f64);
+                }
+            }
+        }
+        assert_eq!(from_a.data, before_use.x_small().data, "the clone computes the same X̃");
+    }
 
     #[test]
     fn balanced_outer_layer_contract() {

@@ -17,6 +17,10 @@ pub const LARGE_SVD: usize = 64;
 /// (no allocation) instead of `matrixmultiply` (which allocates packing buffers per call).
 pub const SMALL_GEMM: usize = 4096;
 
+/// Largest condition number λmax/λmin of the Gram matrix (κ² of the matrix, so κ ≤ 10) at which
+/// [`Real::clustered_jacobi_start`] rotates the Jacobi start onto the Gram eigenvectors.
+pub const PRECONDITION_MAX_GRAM_CONDITION: f64 = 100.0;
+
 /// f64 products of at least this many multiply–adds run as two row halves on two threads
 /// (the flow's B K at n = 200, m = 256 is 10^7; at 128³ = 2·10^6 the hand-off still costs more than it saves).
 pub const PARALLEL_GEMM: usize = 1 << 22;
@@ -197,6 +201,20 @@ pub trait Real:
         None
     }
 
+    /// For the one-sided Jacobi of [`crate::linalg::singular_values`] on the k columns g_j
+    /// (the rows of `gt`, each of length `len`): when their Gram matrix G = [⟨g_i, g_j⟩] has
+    /// condition number λmax/λmin ≤ [`PRECONDITION_MAX_GRAM_CONDITION`], the columns rotated onto
+    /// G's eigenvectors V (new column j = Σ_i V_ij g_i), which Jacobi then finishes in about two
+    /// sweeps instead of six or more; `None` otherwise, or at a precision without a fast
+    /// symmetric eigensolver. `f64` computes V with nalgebra (Householder tridiagonalization and
+    /// implicit QR). The rotation costs an absolute error of O(ε σ1) in every σ, i.e. a relative
+    /// error O(ε κ) ≤ O(10 ε) under the condition bound, the order Jacobi itself guarantees.
+    /// A well-conditioned matrix with clustered singular values (nearly orthogonal rows, as a
+    /// random initialization in high dimension) is exactly where plain Jacobi is slowest.
+    fn clustered_jacobi_start(_k: usize, _len: usize, _gt: &[Self]) -> Option<Vec<Self>> {
+        None
+    }
+
     /// Row-major product C (m×n) = A (m×k) · Bᵀ for B (n×k): c_ij = Σ_p a_ip b_jp, the sum in
     /// increasing p (as [`Real::gemm`] with B transposed). The `f64` implementation uses
     /// `matrixmultiply` with B read through strides (no transposed copy).
@@ -345,6 +363,23 @@ impl Real for f64 {
             nalgebra::DMatrix::from_row_slice(rows, cols, data).singular_values().iter().copied().collect();
         sv.sort_by(|a, b| b.total_cmp(a));
         Some(sv)
+    }
+    fn clustered_jacobi_start(k: usize, len: usize, gt: &[Self]) -> Option<Vec<Self>> {
+        if k < 2 {
+            return None;
+        }
+        let mut gram = vec![0.0; k * k];
+        Self::gemm_nt(k, len, k, gt, gt, &mut gram);
+        let eig = nalgebra::DMatrix::from_row_slice(k, k, &gram).symmetric_eigen();
+        let (lo, hi) = eig.eigenvalues.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+        if !(lo > 0.0 && hi <= PRECONDITION_MAX_GRAM_CONDITION * lo) {
+            return None;
+        }
+        // Row j of the result is Σ_i V_ij g_i: (Vᵀ gt), with V column-major in nalgebra, so
+        // Vᵀ's row-major data is V's storage.
+        let mut out = vec![0.0; k * len];
+        Self::gemm(k, k, len, eig.eigenvectors.as_slice(), gt, &mut out, false);
+        Some(out)
     }
     fn gemm_nt(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
         assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
