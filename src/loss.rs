@@ -156,7 +156,8 @@ impl Loss {
     /// e^{−|q|} would leave the exponent range, it is e^{log(−ℓ'(q))} instead; `f64` is always
     /// direct (e^{−|q|} underflows to 0 exactly where e^{log(−ℓ'(q))} does).
     pub fn neg_derivative<T: Real>(&self, q: &T) -> T {
-        if q.precision() > 53 && !(q.to_f64().abs() <= DIRECT_RANGE) {
+        let qf = q.to_f64();
+        if q.precision() > 53 && (qf.is_nan() || qf.abs() > DIRECT_RANGE) {
             return self.log_neg_derivative(q).exp();
         }
         match self {
