@@ -120,8 +120,7 @@ impl LabelState {
 
 /// Parse a feature value; non-numbers, NaN and infinities are errors.
 fn parse_feature(path: &Path, line: usize, col: usize, tok: &str) -> Result<f64> {
-    let v: f64 = tok
-        .trim()
+    let v: f64 = trim_field(tok)
         .parse()
         .map_err(|_| bad(path, Some(line), format!("feature {col} '{}' is not a number", tok.trim())))?;
     if !v.is_finite() {
@@ -282,17 +281,28 @@ impl CsvState {
     }
 }
 
-/// Append the comma-separated fields of `line`, each trimmed, to `out`. A plain byte scan: the
-/// fields are short, so this is cheaper than `str::split`, which calls `memchr` once per field.
+/// Append the comma-separated fields of `line`, each trimmed, to `out`: one vectorized comma
+/// scan over the line (`memchr_iter`) rather than a search per field, and no trimming work for
+/// the usual field that starts and ends with a visible ASCII character.
 fn csv_fields<'a>(line: &'a str, out: &mut Vec<&'a str>) {
     let mut start = 0;
-    for (k, &b) in line.as_bytes().iter().enumerate() {
-        if b == b',' {
-            out.push(line[start..k].trim());
-            start = k + 1;
-        }
+    for k in memchr::memchr_iter(b',', line.as_bytes()) {
+        out.push(trim_field(&line[start..k]));
+        start = k + 1;
     }
-    out.push(line[start..].trim());
+    out.push(trim_field(&line[start..]));
+}
+
+/// `field.trim()`, skipped when the first and last bytes are visible ASCII.
+#[inline]
+fn trim_field(field: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|c| c.is_ascii_graphic());
+    let bytes = field.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        field
+    } else {
+        field.trim()
+    }
 }
 
 /// Parse the lines of `text` (line numbers counted from 1 at its start) continuing from `state`.

@@ -142,7 +142,8 @@ impl ModelSettings {
     }
 
     /// Feed the entries of W(0) (m×d, row-major) to `f` in order, without holding them: N(0, ω²)
-    /// draws from ChaCha8 (seed, stream 1), or the `--init-file` matrix.
+    /// draws from ChaCha8 (seed, stream 1), or the `--init-file` matrix read in pieces (an error
+    /// for a non-finite entry ends the feed; callers discard what they were given).
     pub fn for_each_initial_weight(&self, d: usize, mut f: impl FnMut(f64)) -> Result<()> {
         let m = self.width;
         match &self.init {
@@ -154,16 +155,13 @@ impl ModelSettings {
                     f(omega * z);
                 }
             }
-            Init::File(path) => {
-                let w = crate::npy::read_matrix(path, m, d, "--init-file")?;
-                if let Some(bad) = w.iter().find(|v| !v.is_finite()) {
-                    return Err(Error::BadNpy {
-                        path: path.clone(),
-                        reason: format!("non-finite initial weight {bad}"),
-                    });
+            Init::File(path) => crate::npy::for_each_matrix_value(path, m, d, "--init-file", |v| {
+                if !v.is_finite() {
+                    return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite initial weight {v}") });
                 }
-                w.into_iter().for_each(f);
-            }
+                f(v);
+                Ok(())
+            })?,
         }
         Ok(())
     }

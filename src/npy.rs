@@ -93,6 +93,15 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
 /// Parse the contents `bytes` of a `.npy` file as [`read_npy`] does (`path` is used only in
 /// error messages; nothing is read from disk). The entry point of the fuzz target in `fuzz/`.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
+    let (shape, end) = parse_prefix(path, bytes)?;
+    check_body_length(path, &shape, bytes.len() - end)?;
+    let data = bytes[end..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8"))).collect();
+    Ok((shape, data))
+}
+
+/// Offset of the data: magic (6 bytes), version (2), header length (u16 for v1, u32 for v2/v3)
+/// plus that length, from the first 12 bytes of the file (or all of a shorter one).
+fn data_offset(path: &Path, bytes: &[u8]) -> Result<usize> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad(path, "not a NumPy .npy file (no \\x93NUMPY magic)"));
     }
@@ -107,42 +116,94 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
         }
         _ => return Err(bad(path, format!("unsupported .npy format version {major}.{minor}"))),
     };
-    let end = start
-        .checked_add(hlen)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))?;
+    start.checked_add(hlen).ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))
+}
+
+/// The shape and the data offset of a file whose first bytes (at least through the header,
+/// when the file has them) are `bytes`.
+fn parse_prefix(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize)> {
+    let end = data_offset(path, bytes)?;
+    let start = if bytes[6] == 1 { 10 } else { 12 };
+    if end > bytes.len() {
+        return Err(bad(path, format!("truncated header: {} bytes announced", end - start)));
+    }
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad(path, "header is not valid text"))?;
-    let shape = parse_header(path, header)?;
+    Ok((parse_header(path, header)?, end))
+}
+
+/// The number of values of `shape`, checking that the data holds exactly that many (8 bytes each).
+fn check_body_length(path: &Path, shape: &[usize], body_len: usize) -> Result<usize> {
     let count = shape
         .iter()
         .try_fold(1usize, |a, &s| a.checked_mul(s))
         .filter(|c| c.checked_mul(8).is_some())
-        .ok_or_else(|| bad(path, format!("shape {} is too large", shape_text(&shape))))?;
-    let body = &bytes[end..];
-    if body.len() < count * 8 {
+        .ok_or_else(|| bad(path, format!("shape {} is too large", shape_text(shape))))?;
+    if body_len < count * 8 {
         return Err(bad(
             path,
             format!(
                 "truncated: shape {} needs {} data bytes, the file holds {}",
-                shape_text(&shape),
+                shape_text(shape),
                 count * 8,
-                body.len()
+                body_len
             ),
         ));
     }
-    if body.len() > count * 8 {
+    if body_len > count * 8 {
         return Err(bad(
             path,
             format!(
                 "{} unexpected bytes after the {} data bytes of shape {}",
-                body.len() - count * 8,
+                body_len - count * 8,
                 count * 8,
-                shape_text(&shape)
+                shape_text(shape)
             ),
         ));
     }
-    let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8"))).collect();
-    Ok((shape, data))
+    Ok(count)
+}
+
+/// Feed the values of a `rows x cols` matrix file to `f` in file (row-major) order, reading it
+/// in 64 KiB pieces instead of holding it: the header, shape and length checks of
+/// [`read_matrix`], with the same messages, all made before `f` sees any value. `f` may fail
+/// (say, on a value it rejects), which ends the read with its error.
+pub fn for_each_matrix_value(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    what: &str,
+    mut f: impl FnMut(f64) -> Result<()>,
+) -> Result<()> {
+    use std::io::Read;
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
+    let mut head = vec![0u8; len.min(12)];
+    file.read_exact(&mut head).map_err(io)?;
+    let end = data_offset(path, &head)?;
+    if end > head.len() {
+        let have = head.len();
+        head.resize(end.min(len), 0);
+        file.read_exact(&mut head[have..]).map_err(io)?;
+    }
+    let (shape, end) = parse_prefix(path, &head)?;
+    if shape != [rows, cols] {
+        return Err(bad(
+            path,
+            format!("has shape {} but {what} needs {}", shape_text(&shape), shape_text(&[rows, cols])),
+        ));
+    }
+    let mut left = check_body_length(path, &shape, len - end)? * 8;
+    let mut buf = vec![0u8; left.min(1 << 16)];
+    while left > 0 {
+        let piece = &mut buf[..left.min(1 << 16)];
+        file.read_exact(piece).map_err(io)?;
+        for c in piece.chunks_exact(8) {
+            f(f64::from_le_bytes(c.try_into().expect("chunk of 8")))?;
+        }
+        left -= piece.len();
+    }
+    Ok(())
 }
 
 /// Write `data` with `shape` as a version 1.0 (2.0 if the header needs it), '<f8', C-order
@@ -219,5 +280,53 @@ mod tests {
         assert!(parse_header(p, h).unwrap_err().to_string().contains("'<f4'"));
         let h = "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }";
         assert!(parse_header(p, h).unwrap_err().to_string().contains("Fortran"));
+    }
+
+    /// The streaming reader gives read_matrix's values (across several 64 KiB pieces) and, for
+    /// every malformed file, read_matrix's error, before any value reaches the callback.
+    #[test]
+    fn streaming_matches_read_matrix_values_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.npy");
+        let (rows, cols) = (3, 5000);
+        let data: Vec<f64> = (0..rows * cols).map(|k| (k as f64 * 0.37).sin() * 1e3).collect();
+        let good = encode_npy(&path, &[rows, cols], &data).unwrap();
+        let stream = |path: &Path| {
+            let mut got = Vec::new();
+            for_each_matrix_value(path, rows, cols, "--init-file", |v| {
+                got.push(v);
+                Ok(())
+            })
+            .map(|_| got)
+        };
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(stream(&path).unwrap(), data);
+        let mut v2 = good.clone();
+        v2[6] = 2;
+        v2.splice(8..10, [good[8], good[9], 0, 0]);
+        let wrong_shape = encode_npy(&path, &[cols, rows], &data).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            good[..good.len() - 8].to_vec(),
+            [good.clone(), vec![0; 3]].concat(),
+            good[..40].to_vec(),
+            good[..11].to_vec(),
+            b"not numpy at all".to_vec(),
+            v2[..11].to_vec(),
+            wrong_shape,
+            Vec::new(),
+        ];
+        for (k, bytes) in cases.iter().enumerate() {
+            std::fs::write(&path, bytes).unwrap();
+            let expected = read_matrix(&path, rows, cols, "--init-file").unwrap_err().to_string();
+            let mut seen = 0;
+            let got = for_each_matrix_value(&path, rows, cols, "--init-file", |_| {
+                seen += 1;
+                Ok(())
+            })
+            .unwrap_err()
+            .to_string();
+            assert_eq!(got, expected, "case {k}");
+            assert_eq!(seen, 0, "case {k}: values before the error");
+        }
     }
 }

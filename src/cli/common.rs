@@ -75,7 +75,7 @@ pub fn check_model_files(model: &ModelSettings, d: usize) -> anyhow::Result<()> 
         model.outer_weights()?;
     }
     if matches!(model.init, Init::File(_)) {
-        model.initial_weights(d)?;
+        model.for_each_initial_weight(d, |_| ())?;
     }
     Ok(())
 }
