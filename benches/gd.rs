@@ -21,8 +21,13 @@ use std::hint::black_box;
 fn gd(c: &mut Criterion) {
     let (n, d, m) = (20, 4000, 16);
     let data = generate(&GenSettings { kind: DataKind::Gaussian, n, d, seed: 1, ..Default::default() }).expect("data");
-    let model =
-        ModelSettings { width: m, leak: 0.1, init: Init::Scale(1.0 / (d as f64).sqrt()), seed: 3, ..Default::default() };
+    let model = ModelSettings {
+        width: m,
+        leak: 0.1,
+        init: Init::Scale(1.0 / (d as f64).sqrt()),
+        seed: 3,
+        ..Default::default()
+    };
     let settings = DescentSettings { model: model.clone(), steps: 2000, ..Default::default() };
     let net: Network<f64> = Network::new(&data, &model, 53).expect("network");
     let act = settings.activation();

@@ -166,7 +166,8 @@ fn check_body_length(path: &Path, shape: &[usize], body_len: usize) -> Result<us
 /// Feed the values of a `rows x cols` matrix file to `f` in file (row-major) order, reading it
 /// in 64 KiB pieces instead of holding it: the header, shape and length checks of
 /// [`read_matrix`], with the same messages, all made before `f` sees any value. `f` may fail
-/// (say, on a value it rejects), which ends the read with its error.
+/// (say, on a value it rejects), which ends the read with its error. The file must be a regular
+/// file (callers read it more than once; a pipe would be empty the second time).
 pub fn for_each_matrix_value(
     path: &Path,
     rows: usize,
@@ -177,7 +178,14 @@ pub fn for_each_matrix_value(
     use std::io::Read;
     let io = |e| Error::io(path, e);
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(bad(
+            path,
+            format!("{what} must be a regular file, not a pipe or device: it is read again where needed, not kept"),
+        ));
+    }
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let mut head = vec![0u8; len.min(12)];
     file.read_exact(&mut head).map_err(io)?;
     let end = data_offset(path, &head)?;

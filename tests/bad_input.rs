@@ -298,6 +298,15 @@ fn descent_init_file_wrong_shape() {
     expect_bad_out(&args, &tmp.path().join("out"), &[npy.to_str().unwrap(), "(2, 5)", "(2, 6)"]);
 }
 
+#[test]
+fn descent_init_file_not_a_regular_file() {
+    // W0 is read again where it is needed, so a pipe or device cannot serve as --init-file.
+    let (tmp, data) = good_data();
+    let mut args = descent_args(&data, "0.1", "3");
+    args.extend(["--init-file", "/dev/null"]);
+    expect_bad_out(&args, &tmp.path().join("out"), &["/dev/null", "--init-file must be a regular file"]);
+}
+
 // ---------------------------------------------------------------- flags
 
 #[test]
