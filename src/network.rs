@@ -211,8 +211,14 @@ impl<T: Clone> Clone for SmallRep<T> {
     /// The representation if it exists, else the stacked buffer; when neither is there another
     /// thread is computing the representation, and the clone waits for it.
     fn clone(&self) -> Self {
-        let stacked = self.stacked.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (stacked, failed) = match self.stacked.lock() {
+            Ok(guard) => (guard.clone(), false),
+            Err(poisoned) => (poisoned.into_inner().clone(), true),
+        };
         let rep = match (&stacked, self.rep.get()) {
+            // The factorization holds the lock while it runs: a poisoned lock with neither
+            // buffer nor result means it panicked, and waiting would never end.
+            (None, None) if failed => panic!("the network's small representation failed to compute"),
             (None, None) => OnceLock::from(self.rep.wait().clone()),
             _ => self.rep.clone(),
         };
@@ -292,13 +298,9 @@ impl<T: Real> Network<T> {
     fn small(&self) -> &(Mat<T>, Mat<T>) {
         self.small.rep.get_or_init(|| {
             let (n, m, d) = (self.n, self.m, self.d);
-            let mut stacked = self
-                .small
-                .stacked
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .expect("the stacked [X; W0] is kept until the small representation exists");
+            // Held until the representation is computed (see `SmallRep::clone`).
+            let mut guard = self.small.stacked.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stacked = guard.take().expect("the stacked [X; W0] is kept until the small representation exists");
             if d <= n + m {
                 let w0_part = stacked.split_off(n * d);
                 return (Mat::from_vec(n, d, stacked), Mat::from_vec(m, d, w0_part));

@@ -177,15 +177,18 @@ pub fn for_each_matrix_value(
 ) -> Result<()> {
     use std::io::Read;
     let io = |e| Error::io(path, e);
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
+    // Checked before opening: opening a pipe with no writer would block.
+    let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
         return Err(bad(
             path,
-            format!("{what} must be a regular file, not a pipe or device: it is read again where needed, not kept"),
+            format!(
+                "{what} must be a regular file, not a directory, pipe or device: it is read again where needed, not kept"
+            ),
         ));
     }
-    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
     let mut head = vec![0u8; len.min(12)];
     file.read_exact(&mut head).map_err(io)?;
     let end = data_offset(path, &head)?;
@@ -195,13 +198,14 @@ pub fn for_each_matrix_value(
         file.read_exact(&mut head[have..]).map_err(io)?;
     }
     let (shape, end) = parse_prefix(path, &head)?;
+    // In read_matrix's order: the body length (in parse_npy), then the shape.
+    let mut left = check_body_length(path, &shape, len - end)? * 8;
     if shape != [rows, cols] {
         return Err(bad(
             path,
             format!("has shape {} but {what} needs {}", shape_text(&shape), shape_text(&[rows, cols])),
         ));
     }
-    let mut left = check_body_length(path, &shape, len - end)? * 8;
     let mut buf = vec![0u8; left.min(1 << 16)];
     while left > 0 {
         let piece = &mut buf[..left.min(1 << 16)];
@@ -313,6 +317,7 @@ mod tests {
         v2[6] = 2;
         v2.splice(8..10, [good[8], good[9], 0, 0]);
         let wrong_shape = encode_npy(&path, &[cols, rows], &data).unwrap();
+        let wrong_shape_and_short = wrong_shape[..wrong_shape.len() - 8].to_vec();
         let cases: Vec<Vec<u8>> = vec![
             good[..good.len() - 8].to_vec(),
             [good.clone(), vec![0; 3]].concat(),
@@ -321,6 +326,7 @@ mod tests {
             b"not numpy at all".to_vec(),
             v2[..11].to_vec(),
             wrong_shape,
+            wrong_shape_and_short,
             Vec::new(),
         ];
         for (k, bytes) in cases.iter().enumerate() {

@@ -404,14 +404,15 @@ const JACOBI_MAX_SWEEPS: usize = 100;
 /// threshold; ε = [`Real::epsilon`]). The same rotations are applied to the rows of `vt` if given.
 ///
 /// Rotation (Demmel–Veselić 1992, Alg. 4.1): ζ = (β − α)/(2γ), t = sign(ζ)/(|ζ| + √(1+ζ²)),
-/// c = 1/√(1+t²), s = c t, with α = ‖g_p‖², β = ‖g_q‖², γ = ⟨g_p, g_q⟩. It maps the squared norms
-/// to α − tγ and β + tγ exactly (t solves t²γ + (β − α)t − γ = 0), so as in `xGESVJ` they are
-/// updated by these formulas rather than recomputed: each pair then costs one inner product
-/// unless it is rotated. A formula result below half its old value (where the subtraction may
+/// c = 1/√(1+t²) (computed as √((|ζ| + r)/(2r)), r = √(1+ζ²)), s = c t, with α = ‖g_p‖²,
+/// β = ‖g_q‖², γ = ⟨g_p, g_q⟩. It maps the squared norms to α − tγ and β + tγ exactly (t solves
+/// t²γ + (β − α)t − γ = 0), so as in `xGESVJ` they are updated by these formulas rather than
+/// recomputed: each pair then costs one inner product unless it is rotated. A formula result below half its old value (where the subtraction may
 /// cancel) is recomputed from the column instead, and all norms are recomputed at the start of
 /// every sweep, when the columns are sorted by decreasing norm (de Rijk 1989), which speeds
-/// convergence and orders the output. So every norm in use has relative error O(len·ε) at most,
-/// and the singular values themselves are taken from the final columns. A column that a rotation
+/// convergence and orders the output. So every norm in use has relative error O(n·len·ε) at
+/// most (n − 1 updates a sweep); they only steer the rotations and the convergence test, and the
+/// singular values themselves are taken from the final columns. A column that a rotation
 /// cancels to rounding level (norm reduced by a factor ≤ tol) is numerically dependent on its
 /// partner and is set to zero.
 fn jacobi_columns<T: Real>(gt: &mut Mat<T>, mut vt: Option<&mut Mat<T>>) -> Result<(), SolverError> {
@@ -1089,6 +1090,9 @@ mod tests {
         }
         let (gt, _) = jacobi_start(&graded);
         assert!(f64::clustered_jacobi_start(gt.rows, gt.cols, &gt.data).is_none());
+        let mut bad = a.clone();
+        bad.data[17] = f64::NAN;
+        assert!(f64::clustered_jacobi_start(16, 36, &bad.data).is_none(), "non-finite input");
     }
 
     #[test]

@@ -207,8 +207,8 @@ pub trait Real:
     /// G's eigenvectors V (new column j = Σ_i V_ij g_i), which Jacobi then finishes in about two
     /// sweeps instead of six or more; `None` otherwise, or at a precision without a fast
     /// symmetric eigensolver. `f64` computes V with nalgebra (Householder tridiagonalization and
-    /// implicit QR). The rotation costs an absolute error of O(ε σ1) in every σ, i.e. a relative
-    /// error O(ε κ) ≤ O(10 ε) under the condition bound, the order Jacobi itself guarantees.
+    /// implicit QR). The rotation costs an absolute error of O(k ε σ1) in every σ, i.e. a relative
+    /// error O(k ε κ) ≤ O(10 k ε) under the condition bound, the order Jacobi itself guarantees.
     /// A well-conditioned matrix with clustered singular values (nearly orthogonal rows, as a
     /// random initialization in high dimension) is exactly where plain Jacobi is slowest.
     fn clustered_jacobi_start(_k: usize, _len: usize, _gt: &[Self]) -> Option<Vec<Self>> {
@@ -370,9 +370,12 @@ impl Real for f64 {
         }
         let mut gram = vec![0.0; k * k];
         Self::gemm_nt(k, len, k, gt, gt, &mut gram);
-        let eig = nalgebra::DMatrix::from_row_slice(k, k, &gram).symmetric_eigen();
+        if !gram.iter().all(|g| g.is_finite()) {
+            return None;
+        }
+        let eig = nalgebra::DMatrix::from_row_slice(k, k, &gram).try_symmetric_eigen(f64::EPSILON, 100 * k)?;
         let (lo, hi) = eig.eigenvalues.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &l| (lo.min(l), hi.max(l)));
-        if !(lo > 0.0 && hi <= PRECONDITION_MAX_GRAM_CONDITION * lo) {
+        if !(eig.eigenvalues.iter().all(|l| l.is_finite()) && lo > 0.0 && hi <= PRECONDITION_MAX_GRAM_CONDITION * lo) {
             return None;
         }
         // Row j of the result is Σ_i V_ij g_i: (Vᵀ gt), with V column-major in nalgebra, so
