@@ -162,7 +162,7 @@ mod mpfr {
                     }
                     q += term;
                 }
-                let inv_k = Float::with_val(WIDE, 1) / (k as u32);
+                let inv_k = Float::with_val(WIDE, 1) / k;
                 let err = Float::with_val(WIDE, q - inv_k).abs();
                 assert!(err < 1e-38, "k = {k}: {err:e}");
             }
