@@ -228,7 +228,7 @@ mod mpfr {
         assert!((wide(&third) * 3u32 - 1u32).abs() <= ulp(&third) * 3u32 / 2u32);
         let eps = <Float as Real>::epsilon(P);
         assert_eq!(eps, Float::with_val(P, Float::i_exp(1, 1 - P as i32)));
-        assert_eq!(Float::with_val(P, 1) + &eps > 1u32, true);
+        assert!(Float::with_val(P, 1) + &eps > 1u32);
         let two = Float::with_val(P, 2);
         let back = Real::exp(&Real::ln(&two));
         assert!((back - 2u32).abs() <= Float::with_val(P, &eps * 8u32));
