@@ -95,13 +95,18 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
     let (shape, end) = parse_prefix(path, bytes)?;
     check_body_length(path, &shape, bytes.len() - end)?;
-    let data = bytes[end..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8"))).collect();
-    Ok((shape, data))
+    Ok((shape, bytes[end..].chunks_exact(8).map(le_f64).collect()))
 }
 
-/// Offset of the data: magic (6 bytes), version (2), header length (u16 for v1, u32 for v2/v3)
-/// plus that length, from the first 12 bytes of the file (or all of a shorter one).
-fn data_offset(path: &Path, bytes: &[u8]) -> Result<usize> {
+/// The little-endian f64 in an 8-byte chunk.
+fn le_f64(chunk: &[u8]) -> f64 {
+    f64::from_le_bytes(chunk.try_into().expect("chunk of 8"))
+}
+
+/// Offsets of the header and of the data: magic (6 bytes), version (2), header length (u16 for
+/// v1, u32 for v2/v3), then the header of that length, from the first 12 bytes of the file (or
+/// all of a shorter one).
+fn data_offset(path: &Path, bytes: &[u8]) -> Result<(usize, usize)> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad(path, "not a NumPy .npy file (no \\x93NUMPY magic)"));
     }
@@ -116,14 +121,14 @@ fn data_offset(path: &Path, bytes: &[u8]) -> Result<usize> {
         }
         _ => return Err(bad(path, format!("unsupported .npy format version {major}.{minor}"))),
     };
-    start.checked_add(hlen).ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))
+    let end = start.checked_add(hlen).ok_or_else(|| bad(path, format!("truncated header: {hlen} bytes announced")))?;
+    Ok((start, end))
 }
 
 /// The shape and the data offset of a file whose first bytes (at least through the header,
 /// when the file has them) are `bytes`.
 fn parse_prefix(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize)> {
-    let end = data_offset(path, bytes)?;
-    let start = if bytes[6] == 1 { 10 } else { 12 };
+    let (start, end) = data_offset(path, bytes)?;
     if end > bytes.len() {
         return Err(bad(path, format!("truncated header: {} bytes announced", end - start)));
     }
@@ -188,10 +193,10 @@ pub fn for_each_matrix_value(
         ));
     }
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let mut head = vec![0u8; len.min(12)];
     file.read_exact(&mut head).map_err(io)?;
-    let end = data_offset(path, &head)?;
+    let (_, end) = data_offset(path, &head)?;
     if end > head.len() {
         let have = head.len();
         head.resize(end.min(len), 0);
@@ -200,19 +205,12 @@ pub fn for_each_matrix_value(
     let (shape, end) = parse_prefix(path, &head)?;
     // In read_matrix's order: the body length (in parse_npy), then the shape.
     let mut left = check_body_length(path, &shape, len - end)? * 8;
-    if shape != [rows, cols] {
-        return Err(bad(
-            path,
-            format!("has shape {} but {what} needs {}", shape_text(&shape), shape_text(&[rows, cols])),
-        ));
-    }
+    check_matrix_shape(path, &shape, rows, cols, what)?;
     let mut buf = vec![0u8; left.min(1 << 16)];
     while left > 0 {
         let piece = &mut buf[..left.min(1 << 16)];
         file.read_exact(piece).map_err(io)?;
-        for c in piece.chunks_exact(8) {
-            f(f64::from_le_bytes(c.try_into().expect("chunk of 8")))?;
-        }
+        piece.chunks_exact(8).map(le_f64).try_for_each(&mut f)?;
         left -= piece.len();
     }
     Ok(())
@@ -256,13 +254,19 @@ pub fn encode_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<Vec<u8>>
 /// flag or role, e.g. "--init-file").
 pub fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<f64>> {
     let (shape, data) = read_npy(path)?;
+    check_matrix_shape(path, &shape, rows, cols, what)?;
+    Ok(data)
+}
+
+/// `shape` must be (rows, cols); the error names both shapes and `what` needs.
+fn check_matrix_shape(path: &Path, shape: &[usize], rows: usize, cols: usize, what: &str) -> Result<()> {
     if shape != [rows, cols] {
         return Err(bad(
             path,
-            format!("has shape {} but {what} needs {}", shape_text(&shape), shape_text(&[rows, cols])),
+            format!("has shape {} but {what} needs {}", shape_text(shape), shape_text(&[rows, cols])),
         ));
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Read a vector of length `len`, stored with shape (len,), (len, 1) or (1, len).
