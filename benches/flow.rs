@@ -1,4 +1,4 @@
-//! Benchmarks of the flow at f64 on seeded shared inputs (`marginflow::data::generate`, Gaussian
+//! Benchmarks of the flow at f64 on seeded shared inputs (`marginflow::model::data::generate`, Gaussian
 //! data, seed 1; W0 from `--init-scale`-style seeded initialization):
 //!
 //! - `flow step`: one accepted Dormand–Prince step (with kink-event checks) of the flow on
@@ -14,10 +14,10 @@
 //! `CARGO_TARGET_DIR=/work/target-mpfr cargo bench --features mpfr --bench flow -- 'flow step'`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use marginflow::checkpoint::Checkpoint;
-use marginflow::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::flow::checkpoint::Checkpoint;
 use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, FlowSystem};
-use marginflow::network::{Init, ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::rk::{Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::Real;

@@ -12,9 +12,9 @@
 //! `bash benches/compare/run.sh`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use marginflow::data::{generate, DataKind, GenSettings};
 use marginflow::descent::{self, step_inplace, DescentSettings, DescentWorkspace, Kernel};
-use marginflow::network::{Init, ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, GenSettings};
+use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::linalg;
 use std::hint::black_box;
 

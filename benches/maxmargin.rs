@@ -1,6 +1,6 @@
 //! Benchmarks of the max-margin reference at f64 (and, with `--features mpfr`, at 128 and 256
 //! bits) on seeded shared inputs (Gaussian data from
-//! `marginflow::data::generate`, seed 1; n = 20, d = 4000, width m = 16, leak 0.1):
+//! `marginflow::model::data::generate`, seed 1; n = 20, d = 4000, width m = 16, leak 0.1):
 //!
 //! - `theory_reference`: the certified theory-pattern solution as the flow computes it (closed
 //!   form when it certifies, else the QP).
@@ -12,9 +12,9 @@
 //! `CARGO_TARGET_DIR=/work/target-mpfr cargo bench --features mpfr --bench maxmargin`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use marginflow::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::maxmargin::{pattern_max_margin, theory_reference, MaxMarginSettings};
-use marginflow::network::{ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::model::network::{ModelSettings, Network};
 use marginflow_solvers::Real;
 use std::hint::black_box;
 

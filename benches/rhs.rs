@@ -12,9 +12,9 @@
 //! the asymptotic regime).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use marginflow::data::{generate, DataKind, GenSettings};
 use marginflow::flow::FlowSystem;
-use marginflow::network::{ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, GenSettings};
+use marginflow::model::network::{ModelSettings, Network};
 use marginflow_solvers::rk::OdeSystem;
 use marginflow_solvers::Real;
 use std::hint::black_box;

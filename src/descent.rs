@@ -15,11 +15,11 @@
 //! lie near the same few directions), and that it stays low. [`NaturalFlow`] is the gradient flow
 //! dB/dt = −∇_B L in natural time t that GD approximates with error O(α) at t = kα.
 
-use crate::activation::Activation;
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::{self, put, put_list, top_singular_values, Num, StateMetrics};
-use crate::network::{ModelSettings, Network};
+use crate::model::activation::Activation;
+use crate::model::data::Dataset;
+use crate::model::network::{ModelSettings, Network};
 use marginflow_solvers::rk::OdeSystem;
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};

@@ -5,21 +5,13 @@
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
-pub mod activation;
-pub mod checkpoint;
-pub mod data;
 pub mod descent;
 pub mod error;
+pub mod experiments;
 pub mod flow;
-pub mod fsutil;
-pub mod loss;
+pub mod io;
 pub mod maxmargin;
 pub mod metrics;
-pub mod network;
-pub mod npy;
-pub mod plot;
-pub mod report;
-pub mod sweep;
-pub mod validate;
+pub mod model;
 
 pub use error::{Error, Result};

@@ -37,11 +37,11 @@
 //! Closed form used by the tests: exactly orthogonal data with a balanced outer layer of even
 //! width gives λ_i = 2/((1+γ²)‖x_i‖²) and ‖W*‖_F² = Σ λ_i.
 
-use crate::checkpoint::Checkpoint;
-use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::flow::checkpoint::Checkpoint;
 use crate::metrics::{put, put_list, Num};
-use crate::network::{ModelSettings, Network};
+use crate::model::data::Dataset;
+use crate::model::network::{ModelSettings, Network};
 use marginflow_solvers::linalg::{self, householder_qr_of_transpose};
 use marginflow_solvers::qp::{polish_active_set, solve_qp, Qp, QpSettings, QpSolution, QpStatus, SparseMatrix};
 use marginflow_solvers::{Mat, Real};
@@ -727,7 +727,7 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
     };
     let wpath = dir.join("W.npy");
     if wpath.exists() {
-        let w = crate::npy::read_matrix(&wpath, m, d, "--pattern-from")?;
+        let w = crate::io::npy::read_matrix(&wpath, m, d, "--pattern-from")?;
         let mut s = Vec::with_capacity(m * n);
         for j in 0..m {
             for i in 0..n {
@@ -1012,8 +1012,8 @@ pub fn boundary_agreement<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Dataset;
-    use crate::network::ModelSettings;
+    use crate::model::data::Dataset;
+    use crate::model::network::ModelSettings;
 
     fn net_of(x: &[f64], y: &[f64], d: usize) -> Network<f64> {
         let data = Dataset { n: y.len(), d, x: x.to_vec(), y: y.to_vec() };

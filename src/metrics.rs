@@ -1,8 +1,8 @@
 //! Measurements of a network state, all from small matrices (sizes independent of d).
 
 use crate::error::Result;
-use crate::loss::log_sum_exp;
-use crate::network::Network;
+use crate::model::loss::log_sum_exp;
+use crate::model::network::Network;
 use marginflow_solvers::{linalg, Mat, Real};
 
 /// How many singular values a report lists (largest first).

@@ -12,9 +12,9 @@
 //! GMP's memory functions (`mp_set_memory_functions`). Counters are per thread, so the tests
 //! can run in parallel.
 
-use marginflow::data::{generate, DataKind, GenSettings};
 use marginflow::flow::FlowSystem;
-use marginflow::network::{ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, GenSettings};
+use marginflow::model::network::{ModelSettings, Network};
 use marginflow_solvers::rk::OdeSystem;
 use marginflow_solvers::Real;
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -3,9 +3,9 @@
 //! explicit method, leave kink-dense short runs alone, and checkpoint its phase so a run stopped
 //! in either phase resumes to the same bytes as an uninterrupted run.
 
-use marginflow::checkpoint::Checkpoint;
+use marginflow::flow::checkpoint::Checkpoint;
 use marginflow::flow::Phase;
-use marginflow::npy::read_npy;
+use marginflow::io::npy::read_npy;
 use std::path::Path;
 
 mod common;

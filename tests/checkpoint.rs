@@ -1,7 +1,7 @@
 //! Long runs lose no work: a flow stopped (by a step limit, or by SIGKILL between checkpoints)
 //! and resumed from DIR/checkpoint ends with the same bytes as an uninterrupted run.
 
-use marginflow::data::{generate, DataKind, GenSettings};
+use marginflow::model::data::{generate, DataKind, GenSettings};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! generation is deterministic, and `check --json` is one parseable JSON object.
 
 use assert_cmd::prelude::OutputAssertExt;
-use marginflow::data::{self, DataKind, Dataset, GenSettings, Geometry, Verdict};
-use marginflow::npy;
+use marginflow::io::npy;
+use marginflow::model::data::{self, DataKind, Dataset, GenSettings, Geometry, Verdict};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,9 +2,9 @@
 //! one-step stable-rank drop from a small initialization (and its absence from the default
 //! 1/√d scale), the O(α) distance between GD and gradient flow, and the CLI's files.
 
-use marginflow::data::{self, DataKind, Dataset, GenSettings};
 use marginflow::descent::{self, DescentActivation, DescentSettings, DescentWorkspace, Kernel, NaturalFlow};
-use marginflow::network::{Init, ModelSettings, Network};
+use marginflow::model::data::{self, DataKind, Dataset, GenSettings};
+use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState};
 use marginflow_solvers::tableau::dopri5;
 use nalgebra::DMatrix;
@@ -152,7 +152,7 @@ fn default_scale_initialization_keeps_its_stable_rank() {
 fn gradient_descent_approaches_gradient_flow_at_first_order() {
     let data = gaussian(10, 300, 5);
     let model = ModelSettings { width: 8, leak: 0.2, init: Init::Scale(0.05), seed: 2, ..Default::default() };
-    let act = marginflow::activation::Activation::Smooth { gamma: 0.2, h: 4.0 };
+    let act = marginflow::model::activation::Activation::Smooth { gamma: 0.2, h: 4.0 };
     let net: Network<f64> = Network::new(&data, &model, 53).unwrap();
     let dim = net.m * net.n;
 
@@ -233,7 +233,7 @@ fn cli_writes_trajectory_summary_and_weights() {
     let file_summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(file_summary, summary);
-    let w = marginflow::npy::read_matrix(&out.join("W.npy"), 6, 300, "W").unwrap();
+    let w = marginflow::io::npy::read_matrix(&out.join("W.npy"), 6, 300, "W").unwrap();
     assert_eq!(w.len(), 6 * 300);
     // The last row's Frobenius norm is that of the saved W.
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

@@ -3,9 +3,9 @@
 //! loss, a direct full-W evaluation of the span-reduced right-hand side, and the closed-form
 //! velocity limit W*/‖W*‖² of the theory pattern.
 
-use marginflow::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::flow::FlowSystem;
-use marginflow::network::{Init, ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem};
 use marginflow_solvers::tableau::dopri5;
 use ode_solvers::{DVector, Dopri5, OutputType, System};
@@ -120,7 +120,7 @@ impl KinkProblem {
         let dpath = write_data(dir, &data);
         let w0 = unit_init(11);
         let w0path = dir.join("W0.npy");
-        marginflow::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
+        marginflow::io::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
         KinkProblem { data, w0, dpath, w0path }
     }
 
@@ -180,7 +180,7 @@ fn flow_matches_direct_full_w_integration_through_kinks() {
     assert!(events > 0, "the O(1) initialization must cross kinks");
     let log10_t = summary["log10_time"].as_f64().unwrap();
     assert!((log10_t - 5f64.log10()).abs() < 1e-12, "stopped at log10 t = {log10_t}");
-    let (shape, w_flow) = marginflow::npy::read_npy(&out.join("W.npy")).unwrap();
+    let (shape, w_flow) = marginflow::io::npy::read_npy(&out.join("W.npy")).unwrap();
     assert_eq!(shape, vec![M, D]);
 
     // Independent reference: full W, natural time, ode_solvers' Dopri5 at a tighter tolerance.
@@ -204,7 +204,7 @@ fn span_reduction_is_exact_and_gradient_matches_finite_differences() {
     let w0 = unit_init(7);
     let tmp = tempfile::tempdir().unwrap();
     let w0path = tmp.path().join("W0.npy");
-    marginflow::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
+    marginflow::io::npy::write_npy(&w0path, &[M, D], &w0).unwrap();
     let settings = ModelSettings { width: M, leak: LEAK, init: Init::File(w0path), ..Default::default() };
     let net: Network<f64> = Network::new(&data, &settings, 53).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -346,7 +346,7 @@ fn events_on_and_off_agree() {
     for ev in ["on", "off"] {
         let out = tmp.path().join(ev);
         let s = problem.run(&out, &["--events", ev]);
-        let (_, w) = marginflow::npy::read_npy(&out.join("W.npy")).unwrap();
+        let (_, w) = marginflow::io::npy::read_npy(&out.join("W.npy")).unwrap();
         eprintln!("events {ev}: {}", s["statistics"]);
         results.push(w);
     }

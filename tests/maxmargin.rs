@@ -239,7 +239,7 @@ fn check_against_independent(kind: &str, seed: u64) {
     assert!(r.certificate.is_some());
     // W* from the .npy file, checked directly with the leaky ReLU: margins ≥ 1, min = 1, norm.
     let (m, d) = (16, data.d);
-    let w = marginflow::npy::read_matrix(&wpath, m, d, "test").unwrap();
+    let w = marginflow::io::npy::read_matrix(&wpath, m, d, "test").unwrap();
     let wn: f64 = w.iter().map(|v| v * v).sum::<f64>().sqrt();
     assert!((wn - norm).abs() / norm < 1e-12, "‖W.npy‖ {wn} vs norm {norm}");
     let margins: Vec<f64> = (0..data.n)

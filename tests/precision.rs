@@ -50,7 +50,7 @@ fn precision_between_53_and_64_is_refused() {
 #[cfg(feature = "mpfr")]
 mod mpfr {
     use super::*;
-    use marginflow::checkpoint::Checkpoint;
+    use marginflow::flow::checkpoint::Checkpoint;
     use marginflow::flow::FlowSettings;
     use marginflow_solvers::rk::{
         Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Statistics, Status,

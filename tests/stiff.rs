@@ -3,10 +3,10 @@
 //! Dormand–Prince through kinks, and the step-count payoff on a long horizon.
 
 #![allow(clippy::needless_range_loop)]
-use marginflow::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::flow::FlowSystem;
-use marginflow::loss::Loss;
-use marginflow::network::{Init, ModelSettings, Network};
+use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
+use marginflow::model::loss::Loss;
+use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::linalg;
 use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Status};

@@ -1,6 +1,6 @@
 //! `marginflow validate` through the real binary.
 
-use marginflow::validate::{ClaimKind, Report, Verdict};
+use marginflow::experiments::validate::{ClaimKind, Report, Verdict};
 use std::path::Path;
 
 mod common;
@@ -82,7 +82,7 @@ fn low_dimensional_scenario_without_expect_fail_exits_1_naming_claims() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for c in failing {
         let m = c.failing().next().expect("a failing claim has a failing measurement");
-        let v = marginflow::report::fmt_num(m.value);
+        let v = marginflow::experiments::report::fmt_num(m.value);
         let line = format!("{} FAILS: {} = {v}", c.claim.name(), m.name);
         assert!(stderr.contains(&line), "stderr lacks {line:?}: {stderr}");
         assert!(md.contains(&line), "report.md lacks {line:?}");

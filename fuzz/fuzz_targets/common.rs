@@ -1,6 +1,6 @@
 //! Shared invariant check for the data-file fuzz targets.
 
-use marginflow::data::Dataset;
+use marginflow::model::data::Dataset;
 use std::path::Path;
 
 /// Parse `bytes` as a data file named `name` (the extension picks the format) and check what

@@ -1,7 +1,7 @@
 //! `marginflow check`: the near-orthogonality statistics of a data set, as a table or one JSON
 //! object on stdout.
 
-use marginflow::data::{self, Dataset, Geometry};
+use marginflow::model::data::{self, Dataset, Geometry};
 use marginflow::Error;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
 //! Flags shared by several subcommands, and their one conversion into library settings.
 
 use anyhow::Context;
-use marginflow::data::Dataset;
-use marginflow::loss::Loss;
-use marginflow::network::{Init, ModelSettings, OuterLayer};
+use marginflow::model::data::Dataset;
+use marginflow::model::loss::Loss;
+use marginflow::model::network::{Init, ModelSettings, OuterLayer};
 use std::path::{Path, PathBuf};
 
 /// Data and model flags (`--data --width --leak --outer --init-scale|--init-file --seed --loss`).
@@ -82,7 +82,7 @@ pub fn check_model_files(model: &ModelSettings, d: usize) -> anyhow::Result<()> 
 
 /// Create an output directory, naming the flag on failure.
 pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
-    marginflow::fsutil::create_dir(dir).with_context(|| format!("--out {}: cannot create directory", dir.display()))
+    marginflow::io::fsutil::create_dir(dir).with_context(|| format!("--out {}: cannot create directory", dir.display()))
 }
 
 /// Print a JSON value to stdout as the only thing there.

@@ -4,8 +4,8 @@
 use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::descent::{self, DescentActivation, DescentObserver, DescentSettings};
-use marginflow::fsutil::AtomicBatch;
-use marginflow::npy::encode_npy;
+use marginflow::io::fsutil::AtomicBatch;
+use marginflow::io::npy::encode_npy;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

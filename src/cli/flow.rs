@@ -3,10 +3,10 @@
 
 use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
-use marginflow::checkpoint::Checkpoint;
+use marginflow::flow::checkpoint::Checkpoint;
 use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
-use marginflow::fsutil::write_atomic;
-use marginflow::npy::write_npy;
+use marginflow::io::fsutil::write_atomic;
+use marginflow::io::npy::write_npy;
 use marginflow_solvers::tableau::Method;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `marginflow gen`: generate a seeded synthetic data set and write it (format by extension).
 
-use marginflow::data::{self, DataKind, GenSettings};
+use marginflow::model::data::{self, DataKind, GenSettings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

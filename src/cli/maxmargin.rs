@@ -2,9 +2,9 @@
 //! (the theory's, or the final one of a flow run) and the linear max-margin problem.
 
 use super::common::{load_training_data, print_json, ModelArgs};
-use marginflow::fsutil::write_atomic;
+use marginflow::io::fsutil::write_atomic;
+use marginflow::io::npy::write_npy;
 use marginflow::maxmargin::{self, MaxMarginSettings, PatternSource};
-use marginflow::npy::write_npy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

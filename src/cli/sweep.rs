@@ -4,12 +4,12 @@
 
 use super::common::{create_out_dir, load_training_data};
 use anyhow::{bail, Context};
-use marginflow::data::{DataKind, GenSettings};
 use marginflow::descent::DescentActivation;
-use marginflow::fsutil::write_atomic;
-use marginflow::loss::Loss;
-use marginflow::network::OuterLayer;
-use marginflow::sweep::{self, Axis, DataSource, SweepKind, SweepSettings, Variable};
+use marginflow::experiments::sweep::{self, Axis, DataSource, SweepKind, SweepSettings, Variable};
+use marginflow::io::fsutil::write_atomic;
+use marginflow::model::data::{DataKind, GenSettings};
+use marginflow::model::loss::Loss;
+use marginflow::model::network::OuterLayer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

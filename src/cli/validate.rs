@@ -4,9 +4,9 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use marginflow::fsutil::write_atomic;
-use marginflow::validate::{self, PreparedScenario, Report, ScenarioReport};
-use marginflow::{plot, report};
+use marginflow::experiments::validate::{self, PreparedScenario, Report, ScenarioReport};
+use marginflow::experiments::{plot, report};
+use marginflow::io::fsutil::write_atomic;
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! Each test file is its own crate and uses only some of these.
 #![allow(dead_code)]
 
-use marginflow::data::{generate, DataKind, GenSettings};
+use marginflow::model::data::{generate, DataKind, GenSettings};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

@@ -2,7 +2,7 @@
 //! thresholds and verdicts, and relative links to the SVG plots) and JSON (the typed report).
 //! Pure functions of the report value; the binary writes the files.
 
-use crate::validate::{Comparison, Measurement, Report, ScenarioReport, Verdict};
+use crate::experiments::validate::{Comparison, Measurement, Report, ScenarioReport, Verdict};
 use std::fmt::Write;
 
 /// `report.json`: the report serialized (pretty).
@@ -136,10 +136,11 @@ pub fn render_markdown(report: &Report) -> String {
         if report.passed { "every claim holds or fails as expected" } else { "some claim failed" }
     );
     let _ = writeln!(md, "Verdicts: ✓/✗ mark gating measurements; (✓)/(✗) compare a reported value with a threshold without gating (the near-orthogonality assumption is reported, never gating).\n");
-    let _ = writeln!(md, "| scenario | {} |", crate::validate::ClaimKind::ALL.map(|c| c.name()).join(" | "));
-    let _ = writeln!(md, "|---|{}", "---|".repeat(crate::validate::ClaimKind::ALL.len()));
+    let _ =
+        writeln!(md, "| scenario | {} |", crate::experiments::validate::ClaimKind::ALL.map(|c| c.name()).join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(crate::experiments::validate::ClaimKind::ALL.len()));
     for s in &report.scenarios {
-        let cells: Vec<&str> = crate::validate::ClaimKind::ALL
+        let cells: Vec<&str> = crate::experiments::validate::ClaimKind::ALL
             .iter()
             .map(|k| s.claims.iter().find(|c| c.claim == *k).map_or("—", |c| c.verdict.label()))
             .collect();

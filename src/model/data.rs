@@ -8,7 +8,7 @@
 //! `load(save(data))` reproduces `data` exactly (and [`Dataset::hash`] with it).
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::io::fsutil::write_atomic;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -11,13 +11,15 @@
 //! so neither L, e^{−q} nor t is ever formed. φ' follows the integrator's switching modes (one per
 //! pre-activation P_ji), and each sign change of a P_ji is a located event.
 
-use crate::checkpoint::Checkpoint;
-use crate::data::Dataset;
+pub mod checkpoint;
+
 use crate::error::{Error, Result};
-use crate::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
-use crate::network::{ModelSettings, Network};
+use crate::model::data::Dataset;
+use crate::model::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
+use crate::model::network::{ModelSettings, Network};
+use checkpoint::Checkpoint;
 use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::rk::{
     Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem, Status,
@@ -702,8 +704,8 @@ impl<T: Real> FlowSystem<'_, T> {
         let w: Vec<T> = self.wy.iter().zip(&net.y).map(|(wy, yi)| wy.clone() * yi).collect();
         let dw: Vec<T> = (0..n)
             .map(|i| match net.loss {
-                crate::loss::Loss::Exponential => w[i].clone(),
-                crate::loss::Loss::Logistic => {
+                crate::model::loss::Loss::Exponential => w[i].clone(),
+                crate::model::loss::Loss::Logistic => {
                     // σ(q) = 1/(1 + e^{−q}), evaluated from e^{−|q|}.
                     let q = &self.q[i];
                     let e = (-q.abs()).exp();
@@ -1301,7 +1303,7 @@ fn run_at<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{generate, GenSettings};
+    use crate::model::data::{generate, GenSettings};
 
     /// Events off: the auto criterion sees kinks through the sign pattern of P = P0 + B K. A new
     /// pattern counts once per accepted step, the same pattern never, and a repeated observation

@@ -5,13 +5,13 @@
 //! same whatever the number of threads. Run index r enumerates the product with the *last* axis
 //! varying fastest.
 
-use crate::data::{self, Dataset, GenSettings};
 use crate::descent::{self, DescentSettings};
 use crate::error::{Error, Result};
+use crate::experiments::plot::TAB10;
+use crate::experiments::validate::RowCollector;
 use crate::flow::{self, FlowHorizon, FlowSettings};
-use crate::network::Init;
-use crate::plot::TAB10;
-use crate::validate::RowCollector;
+use crate::model::data::{self, Dataset, GenSettings};
+use crate::model::network::Init;
 use plotters::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! writes the files.
 
 use crate::error::{Error, Result};
-use crate::validate::{PlotFile, ScenarioReport, TrajectoryPoint};
+use crate::experiments::validate::{PlotFile, ScenarioReport, TrajectoryPoint};
 use plotters::prelude::*;
 
 /// The plots drawn for each scenario.

@@ -5,7 +5,7 @@
 //! with spaces and a newline, then the raw data. Written by hand: no extra crate needed.
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::io::fsutil::write_atomic;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";

@@ -17,17 +17,17 @@
 //!   z = Σ λ_i y_i x_i on the data and on Gaussian test points, and z's normalized margin against
 //!   the linear max margin.
 //!
-//! Everything here returns values; rendering is in [`crate::report`] and [`crate::plot`], files
+//! Everything here returns values; rendering is in [`crate::experiments::report`] and [`crate::experiments::plot`], files
 //! are written by the binary.
 //!
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
-use crate::data::{self, Dataset, GenSettings, Geometry};
 use crate::error::{Error, Result};
 use crate::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
-use crate::loss::Loss;
 use crate::maxmargin;
-use crate::network::{Init, ModelSettings, Network, OuterLayer};
+use crate::model::data::{self, Dataset, GenSettings, Geometry};
+use crate::model::loss::Loss;
+use crate::model::network::{Init, ModelSettings, Network, OuterLayer};
 use marginflow_solvers::linalg;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -39,10 +39,10 @@ use std::time::Instant;
 
 /// The built-in default suite: (file name, contents), the same files as `validation/*.toml`.
 pub const DEFAULT_SUITE: &[(&str, &str)] = &[
-    ("gaussian.toml", include_str!("../validation/gaussian.toml")),
-    ("mixture.toml", include_str!("../validation/mixture.toml")),
-    ("random_outer.toml", include_str!("../validation/random_outer.toml")),
-    ("low_dimensional.toml", include_str!("../validation/low_dimensional.toml")),
+    ("gaussian.toml", include_str!("../../validation/gaussian.toml")),
+    ("mixture.toml", include_str!("../../validation/mixture.toml")),
+    ("random_outer.toml", include_str!("../../validation/random_outer.toml")),
+    ("low_dimensional.toml", include_str!("../../validation/low_dimensional.toml")),
 ];
 
 /// A claim of the theorem that a scenario checks.
@@ -575,7 +575,7 @@ impl FlowObserver for RowCollector {
     fn checkpoint_due(&mut self) -> bool {
         false
     }
-    fn checkpoint(&mut self, _cp: &crate::checkpoint::Checkpoint) -> Result<()> {
+    fn checkpoint(&mut self, _cp: &crate::flow::checkpoint::Checkpoint) -> Result<()> {
         Ok(())
     }
     fn stop_requested(&mut self) -> bool {
@@ -956,7 +956,7 @@ fn restart_flow(data: &Dataset, settings: &FlowSettings, a: &[f64]) -> Result<Re
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let k = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("marginflow-outer-{}-{k}.npy", std::process::id()));
-        crate::npy::write_npy(&path, &[a.len()], a)?;
+        crate::io::npy::write_npy(&path, &[a.len()], a)?;
         s.model.outer = OuterLayer::File(path.clone());
         tmp = Some(path);
     }

@@ -10,10 +10,10 @@
 //! the Householder QR of [Xᵀ | W0ᵀ] (DESIGN §2); when d ≤ n + m the identity basis (W itself)
 //! is used.
 
-use crate::activation::Activation;
-use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::loss::Loss;
+use crate::model::activation::Activation;
+use crate::model::data::Dataset;
+use crate::model::loss::Loss;
 use marginflow_solvers::{linalg, Mat, Real};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -115,7 +115,7 @@ impl ModelSettings {
                 (0..m).map(|_| if rand::Rng::random::<bool>(&mut rng) { s } else { -s }).collect()
             }
             OuterLayer::File(path) => {
-                let a = crate::npy::read_vector(path, m, "--outer")?;
+                let a = crate::io::npy::read_vector(path, m, "--outer")?;
                 if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
                     return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite outer weight {bad}") });
                 }
@@ -155,7 +155,7 @@ impl ModelSettings {
                     f(omega * z);
                 }
             }
-            Init::File(path) => crate::npy::for_each_matrix_value(path, m, d, "--init-file", |v| {
+            Init::File(path) => crate::io::npy::for_each_matrix_value(path, m, d, "--init-file", |v| {
                 if !v.is_finite() {
                     return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite initial weight {v}") });
                 }
@@ -380,8 +380,13 @@ mod tests {
     /// thread, by two at once, or by a clone made before any use.
     #[test]
     fn deferred_small_representation_has_the_inner_products_of_x_and_w0() {
-        let data =
-            crate::data::generate(&crate::data::GenSettings { n: 6, d: 50, seed: 3, ..Default::default() }).unwrap();
+        let data = crate::model::data::generate(&crate::model::data::GenSettings {
+            n: 6,
+            d: 50,
+            seed: 3,
+            ..Default::default()
+        })
+        .unwrap();
         let settings = ModelSettings { width: 4, init: Init::Scale(0.3), ..Default::default() };
         let net: Network<f64> = Network::new(&data, &settings, 53).unwrap();
         let before_use = net.clone();
