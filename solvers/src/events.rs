@@ -1,11 +1,11 @@
-//! Switching events and component horizons on an accepted step, shared by the integrators of
-//! [`crate::rk`] and [`crate::extrapolation`].
+//! Switching events and component horizons on an accepted step: where inside it the step ends,
+//! for the loop of [`crate::driver`] that every integrator shares.
 //!
 //! After a step from (s0, y0) of size h has been accepted, the integrator asks where inside it the
 //! step must be cut. The state at s0 + θh, θ ∈ [0, 1], is supplied by the integrator as a closure
 //! `state_at(sys, θ, range, out)` writing components `range` into `out`: the continuous extension
 //! of the step (Dormand–Prince) or a re-step of size θh from (s0, y0) (extrapolation). Root
-//! finding for switch k asks only for its support ([`OdeSystem::switch_support`]). Every function
+//! finding for switch k asks only for its support ([`Switching::switch_support`]). Every function
 //! here calls it in a fixed order, so the integrators' results and work counters do not depend on
 //! which of them drives the search.
 //!
@@ -15,14 +15,14 @@
 //!   shrinking the bracket to [0, θ_k] while another tracked switch has already crossed at θ_k.
 //! - A component horizon y_c ≥ target is located the same way inside [0, θ_cut].
 //! - The same switch flipping again after less than 1/100 of a step counts as chatter; after
-//!   `chatter_limit` flips in a row it is released ([`OdeSystem::release`]).
+//!   `chatter_limit` flips in a row it is released ([`Switching::release`]).
 
-use crate::rk::{Horizon, IntegratorSettings, IntegratorState, OdeSystem, Status};
+use crate::ode::{Horizon, IntegratorState, Switching};
 use crate::scalar::Real;
 use std::ops::Range;
 
 /// Whether tracked switch k has crossed at switching values `g`: mode_k·g_k < 0.
-pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize) -> bool {
+pub(crate) fn crossed<T: Real, S: Switching<T>>(sys: &S, g: &[T], k: usize) -> bool {
     use std::cmp::Ordering::{Greater, Less};
     match sys.mode(k) {
         0 => false,
@@ -32,7 +32,7 @@ pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize) -> b
 }
 
 /// Stop tracking every switch (events off): the system then follows the live signs.
-pub(crate) fn untrack_all<T: Real, S: OdeSystem<T>>(sys: &mut S) {
+pub(crate) fn untrack_all<T: Real, S: Switching<T>>(sys: &mut S) {
     for k in 0..sys.num_switches() {
         if sys.mode(k) != 0 {
             sys.untrack(k);
@@ -151,7 +151,7 @@ pub(crate) fn step_end<T, S, F>(
 ) -> StepEnd<T>
 where
     T: Real,
-    S: OdeSystem<T>,
+    S: Switching<T>,
     F: FnMut(&mut S, &T, Range<usize>, &mut [T]),
 {
     let p = prec;
@@ -238,7 +238,7 @@ where
 /// count it, release it after `chatter_limit` flips in a row at one point (each with θ < 1/100),
 /// and set the next step to max(h_new, θh).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record_event<T: Real, S: OdeSystem<T>>(
+pub(crate) fn record_event<T: Real, S: Switching<T>>(
     sys: &mut S,
     state: &mut IntegratorState<T>,
     prec: u32,
@@ -270,74 +270,11 @@ pub(crate) fn record_event<T: Real, S: OdeSystem<T>>(
     state.h = hnew.max_of(&(h * &theta));
 }
 
-/// Before a step from `state`: `Some(Reached)` when s ≥ s_end, `Some(MaxSteps)` when
-/// `max_steps` attempts have been made since `start_steps`, else `None`.
-pub(crate) fn limit_reached<T: Real>(
-    settings: &IntegratorSettings,
-    horizon: &Horizon<T>,
-    state: &IntegratorState<T>,
-    start_steps: u64,
-) -> Option<Status> {
-    if let Some(se) = &horizon.s_end {
-        if state.s >= *se {
-            return Some(Status::Reached);
-        }
-    }
-    if let Some(max) = settings.max_steps {
-        if state.stats.accepted + state.stats.rejected - start_steps >= max {
-            return Some(Status::MaxSteps);
-        }
-    }
-    None
-}
-
-/// The step to try from `state`, written into `h`: h = min(state.h, max_step), replaced by
-/// s_end − s when 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A
-/// step h ≤ 16ε|s| (`eps16` = 16ε) is `Err(StepSizeUnderflow)`. `tmp` and `tmp2` are scratch:
-/// nothing is allocated.
-pub(crate) fn step_to_try<T: Real>(
-    settings: &IntegratorSettings,
-    horizon: &Horizon<T>,
-    state: &IntegratorState<T>,
-    eps16: &T,
-    h: &mut T,
-    tmp: &mut T,
-    tmp2: &mut T,
-) -> Result<bool, Status> {
-    h.assign(&state.h);
-    if let Some(hm) = settings.max_step {
-        tmp.assign_f64(hm);
-        if *tmp < *h {
-            h.assign(tmp);
-        }
-    }
-    let mut hits_end = false;
-    if let Some(se) = &horizon.s_end {
-        // tmp = s_end − s, tmp2 = 1.01·h.
-        tmp.assign(se);
-        *tmp -= &state.s;
-        tmp2.assign_f64(1.01);
-        *tmp2 *= &*h;
-        if *tmp2 >= *tmp {
-            h.assign(tmp);
-            hits_end = true;
-        }
-    }
-    // Floor 16ε·|s|.
-    tmp.assign(&state.s);
-    tmp.abs_mut();
-    *tmp *= eps16;
-    if *h <= *tmp || h.sign() != Some(std::cmp::Ordering::Greater) {
-        return Err(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
-    }
-    Ok(hits_end)
-}
-
 /// What [`step_end`] needs to know about the end s1 = s0 + h of an accepted step with state y1:
 /// the switching values there, written into `g` (when events are located), and the component
 /// horizon (c, target) with whether y1_c ≥ target.
 #[allow(clippy::type_complexity)]
-pub(crate) fn end_values<'a, T: Real, S: OdeSystem<T>>(
+pub(crate) fn end_values<'a, T: Real, S: Switching<T>>(
     sys: &mut S,
     events: bool,
     horizon: &'a Horizon<T>,

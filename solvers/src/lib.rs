@@ -5,10 +5,12 @@
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
+pub mod driver;
 pub mod error;
 mod events;
 pub mod extrapolation;
 pub mod linalg;
+pub mod ode;
 pub mod qp;
 pub mod rk;
 pub mod scalar;
