@@ -290,3 +290,183 @@ pub(crate) fn end_values<'a, T: Real, S: Switching<T>>(
         (None, reaches)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Event location on closure interpolants (no integrator, no network), as diffsol's
+    //! `nonlinear_solver/root.rs` tests its root finder: known roots of polynomials and a sine.
+    use super::*;
+    use crate::ode::OdeSystem;
+
+    /// y(θ) given by one function per component; switch k reads component k alone.
+    struct Components {
+        modes: Vec<i8>,
+    }
+    impl OdeSystem<f64> for Components {
+        fn dim(&self) -> usize {
+            self.modes.len()
+        }
+        fn eval_inplace(&mut self, _s: &f64, _y: &[f64], _dy: &mut [f64]) {
+            unreachable!("event location never evaluates the right-hand side")
+        }
+    }
+    impl Switching<f64> for Components {
+        fn num_switches(&self) -> usize {
+            self.modes.len()
+        }
+        fn switch_value(&mut self, k: usize, _s: &f64, y: &[f64]) -> f64 {
+            y[k]
+        }
+        fn mode(&self, k: usize) -> i8 {
+            self.modes[k]
+        }
+        fn switch_support(&self, k: usize) -> Range<usize> {
+            k..k + 1
+        }
+    }
+
+    type Curve = fn(f64) -> f64;
+
+    /// The closure interpolant of `curves`: component i at θ is curves[i](θ).
+    fn interpolant(curves: &[Curve]) -> impl FnMut(&mut Components, &f64, Range<usize>, &mut [f64]) + '_ {
+        move |_, theta, range, out| {
+            for i in range {
+                out[i] = curves[i](*theta);
+            }
+        }
+    }
+
+    fn start(curves: &[Curve]) -> Vec<f64> {
+        curves.iter().map(|c| c(0.0)).collect()
+    }
+
+    /// Round-off in θ allowed by `locate` at step start s and step h: 4ε·max(|s|/h, 1), plus one
+    /// rounding of the root itself.
+    fn tolerance(s: f64, h: f64) -> f64 {
+        4.0 * f64::EPSILON * (s.abs() / h).max(1.0) + f64::EPSILON
+    }
+
+    #[test]
+    fn locates_a_cubic_root_to_round_off() {
+        // g(θ) = (0.3 − θ)(θ + 1)(2 − θ): g(0) = 0.6 > 0, g(1) = −1.4, one root in (0, 1) at 0.3.
+        let curves: [Curve; 1] = [|t| (0.3 - t) * (t + 1.0) * (2.0 - t)];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert!((theta - 0.3).abs() <= tolerance(0.0, 1.0), "θ = {theta:e}, error {:e}", theta - 0.3);
+        // The returned end of the bracket is on the crossed side.
+        assert!(curves[0](theta) <= 0.0);
+    }
+
+    #[test]
+    fn locates_a_sine_root_to_round_off_in_s() {
+        // g(θ) = cos 3θ, root π/6; the step starts at s = 1000 with h = 1/2, so round-off in s is
+        // 2000 times round-off in θ.
+        let curves: [Curve; 1] = [|t| (3.0 * t).cos()];
+        let (s, h) = (1000.0, 0.5);
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &s, &y0, &h, 1.0, 0..1, |_, y| y[0]);
+        let root = std::f64::consts::PI / 6.0;
+        assert!((theta - root).abs() <= tolerance(s, h), "θ = {theta}, error {:e}", theta - root);
+        assert!(curves[0](theta) <= 0.0);
+    }
+
+    #[test]
+    fn a_root_at_the_end_of_the_bracket_is_found_there() {
+        // g(θ) = (1 − θ)(1 + θ²): the root is θ = 1 exactly, where g = 0 counts as crossed.
+        let curves: [Curve; 1] = [|t| (1.0 - t) * (1.0 + t * t)];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert_eq!(theta, 1.0);
+    }
+
+    #[test]
+    fn an_event_already_crossed_at_the_start_is_at_theta_zero() {
+        let curves: [Curve; 1] = [|t| -0.5 - t];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert_eq!(theta, 0.0);
+    }
+
+    /// `step_end` on `curves` with switching values at θ = 1 from the curves themselves.
+    fn end_of_step(
+        sys: &mut Components,
+        curves: &[Curve],
+        reaches: Option<(usize, f64)>,
+        s0: f64,
+        h: f64,
+    ) -> StepEnd<f64> {
+        let y0 = start(curves);
+        let y1: Vec<f64> = curves.iter().map(|c| c(1.0)).collect();
+        let mut g = vec![0.0; sys.num_switches()];
+        sys.switch_values_inplace(&(s0 + h), &y1, &mut g);
+        let reaches = reaches.map(|(c, target)| (c, target, y1[c] >= target));
+        let reaches = reaches.as_ref().map(|(c, target, r)| (*c, target, *r));
+        step_end(sys, 53, &s0, &y0, &h, Some(&g), reaches, interpolant(curves))
+    }
+
+    #[test]
+    fn the_earliest_of_several_switches_is_found() {
+        // Roots: switch 0 at 0.7 (linear), switch 1 at 0.4 whose chord predicts 0.8 (so the
+        // search starts elsewhere and must shrink its bracket onto it), switch 2 at 0.55, switch 3
+        // (mode −1: crossed when g > 0) at 0.45, switch 4 untracked with a root at 0.1.
+        let curves: [Curve; 5] =
+            [|t| 0.7 - t, |t| (0.4 - t) * (1.2 - t), |t| 0.55 - t, |t| t - 0.45, |t| 0.1 - t];
+        let mut sys = Components { modes: vec![1, 1, 1, -1, 0] };
+        match end_of_step(&mut sys, &curves, None, 0.0, 1.0) {
+            StepEnd::Event { theta, switch, s, y } => {
+                assert_eq!(switch, 1);
+                assert!((theta - 0.4).abs() <= tolerance(0.0, 1.0), "θ = {theta}");
+                assert_eq!(s, theta);
+                let expect: Vec<f64> = curves.iter().map(|c| c(theta)).collect();
+                assert_eq!(y, expect);
+            }
+            _ => panic!("expected an event"),
+        }
+    }
+
+    #[test]
+    fn a_root_at_the_step_end_is_not_an_event_inside_it() {
+        // g(1) = 0 exactly: not crossed (mode·g < 0 is strict); the next step starts on it and
+        // locates it at θ = 0. A root just before the end is an event near θ = 1.
+        let curves: [Curve; 1] = [|t| 1.0 - t];
+        let mut sys = Components { modes: vec![1] };
+        assert!(matches!(end_of_step(&mut sys, &curves, None, 0.0, 1.0), StepEnd::Full));
+        let curves: [Curve; 1] = [|t| (1.0 - 2f64.powi(-30)) - t];
+        match end_of_step(&mut sys, &curves, None, 0.0, 1.0) {
+            StepEnd::Event { theta, switch: 0, .. } => {
+                let root = 1.0 - 2f64.powi(-30);
+                assert!((theta - root).abs() <= tolerance(0.0, 1.0), "θ = {theta}");
+            }
+            _ => panic!("expected an event"),
+        }
+    }
+
+    #[test]
+    fn a_horizon_before_the_first_event_ends_the_step_there() {
+        // Component 1 is not a switch (untracked) and reaches 1 at θ = 1/2 (y = 2θ); the
+        // switch crosses at 0.7: the step ends at the horizon, s = s0 + h/2.
+        let curves: [Curve; 2] = [|t| 0.7 - t, |t| 2.0 * t];
+        let mut sys = Components { modes: vec![1, 0] };
+        match end_of_step(&mut sys, &curves, Some((1, 1.0)), 2.0, 0.25) {
+            StepEnd::Terminal { s, y } => {
+                assert!((s - 2.125).abs() <= 4.0 * f64::EPSILON * 2.125, "s = {s}");
+                assert!(y[1] >= 1.0 && y[1] - 1.0 < 1e-14, "{y:?}");
+            }
+            _ => panic!("expected the horizon"),
+        }
+        // The switch now crosses at 0.3, before the horizon: an event, not the end.
+        let curves: [Curve; 2] = [|t| 0.3 - t, |t| 2.0 * t];
+        match end_of_step(&mut sys, &curves, Some((1, 1.0)), 2.0, 0.25) {
+            StepEnd::Event { theta, switch: 0, .. } => assert!((theta - 0.3).abs() <= tolerance(2.0, 0.25)),
+            _ => panic!("expected the event"),
+        }
+    }
+}
