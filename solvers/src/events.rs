@@ -417,8 +417,7 @@ mod tests {
         // Roots: switch 0 at 0.7 (linear), switch 1 at 0.4 whose chord predicts 0.8 (so the
         // search starts elsewhere and must shrink its bracket onto it), switch 2 at 0.55, switch 3
         // (mode −1: crossed when g > 0) at 0.45, switch 4 untracked with a root at 0.1.
-        let curves: [Curve; 5] =
-            [|t| 0.7 - t, |t| (0.4 - t) * (1.2 - t), |t| 0.55 - t, |t| t - 0.45, |t| 0.1 - t];
+        let curves: [Curve; 5] = [|t| 0.7 - t, |t| (0.4 - t) * (1.2 - t), |t| 0.55 - t, |t| t - 0.45, |t| 0.1 - t];
         let mut sys = Components { modes: vec![1, 1, 1, -1, 0] };
         match end_of_step(&mut sys, &curves, None, 0.0, 1.0) {
             StepEnd::Event { theta, switch, s, y } => {
