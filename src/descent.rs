@@ -351,7 +351,7 @@ impl<T: Real> OdeSystem<T> for NaturalFlow<'_, T> {
     }
 }
 
-/// The natural-time flow of a smooth activation has no switching functions.
+/// The natural-time flow locates no switching events: activation slopes follow the live signs.
 impl<T: Real> Switching<T> for NaturalFlow<'_, T> {}
 
 /// Measure the state with coefficients `b` under activation `act` (margins from the run's kernel
