@@ -10,6 +10,7 @@
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
+pub mod boxqp;
 pub mod driver;
 pub mod error;
 mod events;
