@@ -161,6 +161,54 @@ pub struct Reference<T> {
     pub refinements: usize,
 }
 
+fn mat_f64<T: Real>(m: &Mat<T>) -> Mat<f64> {
+    Mat::from_vec(m.rows, m.cols, m.to_f64())
+}
+
+fn vec_f64<T: Real>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64()).collect()
+}
+
+impl<T: Real> Certificate<T> {
+    /// Every residual rounded to f64.
+    pub fn to_f64(&self) -> Certificate<f64> {
+        Certificate {
+            min_multiplier: self.min_multiplier.to_f64(),
+            margin_violation: self.margin_violation.to_f64(),
+            active_margin_gap: self.active_margin_gap.to_f64(),
+            pattern_violation: self.pattern_violation.to_f64(),
+            active_pattern_gap: self.active_pattern_gap.to_f64(),
+            stationarity: self.stationarity.to_f64(),
+            tolerance: self.tolerance.to_f64(),
+        }
+    }
+}
+
+impl<T: Real> Reference<T> {
+    /// Every value rounded to f64 (the verdict `certified` is the working-precision one; at
+    /// precision 53 this is an exact copy).
+    pub fn to_f64(&self) -> Reference<f64> {
+        Reference {
+            coefficients: mat_f64(&self.coefficients),
+            multipliers: vec_f64(&self.multipliers),
+            norm: self.norm.to_f64(),
+            certified: self.certified,
+            failure: self.failure.clone(),
+            pattern_multipliers: vec_f64(&self.pattern_multipliers),
+            small: mat_f64(&self.small),
+            preactivations: mat_f64(&self.preactivations),
+            margins: vec_f64(&self.margins),
+            active: self.active.clone(),
+            active_pattern: self.active_pattern,
+            certificate: self.certificate.to_f64(),
+            method: self.method.clone(),
+            solver_status: self.solver_status.clone(),
+            iterations: self.iterations,
+            refinements: self.refinements,
+        }
+    }
+}
+
 /// Outcome of the pattern QP: clarabel's status, and the polished reference when it reached a
 /// solution.
 #[derive(Clone, Debug)]

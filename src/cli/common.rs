@@ -87,6 +87,7 @@ pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Print a JSON value to stdout as the only thing there.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    // Through a Value: its objects keep keys sorted, the order of the files.
+    println!("{}", serde_json::to_string_pretty(&serde_json::to_value(v)?)?);
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::experiments::plot::TAB10;
 use crate::experiments::validate::RowCollector;
 use crate::flow::{self, FlowHorizon, FlowSettings};
+use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, GenSettings};
 use crate::model::network::Init;
 use plotters::prelude::*;
@@ -278,6 +279,14 @@ impl SweepSettings {
     }
 }
 
+/// A result struct as a JSON object (keys sorted, as in the files).
+fn json_object<S: serde::Serialize>(value: &S) -> serde_json::Map<String, serde_json::Value> {
+    match to_json_value(value) {
+        serde_json::Value::Object(o) => o,
+        other => unreachable!("result structs serialize to objects, got {other}"),
+    }
+}
+
 fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
         let generated;
@@ -298,7 +307,7 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
             SweepKind::Flow => {
                 let mut rows = RowCollector::default();
                 let out = flow::run(data, &spec.flow, None, false, &mut rows)?;
-                Ok((out.summary.fields, rows.rows))
+                Ok((json_object(&out.summary), rows.rows.iter().map(to_json_value).collect()))
             }
         }
     };

@@ -3,12 +3,13 @@
 
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
-use super::observer::{put_state, velocity_small, FlowObserver, FlowSummary, Rows};
+use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
+use super::summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use super::system::FlowSystem;
 use crate::error::{Error, Result};
 use crate::maxmargin;
-use crate::metrics::{self, cosine, put, put_list, Num, StateMetrics};
+use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
 use crate::model::data::Dataset;
 use crate::model::network::Network;
 use marginflow_solvers::extrapolation::Extrapolation;
@@ -51,10 +52,64 @@ fn kkt_residuals<T: Real>(sm: &StateMetrics<T>, v: &Mat<T>) -> KktResiduals<T> {
     KktResiduals { stationarity, complementarity: comp }
 }
 
+/// The summary's comparison of the end state with W* (multipliers λ): cosines and gaps of W and
+/// dW/ds (`v`) with W*, and max_i |w_i − λ_i/Σλ| for the loss weights w.
+fn compare_with_reference<T: Real>(
+    sm: &StateMetrics<T>,
+    v: &Mat<T>,
+    kkt: &KktResiduals<T>,
+    r: &maxmargin::Reference<T>,
+    wstar: &Mat<T>,
+    lambda: &[T],
+) -> ReferenceComparison {
+    let prec = v.precision();
+    let mut lsum = T::zero(prec);
+    for l in lambda {
+        lsum += l;
+    }
+    let mut merr = T::zero(prec);
+    for (w, l) in sm.loss_weights.iter().zip(lambda) {
+        merr = merr.max_of(&(w.clone() - &(l.clone() / &lsum)).abs());
+    }
+    let cp = cosine(&sm.w_small, wstar);
+    let cv = cosine(v, wstar);
+    let (normalized_margin, normalized_margin_decimal) = num_fields(&(T::one(prec) / &r.norm));
+    let (cosine_position, cosine_position_decimal) = num_fields(&cp);
+    let (cosine_velocity, cosine_velocity_decimal) = num_fields(&cv);
+    let (position_gap, position_gap_decimal) = num_fields(&(T::one(prec) - &cp));
+    let (velocity_gap, velocity_gap_decimal) = num_fields(&(T::one(prec) - &cv));
+    let (multiplier_error, multiplier_error_decimal) = num_fields(&merr);
+    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
+    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
+    ReferenceComparison {
+        normalized_margin,
+        normalized_margin_decimal,
+        cosine_position,
+        cosine_position_decimal,
+        cosine_velocity,
+        cosine_velocity_decimal,
+        position_gap,
+        position_gap_decimal,
+        velocity_gap,
+        velocity_gap_decimal,
+        multiplier_error,
+        multiplier_error_decimal,
+        kkt_stationarity,
+        kkt_stationarity_decimal,
+        kkt_complementarity,
+        kkt_complementarity_decimal,
+        certified: r.certified,
+        not_certified_because: r.failure.clone(),
+    }
+}
+
 /// The end of a run.
 pub struct FlowOutcome {
     /// summary.json.
     pub summary: FlowSummary,
+    /// The certified max-margin reference of the theory pattern that the summary compares with
+    /// (rounded to f64; `None` when its QP failed: the summary's `reference.error` says why).
+    pub reference: Option<maxmargin::Reference<f64>>,
     /// Final W (m×d, f64), when requested.
     pub weights: Option<Vec<f64>>,
     /// Checkpoint of the final state (so a later `--resume` can go further).
@@ -204,7 +259,7 @@ fn run_at<T: Real>(
     // Final row (always), then the summary.
     let mut scratch = FlowSystem::new(&net, &state.y[..mn]);
     scratch.modes = sys.modes.clone();
-    let final_row = rows.row_json(&mut scratch, &state)?;
+    let final_row = rows.row(&mut scratch, &state)?;
     // The checkpoint counts the rows before this final one: a resumed run drops it, so its
     // trajectory is the uninterrupted one.
     let checkpoint = rows.checkpoint_of(&sys, &state);
@@ -212,7 +267,6 @@ fn run_at<T: Real>(
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;
-    let mut o = serde_json::Map::new();
     let status_str = match &status {
         Status::Stopped if rows.loss_rise.is_some() => "loss_increased".to_string(),
         Status::Stopped => "interrupted".to_string(),
@@ -221,71 +275,56 @@ fn run_at<T: Real>(
             .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
             .unwrap_or_else(|| format!("{other:?}")),
     };
-    o.insert("status".into(), serde_json::json!(status_str));
-    if let Status::StepSizeUnderflow { s, h } = &status {
-        o.insert("status_detail".into(), serde_json::json!(format!("step size {h:e} underflowed at s = {s:e}")));
-    }
-    if let Some(why) = &rows.loss_rise {
-        o.insert("status_detail".into(), serde_json::json!(why));
-    }
-    if let Status::NonFinite { s } = &status {
-        o.insert("status_detail".into(), serde_json::json!(format!("non-finite value at s = {s:e}")));
-    }
-    put_state(&mut o, &state.s, &state.y[mn], &sm);
-    put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
+    let status_detail = match &status {
+        Status::NonFinite { s } => Some(format!("non-finite value at s = {s:e}")),
+        _ if rows.loss_rise.is_some() => rows.loss_rise.clone(),
+        Status::StepSizeUnderflow { s, h } => Some(format!("step size {h:e} underflowed at s = {s:e}")),
+        _ => None,
+    };
+    let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     let ln2 = 2f64.ln();
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
-    o.insert("interpolated".into(), serde_json::json!(interpolated));
     let v = velocity_small(&mut scratch, &state.y, &state.s);
     let kkt = kkt_residuals(&sm, &v);
-    put(&mut o, "kkt_stationarity", &Num::of(&kkt.stationarity));
-    put(&mut o, "kkt_complementarity", &Num::of(&kkt.complementarity));
-    o.insert("statistics".into(), serde_json::to_value(&state.stats).unwrap_or_default());
-    o.insert("sliding_at_end".into(), serde_json::json!(sys.sliding_count()));
-    o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
+    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
+    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
     let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let first = name(settings.method.resolve(settings.rtol));
     let method_used = if rows.phase == Phase::Stiff { format!("{first}+seulex") } else { first };
-    o.insert("method_used".into(), serde_json::json!(method_used));
-    if let Some(sw) = &switched_at {
-        put(&mut o, "switched_at_s", &Num::of(sw));
-        o.insert("switched_at_accepted".into(), serde_json::json!(rows.switch.switched_at_accepted));
-    }
-    o.insert("precision_bits".into(), serde_json::json!(prec));
-    o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
-    match (&reference, &reference_small) {
+    let switch = switched_at.as_ref().map(|sw| {
+        let (switched_at_s, switched_at_s_decimal) = num_fields(sw);
+        SwitchPoint { switched_at_s, switched_at_s_decimal, switched_at_accepted: rows.switch.switched_at_accepted }
+    });
+    let reference_summary = match (&reference, &reference_small) {
         (Ok(r), Some((wstar, lambda))) => {
-            let mut lsum = T::zero(prec);
-            for l in lambda {
-                lsum += l;
-            }
-            let mut merr = T::zero(prec);
-            for (w, l) in sm.loss_weights.iter().zip(lambda) {
-                merr = merr.max_of(&(w.clone() - &(l.clone() / &lsum)).abs());
-            }
-            let mut ro = serde_json::Map::new();
-            put(&mut ro, "normalized_margin", &Num::of(&(T::one(prec) / &r.norm)));
-            let cp = cosine(&sm.w_small, wstar);
-            let cv = cosine(&v, wstar);
-            put(&mut ro, "cosine_position", &Num::of(&cp));
-            put(&mut ro, "cosine_velocity", &Num::of(&cv));
-            put(&mut ro, "position_gap", &Num::of(&(T::one(prec) - &cp)));
-            put(&mut ro, "velocity_gap", &Num::of(&(T::one(prec) - &cv)));
-            put(&mut ro, "multiplier_error", &Num::of(&merr));
-            put(&mut ro, "kkt_stationarity", &Num::of(&kkt.stationarity));
-            put(&mut ro, "kkt_complementarity", &Num::of(&kkt.complementarity));
-            ro.insert("certified".into(), serde_json::json!(r.certified));
-            if let Some(why) = &r.failure {
-                ro.insert("not_certified_because".into(), serde_json::json!(why));
-            }
-            o.insert("reference".into(), serde_json::Value::Object(ro));
+            Some(FlowReference::Compared(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda)))
         }
-        (Err(e), _) => {
-            o.insert("reference".into(), serde_json::json!({"certified": false, "error": e.to_string()}));
-        }
-        _ => {}
-    }
-    o.insert("wall_seconds".into(), serde_json::json!(wall_before + started.elapsed().as_secs_f64()));
+        (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
+        _ => None,
+    };
+    let summary = FlowSummary {
+        status: status_str,
+        status_detail,
+        time: FlowTime::of(&state.s, &state.y[mn]),
+        state: StateNumbers::of(&sm),
+        loss_weights,
+        loss_weights_decimal,
+        interpolated,
+        kkt_stationarity,
+        kkt_stationarity_decimal,
+        kkt_complementarity,
+        kkt_complementarity_decimal,
+        statistics: state.stats.clone(),
+        sliding_at_end: sys.sliding_count(),
+        settings: settings.clone(),
+        method_used,
+        switch,
+        precision_bits: prec,
+        shape: Shape { n: net.n, d: net.d, m: net.m },
+        reference: reference_summary,
+        wall_seconds: wall_before + started.elapsed().as_secs_f64(),
+    };
     let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };
-    Ok(FlowOutcome { summary: FlowSummary { fields: o }, weights, checkpoint })
+    let reference = reference.ok().map(|r| r.to_f64());
+    Ok(FlowOutcome { summary, weights, checkpoint, reference })
 }

@@ -32,6 +32,8 @@ pub enum OuterLayer {
     Random,
     /// A length-m vector from a `.npy` file.
     File(PathBuf),
+    /// A length-m vector given in memory (e.g. the random layer of a run, reused by its restarts).
+    Vector(Vec<f64>),
 }
 
 impl std::str::FromStr for OuterLayer {
@@ -120,6 +122,15 @@ impl ModelSettings {
                     return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite outer weight {bad}") });
                 }
                 a
+            }
+            OuterLayer::Vector(a) => {
+                if a.len() != m {
+                    return Err(Error::setting("outer", format!("has {} entries, the width is {m}", a.len())));
+                }
+                if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::setting("outer", format!("non-finite outer weight {bad}")));
+                }
+                a.clone()
             }
         })
     }
