@@ -300,9 +300,9 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
         };
         match kind {
             SweepKind::Descent => {
-                let mut rows: Vec<serde_json::Value> = Vec::new();
+                let mut rows: Vec<descent::DescentRow> = Vec::new();
                 let out = descent::run(data, &spec.descent, false, &mut rows)?;
-                Ok((out.summary, rows))
+                Ok((json_object(&out.summary), rows.iter().map(to_json_value).collect()))
             }
             SweepKind::Flow => {
                 let mut rows = RowCollector::default();
