@@ -71,6 +71,16 @@ pub fn to_json_value<S: Serialize>(value: &S) -> serde_json::Value {
     serde_json::to_value(value).expect("result structs serialize to JSON")
 }
 
+/// Reads a field that is present (null included) as `Some`: for `Option<Option<T>>` fields whose
+/// key may be absent (outer `None`, skipped when writing) or null (inner `None`, a non-finite value).
+pub fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// The numbers of one network state that flow and descent rows and summaries share (DESIGN §3).
 /// Each real number `x` is `x` (f64, null when not finite) plus `x_decimal` (all its digits,
 /// only above 53 bits).
