@@ -78,21 +78,21 @@ impl DescentSettings {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         if !(self.step_size > 0.0 && self.step_size.is_finite()) {
-            return Err(Error::setting("--step-size", format!("must be finite and > 0, got {}", self.step_size)));
+            return Err(Error::setting("step_size", format!("must be finite and > 0, got {}", self.step_size)));
         }
         if let DescentActivation::Smooth { smoothness } = self.activation {
             if !(smoothness > 0.0 && smoothness.is_finite()) {
-                return Err(Error::setting("--smoothness", format!("must be finite and > 0, got {smoothness}")));
+                return Err(Error::setting("smoothness", format!("must be finite and > 0, got {smoothness}")));
             }
         }
         if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
             return Err(Error::setting(
-                "--precision",
+                "precision",
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
         if self.precision != 53 && !cfg!(feature = "mpfr") {
-            return Err(Error::setting("--precision", format!("{} bits needs the MPFR build", self.precision)));
+            return Err(Error::setting("precision", format!("{} bits needs the MPFR build", self.precision)));
         }
         if self.rows_per_decade == 0 {
             return Err(Error::setting("rows_per_decade", "must be at least 1"));

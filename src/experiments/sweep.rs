@@ -156,6 +156,10 @@ pub struct RunSpec {
     pub gen: Option<GenSettings>,
 }
 
+/// How a run's error is written into its result (the binary names settings by their flags;
+/// `|e| e.to_string()` names them by their fields).
+pub type Describe = dyn Fn(&Error) -> String + Sync;
+
 /// What one run produced.
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -178,7 +182,7 @@ impl SweepSettings {
     /// Check the axes (non-empty, integer where needed, no repeats, no data axes over a file).
     pub fn validate(&self) -> Result<()> {
         for (k, a) in self.axes.iter().enumerate() {
-            let flag = format!("--{}", a.variable.name().replace('_', "-"));
+            let flag = a.variable.name();
             if a.values.is_empty() {
                 return Err(Error::setting(flag, "empty list"));
             }
@@ -287,7 +291,7 @@ fn json_object<S: serde::Serialize>(value: &S) -> serde_json::Map<String, serde_
     }
 }
 
-fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
+fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>, describe: &Describe) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
         let generated;
         let data = match (&spec.gen, loaded) {
@@ -296,7 +300,7 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
                 &generated
             }
             (None, Some(d)) => d,
-            (None, None) => return Err(Error::setting("--data", "no data")),
+            (None, None) => return Err(Error::setting("data", "no data")),
         };
         match kind {
             SweepKind::Descent => {
@@ -313,17 +317,18 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
     };
     let (summary, trajectory) = match go() {
         Ok((s, t)) => (Ok(s), t),
-        Err(e) => (Err(e.to_string()), Vec::new()),
+        Err(e) => (Err(describe(&e)), Vec::new()),
     };
     RunResult { index: spec.index, values: spec.values.clone(), summary, trajectory }
 }
 
-/// Run every combination in parallel on the current rayon pool; results in index order.
+/// Run every combination in parallel on the current rayon pool; results in index order. A run that
+/// fails keeps its error as `describe` writes it.
 /// `loaded` is the shared data set when the source is [`DataSource::Loaded`].
-pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<RunResult>> {
+pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>, describe: &Describe) -> Result<Vec<RunResult>> {
     settings.validate()?;
     if matches!(settings.data, DataSource::Loaded { .. }) && loaded.is_none() {
-        return Err(Error::setting("--data", "the sweep's data set was not loaded"));
+        return Err(Error::setting("data", "the sweep's data set was not loaded"));
     }
     let specs: Vec<RunSpec> = (0..settings.run_count()).map(|i| settings.run_spec(i, loaded.map(|d| d.d))).collect();
     for s in &specs {
@@ -335,7 +340,7 @@ pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<Run
             g.validate()?;
         }
     }
-    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded)).collect();
+    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded, describe)).collect();
     results.sort_by_key(|r| r.index);
     Ok(results)
 }

@@ -35,7 +35,7 @@ impl<T: Real> PatternProblem<T> {
         let (m, n, p) = (net.m, net.n, net.prec);
         if pattern.len() != m * n {
             return Err(Error::setting(
-                "--pattern-from",
+                "pattern",
                 format!("pattern has {} entries, the model needs {m}×{n}", pattern.len()),
             ));
         }

@@ -200,15 +200,12 @@ pub fn solve(
     #[cfg(feature = "mpfr")]
     {
         if precision < 2 {
-            return Err(Error::setting("--precision", format!("must be at least 2 bits, got {precision}")));
+            return Err(Error::setting("precision", format!("must be at least 2 bits, got {precision}")));
         }
         solve_at::<rug::Float>(data, model, pattern, precision, settings)
     }
     #[cfg(not(feature = "mpfr"))]
-    Err(Error::setting(
-        "--precision",
-        format!("{precision} bits needs the `mpfr` feature (this build has f64 only: 53)"),
-    ))
+    Err(Error::setting("precision", format!("{precision} bits needs the `mpfr` feature (this build has f64 only: 53)")))
 }
 
 /// The linear problem's report.

@@ -699,40 +699,40 @@ impl GenSettings {
     /// Check the settings; errors name the command-line flag.
     pub fn validate(&self) -> Result<()> {
         if self.n < 2 {
-            return Err(Error::setting("--n", format!("{} points: need at least 2 (one per class)", self.n)));
+            return Err(Error::setting("n", format!("{} points: need at least 2 (one per class)", self.n)));
         }
         if self.d < 1 {
-            return Err(Error::setting("--d", "dimension 0: need at least 1"));
+            return Err(Error::setting("d", "dimension 0: need at least 1"));
         }
         match self.n.checked_mul(self.d) {
             Some(e) if e <= MAX_ENTRIES => {}
             _ => {
                 return Err(Error::setting(
-                    "--n",
+                    "n",
                     format!("n*d = {}*{} exceeds {MAX_ENTRIES} entries (2 GiB of f64)", self.n, self.d),
                 ))
             }
         }
         if !(0.0..0.5).contains(&self.label_noise) {
-            return Err(Error::setting("--label-noise", format!("{} is outside [0, 0.5)", self.label_noise)));
+            return Err(Error::setting("label_noise", format!("{} is outside [0, 0.5)", self.label_noise)));
         }
         if self.label_noise > 0.0 && self.kind != DataKind::Mixture {
             return Err(Error::setting(
-                "--label-noise",
+                "label_noise",
                 "applies only to --kind mixture (gaussian and orthogonal labels are already independent of x)",
             ));
         }
         if let Some(r) = self.mean_norm {
             if !(r.is_finite() && r >= 0.0) {
-                return Err(Error::setting("--mean-norm", format!("{r} is not a finite number >= 0")));
+                return Err(Error::setting("mean_norm", format!("{r} is not a finite number >= 0")));
             }
             if self.kind != DataKind::Mixture {
-                return Err(Error::setting("--mean-norm", "applies only to --kind mixture"));
+                return Err(Error::setting("mean_norm", "applies only to --kind mixture"));
             }
         }
         if self.kind == DataKind::Orthogonal && self.n > self.d {
             return Err(Error::setting(
-                "--n",
+                "n",
                 format!("orthogonal data need n <= d, got n = {} > d = {}", self.n, self.d),
             ));
         }
@@ -801,7 +801,7 @@ pub fn generate(settings: &GenSettings) -> Result<Dataset> {
                     attempt += 1;
                     if attempt >= 10_000 {
                         return Err(Error::setting(
-                            "--label-noise",
+                            "label_noise",
                             "flipping this many labels keeps leaving a single class; lower it or raise --n",
                         ));
                     }

@@ -92,14 +92,14 @@ impl ModelSettings {
     /// Check ranges, naming the flag at fault.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 {
-            return Err(Error::setting("--width", "must be at least 1"));
+            return Err(Error::setting("width", "must be at least 1"));
         }
         if !(self.leak > 0.0 && self.leak < 1.0) {
-            return Err(Error::setting("--leak", format!("must be in (0, 1), got {}", self.leak)));
+            return Err(Error::setting("leak", format!("must be in (0, 1), got {}", self.leak)));
         }
         if let Init::Scale(w) = self.init {
             if !(w >= 0.0 && w.is_finite()) {
-                return Err(Error::setting("--init-scale", format!("must be finite and ≥ 0, got {w}")));
+                return Err(Error::setting("init_scale", format!("must be finite and ≥ 0, got {w}")));
             }
         }
         Ok(())

@@ -165,11 +165,6 @@ fn bad(source: &str, line: Option<usize>, reason: impl Into<String>) -> Error {
     Error::BadData { path: PathBuf::from(source), line, reason: reason.into() }
 }
 
-/// Map a library flag name (`--until-log10-time`) to the scenario key (`until_log10_time`).
-fn key_of_flag(flag: &str) -> String {
-    flag.trim_start_matches("--").replace('-', "_")
-}
-
 /// Parse a scenario, load or generate its data and check every value. `source` names it in
 /// errors; `base` is the directory relative paths are resolved against (`None` for the built-in
 /// suite, which must not name files).
@@ -269,9 +264,8 @@ pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<Prepared
 
 fn key_error(source: &str, prefix: &str, e: Error) -> Error {
     match e {
-        Error::BadSetting { flag, reason } => {
-            bad(source, None, format!("key `{prefix}{}`: {reason}", key_of_flag(&flag)))
-        }
+        // Settings are named by their fields, which are the scenario's keys.
+        Error::BadSetting { setting, reason } => bad(source, None, format!("key `{prefix}{setting}`: {reason}")),
         other => bad(source, None, other.to_string()),
     }
 }
