@@ -136,6 +136,162 @@ pub fn run(
     unreachable!("validate() rejects precision != 53 without the mpfr feature")
 }
 
+/// Where a run starts: from zero, or from a checkpoint.
+struct Start<T> {
+    state: IntegratorState<T>,
+    modes: Option<Vec<i8>>,
+    rows_written: usize,
+    next_row: f64,
+    wall_before: f64,
+    phase: Phase,
+    switch: SwitchMemory,
+    switched_at: Option<T>,
+}
+
+/// The starting point: B = 0, u = 0 at s = 0, or the checkpoint's exact state (its errors name
+/// its file).
+fn start<T: Real>(
+    resume: Option<Checkpoint>,
+    settings: &FlowSettings,
+    data_hash: &str,
+    dim: usize,
+) -> Result<Start<T>> {
+    let prec = settings.precision;
+    let Some(cp) = resume else {
+        return Ok(Start {
+            state: IntegratorState::new(T::zero(prec), vec![T::zero(prec); dim]),
+            modes: None,
+            rows_written: 0,
+            next_row: -6.0,
+            wall_before: 0.0,
+            phase: Phase::Explicit,
+            switch: SwitchMemory::default(),
+            switched_at: None,
+        });
+    };
+    let r = cp.restore::<T>(data_hash, dim)?;
+    if cp.phase == Phase::Stiff && settings.method != Method::Auto {
+        return Err(Error::BadCheckpoint {
+            path: cp.path(),
+            reason: format!("phase 2 (SEULEX) recorded for method {:?}, which has no phases", settings.method),
+        });
+    }
+    let switched_at: Option<T> = match &cp.switch.switched_at_s {
+        Some(x) => Some(T::from_exact(x).ok_or_else(|| Error::BadCheckpoint {
+            path: cp.path(),
+            reason: format!("cannot decode switched_at_s {x:?}"),
+        })?),
+        None => None,
+    };
+    Ok(Start {
+        state: r.state,
+        modes: Some(r.modes),
+        rows_written: cp.rows_written,
+        next_row: cp.next_row(),
+        wall_before: cp.wall_seconds,
+        phase: cp.phase,
+        switch: cp.switch.clone(),
+        switched_at,
+    })
+}
+
+/// The integrator's horizon (s = S, or u = log(1+t) reaching its target) and the same end in f64
+/// for `auto`'s criterion.
+fn horizon_of<T: Real>(h: FlowHorizon, mn: usize, prec: u32) -> (Horizon<T>, HorizonEnd) {
+    let horizon = match h {
+        FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
+        FlowHorizon::Time(t) => Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) },
+        FlowHorizon::Log10Time(x) => {
+            // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
+            let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
+            let target = xl.clone() + &(-xl).exp().ln_1p();
+            Horizon { s_end: None, component_reaches: Some((mn, target)) }
+        }
+    };
+    let end = match (&horizon.s_end, &horizon.component_reaches) {
+        (Some(se), _) => HorizonEnd::S(se.to_f64()),
+        (None, Some((_, ue))) => HorizonEnd::LogTime(ue.to_f64()),
+        (None, None) => HorizonEnd::S(f64::INFINITY),
+    };
+    (horizon, end)
+}
+
+/// Integrate to the horizon: the explicit pair (phase 1), then SEULEX for `seulex`, or for `auto`
+/// once its criterion fires (recorded in `rows.switch` and `switched_at`). `max_steps` limits the
+/// whole call across phases.
+fn integrate<T: Real>(
+    settings: &FlowSettings,
+    sys: &mut FlowSystem<'_, T>,
+    state: &mut IntegratorState<T>,
+    horizon: &Horizon<T>,
+    rows: &mut Rows<'_, T>,
+    switched_at: &mut Option<T>,
+) -> Result<Status> {
+    let (prec, dim) = (settings.precision, state.y.len());
+    let isettings = IntegratorSettings {
+        rtol: settings.rtol,
+        atol: settings.atol,
+        events: settings.events,
+        max_steps: settings.max_steps,
+        ..Default::default()
+    };
+    // Steps (accepted + rejected) before this call.
+    let steps_before = state.stats.accepted + state.stats.rejected;
+    let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
+    let mut status = Status::Stopped;
+    if explicit {
+        let tableau = settings.method.tableau::<T>(settings.rtol, prec);
+        let mut integ = Integrator::new(tableau, isettings.clone(), dim, prec)?;
+        status = integ.integrate(sys, state, horizon, rows);
+        if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
+            // Not a user stop: the criterion fired. Phase 2 continues from the same state.
+            rows.phase = Phase::Stiff;
+            rows.switch.switched_at_s = Some(state.s.to_exact());
+            rows.switch.switched_at_accepted = Some(state.stats.accepted);
+            *switched_at = Some(state.s.clone());
+        }
+    }
+    if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
+        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
+        let used = state.stats.accepted + state.stats.rejected - steps_before;
+        let isettings =
+            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
+        let mut integ = Extrapolation::new(isettings, dim, prec)?;
+        status = integ.integrate(sys, state, horizon, rows);
+    }
+    Ok(status)
+}
+
+/// The summary's `status` and `status_detail` for how the integration ended.
+fn status_of(status: &Status, loss_rise: &Option<String>) -> (String, Option<String>) {
+    let name = match status {
+        Status::Stopped if loss_rise.is_some() => "loss_increased".to_string(),
+        Status::Stopped => "interrupted".to_string(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
+            .unwrap_or_else(|| format!("{other:?}")),
+    };
+    let detail = match status {
+        Status::NonFinite { s } => Some(format!("non-finite value at s = {s:e}")),
+        _ if loss_rise.is_some() => loss_rise.clone(),
+        Status::StepSizeUnderflow { s, h } => Some(format!("step size {h:e} underflowed at s = {s:e}")),
+        _ => None,
+    };
+    (name, detail)
+}
+
+/// The method(s) a run used: the resolved first method, `+seulex` after `auto`'s switch.
+fn method_used(settings: &FlowSettings, phase: Phase) -> String {
+    let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let first = name(settings.method.resolve(settings.rtol));
+    if phase == Phase::Stiff {
+        format!("{first}+seulex")
+    } else {
+        first
+    }
+}
+
 fn run_at<T: Real>(
     data: &Dataset,
     settings: &FlowSettings,
@@ -149,30 +305,9 @@ fn run_at<T: Real>(
     let mn = net.m * net.n;
     let data_hash = data.hash();
 
-    let (mut state, modes, rows_written, next_row, wall_before, phase, switch) = match resume {
-        Some(cp) => {
-            let r = cp.restore::<T>(&data_hash, mn + 1)?;
-            (r.state, Some(r.modes), cp.rows_written, cp.next_row(), cp.wall_seconds, cp.phase, cp.switch.clone())
-        }
-        None => {
-            let y0 = vec![T::zero(prec); mn + 1];
-            (IntegratorState::new(T::zero(prec), y0), None, 0, -6.0, 0.0, Phase::Explicit, SwitchMemory::default())
-        }
-    };
+    let Start { mut state, modes, rows_written, next_row, wall_before, phase, switch, mut switched_at } =
+        start::<T>(resume, settings, &data_hash, mn + 1)?;
     let auto = settings.method == Method::Auto;
-    if phase == Phase::Stiff && !auto {
-        return Err(Error::BadCheckpoint {
-            path: "checkpoint".into(),
-            reason: format!("phase 2 (SEULEX) recorded for method {:?}, which has no phases", settings.method),
-        });
-    }
-    let switched_at: Option<T> = match &switch.switched_at_s {
-        Some(x) => Some(T::from_exact(x).ok_or_else(|| Error::BadCheckpoint {
-            path: "checkpoint".into(),
-            reason: format!("cannot decode switched_at_s {x:?}"),
-        })?),
-        None => None,
-    };
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
     if let Some(m) = modes {
         sys.modes = m;
@@ -183,29 +318,7 @@ fn run_at<T: Real>(
     let reference_small =
         reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
 
-    let isettings = IntegratorSettings {
-        rtol: settings.rtol,
-        atol: settings.atol,
-        events: settings.events,
-        max_steps: settings.max_steps,
-        ..Default::default()
-    };
-    let horizon = match settings.horizon {
-        FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
-        FlowHorizon::Time(t) => Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) },
-        FlowHorizon::Log10Time(x) => {
-            // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
-            let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
-            let target = xl.clone() + &(-xl).exp().ln_1p();
-            Horizon { s_end: None, component_reaches: Some((mn, target)) }
-        }
-    };
-
-    let end = match (&horizon.s_end, &horizon.component_reaches) {
-        (Some(se), _) => HorizonEnd::S(se.to_f64()),
-        (None, Some((_, ue))) => HorizonEnd::LogTime(ue.to_f64()),
-        (None, None) => HorizonEnd::S(f64::INFINITY),
-    };
+    let (horizon, end) = horizon_of::<T>(settings.horizon, mn, prec);
     let mut rows = Rows {
         obs,
         reference: reference_small.clone(),
@@ -228,31 +341,7 @@ fn run_at<T: Real>(
         loss_rise: None,
         p_scratch: Vec::new(),
     };
-    let mut switched_at = switched_at;
-    // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
-    let steps_before = state.stats.accepted + state.stats.rejected;
-    let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
-    let mut status = Status::Stopped;
-    if explicit {
-        let tableau = settings.method.tableau::<T>(settings.rtol, prec);
-        let mut integ = Integrator::new(tableau, isettings.clone(), mn + 1, prec)?;
-        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
-        if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
-            // Not a user stop: the criterion fired. Phase 2 continues from the same state.
-            rows.phase = Phase::Stiff;
-            rows.switch.switched_at_s = Some(state.s.to_exact());
-            rows.switch.switched_at_accepted = Some(state.stats.accepted);
-            switched_at = Some(state.s.clone());
-        }
-    }
-    if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
-        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
-        let used = state.stats.accepted + state.stats.rejected - steps_before;
-        let isettings =
-            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
-        let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
-        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
-    }
+    let status = integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?;
     if let Some(e) = rows.error.take() {
         return Err(e);
     }
@@ -267,20 +356,7 @@ fn run_at<T: Real>(
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;
-    let status_str = match &status {
-        Status::Stopped if rows.loss_rise.is_some() => "loss_increased".to_string(),
-        Status::Stopped => "interrupted".to_string(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
-            .unwrap_or_else(|| format!("{other:?}")),
-    };
-    let status_detail = match &status {
-        Status::NonFinite { s } => Some(format!("non-finite value at s = {s:e}")),
-        _ if rows.loss_rise.is_some() => rows.loss_rise.clone(),
-        Status::StepSizeUnderflow { s, h } => Some(format!("step size {h:e} underflowed at s = {s:e}")),
-        _ => None,
-    };
+    let (status_str, status_detail) = status_of(&status, &rows.loss_rise);
     let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     let ln2 = 2f64.ln();
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
@@ -288,9 +364,7 @@ fn run_at<T: Real>(
     let kkt = kkt_residuals(&sm, &v);
     let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
     let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
-    let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let first = name(settings.method.resolve(settings.rtol));
-    let method_used = if rows.phase == Phase::Stiff { format!("{first}+seulex") } else { first };
+    let method_used = method_used(settings, rows.phase);
     let switch = switched_at.as_ref().map(|sw| {
         let (switched_at_s, switched_at_s_decimal) = num_fields(sw);
         SwitchPoint { switched_at_s, switched_at_s_decimal, switched_at_accepted: rows.switch.switched_at_accepted }
@@ -300,7 +374,7 @@ fn run_at<T: Real>(
             Some(FlowReference::Compared(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda)))
         }
         (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
-        _ => None,
+        (Ok(_), None) => None,
     };
     let summary = FlowSummary {
         status: status_str,
