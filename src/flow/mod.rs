@@ -25,4 +25,4 @@ pub use observer::FlowObserver;
 pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{FlowHorizon, FlowSettings};
 pub use summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow};
-pub use system::{mode, FlowSystem};
+pub use system::{FlowSystem, Mode};

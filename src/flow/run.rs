@@ -6,7 +6,7 @@ use super::checkpoint::Checkpoint;
 use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
 use super::summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
-use super::system::FlowSystem;
+use super::system::{FlowSystem, Mode};
 use crate::error::{Error, Result};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
@@ -139,7 +139,7 @@ pub fn run(
 /// Where a run starts: from zero, or from a checkpoint.
 struct Start<T> {
     state: IntegratorState<T>,
-    modes: Option<Vec<i8>>,
+    modes: Option<Vec<Mode>>,
     rows_written: usize,
     next_row: f64,
     wall_before: f64,
@@ -183,9 +183,17 @@ fn start<T: Real>(
         })?),
         None => None,
     };
+    let modes = r
+        .modes
+        .iter()
+        .map(|&c| {
+            Mode::from_code(c)
+                .ok_or_else(|| Error::BadCheckpoint { path: cp.path(), reason: format!("unknown switching mode {c}") })
+        })
+        .collect::<Result<Vec<Mode>>>()?;
     Ok(Start {
         state: r.state,
-        modes: Some(r.modes),
+        modes: Some(modes),
         rows_written: cp.rows_written,
         next_row: cp.next_row(),
         wall_before: cp.wall_seconds,
