@@ -227,7 +227,7 @@ impl Default for CsvState {
 
 impl CsvState {
     /// The data set of a whole file's parse.
-    fn finish(self, path: &Path) -> Result<Dataset> {
+    pub(super) fn finish(self, path: &Path) -> Result<Dataset> {
         let CsvState { x, y, .. } = self;
         let n = y.len();
         if n == 0 {
