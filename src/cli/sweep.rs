@@ -158,7 +158,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         pool = pool.num_threads(t);
     }
     let pool = pool.build().context("starting the thread pool")?;
-    let results = pool.install(|| sweep::run(&settings, loaded.as_ref()))?;
+    let results = pool.install(|| sweep::run(&settings, loaded.as_ref(), &|e| super::common::describe(e)))?;
     let dir = &args.out;
     write_atomic(&dir.join("runs.csv"), sweep::runs_csv(&settings, &results).as_bytes())?;
     write_atomic(&dir.join("runs.jsonl"), sweep::runs_jsonl(&results).as_bytes())?;

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::experiments::plot::TAB10;
 use crate::experiments::validate::RowCollector;
 use crate::flow::{self, FlowHorizon, FlowSettings};
+use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, GenSettings};
 use crate::model::network::Init;
 use plotters::prelude::*;
@@ -155,6 +156,10 @@ pub struct RunSpec {
     pub gen: Option<GenSettings>,
 }
 
+/// How a run's error is written into its result (the binary names settings by their flags;
+/// `|e| e.to_string()` names them by their fields).
+pub type Describe = dyn Fn(&Error) -> String + Sync;
+
 /// What one run produced.
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -177,7 +182,7 @@ impl SweepSettings {
     /// Check the axes (non-empty, integer where needed, no repeats, no data axes over a file).
     pub fn validate(&self) -> Result<()> {
         for (k, a) in self.axes.iter().enumerate() {
-            let flag = format!("--{}", a.variable.name().replace('_', "-"));
+            let flag = a.variable.name();
             if a.values.is_empty() {
                 return Err(Error::setting(flag, "empty list"));
             }
@@ -278,7 +283,15 @@ impl SweepSettings {
     }
 }
 
-fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
+/// A result struct as a JSON object (keys sorted, as in the files).
+fn json_object<S: serde::Serialize>(value: &S) -> serde_json::Map<String, serde_json::Value> {
+    match to_json_value(value) {
+        serde_json::Value::Object(o) => o,
+        other => unreachable!("result structs serialize to objects, got {other}"),
+    }
+}
+
+fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>, describe: &Describe) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
         let generated;
         let data = match (&spec.gen, loaded) {
@@ -287,34 +300,35 @@ fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResu
                 &generated
             }
             (None, Some(d)) => d,
-            (None, None) => return Err(Error::setting("--data", "no data")),
+            (None, None) => return Err(Error::setting("data", "no data")),
         };
         match kind {
             SweepKind::Descent => {
-                let mut rows: Vec<serde_json::Value> = Vec::new();
+                let mut rows: Vec<descent::DescentRow> = Vec::new();
                 let out = descent::run(data, &spec.descent, false, &mut rows)?;
-                Ok((out.summary, rows))
+                Ok((json_object(&out.summary), rows.iter().map(to_json_value).collect()))
             }
             SweepKind::Flow => {
                 let mut rows = RowCollector::default();
                 let out = flow::run(data, &spec.flow, None, false, &mut rows)?;
-                Ok((out.summary.fields, rows.rows))
+                Ok((json_object(&out.summary), rows.rows.iter().map(to_json_value).collect()))
             }
         }
     };
     let (summary, trajectory) = match go() {
         Ok((s, t)) => (Ok(s), t),
-        Err(e) => (Err(e.to_string()), Vec::new()),
+        Err(e) => (Err(describe(&e)), Vec::new()),
     };
     RunResult { index: spec.index, values: spec.values.clone(), summary, trajectory }
 }
 
-/// Run every combination in parallel on the current rayon pool; results in index order.
+/// Run every combination in parallel on the current rayon pool; results in index order. A run that
+/// fails keeps its error as `describe` writes it.
 /// `loaded` is the shared data set when the source is [`DataSource::Loaded`].
-pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<RunResult>> {
+pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>, describe: &Describe) -> Result<Vec<RunResult>> {
     settings.validate()?;
     if matches!(settings.data, DataSource::Loaded { .. }) && loaded.is_none() {
-        return Err(Error::setting("--data", "the sweep's data set was not loaded"));
+        return Err(Error::setting("data", "the sweep's data set was not loaded"));
     }
     let specs: Vec<RunSpec> = (0..settings.run_count()).map(|i| settings.run_spec(i, loaded.map(|d| d.d))).collect();
     for s in &specs {
@@ -326,7 +340,7 @@ pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<Run
             g.validate()?;
         }
     }
-    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded)).collect();
+    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded, describe)).collect();
     results.sort_by_key(|r| r.index);
     Ok(results)
 }
