@@ -183,6 +183,16 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         }
     }
 
+    /// σ_ji of a pinned entry at the last evaluation.
+    pub fn pinned_sigma(&self, k: usize) -> &T {
+        &self.sigma[k]
+    }
+
+    /// (1 + γ)/2, the middle of the box of slopes.
+    pub fn mid_slope(&self) -> &T {
+        &self.mid
+    }
+
     /// The network.
     pub fn network(&self) -> &Network<T> {
         self.net
