@@ -23,6 +23,11 @@ pub enum Mode {
     Held,
 }
 
+/// Flips at one s after which a flipping entry is evaluated by its live sign ([`Mode::Live`]): a
+/// cycle among entries (e.g. identical points with opposite labels, whose pre-activations are
+/// equal) would otherwise never advance s.
+pub const FLIP_CYCLE_LIMIT: usize = 64;
+
 /// How far outside [γ, 1] the free σ of a [`Mode::Held`] entry must go before it leaves.
 pub const HELD_SLACK: f64 = 1e-6;
 
@@ -98,6 +103,10 @@ pub struct FlowSystem<'a, T> {
     pub(super) wy: Vec<T>,
     /// σ of pinned entries (the minimal-norm selection, in [γ, 1]).
     pub(super) sigma: Vec<T>,
+    /// (s, flips there) of the last switch flips: a cycle of flips between several entries at one
+    /// point (which the integrator's per-switch chatter count does not see) is broken by
+    /// evaluating the flipping entry by its live sign from then on.
+    pub(super) flips_here: (f64, usize),
     /// The box QP's gradient w_i y_i (Kv)_i at pinned entries (nonzero at a bound: leaving).
     pub(super) sigma_grad: Vec<T>,
     /// Whether a pinned entry's σ ended at a bound of [γ, 1].
@@ -167,6 +176,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             wy: vec![T::zero(prec); net.n],
             sigma: vec![T::zero(prec); mn],
             sigma_grad: vec![T::zero(prec); mn],
+            flips_here: (f64::NAN, 0),
             sigma_at_bound: vec![false; mn],
             sigma_free: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
@@ -511,7 +521,13 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
     /// P_ji = 0 is pinned when the row's minimal-norm selection with P_ji added puts σ_ji strictly
     /// inside [γ, 1]; else it continues on the side it moves to. Then the row is settled (see
     /// [`FlowSystem::settle_row`]).
-    fn flip(&mut self, k: usize, _s: &T, y: &[T]) {
+    fn flip(&mut self, k: usize, s: &T, y: &[T]) {
+        let sf = s.to_f64();
+        self.flips_here = if self.flips_here.0 == sf { (sf, self.flips_here.1 + 1) } else { (sf, 1) };
+        if self.flips_here.1 > FLIP_CYCLE_LIMIT {
+            self.modes[k] = Mode::Live;
+            return;
+        }
         let n = self.net.n;
         let mn = self.net.m * n;
         let j = k / n;
