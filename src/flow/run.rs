@@ -379,7 +379,7 @@ fn run_at<T: Real>(
     });
     let reference_summary = match (&reference, &reference_small) {
         (Ok(r), Some((wstar, lambda))) => {
-            Some(FlowReference::Compared(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda)))
+            Some(FlowReference::Compared(Box::new(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda))))
         }
         (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
         (Ok(_), None) => None,
