@@ -8,7 +8,7 @@ use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use super::system::FlowSystem;
 use crate::error::{Error, Result};
 use crate::metrics::{self, cosine, num_fields, StateNumbers};
-use marginflow_solvers::rk::{Control, IntegratorState, Observer, OdeSystem};
+use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
 use std::time::Instant;
 

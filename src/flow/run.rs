@@ -13,7 +13,8 @@ use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics,
 use crate::model::data::Dataset;
 use crate::model::network::Network;
 use marginflow_solvers::extrapolation::Extrapolation;
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, Status};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState, Status};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::{Mat, Real};
 use std::time::Instant;
@@ -101,6 +102,85 @@ fn compare_with_reference<T: Real>(
         certified: r.certified,
         not_certified_because: r.failure.clone(),
     }
+}
+
+/// The flow's own limit pattern at the end state: +1/−1 by the mode of each P_ji (the live sign
+/// when events are off); a pinned entry (P_ji = 0) takes the side of its σ_ji (≥ (1+γ)/2: +1).
+/// The pattern QP with S_ji = +1 and the constraint ⟨w_j, x_i⟩ ≥ 0 active has μ_ji = λ_i y_i a_j
+/// (σ_ji − 1) at a point where that entry is pinned with slope σ_ji, which is ≥ 0 for a pinned
+/// entry of the attracting kind (a_j y_i < 0), and symmetrically for −1: a Clarke KKT point of the
+/// flow's limit is the optimum of this convex QP, so the QP's certificate applies to it.
+fn limit_pattern<T: Real>(sys: &FlowSystem<'_, T>, b: &[T]) -> Vec<i8> {
+    let net = sys.network();
+    let mut p = vec![T::zero(net.prec); net.m * net.n];
+    net.preactivations_inplace(b, &mut p);
+    sys.modes
+        .iter()
+        .enumerate()
+        .map(|(k, md)| match md {
+            Mode::Positive => 1,
+            Mode::Negative => -1,
+            Mode::Sliding | Mode::Held => {
+                if sys.pinned_sigma(k) >= sys.mid_slope() {
+                    1
+                } else {
+                    -1
+                }
+            }
+            Mode::Live => {
+                if p[k].is_sign_negative() {
+                    -1
+                } else {
+                    1
+                }
+            }
+        })
+        .collect()
+}
+
+/// The comparison with the certified max-margin QP on the flow's own limit pattern (Lyu–Li 2020;
+/// Ji–Telgarsky 2020: gradient flow converges to a KKT point of the max-margin problem on any
+/// separable data, on its own pattern). For the pinned entries the certificate also checks the
+/// implied slope σ_ji = C_ji/(λ_i y_i a_j) ∈ [γ, 1] (the Clarke subdifferential of φ at 0).
+fn limit_reference<T: Real>(
+    net: &Network<T>,
+    sys: &FlowSystem<'_, T>,
+    b: &[T],
+    sm: &StateMetrics<T>,
+    v: &Mat<T>,
+    kkt: &KktResiduals<T>,
+) -> FlowReference {
+    let pattern = limit_pattern(sys, b);
+    let outcome = match maxmargin::pattern_max_margin(net, &pattern, &maxmargin::MaxMarginSettings::default()) {
+        Ok(o) => o,
+        Err(e) => return FlowReference::Unavailable { certified: false, error: e.to_string() },
+    };
+    let Some(r) = outcome.reference else {
+        let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
+        return FlowReference::Unavailable { certified: false, error: why };
+    };
+    let wstar = net.small_span(&r.coefficients.data);
+    let mut cmp = compare_with_reference(sm, v, kkt, &r, &wstar, &r.multipliers);
+    let (m, n, p) = (net.m, net.n, net.prec);
+    let tol = r.certificate.tolerance.clone() * &T::from_f64(1e3, p);
+    let one = T::one(p);
+    for k in (0..m * n).filter(|&k| sys.modes[k].pinned()) {
+        let (j, i) = (k / n, k % n);
+        let den = r.multipliers[i].clone() * &net.y[i] * &net.a[j];
+        if den.sign() == Some(std::cmp::Ordering::Equal) {
+            continue;
+        }
+        let sigma = r.coefficients.at(j, i).clone() / &den;
+        let outside = sigma < net.gamma.clone() - &tol || sigma > one.clone() + &tol;
+        if outside && cmp.certified {
+            cmp.certified = false;
+            cmp.not_certified_because = Some(format!(
+                "pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]",
+                sigma.to_f64()
+            ));
+        }
+    }
+    FlowReference::Compared(cmp)
 }
 
 /// The end of a run.
@@ -384,6 +464,7 @@ fn run_at<T: Real>(
         (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
         (Ok(_), None) => None,
     };
+    let limit_reference = Some(limit_reference(&net, &scratch, &state.y[..mn], &sm, &v, &kkt));
     let summary = FlowSummary {
         status: status_str,
         status_detail,
@@ -404,6 +485,7 @@ fn run_at<T: Real>(
         precision_bits: prec,
         shape: Shape { n: net.n, d: net.d, m: net.m },
         reference: reference_summary,
+        limit_reference,
         wall_seconds: wall_before + started.elapsed().as_secs_f64(),
     };
     let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };

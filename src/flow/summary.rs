@@ -8,7 +8,7 @@
 
 use crate::flow::settings::FlowSettings;
 use crate::metrics::{log10_time, num_fields, Shape, StateNumbers};
-use marginflow_solvers::rk::Statistics;
+use marginflow_solvers::ode::Statistics;
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
 
@@ -219,6 +219,10 @@ pub struct FlowSummary {
     /// The comparison with the max-margin reference, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<FlowReference>,
+    /// The comparison with the certified max-margin QP on the flow's own limit pattern (pinned
+    /// entries included): the KKT point gradient flow converges to on any separable data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_reference: Option<FlowReference>,
     /// Wall-clock seconds of the run (all its resumed parts).
     pub wall_seconds: f64,
 }
