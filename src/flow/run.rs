@@ -174,13 +174,11 @@ fn limit_reference<T: Real>(
         let outside = sigma < net.gamma.clone() - &tol || sigma > one.clone() + &tol;
         if outside && cmp.certified {
             cmp.certified = false;
-            cmp.not_certified_because = Some(format!(
-                "pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]",
-                sigma.to_f64()
-            ));
+            cmp.not_certified_because =
+                Some(format!("pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]", sigma.to_f64()));
         }
     }
-    FlowReference::Compared(cmp)
+    FlowReference::Compared(Box::new(cmp))
 }
 
 /// The end of a run.
