@@ -53,9 +53,14 @@ fn flow_summary_and_rows_round_trip_with_sorted_keys_and_no_absent_groups() {
     for key in ["status", "s", "log10_time", "singular_values", "statistics", "reference", "shape", "wall_seconds"] {
         assert!(json.get(key).is_some(), "summary lacks {key}: {json}");
     }
-    // At 53 bits there are no decimal strings; without a switch there is no switch point.
+    // At 53 bits there are no decimal strings; the switch point is there exactly when `auto`
+    // switched, and a summary without one reads back without one.
     assert!(k.iter().all(|k| !k.ends_with("_decimal")), "{k:?}");
-    assert!(json.get("switched_at_s").is_none() && out.summary.switch.is_none());
+    assert_eq!(json.get("switched_at_s").is_some(), out.summary.switch.is_some());
+    assert_eq!(out.summary.switch.is_some(), out.summary.method_used.ends_with("+seulex"));
+    let unswitched = FlowSummary { switch: None, ..out.summary.clone() };
+    let j = round_trip(&unswitched);
+    assert!(j.get("switched_at_s").is_none() && j.get("switched_at_accepted").is_none());
     assert!(!rows.rows.is_empty());
     for r in &rows.rows {
         let j = round_trip(r);
@@ -128,7 +133,7 @@ fn library_errors_name_settings_and_scenarios_name_keys() {
     assert_eq!(setting_of(g.validate().unwrap_err()), "n");
     // The scenario loader names the key (and the file) without editing flag names.
     let scenario = |body: &str| validate::prepare(body, "s.toml", None).unwrap_err().to_string();
-    let m = scenario("name = \"x\"\nuntil_log10_time = -2\n[generate]\nn = 4\nd = 50\n");
+    let m = scenario("name = \"x\"\nuntil_log10_time = nan\n[generate]\nn = 4\nd = 50\n");
     assert!(m.starts_with("s.toml: key `until_log10_time`: must be finite and > 0"), "{m}");
     let m = scenario("name = \"x\"\ninit_scale = -1\n[generate]\nn = 4\nd = 50\n");
     assert!(m.starts_with("s.toml: key `init_scale`:"), "{m}");

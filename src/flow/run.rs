@@ -174,13 +174,11 @@ fn limit_reference<T: Real>(
         let outside = sigma < net.gamma.clone() - &tol || sigma > one.clone() + &tol;
         if outside && cmp.certified {
             cmp.certified = false;
-            cmp.not_certified_because = Some(format!(
-                "pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]",
-                sigma.to_f64()
-            ));
+            cmp.not_certified_because =
+                Some(format!("pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]", sigma.to_f64()));
         }
     }
-    FlowReference::Compared(cmp)
+    FlowReference::Compared(Box::new(cmp))
 }
 
 /// The end of a run.
@@ -459,7 +457,7 @@ fn run_at<T: Real>(
     });
     let reference_summary = match (&reference, &reference_small) {
         (Ok(r), Some((wstar, lambda))) => {
-            Some(FlowReference::Compared(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda)))
+            Some(FlowReference::Compared(Box::new(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda))))
         }
         (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
         (Ok(_), None) => None,

@@ -149,7 +149,7 @@ pub enum FlowReference {
         error: String,
     },
     /// The reference was solved (certified or not).
-    Compared(ReferenceComparison),
+    Compared(Box<ReferenceComparison>),
 }
 
 impl FlowReference {
@@ -163,7 +163,7 @@ impl FlowReference {
     /// The comparison, when the reference was solved.
     pub fn comparison(&self) -> Option<&ReferenceComparison> {
         match self {
-            FlowReference::Compared(c) => Some(c),
+            FlowReference::Compared(c) => Some(&**c),
             FlowReference::Unavailable { .. } => None,
         }
     }

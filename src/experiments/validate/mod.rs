@@ -201,19 +201,18 @@ impl Report {
     }
 }
 
+/// A flow's outcome and its rows.
+type MainRun = (flow::FlowOutcome, Vec<TrajectoryRow>);
+
 /// Run one flow and collect its rows.
-fn run_flow(
-    data: &Dataset,
-    settings: &FlowSettings,
-    want_weights: bool,
-) -> Result<(flow::FlowOutcome, Vec<TrajectoryRow>)> {
+fn run_flow(data: &Dataset, settings: &FlowSettings, want_weights: bool) -> Result<MainRun> {
     let mut c = RowCollector::default();
     let out = flow::run(data, settings, None, want_weights, &mut c)?;
     Ok((out, c.rows))
 }
 
 /// The main flow (with its final W for the boundary test) and the restart flows, in parallel.
-fn run_flows(p: &PreparedScenario, a: &[f64]) -> Result<((flow::FlowOutcome, Vec<TrajectoryRow>), Vec<RestartResult>)> {
+fn run_flows(p: &PreparedScenario, a: &[f64]) -> Result<(MainRun, Vec<RestartResult>)> {
     let sc = &p.scenario;
     let restart_settings: Vec<FlowSettings> = (1..=sc.restarts as u64)
         .map(|k| {
