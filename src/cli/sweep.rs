@@ -261,9 +261,9 @@ impl SweepArgs {
         }
         s.data = match &self.data {
             // Absolute, so shards started elsewhere (a Slurm node, another directory) find it.
-            Some(p) => DataSource::Loaded {
-                path: std::path::absolute(p).with_context(|| format!("--data {}", p.display()))?,
-            },
+            Some(p) => {
+                DataSource::Loaded { path: std::path::absolute(p).with_context(|| format!("--data {}", p.display()))? }
+            }
             None => DataSource::Generated(GenSettings {
                 kind: self.kind.unwrap_or(DataKind::Gaussian),
                 ..Default::default()

@@ -104,7 +104,10 @@ impl Shard {
             return Err(Error::setting(flag, "the number of shards must be at least 1"));
         }
         if index >= count {
-            return Err(Error::setting(flag, format!("shard {index} of {count}: shards are numbered 0..{}", count - 1)));
+            return Err(Error::setting(
+                flag,
+                format!("shard {index} of {count}: shards are numbered 0..{}", count - 1),
+            ));
         }
         Ok(Shard { index, count })
     }
@@ -207,9 +210,14 @@ pub fn load_shared_data(settings: &SweepSettings) -> Result<Option<Dataset>> {
 /// Execute one run (no files): its summary or error, and its trajectory rows. `loaded` is the
 /// sweep's data set when runs do not generate their own; `base` the directory a validate
 /// scenario's relative paths are resolved against.
-pub fn run_task(run: &PlannedRun, loaded: std::result::Result<Option<&Dataset>, &str>, base: Option<&Path>) -> RunResult {
+pub fn run_task(
+    run: &PlannedRun,
+    loaded: std::result::Result<Option<&Dataset>, &str>,
+    base: Option<&Path>,
+) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
-        let generate = |gen: &Option<GenSettings>| -> Result<Option<Dataset>> { gen.as_ref().map(data::generate).transpose() };
+        let generate =
+            |gen: &Option<GenSettings>| -> Result<Option<Dataset>> { gen.as_ref().map(data::generate).transpose() };
         match &run.task {
             RunTask::Descent { descent: s, gen } => {
                 let generated = generate(gen)?;
@@ -417,6 +425,9 @@ pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<()> {
     for r in results {
         let src = run_dir(dir, r.index).join(TRAJECTORY_FILE);
         let dest = tdir.join(format!("run-{}.jsonl", r.index));
+        if same_file(&src, &dest) {
+            continue;
+        }
         let tmp = tdir.join(format!(".run-{}.jsonl.tmp{}", r.index, std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         if std::fs::hard_link(&src, &tmp).is_err() {
@@ -436,4 +447,14 @@ pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<()> {
     }
     write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(settings).expect("serializes"))?;
     Ok(())
+}
+
+/// Whether two paths name the same file (renaming one link onto another of the same file is a
+/// no-op that would leave the temporary name behind).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn array_script_has_the_throttle_requeue_and_the_shard_command() {
-        let s = SubmitSettings { shards: 4, max_parallel: Some(2), partition: Some("debug".into()), ..Default::default() };
+        let s =
+            SubmitSettings { shards: 4, max_parallel: Some(2), partition: Some("debug".into()), ..Default::default() };
         let text = array_script(Path::new("/opt/mf"), Path::new("/d/sw eep"), &s);
         assert!(text.contains("#SBATCH --array=0-3%2\n"), "{text}");
         assert!(text.contains("#SBATCH --requeue\n"));
