@@ -125,6 +125,9 @@ pub struct PhaseRow {
     pub runs: usize,
     /// Replicates that ended in an error.
     pub errors: usize,
+    /// Replicates whose main flow stopped before its horizon (status other than `reached`,
+    /// e.g. `max_steps`); their claims are measured where the flow stopped.
+    pub not_reached: usize,
     /// Median over replicates of min‖x_i‖²/(n p) (infinite for exactly orthogonal data).
     pub ratio_median: Option<f64>,
     /// Median over replicates of the paper's ratio.
@@ -164,6 +167,7 @@ pub fn table(results: &[RunResult]) -> Vec<PhaseRow> {
                     values: key,
                     runs: 0,
                     errors: 0,
+                    not_reached: 0,
                     ratio_median: None,
                     paper_ratio_median: None,
                     counts: vec![(0, 0); ClaimKind::ALL.len()],
@@ -178,6 +182,9 @@ pub fn table(results: &[RunResult]) -> Vec<PhaseRow> {
             row.errors += 1;
             continue;
         };
+        if s.get("status").and_then(|v| v.as_str()) != Some("reached") {
+            row.not_reached += 1;
+        }
         let ratio = |k: &str| match s.get(k) {
             Some(serde_json::Value::Null) => Some(f64::INFINITY),
             v => v.and_then(|x| x.as_f64()),
@@ -208,13 +215,13 @@ fn num(v: Option<f64>) -> String {
     }
 }
 
-/// phase.csv: `<grid axes…>,runs,errors,ratio_median,paper_ratio_median`, then per claim its
+/// phase.csv: `<grid axes…>,runs,errors,not_reached,ratio_median,paper_ratio_median`, then per claim its
 /// fraction holding and the number of replicates it applied to (`<claim>`, `<claim>_runs`).
 pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
     let mut out = String::new();
     let mut head: Vec<String> =
         settings.axes.iter().filter(|a| !is_replicate(a.variable)).map(|a| a.variable.name().to_string()).collect();
-    head.extend(["runs", "errors", "ratio_median", "paper_ratio_median"].map(String::from));
+    head.extend(["runs", "errors", "not_reached", "ratio_median", "paper_ratio_median"].map(String::from));
     for c in ClaimKind::ALL {
         head.push(c.name().into());
         head.push(format!("{}_runs", c.name()));
@@ -225,6 +232,7 @@ pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
         let mut f: Vec<String> = row.values.iter().map(|(_, x)| format!("{x}")).collect();
         f.push(row.runs.to_string());
         f.push(row.errors.to_string());
+        f.push(row.not_reached.to_string());
         f.push(num(row.ratio_median));
         f.push(num(row.paper_ratio_median));
         for k in 0..ClaimKind::ALL.len() {

@@ -439,7 +439,7 @@ pub struct LineChart<'a> {
     pub log_x: bool,
     /// Logarithmic y axis (points with y ≤ 0 dropped).
     pub log_y: bool,
-    /// A fixed y range instead of the data's (linear y only).
+    /// A fixed y range instead of the data's (linear y only; tick labels then show 2 decimals).
     pub y_range: Option<(f64, f64)>,
 }
 
@@ -488,7 +488,7 @@ pub fn draw_line_chart(
                     .x_desc(x_label)
                     .y_desc(y_label)
                     .x_label_formatter(&|v| fmt_value(*v))
-                    .y_label_formatter(&|v| fmt_value(*v))
+                    .y_label_formatter(&|v| if y_range.is_some() { format!("{v:.2}") } else { fmt_value(*v) })
                     .draw()
                     .map_err(|e| err(e.to_string()))?;
                 for (k, (label, points)) in series.iter().enumerate() {

@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The built-in default suite: (file name, contents), the same files as `validation/*.toml`.
+/// The built-in default suite: (file name, contents), the same files as `validation/*.toml`
+/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md).
 pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("gaussian.toml", include_str!("../../validation/gaussian.toml")),
     ("mixture.toml", include_str!("../../validation/mixture.toml")),
