@@ -258,7 +258,8 @@ fn label(values: &[(Variable, f64)], skip: usize) -> String {
 /// The phase plots as (file name, SVG): per claim `phase_<claim>.svg` with three panels —
 /// the fraction of replicates holding against the first grid axis (one line per combination of
 /// the others), against the median measured ratio, and against the median paper ratio — and,
-/// when the grid has exactly two axes, `phase_<claim>_2d.svg` (the fraction as colour).
+/// when the grid has exactly two axes, `phase_<claim>_2d.svg` (the fraction as colour, the axis
+/// with more values across).
 pub fn plots(settings: &SweepSettings, table: &[PhaseRow]) -> Result<Vec<(String, String)>> {
     let err = |e: String| Error::setting("plot", e);
     let grid: Vec<&crate::experiments::sweep::Axis> =
@@ -337,7 +338,10 @@ pub fn plots(settings: &SweepSettings, table: &[PhaseRow]) -> Result<Vec<(String
         }
         out.push((format!("phase_{}.svg", claim.name()), svg));
         if grid.len() == 2 {
-            out.push((format!("phase_{}_2d.svg", claim.name()), heatmap(claim.name(), grid[0], grid[1], table, k)?));
+            // The axis with more values across (ties: the later one, e.g. d in `--n … --d …`).
+            let (xa, ya) =
+                if grid[0].values.len() > grid[1].values.len() { (grid[0], grid[1]) } else { (grid[1], grid[0]) };
+            out.push((format!("phase_{}_2d.svg", claim.name()), heatmap(claim.name(), xa, ya, table, k)?));
         }
     }
     Ok(out)
