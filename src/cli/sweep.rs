@@ -403,7 +403,7 @@ fn local(
         plan.write(out)?;
     }
     let pool = pool(threads)?;
-    pool.install(|| shard::run_shard(out, &plan, Shard::ALL, loaded.as_ref()))?;
+    pool.install(|| shard::run_shard(out, &plan, Shard::ALL, loaded.as_ref(), &|e| super::common::describe(e)))?;
     let merged = shard::collect(out, &plan)?;
     if !merged.missing.is_empty() {
         bail!("{}: runs {:?} have no result", out.display(), merged.missing);
@@ -425,7 +425,8 @@ fn run_shard(a: RunArgs) -> anyhow::Result<ExitCode> {
     // Bad grid points are not checked here: each run records its own error for the merge.
     let plan = Plan::read(&a.dir)?;
     let threads = a.threads.or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok()));
-    let outcome = pool(threads)?.install(|| shard::run_shard(&a.dir, &plan, shard, None))?;
+    let outcome =
+        pool(threads)?.install(|| shard::run_shard(&a.dir, &plan, shard, None, &|e| super::common::describe(e)))?;
     eprintln!(
         "shard {}/{}: ran {} run(s) ({} failed), skipped {} completed",
         shard.index,

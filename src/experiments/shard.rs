@@ -17,10 +17,13 @@
 use crate::descent::{self, DescentSettings};
 use crate::error::{Error, Result};
 use crate::experiments::phase;
-use crate::experiments::sweep::{self, DataSource, RunResult, SweepKind, SweepSettings, Variable};
+use crate::experiments::sweep::{
+    self, json_object, DataSource, Describe, RunResult, SweepKind, SweepSettings, Variable,
+};
 use crate::experiments::validate::{RowCollector, Scenario};
 use crate::flow::{self, FlowSettings};
 use crate::io::fsutil::{create_dir, write_atomic};
+use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, GenSettings};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -209,11 +212,12 @@ pub fn load_shared_data(settings: &SweepSettings) -> Result<Option<Dataset>> {
 
 /// Execute one run (no files): its summary or error, and its trajectory rows. `loaded` is the
 /// sweep's data set when runs do not generate their own; `base` the directory a validate
-/// scenario's relative paths are resolved against.
+/// scenario's relative paths are resolved against; `describe` writes a failed run's error.
 pub fn run_task(
     run: &PlannedRun,
     loaded: std::result::Result<Option<&Dataset>, &str>,
     base: Option<&Path>,
+    describe: &Describe,
 ) -> RunResult {
     let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
         let generate =
@@ -222,23 +226,23 @@ pub fn run_task(
             RunTask::Descent { descent: s, gen } => {
                 let generated = generate(gen)?;
                 let data = shared_or(&generated, loaded)?;
-                let mut rows: Vec<serde_json::Value> = Vec::new();
+                let mut rows: Vec<descent::DescentRow> = Vec::new();
                 let out = descent::run(data, s, false, &mut rows)?;
-                Ok((out.summary, rows))
+                Ok((json_object(&out.summary), rows.iter().map(to_json_value).collect()))
             }
             RunTask::Flow { flow: s, gen } => {
                 let generated = generate(gen)?;
                 let data = shared_or(&generated, loaded)?;
                 let mut rows = RowCollector::default();
                 let out = flow::run(data, s, None, false, &mut rows)?;
-                Ok((out.summary.fields, rows.rows))
+                Ok((json_object(&out.summary), rows.rows.iter().map(to_json_value).collect()))
             }
             RunTask::Validate { scenario } => phase::run_point(scenario, base),
         }
     };
     let (summary, trajectory) = match go() {
         Ok((s, t)) => (Ok(s), t),
-        Err(e) => (Err(e.to_string()), Vec::new()),
+        Err(e) => (Err(describe(&e)), Vec::new()),
     };
     RunResult { index: run.index, values: run.values.clone(), summary, trajectory }
 }
@@ -250,8 +254,8 @@ fn shared_or<'a>(
     match (generated, loaded) {
         (Some(d), _) => Ok(d),
         (None, Ok(Some(d))) => Ok(d),
-        (None, Ok(None)) => Err(Error::setting("--data", "no data")),
-        (None, Err(e)) => Err(Error::setting("--data", e.to_string())),
+        (None, Ok(None)) => Err(Error::setting("data", "no data")),
+        (None, Err(e)) => Err(Error::setting("data", e.to_string())),
     }
 }
 
@@ -314,7 +318,14 @@ pub struct ShardOutcome {
 /// run of the shard fail with that error (recorded in its run directory), so the merge names it.
 /// `shared` is the sweep's data set when the caller has already loaded it (otherwise it is read
 /// from the plan's path when a run needs it).
-pub fn run_shard(dir: &Path, plan: &Plan, shard: Shard, shared: Option<&Dataset>) -> Result<ShardOutcome> {
+/// `describe` writes a failed run's error.
+pub fn run_shard(
+    dir: &Path,
+    plan: &Plan,
+    shard: Shard,
+    shared: Option<&Dataset>,
+    describe: &Describe,
+) -> Result<ShardOutcome> {
     create_dir(&dir.join(RUNS_DIR))?;
     let mut todo = Vec::new();
     let mut out = ShardOutcome::default();
@@ -341,7 +352,7 @@ pub fn run_shard(dir: &Path, plan: &Plan, shard: Shard, shared: Option<&Dataset>
     let results: Vec<Result<(usize, Option<String>)>> = todo
         .par_iter()
         .map(|r| {
-            let res = run_task(r, data, base.as_deref());
+            let res = run_task(r, data, base.as_deref(), describe);
             write_run(dir, &res)?;
             Ok((r.index, res.summary.err()))
         })

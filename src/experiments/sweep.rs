@@ -11,6 +11,7 @@ use crate::experiments::phase::{self, ScenarioBase};
 use crate::experiments::plot::TAB10;
 use crate::experiments::shard::{self, Plan};
 use crate::flow::{FlowHorizon, FlowSettings};
+use crate::metrics::to_json_value;
 use crate::model::data::{Dataset, GenSettings};
 use crate::model::network::Init;
 use plotters::prelude::*;
@@ -162,6 +163,10 @@ pub struct RunSpec {
     pub gen: Option<GenSettings>,
 }
 
+/// How a run's error is written into its result (the binary names settings by their flags;
+/// `|e| e.to_string()` names them by their fields).
+pub type Describe = dyn Fn(&Error) -> String + Sync;
+
 /// What one run produced.
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -184,7 +189,7 @@ impl SweepSettings {
     /// Check the axes (non-empty, integer where needed, no repeats, no data axes over a file).
     pub fn validate(&self) -> Result<()> {
         for (k, a) in self.axes.iter().enumerate() {
-            let flag = format!("--{}", a.variable.name().replace('_', "-"));
+            let flag = a.variable.name();
             if a.values.is_empty() {
                 return Err(Error::setting(flag, "empty list"));
             }
@@ -292,16 +297,25 @@ impl SweepSettings {
     }
 }
 
+/// A result struct as a JSON object (keys sorted, as in the files).
+pub fn json_object<S: serde::Serialize>(value: &S) -> serde_json::Map<String, serde_json::Value> {
+    match to_json_value(value) {
+        serde_json::Value::Object(o) => o,
+        other => unreachable!("result structs serialize to objects, got {other}"),
+    }
+}
+
 /// Run every combination in parallel on the current rayon pool, in memory; results in index
-/// order. `loaded` is the shared data set when the source is [`DataSource::Loaded`]. The runs are
-/// those of [`Plan::new`] executed by [`shard::run_task`], as in a sharded sweep.
-pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<RunResult>> {
+/// order. A run that fails keeps its error as `describe` writes it. `loaded` is the shared data
+/// set when the source is [`DataSource::Loaded`]. The runs are those of [`Plan::new`] executed by
+/// [`shard::run_task`], as in a sharded sweep.
+pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>, describe: &Describe) -> Result<Vec<RunResult>> {
     if matches!(settings.data, DataSource::Loaded { .. }) && settings.kind != SweepKind::Validate && loaded.is_none() {
-        return Err(Error::setting("--data", "the sweep's data set was not loaded"));
+        return Err(Error::setting("data", "the sweep's data set was not loaded"));
     }
     let plan = Plan::new(settings, loaded.map(|d| d.d))?;
     let base = settings.scenario.as_ref().and_then(|b| b.base_dir.clone());
-    Ok(plan.runs.par_iter().map(|r| shard::run_task(r, Ok(loaded), base.as_deref())).collect())
+    Ok(plan.runs.par_iter().map(|r| shard::run_task(r, Ok(loaded), base.as_deref(), describe)).collect())
 }
 
 /// Whether [`plots`] draws trajectories for a sweep of `runs` runs (then a merge loads them).
