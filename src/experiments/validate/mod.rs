@@ -28,7 +28,8 @@ mod scenario;
 
 pub use claims::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
 pub use scenario::{
-    prepare, prepare_default_suite, prepare_file, GenerateTable, PreparedScenario, Scenario, Thresholds, DEFAULT_SUITE,
+    parse, prepare, prepare_default_suite, prepare_file, prepare_parsed, GenerateTable, PreparedScenario, Scenario,
+    Thresholds, DEFAULT_SUITE,
 };
 
 use crate::error::Result;

@@ -9,7 +9,8 @@ use crate::model::network::{Init, ModelSettings, OuterLayer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The built-in default suite: (file name, contents), the same files as `validation/*.toml`.
+/// The built-in default suite: (file name, contents), the same files as `validation/*.toml`
+/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md).
 pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("gaussian.toml", include_str!("../../../validation/gaussian.toml")),
     ("mixture.toml", include_str!("../../../validation/mixture.toml")),
@@ -169,10 +170,20 @@ fn bad(source: &str, line: Option<usize>, reason: impl Into<String>) -> Error {
 /// errors; `base` is the directory relative paths are resolved against (`None` for the built-in
 /// suite, which must not name files).
 pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<PreparedScenario> {
-    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+    prepare_parsed(parse(text, source)?, source, base)
+}
+
+/// Parse a scenario file's text (unknown keys are errors naming the line), without checking
+/// its values or loading its data.
+pub fn parse(text: &str, source: &str) -> Result<Scenario> {
+    toml::from_str(text).map_err(|e| {
         let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
         bad(source, line, e.message().replace('\n', " ").replace("unknown field", "unknown key"))
-    })?;
+    })
+}
+
+/// [`prepare`] for an already parsed scenario (e.g. one with swept values applied).
+pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> Result<PreparedScenario> {
     let sc = &scenario;
     if sc.name.trim().is_empty() {
         return Err(bad(source, None, "key `name`: must not be empty"));
