@@ -69,12 +69,14 @@ fn float_array2<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, what: &str) -> Py
 pub fn matrix_rows(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<f64>, usize, usize)> {
     let a = float_array2(py, obj, what)?;
     let (n, d) = (a.shape()[0], a.shape()[1]);
-    let v = match a.as_slice() {
-        Ok(s) => {
+    // `as_slice` accepts Fortran order too (memory order, not row order): only a C-contiguous
+    // array is copied as one block.
+    let v = match (a.is_c_contiguous(), a.as_slice()) {
+        (true, Ok(s)) => {
             // Copy outside the GIL: the array is borrowed read-only for the duration.
             py.detach(|| s.to_vec())
         }
-        Err(_) => a.as_array().iter().copied().collect(),
+        _ => a.as_array().iter().copied().collect(),
     };
     Ok((v, n, d))
 }
