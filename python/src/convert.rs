@@ -58,7 +58,10 @@ fn float_array2<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, what: &str) -> Py
         .map_err(|e| PyTypeError::new_err(format!("{what}: not convertible to a float64 array: {e}")))?;
     let ndim: usize = arr.getattr("ndim")?.extract()?;
     if ndim != 2 {
-        return Err(value_error(what, format!("expected a 2-D array (n points × d features), got {ndim} dimension(s)")));
+        return Err(value_error(
+            what,
+            format!("expected a 2-D array (n points × d features), got {ndim} dimension(s)"),
+        ));
     }
     arr.extract::<PyReadonlyArray2<'py, f64>>()
         .map_err(|e| PyTypeError::new_err(format!("{what}: not a float64 array: {e}")))
@@ -102,9 +105,7 @@ fn vector<'py, T: numpy::Element + Copy>(
     let arr = np
         .call_method("asarray", (obj,), Some(&kwargs))
         .map_err(|e| PyTypeError::new_err(format!("{what}: not convertible to a {dtype} array: {e}")))?;
-    let arr = arr
-        .cast_into::<PyArray1<T>>()
-        .map_err(|_| value_error(what, "expected a 1-D array"))?;
+    let arr = arr.cast_into::<PyArray1<T>>().map_err(|_| value_error(what, "expected a 1-D array"))?;
     let ro = arr.readonly();
     Ok(ro.as_array().iter().copied().collect())
 }
@@ -112,7 +113,8 @@ fn vector<'py, T: numpy::Element + Copy>(
 /// The dense row-major X of a scipy.sparse matrix (CSR, or converted with `.tocsr()`): zeros,
 /// then each stored entry added at its place (duplicates sum, as `toarray()` does).
 fn sparse_rows(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, usize, usize)> {
-    let csr = if obj.getattr("format")?.extract::<String>()? == "csr" { obj.clone() } else { obj.call_method0("tocsr")? };
+    let csr =
+        if obj.getattr("format")?.extract::<String>()? == "csr" { obj.clone() } else { obj.call_method0("tocsr")? };
     let (n, d): (usize, usize) = csr.getattr("shape")?.extract()?;
     let data: Vec<f64> = vector(py, &csr.getattr("data")?, "float64", "X.data")?;
     let indices: Vec<i64> = vector(py, &csr.getattr("indices")?, "int64", "X.indices")?;
@@ -181,10 +183,7 @@ pub fn dataset(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, train
         return Err(value_error("X", format!("shape ({n}, {d}): need at least one point and one feature")));
     }
     if let Some(k) = xv.iter().position(|v| !v.is_finite()) {
-        return Err(value_error(
-            "X",
-            format!("entry ({}, {}) is {}: features must be finite", k / d, k % d, xv[k]),
-        ));
+        return Err(value_error("X", format!("entry ({}, {}) is {}: features must be finite", k / d, k % d, xv[k])));
     }
     let yv = labels(py, y, n)?;
     let data = Dataset { n, d, x: xv, y: yv };

@@ -91,10 +91,15 @@ fn model_settings(
     } else if let Some(p) = as_path(outer) {
         OuterLayer::File(p)
     } else {
-        let (a, rows, cols) = match matrix_rows(py, &outer.call_method1("reshape", (1, -1)).unwrap_or(outer.clone()), "outer") {
-            Ok(r) => r,
-            Err(_) => return Err(PyTypeError::new_err("outer: expected \"balanced\", \"random\", a .npy path or a 1-D array")),
-        };
+        let (a, rows, cols) =
+            match matrix_rows(py, &outer.call_method1("reshape", (1, -1)).unwrap_or(outer.clone()), "outer") {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(PyTypeError::new_err(
+                        "outer: expected \"balanced\", \"random\", a .npy path or a 1-D array",
+                    ))
+                }
+            };
         debug_assert_eq!(rows * cols, a.len());
         OuterLayer::Values(a)
     };
@@ -249,12 +254,7 @@ impl DescentResult {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let s = self.summary.bind(py);
         let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!(
-            "DescentResult(status={}, step={}, stable_rank={})",
-            get("status"),
-            get("step"),
-            get("stable_rank")
-        ))
+        Ok(format!("DescentResult(status={}, step={}, stable_rank={})", get("status"), get("step"), get("stable_rank")))
     }
 }
 
@@ -311,9 +311,7 @@ fn gen(
         "gaussian" => DataKind::Gaussian,
         "mixture" => DataKind::Mixture,
         "orthogonal" => DataKind::Orthogonal,
-        other => {
-            return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}")))
-        }
+        other => return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}"))),
     };
     let settings = GenSettings { kind, n, d, seed, mean_norm, label_noise };
     settings.validate().map_err(py_err)?;
@@ -499,8 +497,7 @@ fn flow(
     settings.max_steps = max_steps;
     let ds = dataset(py, X, y, true)?;
     let balanced = PyString::new(py, "balanced").into_any();
-    settings.model =
-        model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    settings.model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
     run_flow(py, Arc::new(ds), settings, None, out, save_weights, checkpoint_every, progress)
 }
 
@@ -788,7 +785,10 @@ fn sweep<'py>(
                 "mixture" => DataKind::Mixture,
                 "orthogonal" => DataKind::Orthogonal,
                 other => {
-                    return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}")))
+                    return Err(value_error(
+                        "--kind",
+                        format!("expected gaussian, mixture or orthogonal, got {other:?}"),
+                    ))
                 }
             };
             s.data = DataSource::Generated(GenSettings { kind, ..Default::default() });
@@ -825,9 +825,8 @@ fn sweep<'py>(
         pool = pool.num_threads(t);
     }
     let pool = pool.build().map_err(|e| PyValueError::new_err(format!("starting the thread pool: {e}")))?;
-    let results = py
-        .detach(|| pool.install(|| marginflow::experiments::sweep::run(&s, loaded.as_ref())))
-        .map_err(py_err)?;
+    let results =
+        py.detach(|| pool.install(|| marginflow::experiments::sweep::run(&s, loaded.as_ref()))).map_err(py_err)?;
     let out = PyList::empty(py);
     for r in &results {
         let row = PyDict::new(py);
