@@ -187,3 +187,16 @@ def test_early_end_returns_its_status(data):
     assert r.status == "max_steps" and r.summary["statistics"]["accepted"] + r.summary["statistics"]["rejected"] == 5
     d = mf.descent(X, y, 6, step_size=1e300, steps=50, progress=False)
     assert d.summary["status"] != "completed"
+
+
+@pytest.mark.skipif(not mf.MPFR, reason="needs the MPFR build (pip install ./python --config-settings=build-args=\"--features mpfr\")")
+def test_mpfr_build_runs_high_precision(data):
+    X, y = data
+    lo = mf.flow(X, y, 6, **FLOW)
+    hi = mf.flow(X, y, 6, precision=128, **FLOW)
+    assert hi.summary["precision_bits"] == 128
+    # Every real number also as a decimal string with all its digits, in the summary and rows.
+    assert float(hi.summary["log10_loss_decimal"]) == pytest.approx(hi.summary["log10_loss"], rel=1e-15)
+    assert isinstance(hi.trajectory["s_decimal"], list)
+    # The same flow: the f64 run agrees to its tolerance.
+    assert np.max(np.abs(hi.W - lo.W)) < 1e-6 * np.max(np.abs(lo.W))
