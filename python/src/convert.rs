@@ -110,6 +110,11 @@ fn vector<'py, T: numpy::Element + Copy>(
     Ok(ro.as_array().iter().copied().collect())
 }
 
+/// A 1-D float64 vector from any array-like (`outer=`).
+pub fn vector_f64(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
+    vector(py, obj, "float64", what)
+}
+
 /// The dense row-major X of a scipy.sparse matrix (CSR, or converted with `.tocsr()`): zeros,
 /// then each stored entry added at its place (duplicates sum, as `toarray()` does).
 fn sparse_rows(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, usize, usize)> {

@@ -91,17 +91,7 @@ fn model_settings(
     } else if let Some(p) = as_path(outer) {
         OuterLayer::File(p)
     } else {
-        let (a, rows, cols) =
-            match matrix_rows(py, &outer.call_method1("reshape", (1, -1)).unwrap_or(outer.clone()), "outer") {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(PyTypeError::new_err(
-                        "outer: expected \"balanced\", \"random\", a .npy path or a 1-D array",
-                    ))
-                }
-            };
-        debug_assert_eq!(rows * cols, a.len());
-        OuterLayer::Values(a)
+        OuterLayer::Values(convert::vector_f64(py, outer, "outer")?)
     };
     let init = match (w0, init_scale) {
         (Some(_), Some(_)) => return Err(value_error("--init-scale", "cannot be used with W0 (--init-file)")),

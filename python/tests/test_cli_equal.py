@@ -110,7 +110,7 @@ def test_outer_and_W0_arrays_equal_cli_files(cli, gauss, tmp_path):
     np.save(tmp_path / "W0.npy", W0)
     run_cli(cli, "flow", "--data", f, "--width", 6, "--outer", tmp_path / "a.npy", "--init-file",
             tmp_path / "W0.npy", "--until-log10-time", 20, "--out", tmp_path / "c", "--save-weights")
-    r = mf.flow(X, y, 6, outer=a, W0=W0, until_log10_time=20, progress=False)
+    r = mf.flow(X, y, 6, outer=a.tolist(), W0=W0, until_log10_time=20, progress=False)
     assert same_bits(r.W, np.load(tmp_path / "c" / "W.npy"))
     sc = json.loads((tmp_path / "c" / "summary.json").read_text())
     skip = ("wall_seconds", "settings")  # settings name the files vs hold the arrays
