@@ -45,8 +45,9 @@ class FlowResult:
     trajectory: Dict[str, np.ndarray]
     @property
     def W(self) -> np.ndarray:
-        """Final weights W (m×d float64), computed on first access; equal bit for bit to the
-        CLI's `--save-weights` W.npy."""
+        """Final weights W (m×d float64), computed on first access from the final state and the
+        caller's X (held by reference; ValueError if it changed since the run); equal bit for bit
+        to the CLI's `--save-weights` W.npy."""
     @property
     def reference(self) -> Optional[Dict[str, Any]]:
         """summary["reference"]: normalized_margin, cosine_position, cosine_velocity,

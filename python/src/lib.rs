@@ -32,7 +32,6 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use watch::Watch;
 
@@ -137,9 +136,19 @@ fn goal_text(h: &FlowHorizon) -> String {
     }
 }
 
-/// Data and model of a run, for `.W`.
+/// Where a result finds its data again for `.W`: the caller's own (X, y) objects (referenced, not
+/// copied: the converted copy is dropped when the call returns) or the data file of a CLI run.
+/// The checkpoint's data hash refuses data changed in the meantime.
+enum Source {
+    /// The Python objects passed as X and y.
+    Arrays(Py<PyAny>, Py<PyAny>),
+    /// A data file (DIR/data_path of a CLI run).
+    File(PathBuf),
+}
+
+/// Data source and final state of a run, for `.W`.
 struct Kept {
-    data: Arc<Dataset>,
+    source: Source,
     checkpoint: Checkpoint,
 }
 
@@ -173,8 +182,12 @@ impl FlowResult {
         if let Some(w) = &self.weights {
             return Ok(w.clone_ref(py));
         }
-        let (data, cp) = (&self.kept.data, &self.kept.checkpoint);
-        let w = py.detach(|| cp.weights(data)).map_err(py_err)?;
+        let data = match &self.kept.source {
+            Source::Arrays(x, y) => dataset(py, x.bind(py), y.bind(py), false)?,
+            Source::File(path) => Dataset::load(path).map_err(py_err)?,
+        };
+        let cp = &self.kept.checkpoint;
+        let w = py.detach(|| cp.weights(&data)).map_err(py_err)?;
         let arr = array2(py, w, cp.settings.model.width, data.d)?;
         self.weights = Some(arr.clone_ref(py));
         Ok(arr)
@@ -344,7 +357,8 @@ fn check<'py>(
 #[allow(clippy::too_many_arguments)]
 fn run_flow(
     py: Python<'_>,
-    data: Arc<Dataset>,
+    data: Dataset,
+    source: Source,
     settings: FlowSettings,
     resume: Option<Checkpoint>,
     out: Option<PathBuf>,
@@ -398,17 +412,20 @@ fn run_flow(
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
         }
     }
+    // The converted copy of X is not kept: `.W` converts the caller's (X, y) again on request.
+    let d = data.d;
+    drop(data);
     if let Some(e) = watch.interrupt.take() {
         return Err(e);
     }
     let weights = match outcome.weights {
-        Some(w) => Some(array2(py, w, settings.model.width, data.d)?),
+        Some(w) => Some(array2(py, w, settings.model.width, d)?),
         None => None,
     };
     Ok(FlowResult {
         summary: to_py(py, &outcome.summary)?.unbind(),
         trajectory: columns(py, &watch.rows)?.into_any().unbind(),
-        kept: Kept { data, checkpoint: outcome.checkpoint },
+        kept: Kept { source, checkpoint: outcome.checkpoint },
         weights,
     })
 }
@@ -488,7 +505,8 @@ fn flow(
     let ds = dataset(py, X, y, true)?;
     let balanced = PyString::new(py, "balanced").into_any();
     settings.model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
-    run_flow(py, Arc::new(ds), settings, None, out, save_weights, checkpoint_every, progress)
+    let source = Source::Arrays(X.clone().unbind(), y.clone().unbind());
+    run_flow(py, ds, source, settings, None, out, save_weights, checkpoint_every, progress)
 }
 
 /// resume(dir, X=None, y=None, until_time=None, until_log10_time=None, until_s=None,
@@ -522,8 +540,8 @@ fn resume(
     }
     settings.max_steps = max_steps;
     check_precision(settings.precision)?;
-    let ds = match (X, y) {
-        (Some(x), Some(y)) => dataset(py, x, y, true)?,
+    let (ds, source) = match (X, y) {
+        (Some(x), Some(y)) => (dataset(py, x, y, true)?, Source::Arrays(x.clone().unbind(), y.clone().unbind())),
         (None, None) => {
             let p = dir.join("data_path");
             let path = std::fs::read_to_string(&p).map_err(|_| {
@@ -535,11 +553,11 @@ fn resume(
             let path = PathBuf::from(path.trim());
             let ds = Dataset::load(&path).map_err(py_err)?;
             ds.validate_for_training(&path).map_err(py_err)?;
-            ds
+            (ds, Source::File(path))
         }
         _ => return Err(PyTypeError::new_err("resume: give both X and y, or neither")),
     };
-    run_flow(py, Arc::new(ds), settings, Some(cp), Some(dir), save_weights, checkpoint_every, progress)
+    run_flow(py, ds, source, settings, Some(cp), Some(dir), save_weights, checkpoint_every, progress)
 }
 
 /// maxmargin(X, y, width, leak=0.1, outer="balanced", init_scale=None, W0=None, loss="logistic",

@@ -200,3 +200,15 @@ def test_mpfr_build_runs_high_precision(data):
     assert isinstance(hi.trajectory["s_decimal"], list)
     # The same flow: the f64 run agrees to its tolerance.
     assert np.max(np.abs(hi.W - lo.W)) < 1e-6 * np.max(np.abs(lo.W))
+
+
+def test_W_reconverts_the_callers_arrays_and_refuses_changed_data(data):
+    X, y = data
+    X = X.copy()
+    r = mf.flow(sp.csr_matrix(X), y, 6, **FLOW)
+    dense = mf.flow(X, y, 6, **FLOW)
+    assert same_bits(r.W, dense.W)  # from the sparse matrix the call was given
+    r2 = mf.flow(X, y, 6, **FLOW)
+    X[0, 0] += 1.0  # the result holds X by reference, not a copy
+    with pytest.raises(ValueError, match=r"data hash .* differs from the data given"):
+        r2.W
