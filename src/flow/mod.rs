@@ -23,4 +23,4 @@ pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, 
 pub use observer::{FlowObserver, FlowSummary};
 pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{FlowHorizon, FlowSettings};
-pub use system::{mode, FlowSystem};
+pub use system::{FlowSystem, Mode};

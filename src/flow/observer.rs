@@ -116,7 +116,7 @@ impl<'o, T: Real> Rows<'o, T> {
             &self.settings,
             &self.data_hash,
             st,
-            &sys.modes,
+            &sys.modes.iter().map(|m| m.code()).collect::<Vec<i8>>(),
             self.rows_written,
             self.next_row,
             self.wall_before + self.started.elapsed().as_secs_f64(),

@@ -5,7 +5,7 @@ use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::observer::{put_state, velocity_small, FlowObserver, FlowSummary, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
-use super::system::FlowSystem;
+use super::system::{FlowSystem, Mode};
 use crate::error::{Error, Result};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, put, put_list, Num, StateMetrics};
@@ -120,7 +120,15 @@ fn run_at<T: Real>(
     };
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
     if let Some(m) = modes {
-        sys.modes = m;
+        sys.modes = m
+            .iter()
+            .map(|&c| {
+                Mode::from_code(c).ok_or_else(|| Error::BadCheckpoint {
+                    path: "checkpoint".into(),
+                    reason: format!("unknown switching mode {c}"),
+                })
+            })
+            .collect::<Result<_>>()?;
     }
 
     // The independent reference: the certified theory-pattern max-margin solution.
