@@ -20,7 +20,7 @@ use crate::metrics::{self, put, put_list, top_singular_values, Num, StateMetrics
 use crate::model::activation::Activation;
 use crate::model::data::Dataset;
 use crate::model::network::{ModelSettings, Network};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::{OdeSystem, Switching};
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
 
@@ -350,6 +350,9 @@ impl<T: Real> OdeSystem<T> for NaturalFlow<'_, T> {
         neg_gradient_inplace(self.net, &self.kern, &mut self.ws, y, dy);
     }
 }
+
+/// The natural-time flow locates no switching events: activation slopes follow the live signs.
+impl<T: Real> Switching<T> for NaturalFlow<'_, T> {}
 
 /// Measure the state with coefficients `b` under activation `act` (margins from the run's kernel
 /// φ; the rest as [`metrics::measure_with`]).

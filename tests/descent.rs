@@ -5,7 +5,8 @@
 use marginflow::descent::{self, DescentActivation, DescentSettings, DescentWorkspace, Kernel, NaturalFlow};
 use marginflow::model::data::{self, DataKind, Dataset, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::dopri5;
 use nalgebra::DMatrix;
 
@@ -164,7 +165,7 @@ fn gradient_descent_approaches_gradient_flow_at_first_order() {
     let mut state = IntegratorState::new(0.0, vec![0.0; dim]);
     let horizon = Horizon { s_end: Some(t_end), component_reaches: None };
     let status = integ.integrate(&mut sys, &mut state, &horizon, &mut ());
-    assert_eq!(status, marginflow_solvers::rk::Status::Reached);
+    assert_eq!(status, marginflow_solvers::ode::Status::Reached);
     let b_gf = state.y.clone();
 
     let kern = Kernel::new(act, 53);

@@ -9,7 +9,8 @@
 use marginflow::flow::{FlowSystem, Mode};
 use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
-use marginflow_solvers::rk::{Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, Status};
+use marginflow_solvers::ode::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, Status};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::dopri5;
 
 const GAMMA: f64 = 0.2;

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, Phase, SwitchMemory};
-use marginflow_solvers::rk::{IntegratorState, Statistics};
+use marginflow_solvers::ode::{IntegratorState, Statistics};
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

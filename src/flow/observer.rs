@@ -7,7 +7,7 @@ use super::settings::FlowSettings;
 use super::system::FlowSystem;
 use crate::error::{Error, Result};
 use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
-use marginflow_solvers::rk::{Control, IntegratorState, Observer, OdeSystem};
+use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
 use serde::Serialize;
 use std::time::Instant;

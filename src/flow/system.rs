@@ -4,7 +4,7 @@
 use crate::model::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
 use crate::model::network::Network;
 use marginflow_solvers::boxqp::{self, BoxSide};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::{OdeSystem, ShiftedSolve, Switching};
 use marginflow_solvers::{Mat, Real};
 
 /// Mode of a pre-activation P_ji in [`FlowSystem::modes`].
@@ -123,7 +123,7 @@ pub struct FlowSystem<'a, T> {
     pub(super) ln_n: T,
     pub(super) one: T,
     pub(super) mid: T,
-    /// Jacobian pieces at the last state asked for by [`OdeSystem::solve_shifted`].
+    /// Jacobian pieces at the last state asked for by [`ShiftedSolve::solve_shifted`].
     pub(super) jac: Option<Box<JacobianCache<T>>>,
 }
 
@@ -455,7 +455,9 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         // du/ds = exp(−u − log L).
         self.du_ds_into(&y[m * n], &mut dy[m * n]);
     }
+}
 
+impl<T: Real> Switching<T> for FlowSystem<'_, T> {
     fn num_switches(&self) -> usize {
         self.net.m * self.net.n
     }
@@ -543,7 +545,9 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
         self.modes[k] = Mode::Held;
     }
+}
 
+impl<T: Real> ShiftedSolve<T> for FlowSystem<'_, T> {
     /// (I − cJ) x = rhs by Woodbury in n×n, see [`FlowSystem::shifted_solve_inplace`].
     fn solve_shifted(&mut self, _s: &T, y: &[T], c: &T, rhs: &mut [T]) -> bool {
         self.shifted_solve_inplace(y, c, rhs)
