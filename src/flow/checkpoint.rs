@@ -147,6 +147,33 @@ impl Checkpoint {
         Ok(Restored { state, modes: self.modes.clone() })
     }
 
+    /// The weights W = W(0) + B X (m×d row-major, rounded to f64) of the checkpointed state on
+    /// `data`, computed at the checkpoint's precision exactly as [`crate::flow::run`] computes
+    /// its final `weights` (the same network construction and the same B), so W of a finished
+    /// run can be produced later, on request, without keeping the m×d matrix.
+    pub fn weights(&self, data: &crate::model::data::Dataset) -> Result<Vec<f64>> {
+        if self.precision == 53 {
+            return self.weights_at::<f64>(data);
+        }
+        #[cfg(feature = "mpfr")]
+        {
+            self.weights_at::<rug::Float>(data)
+        }
+        #[cfg(not(feature = "mpfr"))]
+        Err(Error::BadCheckpoint {
+            path: "checkpoint".into(),
+            reason: format!("{} bits needs the MPFR build (feature `mpfr`)", self.precision),
+        })
+    }
+
+    fn weights_at<T: Real>(&self, data: &crate::model::data::Dataset) -> Result<Vec<f64>> {
+        let net: crate::model::network::Network<T> =
+            crate::model::network::Network::new(data, &self.settings.model, self.precision)?;
+        let mn = net.m * net.n;
+        let r = self.restore::<T>(&data.hash(), mn + 1)?;
+        net.full_weights(data, &r.state.y[..mn])
+    }
+
     /// Serialize to JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("checkpoint serializes")

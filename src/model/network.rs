@@ -56,6 +56,8 @@ pub enum Init {
     Scale(f64),
     /// An m×d float64 `.npy` file.
     File(PathBuf),
+    /// An m×d matrix given in memory, row-major (the Python module's `W0=ndarray`).
+    Weights(Vec<f64>),
 }
 
 /// Everything that defines the model apart from the data.
@@ -125,7 +127,7 @@ impl ModelSettings {
             }
             OuterLayer::Vector(a) => {
                 if a.len() != m {
-                    return Err(Error::setting("outer", format!("has {} entries, the width is {m}", a.len())));
+                    return Err(Error::setting("outer", format!("expected {m} values (the width), got {}", a.len())));
                 }
                 if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
                     return Err(Error::setting("outer", format!("non-finite outer weight {bad}")));
@@ -173,6 +175,18 @@ impl ModelSettings {
                 f(v);
                 Ok(())
             })?,
+            Init::Weights(w) => {
+                if w.len() != m * d {
+                    return Err(Error::setting(
+                        "W0",
+                        format!("expected {m}×{d} = {} values (width × d), got {}", m * d, w.len()),
+                    ));
+                }
+                if let Some(bad) = w.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::setting("W0", format!("non-finite initial weight {bad}")));
+                }
+                w.iter().for_each(|&v| f(v));
+            }
         }
         Ok(())
     }

@@ -1,0 +1,970 @@
+//! `import marginflow`: the library's commands as Python functions, with the CLI's names and
+//! defaults. Arrays come in as numpy arrays (or scipy.sparse matrices) and are converted once to
+//! the library's dense row-major storage; results come back as small classes holding the CLI's
+//! JSON (`summary`, a dict) and numpy columns. Long runs release the GIL, poll Python's signal
+//! handlers every 0.1 s (Ctrl-C stops the run, writes its checkpoint when `out` is given, then
+//! raises `KeyboardInterrupt`), and show a progress line on `sys.stderr` unless `progress=False`.
+//!
+//! Errors: every library error becomes `ValueError` (bad data, settings, files' contents),
+//! `OSError` (a file that cannot be read or written) or `RuntimeError` (numerics) in
+//! [`convert::py_err`], with the one-line message the CLI prints; array arguments of the wrong
+//! kind raise `TypeError`. A run that ends before its horizon is not an error: its `status` says
+//! why.
+#![warn(missing_docs)]
+
+mod convert;
+mod watch;
+
+use convert::{columns, dataset, matrix_rows, py_err, to_py, value_error};
+use marginflow::descent::{DescentActivation, DescentSettings};
+use marginflow::experiments::sweep::{Axis, DataSource, SweepKind, SweepSettings, Variable};
+use marginflow::flow::checkpoint::Checkpoint;
+use marginflow::flow::{FlowHorizon, FlowSettings};
+use marginflow::io::fsutil::{create_dir, write_atomic, AtomicBatch};
+use marginflow::io::npy::{encode_npy, write_npy};
+use marginflow::maxmargin::{MaxMarginSettings, PatternSource};
+use marginflow::model::data::{self, DataKind, Dataset, GenSettings};
+use marginflow::model::loss::Loss;
+use marginflow::model::network::{Init, ModelSettings, OuterLayer};
+use marginflow_solvers::tableau::Method;
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use std::path::PathBuf;
+use std::time::Duration;
+use watch::Watch;
+
+/// Whether this build has arbitrary precision (the `mpfr` feature).
+const MPFR: bool = cfg!(feature = "mpfr");
+
+/// Reject a precision this build cannot run, before any work.
+fn check_precision(precision: u32) -> PyResult<()> {
+    if precision != 53 && !MPFR {
+        return Err(PyValueError::new_err(format!(
+            "precision: {precision} bits needs the MPFR build of the Python module \
+             (pip install ./python --config-settings=build-args=\"--features mpfr\"); this build has f64 only (53)"
+        )));
+    }
+    Ok(())
+}
+
+/// A flat row-major vector as an (rows × cols) float64 array.
+fn array2(py: Python<'_>, v: Vec<f64>, rows: usize, cols: usize) -> PyResult<Py<PyAny>> {
+    Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any().unbind())
+}
+
+fn parse_loss(loss: &str) -> PyResult<Loss> {
+    match loss {
+        "logistic" => Ok(Loss::Logistic),
+        "exponential" => Ok(Loss::Exponential),
+        other => Err(value_error("--loss", format!("expected logistic or exponential, got {other:?}"))),
+    }
+}
+
+/// A path argument (str or os.PathLike), or `None` when `obj` is neither.
+fn as_path(obj: &Bound<'_, PyAny>) -> Option<PathBuf> {
+    if obj.is_instance_of::<PyString>() || obj.hasattr("__fspath__").unwrap_or(false) {
+        obj.extract::<PathBuf>().ok()
+    } else {
+        None
+    }
+}
+
+/// The model keywords shared by flow, maxmargin and descent, as library settings, with the
+/// input files/arrays checked against the data dimension `d` (as the CLI does before any output).
+#[allow(clippy::too_many_arguments)]
+fn model_settings(
+    py: Python<'_>,
+    d: usize,
+    width: usize,
+    leak: f64,
+    outer: &Bound<'_, PyAny>,
+    init_scale: Option<f64>,
+    w0: Option<&Bound<'_, PyAny>>,
+    seed: u64,
+    loss: &str,
+) -> PyResult<ModelSettings> {
+    let outer = if let Ok(s) = outer.extract::<String>() {
+        s.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?
+    } else if let Some(p) = as_path(outer) {
+        OuterLayer::File(p)
+    } else {
+        OuterLayer::Vector(convert::vector_f64(py, outer, "outer")?)
+    };
+    let init = match (w0, init_scale) {
+        (Some(_), Some(_)) => return Err(value_error("--init-scale", "cannot be used with W0 (--init-file)")),
+        (Some(w), None) => match as_path(w) {
+            Some(p) => Init::File(p),
+            None => {
+                let (v, r, c) = matrix_rows(py, w, "W0")?;
+                if (r, c) != (width, d) {
+                    return Err(value_error("W0", format!("shape ({r}, {c}) is not (width, d) = ({width}, {d})")));
+                }
+                Init::Weights(v)
+            }
+        },
+        (None, Some(s)) => Init::Scale(s),
+        (None, None) => Init::Scale(1e-3),
+    };
+    let model = ModelSettings { width, leak, outer, init, seed, loss: parse_loss(loss)? };
+    model.validate().map_err(py_err)?;
+    if !matches!(model.outer, OuterLayer::Balanced | OuterLayer::Random) {
+        model.outer_weights().map_err(py_err)?;
+    }
+    if !matches!(model.init, Init::Scale(_)) {
+        model.for_each_initial_weight(d, |_| ()).map_err(py_err)?;
+    }
+    Ok(model)
+}
+
+fn horizon(time: Option<f64>, log10_time: Option<f64>, s: Option<f64>) -> PyResult<Option<FlowHorizon>> {
+    match (time, log10_time, s) {
+        (Some(t), None, None) => Ok(Some(FlowHorizon::Time(t))),
+        (None, Some(x), None) => Ok(Some(FlowHorizon::Log10Time(x))),
+        (None, None, Some(s)) => Ok(Some(FlowHorizon::S(s))),
+        (None, None, None) => Ok(None),
+        _ => Err(value_error("--until-time/--until-log10-time/--until-s", "give at most one horizon")),
+    }
+}
+
+fn goal_text(h: &FlowHorizon) -> String {
+    match h {
+        FlowHorizon::Time(t) => format!("until t = {t:e}"),
+        FlowHorizon::Log10Time(x) => format!("until log10 t = {x}"),
+        FlowHorizon::S(s) => format!("until s = {s:e}"),
+    }
+}
+
+/// Where a result finds its data again for `.W`: the caller's own (X, y) objects (referenced, not
+/// copied: the converted copy is dropped when the call returns) or the data file of a CLI run.
+/// The checkpoint's data hash refuses data changed in the meantime.
+enum Source {
+    /// The Python objects passed as X and y.
+    Arrays(Py<PyAny>, Py<PyAny>),
+    /// A data file (DIR/data_path of a CLI run).
+    File(PathBuf),
+}
+
+/// Data source and final state of a run, for `.W`.
+struct Kept {
+    source: Source,
+    checkpoint: Checkpoint,
+}
+
+/// The end of a gradient-flow run.
+///
+/// - `summary`: dict, the fields of summary.json (`status`, `s`, `log10_time`, `log10_loss`,
+///   `normalized_margin`, `singular_values`, `loss_weights`, `statistics`, `settings`,
+///   `reference`, …; `_decimal` strings at high precision).
+/// - `trajectory`: dict of numpy columns, one entry per trajectory field (`singular_values` 2-D).
+/// - `W`: the final weights (m×d float64), computed on first access.
+/// - `reference`: `summary["reference"]`, the comparison with the certified max-margin solution.
+/// - `status`: `summary["status"]` ("reached", "interrupted", "max_steps", …).
+#[pyclass(module = "marginflow")]
+struct FlowResult {
+    /// The summary dict (summary.json).
+    #[pyo3(get)]
+    summary: Py<PyAny>,
+    /// The trajectory, a dict of numpy columns.
+    #[pyo3(get)]
+    trajectory: Py<PyAny>,
+    kept: Kept,
+    weights: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl FlowResult {
+    /// The final weights W = W(0) + B X (m×d float64), computed (at the run's precision) on first
+    /// access, bit for bit what `flow --save-weights` writes to W.npy.
+    #[getter(W)]
+    fn weights(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(w) = &self.weights {
+            return Ok(w.clone_ref(py));
+        }
+        let data = match &self.kept.source {
+            Source::Arrays(x, y) => dataset(py, x.bind(py), y.bind(py), false)?,
+            Source::File(path) => Dataset::load(path).map_err(py_err)?,
+        };
+        let cp = &self.kept.checkpoint;
+        let w = py.detach(|| cp.weights(&data)).map_err(py_err)?;
+        let arr = array2(py, w, cp.settings.model.width, data.d)?;
+        self.weights = Some(arr.clone_ref(py));
+        Ok(arr)
+    }
+    /// `summary["reference"]` (None when absent).
+    #[getter]
+    fn reference(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let s = self.summary.bind(py);
+        Ok(s.get_item("reference").map(|r| r.unbind()).unwrap_or_else(|_| py.None()))
+    }
+    /// `summary["status"]`.
+    #[getter]
+    fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.summary.bind(py).get_item("status")?.unbind())
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let s = self.summary.bind(py);
+        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
+        Ok(format!(
+            "FlowResult(status={}, log10_time={}, normalized_margin={}, stable_rank={})",
+            get("status"),
+            get("log10_time"),
+            get("normalized_margin"),
+            get("stable_rank")
+        ))
+    }
+}
+
+/// Result of `maxmargin`: `summary` (the CLI's JSON: `norm`, `normalized_margin`, `multipliers`,
+/// `certified`, `linear`, …) and `W` (W*, m×d float64, or None when the QP was not solved).
+#[pyclass(module = "marginflow", frozen)]
+struct MaxMarginResult {
+    /// The report dict.
+    #[pyo3(get)]
+    summary: Py<PyAny>,
+    /// W* (m×d float64) or None.
+    #[pyo3(get, name = "W")]
+    weights: Py<PyAny>,
+}
+
+#[pymethods]
+impl MaxMarginResult {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let s = self.summary.bind(py);
+        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
+        Ok(format!("MaxMarginResult(certified={}, norm={}, rank={})", get("certified"), get("norm"), get("rank")))
+    }
+}
+
+/// Result of `descent`: `summary` (summary.json), `trajectory` (dict of numpy columns, one row
+/// per step for the first 100 steps, log-spaced after) and `W` (final weights, m×d float64).
+#[pyclass(module = "marginflow", frozen)]
+struct DescentResult {
+    /// The summary dict.
+    #[pyo3(get)]
+    summary: Py<PyAny>,
+    /// The trajectory columns.
+    #[pyo3(get)]
+    trajectory: Py<PyAny>,
+    /// Final W (m×d float64).
+    #[pyo3(get, name = "W")]
+    weights: Py<PyAny>,
+}
+
+#[pymethods]
+impl DescentResult {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let s = self.summary.bind(py);
+        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
+        Ok(format!("DescentResult(status={}, step={}, stable_rank={})", get("status"), get("step"), get("stable_rank")))
+    }
+}
+
+/// Result of `validate`: `passed`, `report` (the dict of report.json), `verdicts` (one dict per
+/// scenario: name → {claim: verdict}), and the paths written (`report_md`, `report_json`,
+/// `plots`; None/empty without `out`).
+#[pyclass(module = "marginflow", frozen)]
+struct Report {
+    /// Whether every claim held (or failed as expected).
+    #[pyo3(get)]
+    passed: bool,
+    /// report.json as a dict.
+    #[pyo3(get)]
+    report: Py<PyAny>,
+    /// {scenario: {claim: verdict label}}.
+    #[pyo3(get)]
+    verdicts: Py<PyAny>,
+    /// Path of report.md (None without `out`).
+    #[pyo3(get)]
+    report_md: Option<PathBuf>,
+    /// Path of report.json (None without `out`).
+    #[pyo3(get)]
+    report_json: Option<PathBuf>,
+    /// Paths of the SVG plots.
+    #[pyo3(get)]
+    plots: Vec<PathBuf>,
+}
+
+#[pymethods]
+impl Report {
+    fn __repr__(&self) -> String {
+        format!("Report(passed={}, report_md={:?})", self.passed, self.report_md)
+    }
+}
+
+/// gen(kind="gaussian", n=20, d=4000, seed=0, mean_norm=None, label_noise=0.0) -> (X, y)
+///
+/// A seeded synthetic data set, bit for bit the one `marginflow gen` writes: X (n×d float64) and
+/// y (n float64 in {-1, +1}).
+///
+///     X, y = marginflow.gen("gaussian", n=20, d=4000, seed=1)
+#[pyfunction]
+#[pyo3(signature = (kind="gaussian", n=20, d=4000, seed=0, mean_norm=None, label_noise=0.0))]
+fn gen(
+    py: Python<'_>,
+    kind: &str,
+    n: usize,
+    d: usize,
+    seed: u64,
+    mean_norm: Option<f64>,
+    label_noise: f64,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let kind = match kind {
+        "gaussian" => DataKind::Gaussian,
+        "mixture" => DataKind::Mixture,
+        "orthogonal" => DataKind::Orthogonal,
+        other => return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}"))),
+    };
+    let settings = GenSettings { kind, n, d, seed, mean_norm, label_noise };
+    settings.validate().map_err(py_err)?;
+    let ds = py.detach(|| data::generate(&settings)).map_err(py_err)?;
+    let x = array2(py, ds.x, ds.n, ds.d)?;
+    let y = PyArray1::from_vec(py, ds.y).into_any().unbind();
+    Ok((x, y))
+}
+
+/// check(X, y, leak=0.1, constant=3.0) -> dict
+///
+/// The near-orthogonality statistics (`marginflow check --json` without the file name): n, d,
+/// class counts, min/max squared norms, p = max |<x_i, x_k>|, the ratios, the paper's condition
+/// for the constant C, and the data `hash`.
+#[pyfunction]
+#[pyo3(signature = (X, y, leak=0.1, constant=3.0))]
+#[allow(non_snake_case)]
+fn check<'py>(
+    py: Python<'py>,
+    X: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    leak: f64,
+    constant: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !(leak > 0.0 && leak < 1.0) {
+        return Err(value_error("--leak", format!("{leak} is outside (0, 1)")));
+    }
+    if !(constant.is_finite() && constant > 0.0) {
+        return Err(value_error("--constant", format!("{constant} is not a finite number > 0")));
+    }
+    let ds = dataset(py, X, y, false)?;
+    let (g, hash) = py.detach(|| (data::geometry(&ds, leak, constant), ds.hash()));
+    let dict = to_py(py, &g)?.cast_into::<PyDict>()?;
+    dict.set_item("hash", hash)?;
+    Ok(dict.into_any())
+}
+
+/// Run (or resume) a flow with a [`Watch`], write DIR's files as `marginflow flow` does, and
+/// build the result; a signal's exception is raised after the files are written.
+#[allow(clippy::too_many_arguments)]
+fn run_flow(
+    py: Python<'_>,
+    data: Dataset,
+    source: Source,
+    settings: FlowSettings,
+    resume: Option<Checkpoint>,
+    out: Option<PathBuf>,
+    save_weights: bool,
+    checkpoint_every: f64,
+    progress: bool,
+) -> PyResult<FlowResult> {
+    settings.validate().map_err(py_err)?;
+    if save_weights && out.is_none() {
+        return Err(value_error("--save-weights", "needs out=DIR"));
+    }
+    if checkpoint_every.is_nan() || checkpoint_every <= 0.0 {
+        return Err(value_error("--checkpoint-every", format!("must be > 0 seconds, got {checkpoint_every}")));
+    }
+    let mut watch = Watch::new(
+        out.clone(),
+        Duration::from_secs_f64(checkpoint_every.min(1e9)),
+        progress.then_some("flow"),
+        goal_text(&settings.horizon),
+    );
+    if let Some(dir) = &out {
+        create_dir(dir).map_err(py_err)?;
+        let tpath = dir.join("trajectory.jsonl");
+        if let Some(cp) = &resume {
+            // Keep the rows the checkpoint has seen (as `flow --resume` does) and show them too.
+            let text = std::fs::read_to_string(&tpath).unwrap_or_default();
+            let kept: Vec<&str> = text.lines().take(cp.rows_written).collect();
+            let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
+            write_atomic(&tpath, body.as_bytes()).map_err(py_err)?;
+            for l in kept {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .map_err(|e| value_error(&tpath.display().to_string(), format!("unreadable row: {e}")))?;
+                watch.rows.push(v);
+            }
+        } else {
+            write_atomic(&tpath, b"").map_err(py_err)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&tpath)
+            .map_err(|e| py_err(marginflow::Error::io(tpath.clone(), e)))?;
+        watch.trajectory = Some(std::io::BufWriter::new(f));
+    }
+    let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
+    watch.finish(py);
+    let outcome = result.map_err(py_err)?;
+    if let Some(dir) = &out {
+        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
+        write_atomic(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        if let Some(w) = &outcome.weights {
+            write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
+        }
+    }
+    // The converted copy of X is not kept: `.W` converts the caller's (X, y) again on request.
+    let d = data.d;
+    drop(data);
+    if let Some(e) = watch.interrupt.take() {
+        return Err(e);
+    }
+    let weights = match outcome.weights {
+        Some(w) => Some(array2(py, w, settings.model.width, d)?),
+        None => None,
+    };
+    Ok(FlowResult {
+        summary: to_py(py, &outcome.summary)?.unbind(),
+        trajectory: columns(py, &watch.rows)?.into_any().unbind(),
+        kept: Kept { source, checkpoint: outcome.checkpoint },
+        weights,
+    })
+}
+
+/// flow(X, y, width, leak=0.1, outer="balanced", init_scale=None, W0=None, loss="logistic",
+///      seed=0, until_time=None, until_log10_time=None, until_s=None, rtol=None, atol=None,
+///      method=None, events=None, precision=None, max_steps=None, out=None, save_weights=False,
+///      checkpoint_every=60.0, progress=True) -> FlowResult
+///
+/// Gradient flow in normalized time (`marginflow flow`), same names and defaults: horizon
+/// t = 10^100, rtol 1e-10, atol 1e-12, method "auto", events on, 53 bits (f64). `outer` is
+/// "balanced", "random", a .npy path or a length-m array; `W0` an m×d array or .npy path
+/// (instead of `init_scale`, default 1e-3). With `out`, DIR gets trajectory.jsonl, summary.json,
+/// checkpoint (and W.npy with `save_weights`), as from the CLI.
+///
+///     r = marginflow.flow(X, y, 16, leak=0.2, until_log10_time=100)
+///     r.summary["reference"]["cosine_velocity"], r.trajectory["stable_rank"], r.W
+#[pyfunction]
+#[pyo3(signature = (X, y, width, leak=0.1, outer=None, init_scale=None, W0=None, loss="logistic", seed=0,
+    until_time=None, until_log10_time=None, until_s=None, rtol=None, atol=None, method=None, events=None,
+    precision=None, max_steps=None, out=None, save_weights=false, checkpoint_every=60.0, progress=true))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn flow(
+    py: Python<'_>,
+    X: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    width: usize,
+    leak: f64,
+    outer: Option<&Bound<'_, PyAny>>,
+    init_scale: Option<f64>,
+    W0: Option<&Bound<'_, PyAny>>,
+    loss: &str,
+    seed: u64,
+    until_time: Option<f64>,
+    until_log10_time: Option<f64>,
+    until_s: Option<f64>,
+    rtol: Option<f64>,
+    atol: Option<f64>,
+    method: Option<&str>,
+    events: Option<&Bound<'_, PyAny>>,
+    precision: Option<u32>,
+    max_steps: Option<u64>,
+    out: Option<PathBuf>,
+    save_weights: bool,
+    checkpoint_every: f64,
+    progress: bool,
+) -> PyResult<FlowResult> {
+    let mut settings = FlowSettings::default();
+    if let Some(h) = horizon(until_time, until_log10_time, until_s)? {
+        settings.horizon = h;
+    }
+    if let Some(r) = rtol {
+        settings.rtol = r;
+    }
+    if let Some(a) = atol {
+        settings.atol = a;
+    }
+    if let Some(m) = method {
+        settings.method = m.parse::<Method>().map_err(|e| value_error("--method", e))?;
+    }
+    if let Some(e) = events {
+        settings.events = if let Ok(b) = e.extract::<bool>() {
+            b
+        } else {
+            match e.extract::<String>().as_deref() {
+                Ok("on") => true,
+                Ok("off") => false,
+                _ => return Err(value_error("--events", "expected True/False or \"on\"/\"off\"")),
+            }
+        };
+    }
+    if let Some(p) = precision {
+        check_precision(p)?;
+        settings.precision = p;
+    }
+    settings.max_steps = max_steps;
+    let ds = dataset(py, X, y, true)?;
+    let balanced = PyString::new(py, "balanced").into_any();
+    settings.model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let source = Source::Arrays(X.clone().unbind(), y.clone().unbind());
+    run_flow(py, ds, source, settings, None, out, save_weights, checkpoint_every, progress)
+}
+
+/// resume(dir, X=None, y=None, until_time=None, until_log10_time=None, until_s=None,
+///        max_steps=None, save_weights=False, checkpoint_every=60.0, progress=True) -> FlowResult
+///
+/// Continue the flow run in `dir` from its checkpoint (`marginflow flow --resume DIR`), bit for
+/// bit as an uninterrupted run. The data are (X, y) when given (a run started from Python has no
+/// data file), else the file recorded in DIR/data_path by the CLI; the checkpoint refuses other
+/// data. The trajectory returned holds the rows already in DIR too.
+#[pyfunction]
+#[pyo3(signature = (dir, X=None, y=None, until_time=None, until_log10_time=None, until_s=None, max_steps=None,
+    save_weights=false, checkpoint_every=60.0, progress=true))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn resume(
+    py: Python<'_>,
+    dir: PathBuf,
+    X: Option<&Bound<'_, PyAny>>,
+    y: Option<&Bound<'_, PyAny>>,
+    until_time: Option<f64>,
+    until_log10_time: Option<f64>,
+    until_s: Option<f64>,
+    max_steps: Option<u64>,
+    save_weights: bool,
+    checkpoint_every: f64,
+    progress: bool,
+) -> PyResult<FlowResult> {
+    let cp = Checkpoint::load(&dir.join("checkpoint")).map_err(py_err)?;
+    let mut settings = cp.settings.clone();
+    if let Some(h) = horizon(until_time, until_log10_time, until_s)? {
+        settings.horizon = h;
+    }
+    settings.max_steps = max_steps;
+    check_precision(settings.precision)?;
+    let (ds, source) = match (X, y) {
+        (Some(x), Some(y)) => (dataset(py, x, y, true)?, Source::Arrays(x.clone().unbind(), y.clone().unbind())),
+        (None, None) => {
+            let p = dir.join("data_path");
+            let path = std::fs::read_to_string(&p).map_err(|_| {
+                value_error(
+                    &format!("--resume {}", dir.display()),
+                    "no data_path file (a run started from Python: pass X and y)",
+                )
+            })?;
+            let path = PathBuf::from(path.trim());
+            let ds = Dataset::load(&path).map_err(py_err)?;
+            ds.validate_for_training(&path).map_err(py_err)?;
+            (ds, Source::File(path))
+        }
+        _ => return Err(PyTypeError::new_err("resume: give both X and y, or neither")),
+    };
+    run_flow(py, ds, source, settings, Some(cp), Some(dir), save_weights, checkpoint_every, progress)
+}
+
+/// maxmargin(X, y, width, leak=0.1, outer="balanced", init_scale=None, W0=None, loss="logistic",
+///           seed=0, pattern_from=None, precision=53, test_points=1000, out=None,
+///           save_weights=None) -> MaxMarginResult
+///
+/// Solve and certify the network max-margin QP on an activation pattern (the theory's, or the
+/// final one of the flow run in directory `pattern_from`) and the linear max-margin problem
+/// (`marginflow maxmargin`). `out`: write the report JSON to this file; `save_weights`: W* to
+/// this .npy file.
+#[pyfunction]
+#[pyo3(signature = (X, y, width, leak=0.1, outer=None, init_scale=None, W0=None, loss="logistic", seed=0,
+    pattern_from=None, precision=53, test_points=1000, out=None, save_weights=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn maxmargin(
+    py: Python<'_>,
+    X: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    width: usize,
+    leak: f64,
+    outer: Option<&Bound<'_, PyAny>>,
+    init_scale: Option<f64>,
+    W0: Option<&Bound<'_, PyAny>>,
+    loss: &str,
+    seed: u64,
+    pattern_from: Option<PathBuf>,
+    precision: u32,
+    test_points: usize,
+    out: Option<PathBuf>,
+    save_weights: Option<PathBuf>,
+) -> PyResult<MaxMarginResult> {
+    check_precision(precision)?;
+    let ds = dataset(py, X, y, true)?;
+    let balanced = PyString::new(py, "balanced").into_any();
+    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let source = match pattern_from {
+        Some(dir) => PatternSource::FlowRun(dir),
+        None => PatternSource::Theory,
+    };
+    let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
+    let report =
+        py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
+    let value = serde_json::Value::Object(report.fields.clone());
+    if let Some(path) = &out {
+        let mut bytes = serde_json::to_vec_pretty(&value).expect("the report serializes");
+        bytes.push(b'\n');
+        write_atomic(path, &bytes).map_err(py_err)?;
+    }
+    if let Some(path) = &save_weights {
+        match &report.weights {
+            Some(w) => write_npy(path, &[report.shape.0, report.shape.1], w).map_err(py_err)?,
+            None => {
+                return Err(value_error(
+                    &format!("--save-weights {}", path.display()),
+                    "no solution to save (the QP was not solved)",
+                ))
+            }
+        }
+    }
+    let weights = match report.weights {
+        Some(w) => array2(py, w, report.shape.0, report.shape.1)?,
+        None => py.None(),
+    };
+    Ok(MaxMarginResult { summary: to_py(py, &value)?.unbind(), weights })
+}
+
+/// descent(X, y, width, step_size, steps, activation="leaky", smoothness=1.0, leak=0.1,
+///         outer="balanced", init_scale=None, W0=None, loss="logistic", seed=0, precision=53,
+///         out=None, save_weights=False, progress=True) -> DescentResult
+///
+/// Full-batch gradient descent W ← W − α∇L(W) (`marginflow descent`). With `out`, DIR gets
+/// trajectory.jsonl, summary.json (and W.npy with `save_weights`), written together atomically.
+///
+///     r = marginflow.descent(X, y, 16, step_size=0.05, steps=2000, init_scale=1e-6)
+///     r.trajectory["stable_rank"][:3]
+#[pyfunction]
+#[pyo3(signature = (X, y, width, step_size, steps, activation="leaky", smoothness=1.0, leak=0.1, outer=None,
+    init_scale=None, W0=None, loss="logistic", seed=0, precision=53, out=None, save_weights=false, progress=true))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn descent(
+    py: Python<'_>,
+    X: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    width: usize,
+    step_size: f64,
+    steps: u64,
+    activation: &str,
+    smoothness: f64,
+    leak: f64,
+    outer: Option<&Bound<'_, PyAny>>,
+    init_scale: Option<f64>,
+    W0: Option<&Bound<'_, PyAny>>,
+    loss: &str,
+    seed: u64,
+    precision: u32,
+    out: Option<PathBuf>,
+    save_weights: bool,
+    progress: bool,
+) -> PyResult<DescentResult> {
+    check_precision(precision)?;
+    let activation = match activation {
+        "leaky" => DescentActivation::Leaky,
+        "smooth" => DescentActivation::Smooth { smoothness },
+        other => return Err(value_error("--activation", format!("expected leaky or smooth, got {other:?}"))),
+    };
+    let ds = dataset(py, X, y, true)?;
+    let balanced = PyString::new(py, "balanced").into_any();
+    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let settings = DescentSettings { model, activation, step_size, steps, precision, ..Default::default() };
+    settings.validate().map_err(py_err)?;
+    if save_weights && out.is_none() {
+        return Err(value_error("--save-weights", "needs out=DIR"));
+    }
+    if let Some(dir) = &out {
+        create_dir(dir).map_err(py_err)?;
+    }
+    let mut watch = Watch::new(None, Duration::MAX, progress.then_some("descent"), format!("of {steps}"));
+    let result = py.detach(|| marginflow::descent::run(&ds, &settings, true, &mut watch));
+    watch.finish(py);
+    let outcome = result.map_err(py_err)?;
+    let (m, d) = (settings.model.width, ds.d);
+    if let Some(dir) = &out {
+        let text: String =
+            watch.rows.iter().map(|r| format!("{}\n", serde_json::to_string(r).expect("a row serializes"))).collect();
+        let mut batch = AtomicBatch::new();
+        batch.add_bytes(&dir.join("trajectory.jsonl"), text.as_bytes()).map_err(py_err)?;
+        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
+        batch.add_bytes(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        if let (true, Some(w)) = (save_weights, &outcome.weights) {
+            let path = dir.join("W.npy");
+            batch.add_bytes(&path, &encode_npy(&path, &[m, d], w).map_err(py_err)?).map_err(py_err)?;
+        }
+        batch.commit().map_err(py_err)?;
+    }
+    if let Some(e) = watch.interrupt.take() {
+        return Err(e);
+    }
+    let weights = match outcome.weights {
+        Some(w) => array2(py, w, m, d)?,
+        None => py.None(),
+    };
+    Ok(DescentResult {
+        summary: to_py(py, &outcome.summary)?.unbind(),
+        trajectory: columns(py, &watch.rows)?.into_any().unbind(),
+        weights,
+    })
+}
+
+/// One swept option: a number or a sequence of numbers.
+fn axis_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f64>> {
+    let v: Vec<f64> = if let Ok(x) = obj.extract::<f64>() {
+        vec![x]
+    } else {
+        obj.extract::<Vec<f64>>()
+            .map_err(|_| PyTypeError::new_err(format!("{name}: expected a number or a sequence of numbers")))?
+    };
+    if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+        return Err(value_error(&format!("--{}", name.replace('_', "-")), format!("{bad:?} is not a finite number")));
+    }
+    Ok(v)
+}
+
+/// sweep(what, X=None, y=None, *, kind="gaussian", n=None, d=None, data_seed=None, mean_norm=None,
+///       width=None, leak=None, outer="balanced", init_scale=None, init_relative=False, seed=None,
+///       loss="logistic", step_size=None, steps=None, activation="leaky", smoothness=None,
+///       until_log10_time=None, rtol=None, threads=None) -> list[dict]
+///
+/// The cartesian product of the listed options (`marginflow sweep flow|descent`), run in
+/// parallel with results independent of `threads`. Each numeric option is a number or a list.
+/// Data: (X, y) shared by all runs, or generated per run from kind/n/d/data_seed/mean_norm.
+/// Returns one flat dict per run (pandas-ready: `pandas.DataFrame(rows)`): `index`, the swept
+/// values, then the summary's fields (or `error`).
+#[pyfunction]
+#[pyo3(signature = (what, X=None, y=None, *, kind="gaussian", n=None, d=None, data_seed=None, mean_norm=None,
+    width=None, leak=None, outer="balanced", init_scale=None, init_relative=false, seed=None, loss="logistic",
+    step_size=None, steps=None, activation="leaky", smoothness=None, until_log10_time=None, rtol=None,
+    threads=None))]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+fn sweep<'py>(
+    py: Python<'py>,
+    what: &str,
+    X: Option<&Bound<'py, PyAny>>,
+    y: Option<&Bound<'py, PyAny>>,
+    kind: &str,
+    n: Option<&Bound<'py, PyAny>>,
+    d: Option<&Bound<'py, PyAny>>,
+    data_seed: Option<&Bound<'py, PyAny>>,
+    mean_norm: Option<&Bound<'py, PyAny>>,
+    width: Option<&Bound<'py, PyAny>>,
+    leak: Option<&Bound<'py, PyAny>>,
+    outer: &str,
+    init_scale: Option<&Bound<'py, PyAny>>,
+    init_relative: bool,
+    seed: Option<&Bound<'py, PyAny>>,
+    loss: &str,
+    step_size: Option<&Bound<'py, PyAny>>,
+    steps: Option<&Bound<'py, PyAny>>,
+    activation: &str,
+    smoothness: Option<&Bound<'py, PyAny>>,
+    until_log10_time: Option<&Bound<'py, PyAny>>,
+    rtol: Option<&Bound<'py, PyAny>>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    let what = match what {
+        "flow" => SweepKind::Flow,
+        "descent" => SweepKind::Descent,
+        other => return Err(value_error("sweep", format!("expected flow or descent, got {other:?}"))),
+    };
+    let mut s = SweepSettings { kind: what, init_relative, ..Default::default() };
+    let outer_layer = outer.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?;
+    let loss = parse_loss(loss)?;
+    for model in [&mut s.flow.model, &mut s.descent.model] {
+        model.outer = outer_layer.clone();
+        model.loss = loss;
+    }
+    match activation {
+        "smooth" => s.descent.activation = DescentActivation::Smooth { smoothness: 1.0 },
+        "leaky" if smoothness.is_some() => return Err(value_error("--smoothness", "needs activation=\"smooth\"")),
+        "leaky" => {}
+        other => return Err(value_error("--activation", format!("expected leaky or smooth, got {other:?}"))),
+    }
+    let loaded = match (X, y) {
+        (Some(x), Some(y)) => {
+            if n.is_some() || d.is_some() || data_seed.is_some() || mean_norm.is_some() {
+                return Err(value_error("X", "cannot be used with n, d, data_seed or mean_norm"));
+            }
+            s.data = DataSource::Loaded { path: PathBuf::from("<array>") };
+            Some(dataset(py, x, y, true)?)
+        }
+        (None, None) => {
+            let kind = match kind {
+                "gaussian" => DataKind::Gaussian,
+                "mixture" => DataKind::Mixture,
+                "orthogonal" => DataKind::Orthogonal,
+                other => {
+                    return Err(value_error(
+                        "--kind",
+                        format!("expected gaussian, mixture or orthogonal, got {other:?}"),
+                    ))
+                }
+            };
+            s.data = DataSource::Generated(GenSettings { kind, ..Default::default() });
+            None
+        }
+        _ => return Err(PyTypeError::new_err("sweep: give both X and y, or neither")),
+    };
+    let lists: [(&str, Option<&Bound<'py, PyAny>>, Variable); 13] = [
+        ("n", n, Variable::N),
+        ("d", d, Variable::D),
+        ("data_seed", data_seed, Variable::DataSeed),
+        ("mean_norm", mean_norm, Variable::MeanNorm),
+        ("width", width, Variable::Width),
+        ("leak", leak, Variable::Leak),
+        ("init_scale", init_scale, Variable::InitScale),
+        ("seed", seed, Variable::Seed),
+        ("step_size", step_size, Variable::StepSize),
+        ("steps", steps, Variable::Steps),
+        ("smoothness", smoothness, Variable::Smoothness),
+        ("until_log10_time", until_log10_time, Variable::UntilLog10Time),
+        ("rtol", rtol, Variable::Rtol),
+    ];
+    for (name, v, var) in lists {
+        if let Some(obj) = v {
+            s.axes.push(Axis { variable: var, values: axis_values(obj, name)? });
+        }
+    }
+    s.validate().map_err(py_err)?;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(value_error("--threads", "must be at least 1"));
+        }
+        pool = pool.num_threads(t);
+    }
+    let pool = pool.build().map_err(|e| PyValueError::new_err(format!("starting the thread pool: {e}")))?;
+    let results =
+        py.detach(|| pool.install(|| marginflow::experiments::sweep::run(&s, loaded.as_ref()))).map_err(py_err)?;
+    let out = PyList::empty(py);
+    for r in &results {
+        let row = PyDict::new(py);
+        row.set_item("index", r.index)?;
+        for (var, v) in &r.values {
+            row.set_item(var.name(), v)?;
+        }
+        match &r.summary {
+            Ok(summary) => {
+                for (k, v) in summary {
+                    row.set_item(k, to_py(py, v)?)?;
+                }
+            }
+            Err(e) => row.set_item("error", e)?,
+        }
+        out.append(row)?;
+    }
+    Ok(out)
+}
+
+/// validate(scenarios=None, out=None) -> Report
+///
+/// Check the theorem's claims on scenario files (TOML paths), or on the built-in default suite
+/// when `scenarios` is None (`marginflow validate`). With `out`, DIR gets report.md, report.json
+/// and the SVG plots, as from the CLI. Scenarios run in parallel, without the GIL.
+#[pyfunction]
+#[pyo3(signature = (scenarios=None, out=None))]
+fn validate(py: Python<'_>, scenarios: Option<Vec<PathBuf>>, out: Option<PathBuf>) -> PyResult<Report> {
+    use marginflow::experiments::validate as v;
+    use marginflow::experiments::{plot, report};
+    use rayon::prelude::*;
+    let prepared: Vec<v::PreparedScenario> = match &scenarios {
+        None => v::prepare_default_suite().map_err(py_err)?,
+        Some(paths) => paths.iter().map(|p| v::prepare_file(p)).collect::<Result<_, _>>().map_err(py_err)?,
+    };
+    let mut names = std::collections::HashSet::new();
+    for p in &prepared {
+        if !names.insert(p.scenario.name.clone()) {
+            return Err(value_error(
+                &p.source,
+                format!("key `name`: scenario name {:?} is used twice", p.scenario.name),
+            ));
+        }
+    }
+    if let Some(dir) = &out {
+        create_dir(dir).map_err(py_err)?;
+    }
+    let (rep, plots) = py
+        .detach(|| -> Result<_, (String, marginflow::Error)> {
+            let results: Vec<_> = prepared
+                .par_iter()
+                .map(|p| v::run_scenario(p).map_err(|e| (format!("{}: scenario {:?}", p.source, p.scenario.name), e)))
+                .collect();
+            let mut scenarios = Vec::with_capacity(results.len());
+            for r in results {
+                scenarios.push(r?);
+            }
+            let mut files = Vec::new();
+            for s in scenarios.iter_mut() {
+                let rendered = plot::render_all(s).map_err(|e| (String::new(), e))?;
+                s.plots = rendered.iter().map(|(f, _)| f.clone()).collect();
+                files.extend(rendered.into_iter().map(|(f, svg)| (f.file, svg)));
+            }
+            Ok((v::Report::new(scenarios), files))
+        })
+        .map_err(|(ctx, e)| {
+            let err = py_err(e);
+            if ctx.is_empty() {
+                err
+            } else {
+                PyValueError::new_err(format!("{ctx}: {}", err.value(py)))
+            }
+        })?;
+    let json = report::render_json(&rep);
+    let (mut report_md, mut report_json, mut plot_paths) = (None, None, Vec::new());
+    if let Some(dir) = &out {
+        for (f, svg) in &plots {
+            let p = dir.join(f);
+            write_atomic(&p, svg.as_bytes()).map_err(py_err)?;
+            plot_paths.push(p);
+        }
+        let pj = dir.join("report.json");
+        write_atomic(&pj, json.as_bytes()).map_err(py_err)?;
+        let pm = dir.join("report.md");
+        write_atomic(&pm, report::render_markdown(&rep).as_bytes()).map_err(py_err)?;
+        report_json = Some(pj);
+        report_md = Some(pm);
+    }
+    let verdicts = PyDict::new(py);
+    for s in &rep.scenarios {
+        let claims = PyDict::new(py);
+        for c in &s.claims {
+            claims.set_item(c.claim.name(), c.verdict.label())?;
+        }
+        verdicts.set_item(&s.name, claims)?;
+    }
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("report.json is JSON");
+    Ok(Report {
+        passed: rep.passed,
+        report: to_py(py, &parsed)?.unbind(),
+        verdicts: verdicts.into_any().unbind(),
+        report_md,
+        report_json,
+        plots: plot_paths,
+    })
+}
+
+/// Gradient flow on two-layer leaky-ReLU networks, followed deep into the asymptotic regime and
+/// checked against certified max-margin solutions (Frei, Vardi, Bartlett, Srebro, Hu, ICLR 2023).
+///
+///     import marginflow
+///     X, y = marginflow.gen("gaussian", n=20, d=4000, seed=1)
+///     r = marginflow.flow(X, y, 16, leak=0.2, until_log10_time=100)
+///     print(r.reference["cosine_velocity"])
+#[pymodule]
+#[pyo3(name = "marginflow")]
+fn marginflow_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gen, m)?)?;
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(flow, m)?)?;
+    m.add_function(wrap_pyfunction!(resume, m)?)?;
+    m.add_function(wrap_pyfunction!(maxmargin, m)?)?;
+    m.add_function(wrap_pyfunction!(descent, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_class::<FlowResult>()?;
+    m.add_class::<MaxMarginResult>()?;
+    m.add_class::<DescentResult>()?;
+    m.add_class::<Report>()?;
+    m.add("MPFR", MPFR)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
