@@ -16,4 +16,4 @@ pub mod tableau;
 
 pub use error::SolverError;
 pub use linalg::Mat;
-pub use scalar::{Precision, Real};
+pub use scalar::{Dd, Precision, Qd, Real};
