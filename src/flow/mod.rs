@@ -266,10 +266,13 @@ impl FlowSettings {
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
-        if self.precision != 53 && !cfg!(feature = "mpfr") {
+        if !marginflow_solvers::Precision::from_bits(self.precision).available() {
             return Err(Error::setting(
                 "--precision",
-                format!("{} bits needs the MPFR build: cargo build --release --features mpfr", self.precision),
+                format!(
+                    "{} bits needs the MPFR build (53, 106 and 212 are built in): cargo build --release --features mpfr",
+                    self.precision
+                ),
             ));
         }
         if self.rows_per_decade == 0 {
@@ -477,10 +480,10 @@ impl<'a, T: Real> FlowSystem<'a, T> {
     /// instead of 5n + 1 transcendental evaluations (they dominate a right-hand side at high
     /// precision), and no allocation. MPFR's exponent range holds e^{−|q|} for
     /// |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for f64, returns false and the log-domain
-    /// path runs.
+    /// path runs (so do double-double and quad-double: f64's exponent range).
     fn direct_weights(&mut self) -> bool {
         let net = self.net;
-        if net.prec <= 53 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > DIRECT_RANGE) {
+        if !T::wide_exponent_range() || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > DIRECT_RANGE) {
             return false;
         }
         self.sum_l.assign_f64(0.0);
@@ -922,15 +925,8 @@ pub fn run(
     obs: &mut dyn FlowObserver,
 ) -> Result<FlowOutcome> {
     settings.validate()?;
-    if settings.precision == 53 {
-        return run_at::<f64>(data, settings, resume, want_weights, obs);
-    }
-    #[cfg(feature = "mpfr")]
-    {
-        run_at::<rug::Float>(data, settings, resume, want_weights, obs)
-    }
-    #[cfg(not(feature = "mpfr"))]
-    unreachable!("validate() rejects precision != 53 without the mpfr feature")
+    crate::with_real!(settings.precision, T => run_at::<T>(data, settings, resume, want_weights, obs),
+        missing => unreachable!("validate() rejects MPFR precisions without the mpfr feature"))
 }
 
 struct Rows<'o, T: Real> {
@@ -1262,6 +1258,7 @@ fn run_at<T: Real>(
         o.insert("switched_at_accepted".into(), serde_json::json!(rows.switch.switched_at_accepted));
     }
     o.insert("precision_bits".into(), serde_json::json!(prec));
+    o.insert("arithmetic".into(), serde_json::json!(marginflow_solvers::Precision::from_bits(prec).arithmetic()));
     o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
     match (&reference, &reference_small) {
         (Ok(r), Some((wstar, lambda))) => {

@@ -157,7 +157,7 @@ impl Loss {
     /// direct (e^{−|q|} underflows to 0 exactly where e^{log(−ℓ'(q))} does).
     pub fn neg_derivative<T: Real>(&self, q: &T) -> T {
         let qf = q.to_f64();
-        if q.precision() > 53 && (qf.is_nan() || qf.abs() > DIRECT_RANGE) {
+        if T::wide_exponent_range() && (qf.is_nan() || qf.abs() > DIRECT_RANGE) {
             return self.log_neg_derivative(q).exp();
         }
         match self {
