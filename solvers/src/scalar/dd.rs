@@ -97,8 +97,8 @@ static DD_INV_FACT: OnceLock<Vec<Dd>> = OnceLock::new();
 
 impl Expansion for Dd {
     const DIGITS: usize = 32;
-    const LN_STEPS: usize = 2;
-    const EXP_TERMS: usize = 10;
+    const LN_STEPS: usize = 1;
+    const EXP_TERMS: usize = 9;
     #[inline(always)]
     fn hi(&self) -> f64 {
         self.hi

@@ -5,10 +5,12 @@
 //!   coefficients 1/j! built once at the working precision), then ten doublings
 //!   e^{2r} − 1 = (e^r − 1)(2 + e^r − 1), which keep the relative accuracy of e^r − 1; finally
 //!   e^x = 2^k (1 + (e^{2^10 r} − 1)).
-//! - ln x: x = 2^e m, m ∈ [1/√2, √2); Newton on e^y = m from the f64 logarithm,
-//!   y ← y + m e^{−y} − 1, which doubles the correct bits per step.
-//! - ln(1 + x) for |x| < 1/4: Newton y ← y + (x − (e^y − 1))/(1 + (e^y − 1)) from the f64
-//!   `ln_1p`, with e^y − 1 from the accurate expm1 above (no cancellation at small x).
+//! - ln x: x = 2^e m, m ∈ [1/√2, √2); Newton on e^y = m, y ← y + m e^{−y} − 1, which doubles
+//!   the correct bits per step: double-double one step from the f64 logarithm, quad-double one
+//!   step from the double-double logarithm (error ≈ e0²/2 with e0 ≲ 2^−104 |ln m| ≤ 2^−105).
+//! - ln(1 + x) for |x| < 1/4: Newton y ← y + (x − (e^y − 1))/(1 + (e^y − 1)) (from the f64
+//!   `ln_1p`, resp. the double-double one), with e^y − 1 from the accurate expm1 above (no
+//!   cancellation at small x).
 //! - ln 2 = 2 atanh(1/3) = 2 Σ_j 3^{−(2j+1)}/(2j+1), summed once at the working precision.
 //!
 //! Decimal output prints the digits the type holds (32 for double-double, 64 for quad-double),
@@ -21,7 +23,7 @@ use super::Real;
 pub(crate) trait Expansion: Real + Copy {
     /// Significant decimal digits printed (⌊bits·log10 2⌋).
     const DIGITS: usize;
-    /// Newton steps for ln from a 53-bit start.
+    /// Newton steps for ln and ln(1 + x) from [`Expansion::ln_start`].
     const LN_STEPS: usize;
     /// Taylor terms of e^r − 1 for |r| ≤ ln2/2^11.
     const EXP_TERMS: usize;
@@ -35,6 +37,14 @@ pub(crate) trait Expansion: Real + Copy {
     fn ln2() -> Self;
     /// 1/j! for j = 0..=EXP_TERMS at this precision (computed once).
     fn inv_factorials() -> &'static [Self];
+    /// Start of the Newton iteration for ln m, m ∈ [1/√2, √2): the f64 logarithm (53 bits).
+    fn ln_start(m: &Self) -> Self {
+        Self::of(m.hi().ln())
+    }
+    /// Start of the Newton iteration for ln(1 + x), |x| < 1/4: the f64 `ln_1p`.
+    fn ln_1p_start(x: &Self) -> Self {
+        Self::of(x.hi().ln_1p())
+    }
 }
 
 /// ln 2 = 2 Σ_j 3^{−(2j+1)}/(2j+1), terms until they are below 2^−(bits+8).
@@ -138,7 +148,7 @@ pub(crate) fn ln<T: Expansion>(x: &T) -> T {
         e -= 1;
     }
     let one = T::one(prec);
-    let mut y = T::of(m.hi().ln());
+    let mut y = T::ln_start(&m);
     for _ in 0..T::LN_STEPS {
         // y ← y + m e^{−y} − 1
         let t = m * &exp(&-y) - &one;
@@ -154,7 +164,7 @@ pub(crate) fn ln_1p<T: Expansion>(x: &T) -> T {
         return ln(&(*x + &T::one(x.precision())));
     }
     let one = T::one(x.precision());
-    let mut y = T::of(h.ln_1p());
+    let mut y = T::ln_1p_start(x);
     for _ in 0..T::LN_STEPS {
         let e = exp_m1(&y);
         let step = (*x - &e) / &(e + &one);

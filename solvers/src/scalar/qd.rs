@@ -125,8 +125,8 @@ static QD_INV_FACT: OnceLock<Vec<Qd>> = OnceLock::new();
 
 impl Expansion for Qd {
     const DIGITS: usize = 64;
-    const LN_STEPS: usize = 3;
-    const EXP_TERMS: usize = 18;
+    const LN_STEPS: usize = 1;
+    const EXP_TERMS: usize = 16;
     #[inline(always)]
     fn hi(&self) -> f64 {
         self.0[0]
@@ -141,6 +141,14 @@ impl Expansion for Qd {
     }
     fn ln2() -> Self {
         *QD_LN2.get_or_init(|| ext::ln2_series(QD_BITS))
+    }
+    fn ln_start(m: &Self) -> Self {
+        let d = ext::ln(&super::Dd { hi: m.0[0], lo: m.0[1] });
+        Qd([d.hi, d.lo, 0.0, 0.0])
+    }
+    fn ln_1p_start(x: &Self) -> Self {
+        let d = ext::ln_1p(&super::Dd { hi: x.0[0], lo: x.0[1] });
+        Qd([d.hi, d.lo, 0.0, 0.0])
     }
     fn inv_factorials() -> &'static [Self] {
         QD_INV_FACT.get_or_init(|| ext::inv_factorials_table(QD_BITS, Self::EXP_TERMS))
