@@ -754,10 +754,10 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
     }
     // Released modes: recompute P = P0 + B K from the exact state.
     let b: Vec<f64> = crate::with_real!(cp.precision, T => decode_at::<T>(&cp, m * n).map_err(bad)?,
-        missing => return Err(bad(format!(
-            "checkpoint at {} bits has released modes; decoding it needs the mpfr feature",
-            cp.precision
-        ))));
+    missing => return Err(bad(format!(
+        "checkpoint at {} bits has released modes; decoding it needs the mpfr feature",
+        cp.precision
+    ))));
     let net: Network<f64> = Network::new(data, &cp.settings.model, 53)?;
     let mut pre = vec![0.0; m * n];
     net.preactivations_inplace(&b, &mut pre);
@@ -796,10 +796,10 @@ pub fn solve(
         return Err(Error::setting("--precision", format!("must be at least 2 bits, got {precision}")));
     }
     crate::with_real!(precision, T => solve_at::<T>(data, model, pattern, precision, settings),
-        missing => Err(Error::setting(
-            "--precision",
-            format!("{precision} bits needs the `mpfr` feature (this build has 53, 106 and 212)"),
-        )))
+    missing => Err(Error::setting(
+        "--precision",
+        format!("{precision} bits needs the `mpfr` feature (this build has 53, 106 and 212)"),
+    )))
 }
 
 fn nums<T: Real>(v: &[T]) -> Vec<Num> {

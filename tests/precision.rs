@@ -433,7 +433,8 @@ mod expansions {
     fn maxmargin_at_106_and_212_bits() {
         let dir = tempfile::tempdir().unwrap();
         let data = tiny_data(dir.path());
-        let mm = |p: &str| json(&["maxmargin", "--width", "4", "--leak", "0.5", "--json", "--precision", p], &data, &[]);
+        let mm =
+            |p: &str| json(&["maxmargin", "--width", "4", "--leak", "0.5", "--json", "--precision", p], &data, &[]);
         let (f, dd, qd) = (mm("53"), mm("106"), mm("212"));
         assert_eq!((f["arithmetic"].as_str(), dd["arithmetic"].as_str()), (Some("f64"), Some("double-double")));
         assert_eq!(qd["arithmetic"], "quad-double");
@@ -470,7 +471,12 @@ mod expansions {
         assert_eq!(base(&["--max-steps", "8"], &part), Some(3));
         let cp = std::fs::read_to_string(part.join("checkpoint")).unwrap();
         assert!(cp.contains("dd:"), "double-double values in the checkpoint");
-        let o = bin().args(["flow", "--resume"]).arg(&part).args(["--until-log10-time", "10", "--save-weights"]).output().unwrap();
+        let o = bin()
+            .args(["flow", "--resume"])
+            .arg(&part)
+            .args(["--until-log10-time", "10", "--save-weights"])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(std::fs::read(full.join("W.npy")).unwrap(), std::fs::read(part.join("W.npy")).unwrap());
     }
@@ -483,7 +489,20 @@ mod expansions {
         let data = tiny_data(dir.path());
         let d = |p: &str| {
             json(
-                &["descent", "--width", "4", "--leak", "0.5", "--step-size", "0.5", "--steps", "50", "--json", "--precision", p],
+                &[
+                    "descent",
+                    "--width",
+                    "4",
+                    "--leak",
+                    "0.5",
+                    "--step-size",
+                    "0.5",
+                    "--steps",
+                    "50",
+                    "--json",
+                    "--precision",
+                    p,
+                ],
                 &data,
                 &[],
             )

@@ -95,11 +95,13 @@ pub trait Real:
     /// Inverse of [`Real::to_exact`].
     fn from_exact(s: &str) -> Option<Self>;
 
-    /// Whether the exponent range holds e^{−|q|} for |q| up to 10^8 (MPFR: 2^±(2^30)), so that
-    /// loss terms may be formed directly rather than in the log domain. False for `f64` and the
-    /// f64 expansions, whose range is f64's (e^{−745} underflows).
-    fn wide_exponent_range() -> bool {
-        false
+    /// Largest |q| for which e^{−|q|} keeps full precision in this type, so that loss terms may
+    /// be formed directly rather than in the log domain; 0 means never (`f64`, whose log-domain
+    /// path is the reference). MPFR (exponent range 2^±(2^30)): infinite, capped by the caller.
+    /// Double-double and quad-double: 500 (e^{−500} ≈ 7e-218 keeps its trailing components
+    /// above f64's underflow threshold 2.2e-308, so no bits are lost).
+    fn direct_exp_range() -> f64 {
+        0.0
     }
 
     /// self ← e^self, in place (no allocation for MPFR).
@@ -550,8 +552,8 @@ mod mpfr_impl {
         fn epsilon(prec: u32) -> Self {
             Float::with_val(prec, Float::i_exp(1, 1 - prec as i32))
         }
-        fn wide_exponent_range() -> bool {
-            true
+        fn direct_exp_range() -> f64 {
+            f64::INFINITY
         }
         #[inline]
         fn exp_mut(&mut self) {

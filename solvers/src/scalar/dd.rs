@@ -171,6 +171,9 @@ impl Real for Dd {
     fn is_sign_negative(&self) -> bool {
         self.hi.is_sign_negative()
     }
+    fn direct_exp_range() -> f64 {
+        500.0
+    }
     fn to_decimal(&self) -> String {
         ext::to_decimal(self)
     }

@@ -37,6 +37,16 @@ pub(crate) trait Expansion: Real + Copy {
     fn ln2() -> Self;
     /// 1/j! for j = 0..=EXP_TERMS at this precision (computed once).
     fn inv_factorials() -> &'static [Self];
+    /// Σ_{j=1}^{N} r^{j−1}/j! for |r| ≤ ln2/2^11 (so that e^r − 1 = r·this), by Horner; the
+    /// quad-double form sums the terms j ≥ 8 (each below 2^−100 relative) in double-double.
+    fn taylor_quotient(r: &Self) -> Self {
+        let c = Self::inv_factorials();
+        let mut p = c[Self::EXP_TERMS];
+        for cj in c[1..Self::EXP_TERMS].iter().rev() {
+            p = p * r + cj;
+        }
+        p
+    }
     /// Start of the Newton iteration for ln m, m ∈ [1/√2, √2): the f64 logarithm (53 bits).
     fn ln_start(m: &Self) -> Self {
         Self::of(m.hi().ln())
@@ -79,20 +89,13 @@ const SQUARINGS: i32 = 10;
 
 /// e^r − 1 for |r| ≤ ln2/2 (relative accuracy a few ulps).
 fn expm1_small<T: Expansion>(r: &T) -> T {
-    let prec = r.precision();
-    let c = T::inv_factorials();
     let r = r.mul_pow2(-SQUARINGS);
-    // Horner for r (1/1! + r (1/2! + … + r/N!)).
-    let mut p = c[T::EXP_TERMS];
-    for cj in c[1..T::EXP_TERMS].iter().rev() {
-        p = p * &r + cj;
-    }
-    let mut s = p * &r;
+    // r (1/1! + r (1/2! + … + r/N!)).
+    let mut s = T::taylor_quotient(&r) * &r;
     let two = T::of(2.0);
     for _ in 0..SQUARINGS {
         s = s * &(s + &two);
     }
-    let _ = prec;
     s
 }
 
@@ -118,6 +121,9 @@ pub(crate) fn exp<T: Expansion>(x: &T) -> T {
 /// e^x − 1, accurate for small x.
 pub(crate) fn exp_m1<T: Expansion>(x: &T) -> T {
     let h = x.hi();
+    if h == 0.0 {
+        return *x;
+    }
     if h.abs() < 0.34 {
         return expm1_small(x);
     }
@@ -160,6 +166,9 @@ pub(crate) fn ln<T: Expansion>(x: &T) -> T {
 /// ln(1 + x), accurate for small x.
 pub(crate) fn ln_1p<T: Expansion>(x: &T) -> T {
     let h = x.hi();
+    if h == 0.0 {
+        return *x;
+    }
     if !(h.abs() < 0.25) {
         return ln(&(*x + &T::one(x.precision())));
     }

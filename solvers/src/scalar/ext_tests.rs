@@ -231,3 +231,34 @@ mod against_mpfr {
         check::<Qd>(|x| x.0.to_vec(), 64.0);
     }
 }
+
+/// Rough per-operation timings (not a test of correctness): `cargo test --release --lib
+/// op_timings -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn op_timings() {
+    fn time<T: Expansion>(name: &str, f: impl Fn(&T) -> T) {
+        let xs: Vec<T> = (0..1000).map(|i| T::of(0.001 * i as f64 - 0.3) / &T::of(3.0)).collect();
+        let t = std::time::Instant::now();
+        let mut acc = T::of(0.0);
+        for _ in 0..20 {
+            for x in &xs {
+                acc += &f(x);
+            }
+        }
+        eprintln!("{name}: {:.1} ns", t.elapsed().as_nanos() as f64 / 20000.0);
+        std::hint::black_box(acc);
+    }
+    time::<Dd>("dd mul", |x| *x * x);
+    time::<Dd>("dd add", |x| *x + x);
+    time::<Dd>("dd div", |x| *x / &Dd::of(3.1));
+    time::<Dd>("dd exp", |x| x.exp());
+    time::<Dd>("dd ln", |x| (x.abs() + &Dd::of(0.1)).ln());
+    time::<Dd>("dd ln_1p", |x| x.ln_1p());
+    time::<Qd>("qd mul", |x| *x * x);
+    time::<Qd>("qd add", |x| *x + x);
+    time::<Qd>("qd div", |x| *x / &Qd::of(3.1));
+    time::<Qd>("qd exp", |x| x.exp());
+    time::<Qd>("qd ln", |x| (x.abs() + &Qd::of(0.1)).ln());
+    time::<Qd>("qd ln_1p", |x| x.ln_1p());
+}
