@@ -1,5 +1,5 @@
-//! Numerics for marginflow that know nothing about neural networks: a scalar trait with `f64` and
-//! MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
+//! Numerics for marginflow that know nothing about neural networks: a scalar trait with `f64`,
+//! double-double, quad-double and MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
 //! location and checkpointable state, and a convex-QP front end.
 #![warn(missing_docs)]
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
