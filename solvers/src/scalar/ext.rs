@@ -78,7 +78,7 @@ pub(crate) fn inv_factorials_table<T: Expansion>(prec: u32, terms: usize) -> Vec
     let mut f = T::one(prec);
     out.push(f);
     for j in 1..=terms {
-        f = f / &T::of(j as f64);
+        f /= &T::of(j as f64);
         out.push(f);
     }
     out
@@ -169,7 +169,7 @@ pub(crate) fn ln_1p<T: Expansion>(x: &T) -> T {
     if h == 0.0 {
         return *x;
     }
-    if !(h.abs() < 0.25) {
+    if h.is_nan() || h.abs() >= 0.25 {
         return ln(&(*x + &T::one(x.precision())));
     }
     let one = T::one(x.precision());
@@ -231,10 +231,10 @@ pub(crate) fn to_decimal<T: Expansion>(x: &T) -> String {
     let mut e = a.hi().log10().floor() as i32;
     let mut r = scale10(a, -e);
     if r.hi() >= 10.0 {
-        r = r / &T::of(10.0);
+        r /= &T::of(10.0);
         e += 1;
     } else if r.hi() < 1.0 {
-        r = r * &T::of(10.0);
+        r *= &T::of(10.0);
         e -= 1;
     }
     let n = T::DIGITS;
