@@ -27,8 +27,8 @@ enum Command {
     Maxmargin(cli::maxmargin::MaxmarginArgs),
     /// Run full-batch gradient descent.
     Descent(cli::descent::DescentArgs),
-    /// Run the cartesian product of comma-listed options in parallel.
-    Sweep(cli::sweep::SweepArgs),
+    /// Grids of runs: local (flow, descent, validate) or planned, sharded, merged and submitted to Slurm.
+    Sweep(cli::sweep::SweepCommand),
     /// Check the theorem's claims on scenario files (or the built-in suite) and write a report.
     Validate(cli::validate::ValidateArgs),
 }

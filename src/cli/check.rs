@@ -43,10 +43,10 @@ fn ratio_text(r: Option<f64>) -> String {
 /// Run `marginflow check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if !(args.leak > 0.0 && args.leak < 1.0) {
-        return Err(Error::setting("--leak", format!("{} is outside (0, 1)", args.leak)).into());
+        return Err(Error::setting("leak", format!("{} is outside (0, 1)", args.leak)).into());
     }
     if !(args.constant.is_finite() && args.constant > 0.0) {
-        return Err(Error::setting("--constant", format!("{} is not a finite number > 0", args.constant)).into());
+        return Err(Error::setting("constant", format!("{} is not a finite number > 0", args.constant)).into());
     }
     let dataset = Dataset::load(&args.data)?;
     let g = data::geometry(&dataset, args.leak, args.constant);

@@ -4,9 +4,10 @@
 use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::flow::checkpoint::Checkpoint;
-use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
+use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, TrajectoryRow};
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::write_npy;
+use marginflow::metrics::to_json_value;
 use marginflow_solvers::tableau::Method;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,10 +75,10 @@ struct Files {
 }
 
 impl FlowObserver for Files {
-    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
+    fn row(&mut self, row: &TrajectoryRow) -> marginflow::Result<()> {
         if let (Some(f), Some(dir)) = (&mut self.trajectory, &self.dir) {
             let path = dir.join("trajectory.jsonl");
-            let line = serde_json::to_string(row).expect("row serializes");
+            let line = to_json_value(row).to_string();
             writeln!(f, "{line}").and_then(|_| f.flush()).map_err(|e| marginflow::Error::io(path, e))?;
         }
         Ok(())
@@ -214,7 +215,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     let want_weights = args.save_weights && out.is_some();
     let outcome = flow::run(&data, &settings, resume, want_weights, &mut files)?;
     if let Some(dir) = &out {
-        let summary = serde_json::to_vec_pretty(&outcome.summary)?;
+        let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
         write_atomic(&dir.join("summary.json"), &summary)?;
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
@@ -223,10 +224,16 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&outcome.summary)?;
     } else {
-        let f = &outcome.summary.fields;
+        let f = &outcome.summary;
+        let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
             "status {} | s {} | log10 t {} | log10 L {} | normalized margin {} | stable rank {}",
-            f["status"], f["s"], f["log10_time"], f["log10_loss"], f["normalized_margin"], f["stable_rank"]
+            serde_json::json!(f.status),
+            j(f.time.s),
+            j(f.time.log10_time),
+            j(f.state.log10_loss),
+            j(f.state.normalized_margin),
+            j(f.state.stable_rank)
         );
     }
     Ok(ExitCode::SUCCESS)
