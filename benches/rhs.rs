@@ -1,5 +1,6 @@
 //! One right-hand-side evaluation `FlowSystem::eval_inplace` of the flow in normalized time, at
-//! f64 and (with `--features mpfr`) at 128 and 256 bits, on the tiny nearly-orthogonal set of
+//! f64, double-double (106 bits), quad-double (212 bits) and (with `--features mpfr`) MPFR at 128
+//! and 256 bits, on the tiny nearly-orthogonal set of
 //! docs/precision.md (Gaussian, n = 6, d = 300, seed 1; width 4, leak 0.5), and on the flow
 //! engine's reference size (Gaussian, n = 20, d = 4000; width 16, leak 0.2), where the m·n² product
 //! rather than the n transcendental functions dominates.
@@ -45,6 +46,8 @@ fn rhs(c: &mut Criterion) {
     for (size, shape) in [("n6m4", tiny), ("n20m16", reference)] {
         for (label, scale) in [("q~10", 0.02), ("q~1e3", 5.0)] {
             bench_at::<f64>(c, &format!("eval_inplace {size} {label} f64"), 53, scale, shape);
+            bench_at::<marginflow_solvers::Dd>(c, &format!("eval_inplace {size} {label} dd"), 106, scale, shape);
+            bench_at::<marginflow_solvers::Qd>(c, &format!("eval_inplace {size} {label} qd"), 212, scale, shape);
             #[cfg(feature = "mpfr")]
             {
                 bench_at::<rug::Float>(c, &format!("eval_inplace {size} {label} mpfr 128"), 128, scale, shape);

@@ -350,3 +350,172 @@ mod mpfr {
         assert!(err < 1e-20, "multiplier error {err:e}");
     }
 }
+
+/// Double-double (106 bits) and quad-double (212 bits), issue 18: pure Rust, always built.
+mod expansions {
+    use super::*;
+    use marginflow_solvers::{Dd, Qd, Real};
+
+    fn json(args: &[&str], data: &Path, extra: &[&str]) -> serde_json::Value {
+        let out = bin().args(args).arg("--data").arg(data).args(extra).output().unwrap();
+        assert!(out.status.success(), "{args:?} {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn flow(data: &Path, extra: &[&str]) -> serde_json::Value {
+        json(&["flow", "--width", "4", "--leak", "0.5", "--json"], data, extra)
+    }
+
+    fn qds(v: &serde_json::Value) -> Vec<Qd> {
+        v.as_array()
+            .expect("a list of decimals")
+            .iter()
+            .map(|s| Qd::parse_decimal(s.as_str().unwrap(), 212).expect("decimal"))
+            .collect()
+    }
+
+    fn max_diff(a: &[Qd], b: &[Qd]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (*x - y).abs().to_f64()).fold(0.0, f64::max)
+    }
+
+    /// Significant digits of a `d.ddd…e±X` string.
+    fn digits(s: &str) -> usize {
+        s.trim_start_matches('-').split('e').next().unwrap().chars().filter(|c| c.is_ascii_digit()).count()
+    }
+
+    /// Quad-double: the loss weights reach λ/Σλ of the certified 212-bit max-margin solution far
+    /// below f64 and double-double round-off, print 64 digits and sum to 1 to quad-double level.
+    #[test]
+    fn quad_double_loss_weights_converge_to_multipliers() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let v = flow(&data, &["--until-log10-time", "40", "--precision", "212", "--rtol", "1e-30", "--atol", "1e-40"]);
+        assert_eq!(v["arithmetic"], "quad-double");
+        assert_eq!(v["status"], "reached");
+        assert_eq!(v["reference"]["certified"], true);
+        let err: f64 = v["reference"]["multiplier_error_decimal"].as_str().unwrap().parse().unwrap();
+        assert!(err < 1e-25, "multiplier error {err:e}");
+        let w = qds(&v["loss_weights_decimal"]);
+        assert!(v["loss_weights_decimal"].as_array().unwrap().iter().all(|s| digits(s.as_str().unwrap()) == 64));
+        let mut sum = Qd::zero(212);
+        for x in &w {
+            sum += x;
+        }
+        assert!((sum - &Qd::one(212)).abs().to_f64() < 1e-60, "Σw − 1 = {:e}", (sum - &Qd::one(212)).to_f64());
+    }
+
+    /// Double-double against quad-double on the same command: the same trajectory to the
+    /// tolerance (both runs take the same steps and events), 32 digits printed.
+    #[test]
+    fn double_double_agrees_with_quad_double() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let args = ["--until-log10-time", "20", "--rtol", "1e-24", "--atol", "1e-34"];
+        let dd = flow(&data, &[&args[..], &["--precision", "106"]].concat());
+        let qd = flow(&data, &[&args[..], &["--precision", "212"]].concat());
+        assert_eq!(dd["arithmetic"], "double-double");
+        assert_eq!(dd["statistics"]["events"], qd["statistics"]["events"]);
+        let diff = max_diff(&qds(&dd["loss_weights_decimal"]), &qds(&qd["loss_weights_decimal"]));
+        assert!(diff < 1e-22 && diff > 0.0, "double-double vs quad-double weights: {diff:e}");
+        assert!(dd["loss_weights_decimal"].as_array().unwrap().iter().all(|s| digits(s.as_str().unwrap()) == 32));
+        // and against f64 at its own tolerance
+        let f = flow(&data, &["--until-log10-time", "20", "--rtol", "1e-12", "--atol", "1e-14"]);
+        assert_eq!(f["arithmetic"], "f64");
+        let fw: Vec<f64> = f["loss_weights"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let qw = qds(&qd["loss_weights_decimal"]);
+        for (a, b) in fw.iter().zip(&qw) {
+            assert!((a - b.to_f64()).abs() < 1e-9, "{a} vs {}", b.to_f64());
+        }
+    }
+
+    /// The max-margin polish at 106 and 212 bits: certified, and the multipliers agree with each
+    /// other to double-double level and with f64 to f64 level.
+    #[test]
+    fn maxmargin_at_106_and_212_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let mm =
+            |p: &str| json(&["maxmargin", "--width", "4", "--leak", "0.5", "--json", "--precision", p], &data, &[]);
+        let (f, dd, qd) = (mm("53"), mm("106"), mm("212"));
+        assert_eq!((f["arithmetic"].as_str(), dd["arithmetic"].as_str()), (Some("f64"), Some("double-double")));
+        assert_eq!(qd["arithmetic"], "quad-double");
+        assert!(dd["certified"] == true && qd["certified"] == true);
+        let (ld, lq) = (qds(&dd["multipliers_decimal"]), qds(&qd["multipliers_decimal"]));
+        let scale = lq.iter().map(|x| x.to_f64().abs()).fold(0.0, f64::max);
+        assert!(max_diff(&ld, &lq) < 1e-29 * scale, "106 vs 212: {:e}", max_diff(&ld, &lq));
+        let lf: Vec<f64> = f["multipliers"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        for (a, b) in lf.iter().zip(&lq) {
+            assert!((a - b.to_f64()).abs() < 1e-12 * scale);
+        }
+    }
+
+    /// A double-double run stopped by the step limit and resumed from its checkpoint ends with the
+    /// same W.npy bytes as an uninterrupted run (the `dd:` checkpoint text is exact).
+    #[test]
+    fn double_double_resume_is_bit_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let (full, part) = (dir.path().join("full"), dir.path().join("part"));
+        let base = |extra: &[&str], out: &Path| {
+            let o = bin()
+                .args(["flow", "--width", "4", "--leak", "0.5", "--precision", "106", "--rtol", "1e-20", "--data"])
+                .arg(&data)
+                .args(["--until-log10-time", "10"])
+                .args(extra)
+                .arg("--out")
+                .arg(out)
+                .output()
+                .unwrap();
+            o.status.code()
+        };
+        assert_eq!(base(&["--save-weights"], &full), Some(0));
+        assert!(matches!(base(&["--max-steps", "8"], &part), Some(0) | Some(3)));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(part.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["status"], "max_steps");
+        let cp = std::fs::read_to_string(part.join("checkpoint")).unwrap();
+        assert!(cp.contains("dd:"), "double-double values in the checkpoint");
+        let o = bin()
+            .args(["flow", "--resume"])
+            .arg(&part)
+            .args(["--until-log10-time", "10", "--save-weights"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read(full.join("W.npy")).unwrap(), std::fs::read(part.join("W.npy")).unwrap());
+    }
+
+    /// Gradient descent at 106 bits: the same trajectory as f64 to f64 accuracy, and the
+    /// arithmetic named.
+    #[test]
+    fn descent_at_106_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let d = |p: &str| {
+            json(
+                &[
+                    "descent",
+                    "--width",
+                    "4",
+                    "--leak",
+                    "0.5",
+                    "--step-size",
+                    "0.5",
+                    "--steps",
+                    "50",
+                    "--json",
+                    "--precision",
+                    p,
+                ],
+                &data,
+                &[],
+            )
+        };
+        let (f, dd) = (d("53"), d("106"));
+        assert_eq!(dd["arithmetic"], "double-double");
+        let (a, b) = (f["frobenius_norm"].as_f64().unwrap(), dd["frobenius_norm"].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-12 * a, "{a} vs {b}");
+        let _ = Dd::zero(106);
+    }
+}

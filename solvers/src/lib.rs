@@ -1,5 +1,5 @@
-//! Numerics for marginflow that know nothing about neural networks: a scalar trait with `f64` and
-//! MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
+//! Numerics for marginflow that know nothing about neural networks: a scalar trait with `f64`,
+//! double-double, quad-double and MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
 //! location and checkpointable state, and a convex-QP front end.
 //!
 //! The integrators: [`ode`] holds the interface (systems, settings, state, observer), [`driver`]
@@ -24,4 +24,4 @@ pub mod tableau;
 
 pub use error::SolverError;
 pub use linalg::Mat;
-pub use scalar::{Precision, Real};
+pub use scalar::{Dd, Precision, Qd, Real};

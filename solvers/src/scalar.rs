@@ -5,6 +5,18 @@
 //! with one rounding where the backend has a fused multiply–add). Constants are built at an explicit
 //! precision in bits (`f64` ignores it and is always 53), so that tableau coefficients such as 35/384
 //! are exact rationals rounded once at the working precision, never `f64` literals.
+//!
+//! Beside them, always built, the f64 expansions [`Dd`] (double-double, 106 bits) and [`Qd`]
+//! (quad-double, 212 bits): pure Rust, f64's exponent range, a fraction of MPFR's cost.
+
+mod dd;
+mod eft;
+mod ext;
+mod kernels;
+mod qd;
+
+pub use dd::{Dd, DD_BITS};
+pub use qd::{Qd, QD_BITS};
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -82,6 +94,15 @@ pub trait Real:
     fn to_exact(&self) -> String;
     /// Inverse of [`Real::to_exact`].
     fn from_exact(s: &str) -> Option<Self>;
+
+    /// Largest |q| for which e^{−|q|} keeps full precision in this type, so that loss terms may
+    /// be formed directly rather than in the log domain; 0 means never (`f64`, whose log-domain
+    /// path is the reference). MPFR (exponent range 2^±(2^30)): infinite, capped by the caller.
+    /// Double-double and quad-double: 500 (e^{−500} ≈ 7e-218 keeps its trailing components
+    /// above f64's underflow threshold 2.2e-308, so no bits are lost).
+    fn direct_exp_range() -> f64 {
+        0.0
+    }
 
     /// self ← e^self, in place (no allocation for MPFR).
     fn exp_mut(&mut self) {
@@ -531,6 +552,9 @@ mod mpfr_impl {
         fn epsilon(prec: u32) -> Self {
             Float::with_val(prec, Float::i_exp(1, 1 - prec as i32))
         }
+        fn direct_exp_range() -> f64 {
+            f64::INFINITY
+        }
         #[inline]
         fn exp_mut(&mut self) {
             Float::exp_mut(self);
@@ -566,36 +590,114 @@ mod mpfr_impl {
     }
 }
 
-/// Scalar chosen at run time from a precision in bits: 53 selects `f64`, anything else MPFR.
+/// Scalar chosen at run time from a precision in bits: 53 selects `f64`, 106 double-double,
+/// 212 quad-double, anything else MPFR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Precision {
     /// IEEE double.
     F64,
+    /// Double-double ([`Dd`], 106 bits).
+    DoubleDouble,
+    /// Quad-double ([`Qd`], 212 bits).
+    QuadDouble,
     /// MPFR with this many bits.
     Mpfr(u32),
 }
 
 impl Precision {
-    /// 53 → `F64`, anything else → `Mpfr(bits)`.
+    /// 53 → `F64`, 106 → `DoubleDouble`, 212 → `QuadDouble`, anything else → `Mpfr(bits)`.
     pub fn from_bits(bits: u32) -> Self {
-        if bits == 53 {
-            Precision::F64
-        } else {
-            Precision::Mpfr(bits)
+        match bits {
+            53 => Precision::F64,
+            DD_BITS => Precision::DoubleDouble,
+            QD_BITS => Precision::QuadDouble,
+            b => Precision::Mpfr(b),
         }
     }
     /// The precision in bits.
     pub fn bits(self) -> u32 {
         match self {
             Precision::F64 => 53,
+            Precision::DoubleDouble => DD_BITS,
+            Precision::QuadDouble => QD_BITS,
             Precision::Mpfr(b) => b,
         }
     }
-    /// Whether this build can compute at this precision.
+    /// Whether this build can compute at this precision (MPFR needs the `mpfr` feature).
     pub fn available(self) -> bool {
-        matches!(self, Precision::F64) || cfg!(feature = "mpfr")
+        !matches!(self, Precision::Mpfr(_)) || cfg!(feature = "mpfr")
+    }
+    /// The name reported as `arithmetic` in summaries: "f64", "double-double", "quad-double"
+    /// or "mpfr".
+    pub fn arithmetic(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::DoubleDouble => "double-double",
+            Precision::QuadDouble => "quad-double",
+            Precision::Mpfr(_) => "mpfr",
+        }
     }
 }
+
+/// Operator impls (`+=`, `-=`, `*=`, `/=` and `+ - * /` by reference) of an f64 expansion from
+/// its `add`, `mul` and `div` functions (subtraction is addition of the negation, exact).
+macro_rules! impl_expansion_ops {
+    ($t:ty, $add:ident, $mul:ident, $div:ident) => {
+        impl<'a> std::ops::AddAssign<&'a $t> for $t {
+            #[inline(always)]
+            fn add_assign(&mut self, o: &'a $t) {
+                *self = <$t>::$add(*self, *o);
+            }
+        }
+        impl<'a> std::ops::SubAssign<&'a $t> for $t {
+            #[inline(always)]
+            fn sub_assign(&mut self, o: &'a $t) {
+                *self = <$t>::$add(*self, -*o);
+            }
+        }
+        impl<'a> std::ops::MulAssign<&'a $t> for $t {
+            #[inline(always)]
+            fn mul_assign(&mut self, o: &'a $t) {
+                *self = <$t>::$mul(*self, *o);
+            }
+        }
+        impl<'a> std::ops::DivAssign<&'a $t> for $t {
+            #[inline(always)]
+            fn div_assign(&mut self, o: &'a $t) {
+                *self = <$t>::$div(*self, *o);
+            }
+        }
+        impl<'a> std::ops::Add<&'a $t> for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn add(self, o: &'a $t) -> $t {
+                <$t>::$add(self, *o)
+            }
+        }
+        impl<'a> std::ops::Sub<&'a $t> for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn sub(self, o: &'a $t) -> $t {
+                <$t>::$add(self, -*o)
+            }
+        }
+        impl<'a> std::ops::Mul<&'a $t> for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn mul(self, o: &'a $t) -> $t {
+                <$t>::$mul(self, *o)
+            }
+        }
+        impl<'a> std::ops::Div<&'a $t> for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn div(self, o: &'a $t) -> $t {
+                <$t>::$div(self, *o)
+            }
+        }
+    };
+}
+use impl_expansion_ops;
 
 #[cfg(test)]
 mod tests {
@@ -689,3 +791,6 @@ mod tests {
         assert_eq!(back, 35);
     }
 }
+
+#[cfg(test)]
+mod ext_tests;

@@ -30,7 +30,7 @@ pub struct DescentArgs {
     /// Smoothness H of the smooth activation.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub smoothness: f64,
-    /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
+    /// Working precision in bits: 53 = f64, 106 = double-double, 212 = quad-double; other values (≥ 64) need the `mpfr` feature.
     #[arg(long, default_value_t = 53)]
     pub precision: u32,
     /// Output directory (trajectory.jsonl, summary.json, W.npy).

@@ -45,7 +45,7 @@ pub struct FlowArgs {
     /// Locate kink events: on or off.
     #[arg(long, value_parser = ["on", "off"])]
     pub events: Option<String>,
-    /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
+    /// Working precision in bits: 53 = f64, 106 = double-double, 212 = quad-double; other values (≥ 64) need the `mpfr` feature.
     #[arg(long)]
     pub precision: Option<u32>,
     /// Step limit (accepted + rejected).

@@ -19,7 +19,7 @@ pub struct MaxmarginArgs {
     /// default: the theory's pattern S_ji = sign(a_j) y_i.
     #[arg(long, value_name = "DIR")]
     pub pattern_from: Option<PathBuf>,
-    /// Working precision in bits (53 = f64; more needs the `mpfr` feature).
+    /// Working precision in bits: 53 = f64, 106 = double-double, 212 = quad-double; other values (≥ 64) need the `mpfr` feature.
     #[arg(long, default_value_t = 53)]
     pub precision: u32,
     /// Number of Gaussian test points for linear_boundary_agreement.

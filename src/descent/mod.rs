@@ -91,8 +91,11 @@ impl DescentSettings {
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
-        if self.precision != 53 && !cfg!(feature = "mpfr") {
-            return Err(Error::setting("precision", format!("{} bits needs the MPFR build", self.precision)));
+        if !marginflow_solvers::Precision::from_bits(self.precision).available() {
+            return Err(Error::setting(
+                "precision",
+                format!("{} bits needs the MPFR build (53, 106 and 212 are built in)", self.precision),
+            ));
         }
         if self.rows_per_decade == 0 {
             return Err(Error::setting("rows_per_decade", "must be at least 1"));
@@ -435,15 +438,8 @@ pub fn run(
     obs: &mut dyn DescentObserver,
 ) -> Result<DescentOutcome> {
     settings.validate()?;
-    if settings.precision == 53 {
-        return run_at::<f64>(data, settings, want_weights, obs);
-    }
-    #[cfg(feature = "mpfr")]
-    {
-        run_at::<rug::Float>(data, settings, want_weights, obs)
-    }
-    #[cfg(not(feature = "mpfr"))]
-    unreachable!("validate() rejects precision != 53 without the mpfr feature")
+    crate::with_real!(settings.precision, T => run_at::<T>(data, settings, want_weights, obs),
+        missing => unreachable!("validate() rejects MPFR precisions without the mpfr feature"))
 }
 
 /// Measure queued rows `(index, B)` until the queue is closed and empty, sending each result.
@@ -621,6 +617,7 @@ pub fn run_at<T: Real>(
         interpolated,
         settings: settings.clone(),
         precision_bits: prec,
+        arithmetic: marginflow_solvers::Precision::from_bits(prec).arithmetic().to_string(),
         shape: Shape { n: net.n, d: net.d, m: net.m },
     };
     let weights = if want_weights { Some(net.full_weights(data, &b)?) } else { None };

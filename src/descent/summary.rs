@@ -52,6 +52,10 @@ pub struct DescentSummary {
     pub settings: DescentSettings,
     /// Working precision in bits.
     pub precision_bits: u32,
+    /// The arithmetic behind the precision: "f64", "double-double", "quad-double" or "mpfr"
+    /// (summaries written before the field read as empty).
+    #[serde(default)]
+    pub arithmetic: String,
     /// n, d, m.
     pub shape: Shape,
 }

@@ -203,15 +203,8 @@ pub fn run(
     obs: &mut dyn FlowObserver,
 ) -> Result<FlowOutcome> {
     settings.validate()?;
-    if settings.precision == 53 {
-        return run_at::<f64>(data, settings, resume, want_weights, obs);
-    }
-    #[cfg(feature = "mpfr")]
-    {
-        run_at::<rug::Float>(data, settings, resume, want_weights, obs)
-    }
-    #[cfg(not(feature = "mpfr"))]
-    unreachable!("validate() rejects precision != 53 without the mpfr feature")
+    crate::with_real!(settings.precision, T => run_at::<T>(data, settings, resume, want_weights, obs),
+        missing => unreachable!("validate() rejects MPFR precisions without the mpfr feature"))
 }
 
 /// Where a run starts: from zero, or from a checkpoint.
@@ -481,6 +474,7 @@ fn run_at<T: Real>(
         method_used,
         switch,
         precision_bits: prec,
+        arithmetic: marginflow_solvers::Precision::from_bits(prec).arithmetic().to_string(),
         shape: Shape { n: net.n, d: net.d, m: net.m },
         reference: reference_summary,
         limit_reference,

@@ -92,10 +92,13 @@ impl FlowSettings {
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
-        if self.precision != 53 && !cfg!(feature = "mpfr") {
+        if !marginflow_solvers::Precision::from_bits(self.precision).available() {
             return Err(Error::setting(
                 "precision",
-                format!("{} bits needs the MPFR build: cargo build --release --features mpfr", self.precision),
+                format!(
+                    "{} bits needs the MPFR build (53, 106 and 212 are built in): cargo build --release --features mpfr",
+                    self.precision
+                ),
             ));
         }
         if self.rows_per_decade == 0 {

@@ -214,6 +214,10 @@ pub struct FlowSummary {
     pub switch: Option<SwitchPoint>,
     /// Working precision in bits.
     pub precision_bits: u32,
+    /// The arithmetic behind the precision: "f64", "double-double", "quad-double" or "mpfr"
+    /// (summaries written before the field read as empty).
+    #[serde(default)]
+    pub arithmetic: String,
     /// n, d, m.
     pub shape: Shape,
     /// The comparison with the max-margin reference, once it exists.

@@ -291,10 +291,12 @@ impl<'a, T: Real> FlowSystem<'a, T> {
     /// instead of 5n + 1 transcendental evaluations (they dominate a right-hand side at high
     /// precision), and no allocation. MPFR's exponent range holds e^{−|q|} for
     /// |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for f64, returns false and the log-domain
-    /// path runs.
+    /// path runs; double-double and quad-double (f64's exponent range) take it up to
+    /// |q| ≤ 500 ([`Real::direct_exp_range`]).
     pub(super) fn direct_weights(&mut self) -> bool {
         let net = self.net;
-        if net.prec <= 53 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > DIRECT_RANGE) {
+        let range = T::direct_exp_range().min(DIRECT_RANGE);
+        if range <= 0.0 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > range) {
             return false;
         }
         self.sum_l.assign_f64(0.0);
@@ -322,7 +324,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
     /// one exponential, a multiplication and a division; otherwise from log(nL) (the log-domain
     /// path's `lse`, or ln of the direct path's Σℓ).
     pub(super) fn du_ds_into(&self, u: &T, out: &mut T) {
-        if self.direct && u.to_f64().abs() <= DIRECT_RANGE {
+        if self.direct && u.to_f64().abs() <= T::direct_exp_range().min(DIRECT_RANGE) {
             out.assign(u);
             out.neg_mut();
             out.exp_mut();

@@ -49,31 +49,21 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
         return Ok(cp.modes.clone());
     }
     // Released modes: recompute P = P0 + B K from the exact state.
-    let b: Vec<f64> = if cp.precision == 53 {
-        cp.y[..m * n]
-            .iter()
-            .map(|s| f64::from_exact(s).ok_or_else(|| bad(format!("cannot decode {s:?}"))))
-            .collect::<Result<_>>()?
-    } else {
-        decode_high(&cp, m * n).map_err(bad)?
-    };
+    let b: Vec<f64> = crate::with_real!(cp.precision, T => decode_at::<T>(&cp, m * n).map_err(bad)?,
+    missing => return Err(bad(format!(
+        "checkpoint at {} bits has released modes; decoding it needs the mpfr feature",
+        cp.precision
+    ))));
     let net: Network<f64> = Network::new(data, &cp.settings.model, 53)?;
     let mut pre = vec![0.0; m * n];
     net.preactivations_inplace(&b, &mut pre);
     Ok(cp.modes.iter().zip(&pre).map(|(&md, &pv)| if md == 1 || md == -1 { md } else { sign(pv) }).collect())
 }
 
-#[cfg(feature = "mpfr")]
-fn decode_high(cp: &Checkpoint, len: usize) -> std::result::Result<Vec<f64>, String> {
+/// The first `len` exact state values of a checkpoint, decoded at their precision and rounded to f64.
+fn decode_at<T: Real>(cp: &Checkpoint, len: usize) -> std::result::Result<Vec<f64>, String> {
     cp.y[..len]
         .iter()
-        .map(|s| {
-            <rug::Float as Real>::from_exact(s).map(|v| Real::to_f64(&v)).ok_or_else(|| format!("cannot decode {s:?}"))
-        })
+        .map(|s| T::from_exact(s).map(|v| v.to_f64()).ok_or_else(|| format!("cannot decode {s:?}")))
         .collect()
-}
-
-#[cfg(not(feature = "mpfr"))]
-fn decode_high(cp: &Checkpoint, _len: usize) -> std::result::Result<Vec<f64>, String> {
-    Err(format!("checkpoint at {} bits has released modes; decoding it needs the mpfr feature", cp.precision))
 }

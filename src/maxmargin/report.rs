@@ -168,6 +168,10 @@ pub struct MaxMarginSummary {
     pub balanced: bool,
     /// Working precision in bits.
     pub precision_bits: u32,
+    /// The arithmetic behind the precision: "f64", "double-double", "quad-double" or "mpfr"
+    /// (summaries written before the field read as empty).
+    #[serde(default)]
+    pub arithmetic: String,
     /// n, d, m.
     pub shape: Shape,
     /// The settings.
@@ -184,8 +188,8 @@ pub struct MaxMarginReport {
     pub shape: (usize, usize),
 }
 
-/// Solve both max-margin problems and build the report, at `precision` bits (53 = f64; other
-/// values need the `mpfr` feature).
+/// Solve both max-margin problems and build the report, at `precision` bits (53 = f64, 106 =
+/// double-double, 212 = quad-double; other values need the `mpfr` feature).
 pub fn solve(
     data: &Dataset,
     model: &ModelSettings,
@@ -194,18 +198,14 @@ pub fn solve(
     settings: &MaxMarginSettings,
 ) -> Result<MaxMarginReport> {
     settings.validate()?;
-    if precision == 53 {
-        return solve_at::<f64>(data, model, pattern, precision, settings);
+    if precision < 2 {
+        return Err(Error::setting("precision", format!("must be at least 2 bits, got {precision}")));
     }
-    #[cfg(feature = "mpfr")]
-    {
-        if precision < 2 {
-            return Err(Error::setting("precision", format!("must be at least 2 bits, got {precision}")));
-        }
-        solve_at::<rug::Float>(data, model, pattern, precision, settings)
-    }
-    #[cfg(not(feature = "mpfr"))]
-    Err(Error::setting("precision", format!("{precision} bits needs the `mpfr` feature (this build has f64 only: 53)")))
+    crate::with_real!(precision, T => solve_at::<T>(data, model, pattern, precision, settings),
+    missing => Err(Error::setting(
+        "precision",
+        format!("{precision} bits needs the `mpfr` feature (this build has 53, 106 and 212)"),
+    )))
 }
 
 /// The linear problem's report.
@@ -371,6 +371,7 @@ fn solve_at<T: Real>(
         linear: linear_report(&lin),
         balanced: ModelSettings::is_balanced(&net.a_f64),
         precision_bits: prec,
+        arithmetic: marginflow_solvers::Precision::from_bits(prec).arithmetic().to_string(),
         shape: Shape { n, d, m },
         settings: MaxMarginRunSettings { model: model.clone(), maxmargin: settings.clone() },
     };

@@ -157,7 +157,7 @@ impl Loss {
     /// direct (e^{−|q|} underflows to 0 exactly where e^{log(−ℓ'(q))} does).
     pub fn neg_derivative<T: Real>(&self, q: &T) -> T {
         let qf = q.to_f64();
-        if q.precision() > 53 && (qf.is_nan() || qf.abs() > DIRECT_RANGE) {
+        if T::direct_exp_range() > 0.0 && (qf.is_nan() || qf.abs() > T::direct_exp_range().min(DIRECT_RANGE)) {
             return self.log_neg_derivative(q).exp();
         }
         match self {
