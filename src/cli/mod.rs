@@ -9,6 +9,11 @@ pub mod maxmargin;
 pub mod sweep;
 pub mod validate;
 
+/// Exit status of a run that ended before its horizon (flow: max_steps, non_finite, diverged,
+/// loss_increased, interrupted, step-size underflow; descent: diverged, interrupted), with its
+/// summary written.
+pub const EXIT_EARLY: u8 = 3;
+
 /// An error chain on one line: "outer: inner: innermost".
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();

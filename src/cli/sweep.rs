@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use marginflow::descent::DescentActivation;
 use marginflow::experiments::sweep::{self, Axis, DataSource, SweepKind, SweepSettings, Variable};
 use marginflow::io::fsutil::write_atomic;
+use marginflow::io::rundir;
 use marginflow::model::data::{DataKind, GenSettings};
 use marginflow::model::loss::Loss;
 use marginflow::model::network::OuterLayer;
@@ -82,6 +83,12 @@ pub struct SweepArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 fn parse_list(flag: &str, s: &str) -> anyhow::Result<Vec<f64>> {
@@ -149,7 +156,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(load_training_data(p)?),
         None => None,
     };
-    create_out_dir(&args.out)?;
+    let data_hash = loaded.as_ref().map(|d| d.hash());
+    let mut manifest = rundir::Manifest::new(
+        rundir::Command::Sweep,
+        rundir::identity(rundir::Command::Sweep, &(&settings, &data_hash)),
+    );
+    manifest.data_sha256 = data_hash.clone();
+    rundir::prepare_out_dir(&args.out, args.force, &manifest)?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
         if t == 0 {
@@ -162,17 +175,23 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.out;
     write_atomic(&dir.join("runs.csv"), sweep::runs_csv(&settings, &results).as_bytes())?;
     write_atomic(&dir.join("runs.jsonl"), sweep::runs_jsonl(&results).as_bytes())?;
+    manifest.files = vec!["runs.csv".into(), "runs.jsonl".into()];
     let tdir = dir.join("trajectories");
     create_out_dir(&tdir)?;
     for r in &results {
         let text: String =
             r.trajectory.iter().map(|row| format!("{}\n", serde_json::to_string(row).expect("serializes"))).collect();
-        write_atomic(&tdir.join(format!("run-{}.jsonl", r.index)), text.as_bytes())?;
+        let name = format!("run-{}.jsonl", r.index);
+        write_atomic(&tdir.join(&name), text.as_bytes())?;
+        manifest.files.push(format!("trajectories/{name}"));
     }
     for (name, svg) in sweep::plots(&settings, &results)? {
-        write_atomic(&dir.join(name), svg.as_bytes())?;
+        write_atomic(&dir.join(&name), svg.as_bytes())?;
+        manifest.files.push(name);
     }
     write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
+    manifest.files.push("sweep.json".into());
+    manifest.save(dir)?;
     let failed = results.iter().filter(|r| r.summary.is_err()).count();
     eprintln!("{} runs ({} failed) written to {}", results.len(), failed, dir.display());
     for r in results.iter().filter_map(|r| r.summary.as_ref().err().map(|e| (r.index, e))) {

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use marginflow::experiments::validate::{self, PreparedScenario, Report, ScenarioReport};
 use marginflow::experiments::{plot, report};
 use marginflow::io::fsutil::write_atomic;
+use marginflow::io::rundir;
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,6 +22,12 @@ pub struct ValidateArgs {
     /// Output directory for report.md, report.json and the SVG plots.
     #[arg(long, default_value = "out/validate")]
     pub out: PathBuf,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Run `marginflow validate`.
@@ -37,7 +44,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: key `name`: scenario name {:?} is used twice", p.source, p.scenario.name);
         }
     }
-    super::common::create_out_dir(&args.out)?;
+    // The same scenarios (settings and data) into the same folder are the same run.
+    let inputs: Vec<_> = prepared.iter().map(|p| (&p.scenario, &p.flow, p.data.hash())).collect();
+    let mut manifest =
+        rundir::Manifest::new(rundir::Command::Validate, rundir::identity(rundir::Command::Validate, &inputs));
+    rundir::prepare_out_dir(&args.out, args.force, &manifest)?;
 
     let total = prepared.len();
     let bar = if std::io::stderr().is_terminal() {
@@ -92,11 +103,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         s.plots = plots.iter().map(|(f, _)| f.clone()).collect();
         for (f, svg) in &plots {
             write_atomic(&args.out.join(&f.file), svg.as_bytes())?;
+            manifest.files.push(f.file.clone());
         }
     }
     let report = Report::new(scenarios);
     write_atomic(&args.out.join("report.json"), report::render_json(&report).as_bytes())?;
     write_atomic(&args.out.join("report.md"), report::render_markdown(&report).as_bytes())?;
+    manifest.files.extend(["report.json".to_string(), "report.md".to_string()]);
+    manifest.save(&args.out)?;
     for line in report::failure_lines(&report) {
         eprintln!("validate: {line}");
     }

@@ -963,6 +963,8 @@ struct Rows<'o, T: Real> {
     loss_rise: Option<String>,
     /// Scratch for the sign pattern of P (events off).
     p_scratch: Vec<T>,
+    /// s of the last trajectory row written (the final row is not repeated at the same state).
+    last_row_s: Option<f64>,
 }
 
 /// The fields a trajectory row and the summary share: s, log10 t (from u = log(1+t)), and the
@@ -1051,6 +1053,7 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
                 return Control::Stop;
             }
             self.rows_written += 1;
+            self.last_row_s = Some(s);
             if let Some(now) = row["log10_loss"].as_f64() {
                 // dL/dt = −‖∇L‖² ≤ 0: a rise beyond the tolerance is a numerical failure, not a
                 // result (typically round-off in B once |B| ~ s on linearly dependent data).
@@ -1182,6 +1185,7 @@ fn run_at<T: Real>(
         last_row_loss: None,
         loss_rise: None,
         p_scratch: Vec::new(),
+        last_row_s: None,
     };
     let mut switched_at = switched_at;
     // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
@@ -1218,7 +1222,10 @@ fn run_at<T: Real>(
     // The checkpoint counts the rows before this final one: a resumed run drops it, so its
     // trajectory is the uninterrupted one.
     let checkpoint = rows.checkpoint_of(&sys, &state);
-    rows.obs.row(&final_row)?;
+    // A row already written at this very state (s only grows) is not repeated.
+    if rows.last_row_s != Some(state.s.to_f64()) {
+        rows.obs.row(&final_row)?;
+    }
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;

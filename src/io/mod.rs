@@ -2,3 +2,4 @@
 
 pub mod fsutil;
 pub mod npy;
+pub mod rundir;
