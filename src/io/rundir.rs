@@ -231,7 +231,10 @@ pub fn prepare_out_dir(dir: &Path, force: bool, manifest: &Manifest) -> Result<P
     }
     let files = if dir.exists() { list_files(dir)? } else { Vec::new() };
     let outcome = if files.is_empty() {
-        create_dir(dir)?;
+        create_dir(dir).map_err(|e| match e {
+            Error::Io { source, .. } => Error::setting(flag(), format!("cannot create the folder: {source}")),
+            other => other,
+        })?;
         Prepared::Fresh
     } else {
         let old = match Manifest::load(dir) {

@@ -36,3 +36,9 @@ pub fn read(p: &Path) -> Vec<u8> {
 pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap()
 }
+
+/// Run `cmd` and require exit status 3: the run ended before its horizon (its summary written).
+pub fn early(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{:?}: {}", cmd, String::from_utf8_lossy(&out.stderr));
+}
