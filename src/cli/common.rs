@@ -18,7 +18,8 @@ pub struct ModelArgs {
     /// Leak γ of the leaky ReLU, in (0, 1).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
-    /// Second layer: balanced, random, or a .npy vector of length m.
+    /// Second layer: balanced (a_j = +1/√m for j < ⌈m/2⌉, −1/√m after; exactly balanced
+    /// needs even m), random (uniform signs / √m from the seed), or a .npy vector of length m.
     #[arg(long, default_value = "balanced")]
     pub outer: OuterLayer,
     /// Initialization scale ω: W(0) entries i.i.d. N(0, ω²) [default: 1e-3].

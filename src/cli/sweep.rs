@@ -189,7 +189,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         write_atomic(&dir.join(&name), svg.as_bytes())?;
         manifest.files.push(name);
     }
-    write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
+    write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(&settings.recorded())?)?;
     manifest.files.push("sweep.json".into());
     manifest.save(dir)?;
     let failed = results.iter().filter(|r| r.summary.is_err()).count();

@@ -169,6 +169,56 @@ pub struct RunResult {
 }
 
 impl SweepSettings {
+    /// The settings as `sweep.json` records them: what the runs used. The base settings of the
+    /// kind not run are `null`; a swept setting holds its value (one value) or the list of values
+    /// (several), in place of the base value no run used. `axes` is kept as is.
+    pub fn recorded(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("settings serialize");
+        let (used, unused) = match self.kind {
+            SweepKind::Flow => ("flow", "descent"),
+            SweepKind::Descent => ("descent", "flow"),
+        };
+        v[unused] = serde_json::Value::Null;
+        for a in &self.axes {
+            let integer = matches!(
+                a.variable,
+                Variable::N | Variable::D | Variable::DataSeed | Variable::Width | Variable::Seed | Variable::Steps
+            );
+            let num = |x: f64| if integer { serde_json::json!(x as u64) } else { serde_json::json!(x) };
+            let value = match a.values.as_slice() {
+                [one] => num(*one),
+                many => serde_json::Value::Array(many.iter().map(|&x| num(x)).collect()),
+            };
+            let path: &[&str] = match a.variable {
+                Variable::Width => &[used, "model", "width"],
+                Variable::Leak => &[used, "model", "leak"],
+                Variable::Seed => &[used, "model", "seed"],
+                Variable::InitScale => &[used, "model", "init", "scale"],
+                Variable::StepSize => &["descent", "step_size"],
+                Variable::Steps => &["descent", "steps"],
+                Variable::Smoothness => &["descent", "activation", "smoothness"],
+                Variable::UntilLog10Time => &["flow", "horizon", "log10_time"],
+                Variable::Rtol => &["flow", "rtol"],
+                Variable::N => &["data", "generated", "n"],
+                Variable::D => &["data", "generated", "d"],
+                Variable::DataSeed => &["data", "generated", "seed"],
+                Variable::MeanNorm => &["data", "generated", "mean_norm"],
+            };
+            let (last, parents) = path.split_last().expect("non-empty path");
+            let mut node = &mut v;
+            for key in parents {
+                node = &mut node[*key];
+            }
+            if let Some(obj) = node.as_object_mut() {
+                if *last == "log10_time" {
+                    obj.clear();
+                }
+                obj.insert(last.to_string(), value);
+            }
+        }
+        v
+    }
+
     /// Number of runs (the product of the axis lengths).
     pub fn run_count(&self) -> usize {
         self.axes.iter().map(|a| a.values.len()).product()

@@ -264,7 +264,9 @@ impl Default for Thresholds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    /// Name shown in the report (and used for plot file names).
+    /// Name shown in the report (and used for plot file names) (default: the file stem, e.g.
+    /// `my` for `my.toml`).
+    #[serde(default)]
     pub name: String,
     /// A data file, relative to the scenario file (exclusive with `generate`).
     #[serde(default)]
@@ -343,6 +345,26 @@ mod defaults {
     }
 }
 
+/// Why the linear-boundary claim does not apply: the outer layer has unequal positive and negative
+/// mass. With `outer = "balanced"` and odd m that is the ⌈m/2⌉ / ⌊m/2⌋ split: exact balance
+/// needs even m.
+pub fn unbalanced_note(outer: &str, a: &[f64]) -> String {
+    let pos = a.iter().filter(|v| **v > 0.0).count();
+    let neg = a.len() - pos;
+    if outer == "balanced" && a.len() % 2 == 1 {
+        format!(
+            "with odd width m = {} the `balanced` outer layer has {pos} entries +1/√m and {neg} entries −1/√m, \
+             so it is not exactly balanced (that needs even m): the claim does not apply",
+            a.len()
+        )
+    } else {
+        format!(
+            "the outer layer is not balanced ({pos} positive, {neg} negative entries): the boundary is piecewise \
+             linear and the claim does not apply"
+        )
+    }
+}
+
 /// A parsed scenario with its data, ready to run.
 #[derive(Clone, Debug)]
 pub struct PreparedScenario {
@@ -373,6 +395,12 @@ pub fn prepare(text: &str, source: &str, base: Option<&Path>) -> Result<Prepared
         let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
         bad(source, line, e.message().replace('\n', " ").replace("unknown field", "unknown key"))
     })?;
+    let mut scenario = scenario;
+    if scenario.name.is_empty() {
+        // No `name` key: the file stem (`builtin:gaussian` → `gaussian`).
+        let file = source.strip_prefix("builtin:").unwrap_or(source);
+        scenario.name = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    }
     let sc = &scenario;
     if sc.name.trim().is_empty() {
         return Err(bad(source, None, "key `name`: must not be empty"));
@@ -797,7 +825,12 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
         .fold(f64::INFINITY, f64::min);
     claims.push(claim(
         ClaimKind::Interpolation,
-        vec![Measurement::gate("min log10 L", Some(min_loss), Comparison::Below, interp_threshold)],
+        vec![Measurement::gate(
+            "min log10 L (threshold log10(log 2 / n): below it every margin is positive)",
+            Some(min_loss),
+            Comparison::Below,
+            interp_threshold,
+        )],
         None,
         expect,
     ));
@@ -923,7 +956,7 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
                 Verdict::NotApplicable
             },
             measurements: vec![],
-            note: Some("the outer layer is not balanced: the boundary is piecewise linear".into()),
+            note: Some(unbalanced_note(&p.scenario.outer, &a)),
         });
     } else {
         claims.push(linear_boundary_claim(p, &net, &a, reference.as_ref(), outcome.weights.as_deref(), expect));
