@@ -72,6 +72,9 @@ pub struct FlowArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = super::progress::PLAIN_EVERY, hide = true)]
+    pub progress_every: f64,
 }
 
 struct Files {
@@ -81,6 +84,9 @@ struct Files {
     last: Instant,
     stop: Arc<AtomicBool>,
     checkpoint_on_stop: bool,
+    progress: super::progress::Progress,
+    started: Instant,
+    steps_before: Option<u64>,
 }
 
 impl FlowObserver for Files {
@@ -115,6 +121,14 @@ impl FlowObserver for Files {
     }
     fn stop_requested(&mut self) -> bool {
         self.stop.load(Ordering::Relaxed) && !self.checkpoint_on_stop
+    }
+    fn progress(&mut self, at: &flow::FlowProgress) {
+        if matches!(self.progress, super::progress::Progress::Off) {
+            return;
+        }
+        let before = *self.steps_before.get_or_insert(at.accepted + at.rejected);
+        let line = super::progress::flow_line(at, before, self.started);
+        self.progress.message(&line, false);
     }
 }
 
@@ -247,9 +261,14 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         last: Instant::now(),
         stop: stop.clone(),
         checkpoint_on_stop: true,
+        progress: super::progress::Progress::new("flow", args.quiet, args.progress_every),
+        started: Instant::now(),
+        steps_before: None,
     };
     let want_weights = manifest.save_weights && out.is_some();
-    let outcome = flow::run(&data, &settings, resume, want_weights, &mut files)?;
+    let outcome = flow::run(&data, &settings, resume, want_weights, &mut files);
+    files.progress.finish();
+    let outcome = outcome?;
     if let Some(dir) = &out {
         let summary = serde_json::to_vec_pretty(&outcome.summary)?;
         write_atomic(&dir.join(rundir::SUMMARY), &summary)?;

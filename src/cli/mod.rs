@@ -6,6 +6,7 @@ pub mod descent;
 pub mod flow;
 pub mod gen;
 pub mod maxmargin;
+pub mod progress;
 pub mod sweep;
 pub mod validate;
 

@@ -86,9 +86,6 @@ pub struct SweepArgs {
     /// Replace another run in --out (removes only the files marginflow wrote there).
     #[arg(long)]
     pub force: bool,
-    /// No progress lines on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 fn parse_list(flag: &str, s: &str) -> anyhow::Result<Vec<f64>> {

@@ -763,6 +763,12 @@ fn network_signs(w: &[f64], a: &[f64], gamma: f64, d: usize, points: &[f64]) -> 
 /// Restarts keep the main flow's outer layer a: when a is random (drawn from the seed) it is
 /// passed to them through a temporary `.npy` file, removed afterwards.
 pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
+    run_scenario_with(p, &|_| {})
+}
+
+/// [`run_scenario`], telling `stage` what it is on ("flow …", "max-margin reference",
+/// "claims") so a caller can show progress (the library never prints).
+pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> Result<ScenarioReport> {
     let started = Instant::now();
     let sc = &p.scenario;
     let th = &sc.thresholds;
@@ -779,6 +785,7 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
         })
         .collect();
     let a = p.flow.model.outer_weights()?;
+    stage(&format!("flow to t = 10^{} and {} restart(s)", sc.until_log10_time, sc.restarts));
     let (main, restarts) = rayon::join(
         || run_flow(data, &p.flow, true),
         || restart_settings.par_iter().map(|s| restart_flow(data, s, &a)).collect::<Result<Vec<RestartResult>>>(),
@@ -789,8 +796,10 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
     let trajectory: Vec<TrajectoryPoint> = rows.iter().filter_map(TrajectoryPoint::from_row).collect();
 
     // The reference, rebuilt here for W*'s singular values and multipliers.
+    stage("max-margin reference");
     let net: Network<f64> = Network::new(data, &p.flow.model, 53)?;
     let reference = maxmargin::theory_reference(&net).ok();
+    stage("claims (assumption, interpolation, kkt, rank, global_max_margin, linear_boundary)");
     let reference_certified = reference.as_ref().is_some_and(|r| r.certified);
     let reference_margin = reference.as_ref().map(|r| 1.0 / r.norm);
 

@@ -901,6 +901,25 @@ pub trait FlowObserver {
     fn checkpoint(&mut self, cp: &Checkpoint) -> Result<()>;
     /// Whether the run should stop now (e.g. a signal arrived).
     fn stop_requested(&mut self) -> bool;
+    /// Where the run is, after every accepted step (for progress displays; default: ignored).
+    fn progress(&mut self, _at: &FlowProgress) {}
+}
+
+/// Where a run is, reported to [`FlowObserver::progress`] after every accepted step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FlowProgress {
+    /// Normalized time s.
+    pub s: f64,
+    /// log10 t.
+    pub log10_time: f64,
+    /// log10 L at the last trajectory row (`None` before the first).
+    pub log10_loss: Option<f64>,
+    /// Accepted steps so far.
+    pub accepted: u64,
+    /// Rejected steps so far.
+    pub rejected: u64,
+    /// Kink events so far.
+    pub events: u64,
 }
 
 /// The end of a run.
@@ -1076,6 +1095,14 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
                 self.next_row += step;
             }
         }
+        self.obs.progress(&FlowProgress {
+            s,
+            log10_time: log10_time(&st.y[self.u_index].to_f64()),
+            log10_loss: self.last_row_loss,
+            accepted: st.stats.accepted,
+            rejected: st.stats.rejected,
+            events: st.stats.events,
+        });
         if self.obs.checkpoint_due() {
             let cp = self.checkpoint_of(sys, st);
             if let Err(e) = self.obs.checkpoint(&cp) {
