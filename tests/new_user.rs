@@ -400,3 +400,125 @@ fn item11_progress_lines_and_quiet() {
         bin().args(["validate", s(&sc), "--quiet", "--out", t.path().join("v").to_str().unwrap()]).output().unwrap();
     assert!(!String::from_utf8_lossy(&v.stderr).contains("flow to t"));
 }
+
+/// The text of every `<text>` element of an SVG.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+        .collect()
+}
+
+/// Item 12: the scenario plots use s on a log axis (not a linear log10 t axis), tick labels are
+/// short (never `9.999999999999999e-6`), reference lines stay inside the data's s range, the
+/// singular-value plot says which values it shows.
+#[test]
+fn item12_scenario_plots_are_readable() {
+    let t = tempfile::tempdir().unwrap();
+    let sc = t.path().join("p.toml");
+    std::fs::write(&sc, "width = 16\nleak = 0.2\nuntil_log10_time = 100\n[generate]\nn = 10\nd = 500\n").unwrap();
+    let out = t.path().join("v");
+    let run = bin().args(["validate", s(&sc), "--quiet", "--out", s(&out)]).output().unwrap();
+    assert_ne!(run.status.code(), Some(2));
+    for kind in ["loss", "margin", "singular-values", "gaps", "pattern"] {
+        let svg = std::fs::read_to_string(out.join(format!("p-{kind}.svg"))).unwrap();
+        let texts = svg_texts(&svg);
+        assert!(texts.iter().any(|x| x.contains("normalized time s (log scale)")), "{kind}: {texts:?}");
+        assert!(!texts.iter().any(|x| x.contains("log10 t")), "{kind}: still against log10 t");
+        for x in &texts {
+            if x.parse::<f64>().is_ok()
+                || x.contains('e') && x.replace(['e', '-', '.'], "").chars().all(|c| c.is_ascii_digit())
+            {
+                assert!(x.len() <= 6, "{kind}: unreadable tick {x:?}");
+            }
+        }
+        if kind == "singular-values" {
+            assert!(texts.iter().any(|x| x.contains("top 8 of 16 singular values")), "{texts:?}");
+        }
+    }
+}
+
+/// Item 12: tick labels of powers of ten computed in floating point read as powers of ten.
+#[test]
+fn item12_tick_labels() {
+    use marginflow::experiments::plot::fmt_tick;
+    assert_eq!(fmt_tick(9.999999999999999e-6), "1e-5");
+    assert_eq!(fmt_tick(1e4), "1e4");
+    assert_eq!(fmt_tick(0.30000000000000004), "0.3");
+    assert_eq!(fmt_tick(123.456), "123");
+    assert_eq!(fmt_tick(2.5e-7), "2.5e-7");
+}
+
+/// Item 13: the descent step plot shows step 0 (x = step + 1 = 1 on the log axis) and the one-step
+/// drop, with one distinct marker shape per run.
+#[test]
+fn item13_step_plot_shows_step_zero() {
+    let t = tempfile::tempdir().unwrap();
+    let sw = t.path().join("sw");
+    ok(bin().args(["sweep", "descent", "--kind", "mixture", "--n", "10", "--d", "400", "--width", "20"]).args([
+        "--init-scale",
+        "1e-6,1e-4,1",
+        "--init-relative",
+        "--step-size",
+        "0.05",
+        "--steps",
+        "20",
+        "--out",
+        s(&sw),
+    ]));
+    let svg = std::fs::read_to_string(sw.join("stable_rank_vs_step.svg")).unwrap();
+    let texts = svg_texts(&svg);
+    assert!(texts.iter().any(|x| x.contains("1 = initialization")), "{texts:?}");
+    assert!(texts.iter().any(|x| x == "1"), "no tick at step + 1 = 1: {texts:?}");
+    // Three runs, three marker kinds: circles, triangles (polygons), crosses (lines).
+    assert!(svg.contains("<circle") && svg.contains("<polygon"), "markers missing");
+    // Step 0 is in every run's trajectory, so every line starts at x = 1.
+    for k in 0..3 {
+        let rows = std::fs::read_to_string(sw.join(format!("trajectories/run-{k}.jsonl"))).unwrap();
+        let first: Value = serde_json::from_str(rows.lines().next().unwrap()).unwrap();
+        assert_eq!(first["step"], 0);
+    }
+}
+
+/// Item 15: the README's numbers are the ones a rerun gives: the SEULEX step counts of the deep
+/// run, and the fitted slope of 1 − cos(W, W*) against 1/s (2, not 1).
+#[test]
+fn item15_readme_numbers_match_a_rerun() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = |key: &str| -> String {
+        let i = readme.find(key).unwrap_or_else(|| panic!("README lacks {key:?}"));
+        readme[i + key.len()..].split_whitespace().next().unwrap().trim_end_matches([',', '.']).to_string()
+    };
+    let accepted: u64 = after("seulex` (linearly\nimplicit Euler extrapolation with the flow's rank-(n+1) Jacobian solved by Woodbury in n×n) takes\n")
+        .parse()
+        .unwrap();
+    let rejected: u64 = after("accepted and ").parse().unwrap();
+    let slope: f64 = after("over the last decade gives b = ").parse().unwrap();
+
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("stiff6.json");
+    ok(bin().args(["gen", "--kind", "gaussian", "--n", "6", "--d", "300", "--seed", "1", "--out", s(&data)]));
+    let out = bin()
+        .args(["flow", "--data", s(&data), "--width", "4", "--leak", "0.5", "--until-log10-time", "1e6"])
+        .args(["--method", "seulex", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["statistics"]["accepted"].as_u64().unwrap(), accepted);
+    assert_eq!(v["statistics"]["rejected"].as_u64().unwrap(), rejected);
+
+    let gauss = Path::new(env!("CARGO_MANIFEST_DIR")).join("validation/gaussian.toml");
+    let vdir = t.path().join("v");
+    bin().args(["validate", s(&gauss), "--quiet", "--out", s(&vdir)]).output().unwrap();
+    let r: Value = serde_json::from_slice(&read(&vdir.join("report.json"))).unwrap();
+    let b = r["scenarios"][0]["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["measurements"].as_array().unwrap().iter())
+        .find(|m| m["name"] == "position-gap fit slope b")
+        .and_then(|m| m["value"].as_f64())
+        .unwrap();
+    assert!((b - slope).abs() < 5e-4, "README slope {slope}, rerun {b}");
+    assert!((b - 2.0).abs() < 0.05, "1 − cos falls like 1/s^{b}");
+}

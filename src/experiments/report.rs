@@ -200,3 +200,41 @@ pub fn render_markdown(report: &Report) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::validate::Comparison;
+
+    fn m(name: &str, v: f64) -> Measurement {
+        Measurement {
+            name: name.into(),
+            value: Some(v),
+            threshold: Some(1e-8),
+            comparison: Comparison::AtMost,
+            pass: Some(true),
+            gating: true,
+        }
+    }
+
+    /// A gap 1 − cos made negative by round-off reads as 0 with the raw value beside it; a real
+    /// negative value of another measurement is shown as is.
+    #[test]
+    fn round_off_gap_reads_as_zero() {
+        assert_eq!(fmt_value(&m("velocity gap 1 − cos(dW/ds, W*)", -6.66e-16)), "0 (round-off: −6.6600e−16)");
+        assert_eq!(fmt_value(&m("velocity gap 1 − cos(dW/ds, W*)", 2e-9)), "2.0000e-9");
+        assert_eq!(fmt_value(&m("min log10 L", -21.5)), "-21.5");
+    }
+
+    /// The work counters read as words.
+    #[test]
+    fn work_counters_in_words() {
+        let v =
+            serde_json::json!({"accepted": 402, "rejected": 3, "rhs_evaluations": 2594, "events": 162, "released": 0});
+        assert_eq!(
+            work_text(&v).unwrap(),
+            "402 accepted steps, 3 rejected, 2594 right-hand sides, 162 kink events, 0 released sliding modes"
+        );
+        assert_eq!(work_text(&serde_json::Value::Null), None);
+    }
+}
