@@ -3,7 +3,7 @@
 //! Dormand–Prince through kinks, and the step-count payoff on a long horizon.
 
 #![allow(clippy::needless_range_loop)]
-use marginflow::flow::FlowSystem;
+use marginflow::flow::{FlowSystem, Mode};
 use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::model::loss::Loss;
 use marginflow::model::network::{Init, ModelSettings, Network};
@@ -22,7 +22,7 @@ fn model(loss: Loss, init: f64) -> ModelSettings {
 }
 
 /// A state (B, u) partway along the flow, reached with dopri5 from the model's start.
-fn state_at(net: &Network<f64>, s_end: f64) -> (Vec<f64>, Vec<i8>) {
+fn state_at(net: &Network<f64>, s_end: f64) -> (Vec<f64>, Vec<Mode>) {
     let mn = net.m * net.n;
     let mut sys = FlowSystem::new(net, &vec![0.0; mn]);
     let mut integ = Integrator::new(dopri5::<f64>(53), IntegratorSettings::default(), mn + 1, 53).unwrap();
@@ -59,7 +59,7 @@ fn check_solve(loss: Loss) {
     let (y, modes) = state_at(&net, 3.0);
     let mut sys = FlowSystem::new(&net, &y[..mn]);
     sys.modes = modes;
-    assert!(sys.modes.iter().any(|&m| m < 0) && sys.modes.iter().any(|&m| m > 0), "mixed modes");
+    assert!(sys.modes.contains(&Mode::Negative) && sys.modes.contains(&Mode::Positive), "mixed modes");
     let j = fd_jacobian(&mut sys, &y);
     let dim = mn + 1;
     for (ci, &c) in [0.1f64, 2.0, 50.0].iter().enumerate() {

@@ -5,6 +5,7 @@
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
+pub mod boxqp;
 pub mod error;
 mod events;
 pub mod extrapolation;

@@ -1,0 +1,551 @@
+//! The flow's right-hand side in normalized time on the span-reduced state y = (B, u), its
+//! switching functions (one per pre-activation) and its sliding modes.
+
+use crate::model::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
+use crate::model::network::Network;
+use marginflow_solvers::boxqp::{self, BoxSide};
+use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::{Mat, Real};
+
+/// Mode of a pre-activation P_ji in [`FlowSystem::modes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// φ' = 1 (P_ji > 0 side).
+    Positive,
+    /// φ' = γ (P_ji < 0 side).
+    Negative,
+    /// Untracked (events off): φ' from the live sign of P_ji.
+    Live,
+    /// Pinned at P_ji = 0 (a Filippov sliding mode): φ' = σ_ji ∈ [γ, 1], the minimal-norm selection.
+    Sliding,
+    /// Pinned after chattering at a tangency (P_ji ≈ 0 and dP_ji/ds ≈ 0 on both sides): as
+    /// [`Mode::Sliding`], but it leaves only once its free σ is [`HELD_SLACK`] outside [γ, 1].
+    Held,
+}
+
+/// How far outside [γ, 1] the free σ of a [`Mode::Held`] entry must go before it leaves.
+pub const HELD_SLACK: f64 = 1e-6;
+
+impl Mode {
+    /// The checkpoint code: +1, −1, 0, 2.
+    pub fn code(self) -> i8 {
+        match self {
+            Mode::Positive => 1,
+            Mode::Negative => -1,
+            Mode::Live => 0,
+            Mode::Sliding => 2,
+            Mode::Held => 3,
+        }
+    }
+
+    /// The mode of a checkpoint code.
+    pub fn from_code(code: i8) -> Option<Mode> {
+        match code {
+            1 => Some(Mode::Positive),
+            -1 => Some(Mode::Negative),
+            0 => Some(Mode::Live),
+            2 => Some(Mode::Sliding),
+            3 => Some(Mode::Held),
+            _ => None,
+        }
+    }
+
+    /// Whether P_ji is pinned at 0.
+    pub fn pinned(self) -> bool {
+        matches!(self, Mode::Sliding | Mode::Held)
+    }
+
+    /// The side of the switching function the integrator watches: a crossing is
+    /// side·g < 0 (sliding entries watch their margin, which is positive while they stay).
+    fn side(self) -> i8 {
+        match self {
+            Mode::Negative => -1,
+            Mode::Live => 0,
+            Mode::Positive | Mode::Sliding | Mode::Held => 1,
+        }
+    }
+}
+
+/// The flow ODE in normalized time on the span-reduced state y = (B, u).
+///
+/// **Sliding modes: the minimal-norm subgradient.** For a path-differentiable locally Lipschitz
+/// loss the subgradient flow moves, for almost every s, along minus the element of minimal norm of
+/// the Clarke subdifferential (Bolte–Pauwels 2021; Davis–Drusvyatskiy–Kakade–Lee 2020). Here it
+/// factors over rows: with S_j = {i : P_ji pinned at 0}, row j's velocity is
+/// a_j Σ_i w_i y_i σ_ji x_i with σ_ji = φ'(P_ji) off S_j and σ_ji ∈ [γ, 1] on S_j, and
+/// ‖velocity‖² = a_j² vᵀKv (v_i = w_i y_i σ_ji). Minimizing it over the box is the convex QP
+/// min ½ σ_Sᵀ H σ_S + gᵀσ_S, H = D K_SS D, g = D K_{S,∁S} v_∁S, D = diag(w_S y_S), solved
+/// exactly by [`marginflow_solvers::boxqp`]. Its gradient is w_i y_i (Kv)_i = w_i y_i
+/// (dP_ji/ds)/a_j: an interior σ_ji keeps P_ji = 0 exactly; a σ_ji at a bound has a nonzero
+/// multiplier and leaves the surface. The loss weights do not depend on σ (φ(0) = 0), so each row
+/// is solved alone. The switching function of a pinned entry is min(σ − γ, 1 − σ) while σ is
+/// interior and −|∂| (the multiplier) at a bound: continuous, and negative exactly when the entry
+/// must leave. When K_SS is singular (more pinned points than independent directions, n > d) the
+/// velocity is still exact and unique; σ is one minimizer, chosen deterministically (see
+/// [`marginflow_solvers::boxqp`]).
+#[derive(Clone)]
+pub struct FlowSystem<'a, T> {
+    pub(super) net: &'a Network<T>,
+    /// Mode of each P_ji.
+    pub modes: Vec<Mode>,
+    pub(super) p: Vec<T>,
+    pub(super) slope: Vec<T>,
+    pub(super) q: Vec<T>,
+    pub(super) log_l: Vec<T>,
+    /// log(−ℓ'(q_i)), filled with `log_l` (one shared exp/log1p per point).
+    pub(super) log_nd: Vec<T>,
+    /// w_i y_i, the signed loss weights.
+    pub(super) wy: Vec<T>,
+    /// σ of pinned entries (the minimal-norm selection, in [γ, 1]).
+    pub(super) sigma: Vec<T>,
+    /// The box QP's gradient w_i y_i (Kv)_i at pinned entries (nonzero at a bound: leaving).
+    pub(super) sigma_grad: Vec<T>,
+    /// Whether a pinned entry's σ ended at a bound of [γ, 1].
+    pub(super) sigma_at_bound: Vec<bool>,
+    /// The free σ of a pinned entry: the value that would zero dP_ji/ds with the others held,
+    /// σ − ∂/H_ii; equal to σ inside [γ, 1], outside it at a bound with a nonzero multiplier.
+    pub(super) sigma_free: Vec<T>,
+    /// Scratch for the slope·pre-activation product (no allocation per entry).
+    pub(super) tmp: T,
+    /// log(nL) at the last evaluation (log-domain path only, see `direct`).
+    pub(super) lse: T,
+    /// Whether the last [`FlowSystem::prepare`] took the direct path ([`FlowSystem::direct_weights`]):
+    /// then `sum_l` = Σ_k ℓ(q_k) = nL holds the loss and `lse` is not computed.
+    pub(super) direct: bool,
+    /// Σ_k ℓ(q_k) at the last evaluation (direct path).
+    pub(super) sum_l: T,
+    /// n as a scalar.
+    pub(super) n_t: T,
+    /// Scratch of the direct loss terms (no allocation per evaluation).
+    pub(super) dscratch: DirectScratch<T>,
+    /// Scratch: one loss value ℓ(q_i), then 1/Σ_k ℓ(q_k).
+    pub(super) tmp2: T,
+    pub(super) ln_n: T,
+    pub(super) one: T,
+    pub(super) mid: T,
+    /// Jacobian pieces at the last state asked for by [`OdeSystem::solve_shifted`].
+    pub(super) jac: Option<Box<JacobianCache<T>>>,
+}
+
+/// The pieces of J = ∂f/∂y at one state and one set of modes (see [`FlowSystem::solve_shifted`]).
+#[derive(Clone)]
+pub(super) struct JacobianCache<T> {
+    /// The state (B, u) and the modes they belong to.
+    pub(super) y: Vec<T>,
+    pub(super) modes: Vec<Mode>,
+    /// Frozen slopes φ'(P_ji) (sliding entries: the clamped equivalent control).
+    pub(super) slope: Vec<T>,
+    /// Loss weights w_i = −ℓ'(q_i)/Σ_k ℓ(q_k).
+    pub(super) w: Vec<T>,
+    /// w_i·c_i with c_i = 1 − g_i = σ(q_i) (logistic) or 1 (exponential): J_w = −diag(dw) + w wᵀ.
+    pub(super) dw: Vec<T>,
+    /// du/ds.
+    pub(super) fu: T,
+    /// Q A (n×n): (QA)_ri = y_r y_i K_ir Σ_l a_l² s_lr s_li.
+    pub(super) qa: Mat<T>,
+}
+
+impl<'a, T: Real> FlowSystem<'a, T> {
+    /// The system with modes from the signs of the pre-activations at `b` (zero counts as +).
+    pub fn new(net: &'a Network<T>, b: &[T]) -> Self {
+        let prec = net.prec;
+        let mn = net.m * net.n;
+        let mut p = vec![T::zero(prec); mn];
+        net.preactivations_inplace(b, &mut p);
+        let modes = p
+            .iter()
+            .map(|v| if v.is_sign_negative() && *v != T::zero(prec) { Mode::Negative } else { Mode::Positive })
+            .collect();
+        FlowSystem {
+            net,
+            modes,
+            p,
+            slope: vec![T::zero(prec); mn],
+            q: vec![T::zero(prec); net.n],
+            log_l: vec![T::zero(prec); net.n],
+            log_nd: vec![T::zero(prec); net.n],
+            wy: vec![T::zero(prec); net.n],
+            sigma: vec![T::zero(prec); mn],
+            sigma_grad: vec![T::zero(prec); mn],
+            sigma_at_bound: vec![false; mn],
+            sigma_free: vec![T::zero(prec); mn],
+            tmp: T::zero(prec),
+            lse: T::zero(prec),
+            direct: false,
+            sum_l: T::zero(prec),
+            n_t: T::from_f64(net.n as f64, prec),
+            dscratch: DirectScratch::new(prec),
+            tmp2: T::zero(prec),
+            ln_n: T::from_f64(net.n as f64, prec).ln(),
+            one: T::one(prec),
+            mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
+            jac: None,
+        }
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network<T> {
+        self.net
+    }
+
+    /// Number of pre-activations currently in a sliding mode.
+    pub fn sliding_count(&self) -> usize {
+        self.modes.iter().filter(|m| m.pinned()).count()
+    }
+
+    /// Pre-activations, slopes, margins, log-loss terms, log(nL) and the signed weights w_i y_i
+    /// at B; then the equivalent controls of sliding entries.
+    pub(super) fn prepare(&mut self, b: &[T]) {
+        let net = self.net;
+        let (m, n) = (net.m, net.n);
+        net.preactivations_inplace(b, &mut self.p);
+        let mut any_sliding = false;
+        let all_tracked = self.modes.iter().all(|&md| md == Mode::Positive || md == Mode::Negative);
+        if all_tracked {
+            // Common case, without a data-dependent branch per entry (modes are mixed at random
+            // early on, and mispredictions then cost as much as the B K product).
+            for (sv, &md) in self.slope.iter_mut().zip(&self.modes) {
+                sv.assign(if md == Mode::Positive { &self.one } else { &net.gamma });
+            }
+        } else {
+            for idx in 0..m * n {
+                let s = match self.modes[idx] {
+                    Mode::Positive => &self.one,
+                    Mode::Negative => &net.gamma,
+                    Mode::Sliding | Mode::Held => {
+                        any_sliding = true;
+                        &self.mid
+                    }
+                    Mode::Live => {
+                        if self.p[idx].is_sign_negative() {
+                            &net.gamma
+                        } else {
+                            &self.one
+                        }
+                    }
+                };
+                self.slope[idx].assign(s);
+            }
+        }
+        // q_i = y_i Σ_j a_j (slope_ji P_ji), summed over j in order; rows of P and slope are
+        // walked contiguously (j outer), which gives the same sums as a column walk.
+        for q in self.q.iter_mut() {
+            q.assign_f64(0.0);
+        }
+        let tmp = &mut self.tmp;
+        for j in 0..m {
+            let aj = &net.a[j];
+            let rows = self.p[j * n..(j + 1) * n].iter().zip(&self.slope[j * n..(j + 1) * n]);
+            for (q, (pv, sv)) in self.q.iter_mut().zip(rows) {
+                // t = slope·P (IEEE multiplication commutes: same value as slope * p).
+                tmp.assign_mul(pv, sv);
+                q.add_mul_mut(aj, tmp);
+            }
+        }
+        for (q, yi) in self.q.iter_mut().zip(&net.y) {
+            *q *= yi;
+        }
+        self.direct = self.direct_weights();
+        if !self.direct {
+            for i in 0..n {
+                let (log_l, log_nd) = net.loss.log_value_and_log_neg_derivative(&self.q[i]);
+                self.log_l[i] = log_l;
+                self.log_nd[i] = log_nd;
+            }
+            self.lse = log_sum_exp(&self.log_l);
+            for i in 0..n {
+                // w_i y_i with w_i = exp(log(−ℓ'(q_i)) − log(nL)).
+                let mut wi = (self.log_nd[i].clone() - &self.lse).exp();
+                wi *= &net.y[i];
+                self.wy[i] = wi;
+            }
+        }
+        if any_sliding {
+            self.minimal_norm_controls();
+        }
+    }
+
+    /// Above 53 bits, w_i y_i and nL from the direct loss terms: w_i = −ℓ'(q_i)/Σ_k ℓ(q_k),
+    /// nL = Σ_k ℓ(q_k) (kept in `sum_l`; its logarithm is never needed by the right-hand side,
+    /// see [`FlowSystem::du_ds_into`]): the same mathematics as the log-domain path with n
+    /// instead of 5n + 1 transcendental evaluations (they dominate a right-hand side at high
+    /// precision), and no allocation. MPFR's exponent range holds e^{−|q|} for
+    /// |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for f64, returns false and the log-domain
+    /// path runs.
+    pub(super) fn direct_weights(&mut self) -> bool {
+        let net = self.net;
+        if net.prec <= 53 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > DIRECT_RANGE) {
+            return false;
+        }
+        self.sum_l.assign_f64(0.0);
+        for i in 0..net.n {
+            net.loss.value_and_neg_derivative_direct_inplace(
+                &self.q[i],
+                &mut self.tmp2,
+                &mut self.wy[i],
+                &mut self.dscratch,
+            );
+            self.sum_l += &self.tmp2;
+        }
+        // w_i y_i = (−ℓ'(q_i))·(1/Σℓ)·y_i: one division.
+        self.tmp2.assign(&self.one);
+        self.tmp2 /= &self.sum_l;
+        for (wy, yi) in self.wy.iter_mut().zip(&net.y) {
+            *wy *= &self.tmp2;
+            *wy *= yi;
+        }
+        true
+    }
+
+    /// du/ds = exp(−u − log L) = n e^{−u}/(nL) at the prepared state, into `out` without
+    /// allocation: on the direct path (and |u| ≤ [`DIRECT_RANGE`], so that e^{−u} is in range)
+    /// one exponential, a multiplication and a division; otherwise from log(nL) (the log-domain
+    /// path's `lse`, or ln of the direct path's Σℓ).
+    pub(super) fn du_ds_into(&self, u: &T, out: &mut T) {
+        if self.direct && u.to_f64().abs() <= DIRECT_RANGE {
+            out.assign(u);
+            out.neg_mut();
+            out.exp_mut();
+            *out *= &self.n_t;
+            *out /= &self.sum_l;
+            return;
+        }
+        if self.direct {
+            out.assign(&self.sum_l);
+            out.ln_mut();
+        } else {
+            out.assign(&self.lse);
+        }
+        // log L = log(nL) − log n; u + log L; exp(−(u + log L)).
+        *out -= &self.ln_n;
+        *out += u;
+        out.neg_mut();
+        out.exp_mut();
+    }
+
+    /// For each row with pinned entries, σ on the pinned set by the minimal-norm box QP (see the
+    /// type's doc), into `slope`, `sigma`, `sigma_grad` and `sigma_at_bound`.
+    pub(super) fn minimal_norm_controls(&mut self) {
+        let net = self.net;
+        let (m, n) = (net.m, net.n);
+        for j in 0..m {
+            let set: Vec<usize> = (0..n).filter(|&i| self.modes[j * n + i].pinned()).collect();
+            if !set.is_empty() {
+                self.solve_row(j, &set);
+            }
+        }
+    }
+
+    /// The minimal-norm σ of row j on the pinned set `set` (other entries at their slopes).
+    fn solve_row(&mut self, j: usize, set: &[usize]) {
+        let net = self.net;
+        let (n, p) = (net.n, net.prec);
+        let k = set.len();
+        let mut pinned = vec![false; n];
+        for &i in set {
+            pinned[i] = true;
+        }
+        let mut h = Vec::with_capacity(k * k);
+        let mut g = vec![T::zero(p); k];
+        for &i in set {
+            for &l in set {
+                h.push(self.wy[i].clone() * net.k_mat.at(i, l) * &self.wy[l]);
+            }
+        }
+        for (r, &i) in set.iter().enumerate() {
+            let mut acc = T::zero(p);
+            for l in (0..n).filter(|&l| !pinned[l]) {
+                let v = self.wy[l].clone() * &self.slope[j * n + l];
+                acc.add_mul_mut(&v, net.k_mat.at(i, l));
+            }
+            g[r] = acc * &self.wy[i];
+        }
+        let start = vec![self.mid.clone(); k];
+        let tol = 1e3 * k as f64 * T::epsilon(p).to_f64();
+        let sol = boxqp::solve_box_qp(&h, &g, &net.gamma, &self.one, &start, tol);
+        for (r, &i) in set.iter().enumerate() {
+            let idx = j * n + i;
+            self.slope[idx].assign(&sol.x[r]);
+            self.sigma[idx].assign(&sol.x[r]);
+            self.sigma_grad[idx].assign(&sol.gradient[r]);
+            // A bound entry whose multiplier is round-off stays pinned (its margin is 0).
+            let at_bound = sol.side[r] != BoxSide::Free;
+            let noise = sol.gradient[r].abs().to_f64() <= tol * sol.gradient_scale[r].to_f64();
+            self.sigma_at_bound[idx] = at_bound;
+            if at_bound && noise {
+                self.sigma_grad[idx].assign_f64(0.0);
+            }
+            let hrr = &h[r * k + r];
+            let mut free = sol.x[r].clone();
+            if hrr.sign() == Some(std::cmp::Ordering::Greater) {
+                free -= &(self.sigma_grad[idx].clone() / hrr);
+            }
+            self.sigma_free[idx] = free;
+        }
+    }
+
+    /// Switching function of a pinned entry: min(σ_free − γ, 1 − σ_free), continuous, negative
+    /// exactly when the entry must leave ([`Mode::Held`]: plus [`HELD_SLACK`]).
+    pub(super) fn sliding_margin(&self, k: usize) -> T {
+        let lo = self.sigma_free[k].clone() - &self.net.gamma;
+        let hi = self.one.clone() - &self.sigma_free[k];
+        let mut m = lo.min_of(&hi);
+        if self.modes[k] == Mode::Held {
+            m += &T::from_f64(HELD_SLACK, self.net.prec);
+        }
+        m
+    }
+
+    /// The side a pinned entry leaves to when its σ_ji reaches a bound of [γ, 1]. The box QP's
+    /// multiplier there has the sign of a_j y_i dP_ji/ds (its gradient is w_i y_i (Kv)_i with
+    /// dP_ji/ds = a_j (Kv)_i), and the KKT conditions fix it: at γ, ∂ ≥ 0; at 1, ∂ ≤ 0. So an entry
+    /// with a_j y_i < 0 (the attracting kind: both sides push back towards 0) leaves to the side
+    /// of its bound (γ: negative, 1: positive), one with a_j y_i > 0 to the other side. The rule
+    /// reads only signs of data, never a rate that is zero up to round-off where σ meets the bound.
+    fn leaving_mode(&self, k: usize) -> Mode {
+        let n = self.net.n;
+        let attracting = (self.net.a[k / n].clone() * &self.net.y[k % n]).is_sign_negative();
+        let at_upper = self.sigma_free[k] >= self.mid;
+        if at_upper == attracting {
+            Mode::Positive
+        } else {
+            Mode::Negative
+        }
+    }
+
+    /// After a mode change in row j: pinned entries whose σ is at a bound with a nonzero
+    /// multiplier leave (on the side they move to), until the row's selection is consistent.
+    fn settle_row(&mut self, j: usize, y: &[T]) {
+        let n = self.net.n;
+        let mn = self.net.m * n;
+        for _ in 0..=n {
+            self.prepare(&y[..mn]);
+            let zero = T::zero(self.net.prec);
+            let leaving: Vec<usize> =
+                (j * n..(j + 1) * n).filter(|&k| self.modes[k].pinned() && self.sliding_margin(k) < zero).collect();
+            if leaving.is_empty() {
+                return;
+            }
+            let sides: Vec<Mode> = leaving.iter().map(|&k| self.leaving_mode(k)).collect();
+            for (&k, md) in leaving.iter().zip(sides) {
+                self.modes[k] = md;
+            }
+        }
+    }
+}
+
+impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
+    fn dim(&self) -> usize {
+        self.net.m * self.net.n + 1
+    }
+
+    fn eval_inplace(&mut self, _s: &T, y: &[T], dy: &mut [T]) {
+        let net = self.net;
+        let (m, n) = (net.m, net.n);
+        self.prepare(&y[..m * n]);
+        // dB_ji/ds = a_j φ'(P_ji) w_i y_i, row by row (contiguous).
+        for j in 0..m {
+            let aj = &net.a[j];
+            let out = dy[j * n..(j + 1) * n].iter_mut().zip(&self.slope[j * n..(j + 1) * n]);
+            for ((v, sv), wy) in out.zip(&self.wy) {
+                v.assign_mul(aj, sv);
+                *v *= wy;
+            }
+        }
+        // du/ds = exp(−u − log L).
+        self.du_ds_into(&y[m * n], &mut dy[m * n]);
+    }
+
+    fn num_switches(&self) -> usize {
+        self.net.m * self.net.n
+    }
+
+    fn switch_value(&mut self, k: usize, _s: &T, y: &[T]) -> T {
+        let net = self.net;
+        let n = net.n;
+        if self.modes[k].pinned() {
+            self.prepare(&y[..net.m * n]);
+            return self.sliding_margin(k);
+        }
+        let (j, i) = (k / n, k % n);
+        let mut v = net.p0.data[k].clone();
+        for l in 0..n {
+            v.add_mul_mut(&y[j * n + l], net.k_mat.at(l, i));
+        }
+        v
+    }
+
+    fn switch_values_inplace(&mut self, _s: &T, y: &[T], g: &mut [T]) {
+        let mn = self.net.m * self.net.n;
+        if self.modes.iter().any(|m| m.pinned()) {
+            self.prepare(&y[..mn]);
+            for k in 0..mn {
+                if self.modes[k].pinned() {
+                    g[k] = self.sliding_margin(k);
+                } else {
+                    g[k].assign(&self.p[k]);
+                }
+            }
+        } else {
+            self.net.preactivations_inplace(&y[..mn], g);
+        }
+    }
+
+    fn mode(&self, k: usize) -> i8 {
+        self.modes[k].side()
+    }
+
+    /// A pinned entry whose switching function crossed leaves on the side it moves to. A crossing
+    /// P_ji = 0 is pinned when the row's minimal-norm selection with P_ji added puts σ_ji strictly
+    /// inside [γ, 1]; else it continues on the side it moves to. Then the row is settled (see
+    /// [`FlowSystem::settle_row`]).
+    fn flip(&mut self, k: usize, _s: &T, y: &[T]) {
+        let n = self.net.n;
+        let mn = self.net.m * n;
+        let j = k / n;
+        if self.modes[k].pinned() {
+            self.prepare(&y[..mn]);
+            self.modes[k] = self.leaving_mode(k);
+        } else {
+            let before = self.modes[k];
+            self.modes[k] = Mode::Sliding;
+            self.prepare(&y[..mn]);
+            if self.sliding_margin(k) < T::zero(self.net.prec) {
+                self.modes[k] = self.leaving_mode(k);
+                if self.modes[k] == before {
+                    // It touched 0 and turns back: a crossing all the same, to the other side,
+                    // unless the rate says otherwise at the next step.
+                    self.modes[k] = if before == Mode::Positive { Mode::Negative } else { Mode::Positive };
+                }
+            }
+        }
+        self.settle_row(j, y);
+    }
+
+    fn untrack(&mut self, k: usize) {
+        self.modes[k] = Mode::Live;
+    }
+
+    /// P_ji reads row j of B; a sliding entry's switching function (its equivalent control)
+    /// reads the whole state.
+    fn switch_support(&self, k: usize) -> std::ops::Range<usize> {
+        let n = self.net.n;
+        if self.modes[k].pinned() {
+            return 0..self.net.m * n + 1;
+        }
+        k / n * n..(k / n + 1) * n
+    }
+
+    /// A switch that keeps flipping at one point is a tangency: P_ji ≈ 0 with dP_ji/ds ≈ 0 on the
+    /// side it leaves to, so round-off decides each crossing. It is held at 0 ([`Mode::Held`])
+    /// until its free σ is clearly outside [γ, 1], instead of being stepped over by its live sign
+    /// (which grinds the step-size control); the count is reported as `released`.
+    fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
+        self.modes[k] = Mode::Held;
+    }
+
+    /// (I − cJ) x = rhs by Woodbury in n×n, see [`FlowSystem::shifted_solve_inplace`].
+    fn solve_shifted(&mut self, _s: &T, y: &[T], c: &T, rhs: &mut [T]) -> bool {
+        self.shifted_solve_inplace(y, c, rhs)
+    }
+}
