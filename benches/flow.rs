@@ -15,10 +15,11 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use marginflow::flow::checkpoint::Checkpoint;
-use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, FlowSystem};
+use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, FlowSystem, TrajectoryRow};
 use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
-use marginflow_solvers::rk::{Control, Horizon, Integrator, IntegratorSettings, IntegratorState, Observer, OdeSystem};
+use marginflow_solvers::ode::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::Real;
 use std::hint::black_box;
@@ -85,7 +86,7 @@ fn flow_step(c: &mut Criterion) {
 struct Quiet;
 
 impl FlowObserver for Quiet {
-    fn row(&mut self, _: &serde_json::Value) -> marginflow::Result<()> {
+    fn row(&mut self, _: &TrajectoryRow) -> marginflow::Result<()> {
         Ok(())
     }
     fn checkpoint_due(&mut self) -> bool {
@@ -113,7 +114,7 @@ fn flow_to_horizon(c: &mut Criterion) {
     g.bench_function("log10 t = 100, n=10 d=1000 m=8", |b| {
         b.iter(|| {
             let out = flow::run(&data, &settings, None, false, &mut Quiet).expect("flow");
-            black_box(out.summary.fields.len())
+            black_box(out.summary.statistics.accepted)
         })
     });
     g.finish();

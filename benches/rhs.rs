@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use marginflow::flow::FlowSystem;
 use marginflow::model::data::{generate, DataKind, GenSettings};
 use marginflow::model::network::{ModelSettings, Network};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::OdeSystem;
 use marginflow_solvers::Real;
 use std::hint::black_box;
 

@@ -1,5 +1,5 @@
-//! Errors of the `marginflow` library. Each variant names the file, line or flag at fault so the
-//! binary can print it in one line and exit with status 2.
+//! Errors of the `marginflow` library. Each variant names the file, line or setting at fault so
+//! the binary can print it in one line (a setting as its flag) and exit with status 2.
 
 use std::path::PathBuf;
 use thiserror::Error;
@@ -25,11 +25,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A setting or flag is out of range or conflicts with another.
-    #[error("{flag}: {reason}")]
+    /// A setting is out of range or conflicts with another. `setting` is the field's name in
+    /// the settings structs (`rtol`, `until_log10_time`, `generate.n` style keys are added by
+    /// the scenario loader); the binary shows it as its flag (`--rtol`).
+    #[error("{setting}: {reason}")]
     BadSetting {
-        /// The flag or scenario key.
-        flag: String,
+        /// The setting, by its field name.
+        setting: String,
         /// What is wrong.
         reason: String,
     },
@@ -55,9 +57,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// A `BadSetting` for `flag`.
-    pub fn setting(flag: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::BadSetting { flag: flag.into(), reason: reason.into() }
+    /// A `BadSetting` for the setting named `setting` (a field name, not a flag).
+    pub fn setting(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BadSetting { setting: setting.into(), reason: reason.into() }
     }
     /// An `Io` error for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -40,9 +40,9 @@ enum Command {
     /// Run full-batch gradient descent.
     #[command(after_help = EXIT_STATUS)]
     Descent(cli::descent::DescentArgs),
-    /// Run the cartesian product of comma-listed options in parallel.
+    /// Grids of runs: local (flow, descent, validate) or planned, sharded, merged and submitted to Slurm.
     #[command(after_help = EXIT_STATUS)]
-    Sweep(cli::sweep::SweepArgs),
+    Sweep(cli::sweep::SweepCommand),
     /// Check the theorem's claims on scenario files (or the built-in suite) and write a report.
     #[command(after_help = EXIT_STATUS)]
     Validate(cli::validate::ValidateArgs),

@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::model::loss::log_sum_exp;
 use crate::model::network::Network;
 use marginflow_solvers::{linalg, Mat, Real};
+use serde::{Deserialize, Serialize};
 
 /// How many singular values a report lists (largest first).
 pub const REPORTED_SINGULAR_VALUES: usize = 8;
@@ -30,6 +31,139 @@ impl Num {
     pub fn f64(v: f64) -> Self {
         Num { value: if v.is_finite() { Some(v) } else { None }, decimal: None }
     }
+}
+
+impl Num {
+    /// The two JSON fields of a number: `name` (f64, null when not finite) and `name_decimal`
+    /// (all digits, present above 53 bits).
+    pub fn split(self) -> (Option<f64>, Option<String>) {
+        (self.value, self.decimal)
+    }
+}
+
+/// The two JSON fields of a list of numbers: `name` (f64 values, null where not finite) and
+/// `name_decimal` (all digits, present when any element has them, "" for those without).
+pub fn split_list(v: &[Num]) -> (Vec<Option<f64>>, Option<Vec<String>>) {
+    let values = v.iter().map(|x| x.value).collect();
+    let decimals = if v.iter().any(|x| x.decimal.is_some()) {
+        Some(v.iter().map(|x| x.decimal.clone().unwrap_or_default()).collect())
+    } else {
+        None
+    };
+    (values, decimals)
+}
+
+/// A working-precision value as its two JSON fields (see [`Num::split`]).
+pub fn num_fields<T: Real>(x: &T) -> (Option<f64>, Option<String>) {
+    Num::of(x).split()
+}
+
+/// Working-precision values as their two JSON fields (see [`split_list`]).
+pub fn list_fields<T: Real>(v: &[T]) -> (Vec<Option<f64>>, Option<Vec<String>>) {
+    split_list(&v.iter().map(Num::of).collect::<Vec<_>>())
+}
+
+/// A result struct as the JSON object the files hold: `serde_json::Value` objects keep their keys
+/// sorted, which is the key order of every JSON file and line marginflow writes.
+pub fn to_json_value<S: Serialize>(value: &S) -> serde_json::Value {
+    // Result structs hold numbers, strings, lists and string-keyed maps: serializing them into a
+    // Value cannot fail.
+    serde_json::to_value(value).expect("result structs serialize to JSON")
+}
+
+/// Reads a field that is present (null included) as `Some`: for `Option<Option<T>>` fields whose
+/// key may be absent (outer `None`, skipped when writing) or null (inner `None`, a non-finite value).
+pub fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// The numbers of one network state that flow and descent rows and summaries share (DESIGN §3).
+/// Each real number `x` is `x` (f64, null when not finite) plus `x_decimal` (all its digits,
+/// only above 53 bits).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateNumbers {
+    /// log10 of the mean loss L.
+    pub log10_loss: Option<f64>,
+    /// `log10_loss` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log10_loss_decimal: Option<String>,
+    /// ‖W‖_F.
+    pub frobenius_norm: Option<f64>,
+    /// `frobenius_norm` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frobenius_norm_decimal: Option<String>,
+    /// min_i q_i.
+    pub min_margin: Option<f64>,
+    /// `min_margin` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_margin_decimal: Option<String>,
+    /// min_i q_i / ‖W‖_F.
+    pub normalized_margin: Option<f64>,
+    /// `normalized_margin` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_margin_decimal: Option<String>,
+    /// The top [`REPORTED_SINGULAR_VALUES`] singular values of W, largest first.
+    pub singular_values: Vec<Option<f64>>,
+    /// `singular_values` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub singular_values_decimal: Option<Vec<String>>,
+    /// ‖W‖_F² / ‖W‖_2².
+    pub stable_rank: Option<f64>,
+    /// `stable_rank` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_rank_decimal: Option<String>,
+    /// σ3/σ1.
+    pub sigma3_over_sigma1: Option<f64>,
+    /// `sigma3_over_sigma1` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma3_over_sigma1_decimal: Option<String>,
+    /// Fraction of (j, i) with sign P_ji = sign(a_j) y_i.
+    pub pattern_agreement: f64,
+}
+
+impl StateNumbers {
+    /// The reported numbers of measured state.
+    pub fn of<T: Real>(sm: &StateMetrics<T>) -> Self {
+        let (log10_loss, log10_loss_decimal) = num_fields(&sm.log10_loss);
+        let (frobenius_norm, frobenius_norm_decimal) = num_fields(&sm.frobenius_norm);
+        let (min_margin, min_margin_decimal) = num_fields(&sm.min_margin);
+        let (normalized_margin, normalized_margin_decimal) = num_fields(&sm.normalized_margin);
+        let (singular_values, singular_values_decimal) = split_list(&top_singular_values(&sm.singular_values));
+        let (stable_rank, stable_rank_decimal) = num_fields(&sm.stable_rank);
+        let (sigma3_over_sigma1, sigma3_over_sigma1_decimal) = num_fields(&sm.sigma3_over_sigma1);
+        StateNumbers {
+            log10_loss,
+            log10_loss_decimal,
+            frobenius_norm,
+            frobenius_norm_decimal,
+            min_margin,
+            min_margin_decimal,
+            normalized_margin,
+            normalized_margin_decimal,
+            singular_values,
+            singular_values_decimal,
+            stable_rank,
+            stable_rank_decimal,
+            sigma3_over_sigma1,
+            sigma3_over_sigma1_decimal,
+            pattern_agreement: sm.pattern_agreement,
+        }
+    }
+}
+
+/// The problem's shape in reports: n points in d dimensions, width m.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Number of points.
+    pub n: usize,
+    /// Dimension.
+    pub d: usize,
+    /// Width.
+    pub m: usize,
 }
 
 /// Insert `name` (and `name_decimal` when present) into a JSON object.

@@ -15,7 +15,7 @@
 use marginflow::flow::FlowSystem;
 use marginflow::model::data::{generate, DataKind, GenSettings};
 use marginflow::model::network::{ModelSettings, Network};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::OdeSystem;
 use marginflow_solvers::Real;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -191,13 +191,13 @@ fn mpfr_rhs_allocates_only_inside_mpfr_exp() {
 /// Stops after a given number of observer calls (the first is at the start).
 struct StopAfter(usize);
 
-impl<T: Real, S: OdeSystem<T>> marginflow_solvers::rk::Observer<T, S> for StopAfter {
-    fn on_step(&mut self, _: &S, _: &marginflow_solvers::rk::IntegratorState<T>) -> marginflow_solvers::rk::Control {
+impl<T: Real, S: OdeSystem<T>> marginflow_solvers::ode::Observer<T, S> for StopAfter {
+    fn on_step(&mut self, _: &S, _: &marginflow_solvers::ode::IntegratorState<T>) -> marginflow_solvers::ode::Control {
         if self.0 == 0 {
-            return marginflow_solvers::rk::Control::Stop;
+            return marginflow_solvers::ode::Control::Stop;
         }
         self.0 -= 1;
-        marginflow_solvers::rk::Control::Continue
+        marginflow_solvers::ode::Control::Continue
     }
 }
 
@@ -214,7 +214,8 @@ struct StepWindow {
 /// `warm` warm-up steps, on the data (Gaussian n = 6, d = 300, seed 1; leak 0.5) at
 /// `width`, from W0 of scale 1e-3.
 fn allocations_per_step<T: Real>(prec: u32, width: usize, warm: usize, steps: usize) -> StepWindow {
-    use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState};
+    use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState};
+    use marginflow_solvers::rk::Integrator;
     use marginflow_solvers::tableau::Method;
     let data =
         generate(&GenSettings { kind: DataKind::Gaussian, n: 6, d: 300, seed: 1, ..Default::default() }).expect("data");

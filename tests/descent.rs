@@ -5,7 +5,8 @@
 use marginflow::descent::{self, DescentActivation, DescentSettings, DescentWorkspace, Kernel, NaturalFlow};
 use marginflow::model::data::{self, DataKind, Dataset, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::dopri5;
 use nalgebra::DMatrix;
 
@@ -111,7 +112,7 @@ fn ten_steps_match_full_gradient_descent_and_rank_drops_after_one_step() {
         let s = settings(act, 1e-7, 10);
         let w0 = s.model.initial_weights(data.d).unwrap();
         let a = s.model.outer_weights().unwrap();
-        let mut rows: Vec<serde_json::Value> = Vec::new();
+        let mut rows: Vec<descent::DescentRow> = Vec::new();
         let out = descent::run(&data, &s, true, &mut rows).unwrap();
         assert_eq!(out.status, descent::DescentStatus::Completed);
         let w = out.weights.unwrap();
@@ -121,7 +122,7 @@ fn ten_steps_match_full_gradient_descent_and_rank_drops_after_one_step() {
 
         // One row per step 0..=10; stable ranks checked against SVDs of the full W.
         assert_eq!(rows.len(), 11);
-        let sr: Vec<f64> = rows.iter().map(|r| r["stable_rank"].as_f64().unwrap()).collect();
+        let sr: Vec<f64> = rows.iter().map(|r| r.state.stable_rank.unwrap()).collect();
         let sr0_ref = stable_rank_full(&w0, 16, data.d);
         let w1_ref = reference_gd(&data, &a, &w0, 0.2, h, 0.05, 1);
         let sr1_ref = stable_rank_full(&w1_ref, 16, data.d);
@@ -137,9 +138,9 @@ fn ten_steps_match_full_gradient_descent_and_rank_drops_after_one_step() {
 fn default_scale_initialization_keeps_its_stable_rank() {
     let data = gaussian(20, 4000, 11);
     let s = settings(DescentActivation::Leaky, 1.0 / (4000f64).sqrt(), 10);
-    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let mut rows: Vec<descent::DescentRow> = Vec::new();
     descent::run(&data, &s, false, &mut rows).unwrap();
-    let sr: Vec<f64> = rows.iter().map(|r| r["stable_rank"].as_f64().unwrap()).collect();
+    let sr: Vec<f64> = rows.iter().map(|r| r.state.stable_rank.unwrap()).collect();
     assert!(sr[0] > 12.0, "{sr:?}");
     for v in &sr[1..] {
         assert!(*v > 0.8 * sr[0], "stable rank fell from {} to {v}", sr[0]);
@@ -164,7 +165,7 @@ fn gradient_descent_approaches_gradient_flow_at_first_order() {
     let mut state = IntegratorState::new(0.0, vec![0.0; dim]);
     let horizon = Horizon { s_end: Some(t_end), component_reaches: None };
     let status = integ.integrate(&mut sys, &mut state, &horizon, &mut ());
-    assert_eq!(status, marginflow_solvers::rk::Status::Reached);
+    assert_eq!(status, marginflow_solvers::ode::Status::Reached);
     let b_gf = state.y.clone();
 
     let kern = Kernel::new(act, 53);
@@ -284,8 +285,8 @@ fn sweep_is_a_cartesian_product_independent_of_thread_count() {
         ..Default::default()
     };
     let direct = descent::run(&data, &s, false, &mut Vec::new()).unwrap();
-    assert_eq!(row["summary"]["stable_rank"], direct.summary["stable_rank"]);
-    assert_eq!(row["summary"]["log10_loss"], direct.summary["log10_loss"]);
+    assert_eq!(row["summary"]["stable_rank"].as_f64(), direct.summary.last.state.stable_rank);
+    assert_eq!(row["summary"]["log10_loss"].as_f64(), direct.summary.last.state.log10_loss);
 }
 
 #[test]
@@ -293,11 +294,11 @@ fn a_step_size_far_too_large_ends_as_diverged_with_the_last_good_state() {
     let data = gaussian(12, 300, 1);
     let mut s = settings(DescentActivation::Leaky, 1e-3, 50);
     s.step_size = 1e306;
-    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let mut rows: Vec<descent::DescentRow> = Vec::new();
     let out = descent::run(&data, &s, false, &mut rows).unwrap();
     let descent::DescentStatus::Diverged { step } = out.status else { panic!("{:?}", out.status) };
-    assert_eq!(out.summary["status"], "diverged");
-    assert_eq!(out.summary["step"].as_u64().unwrap() + 1, step);
+    assert_eq!(out.summary.status, "diverged");
+    assert_eq!(out.summary.last.step + 1, step);
     assert!(out.coefficients.iter().all(|v| v.abs() <= descent::DIVERGENCE_BOUND));
-    assert!(out.summary["stable_rank"].as_f64().unwrap().is_finite());
+    assert!(out.summary.last.state.stable_rank.unwrap().is_finite());
 }

@@ -6,7 +6,8 @@
 use marginflow::flow::FlowSystem;
 use marginflow::model::data::{generate, DataKind, Dataset, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState, OdeSystem};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::dopri5;
 use ode_solvers::{DVector, Dopri5, OutputType, System};
 use rand::SeedableRng;

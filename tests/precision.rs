@@ -52,9 +52,10 @@ mod mpfr {
     use super::*;
     use marginflow::flow::checkpoint::Checkpoint;
     use marginflow::flow::FlowSettings;
-    use marginflow_solvers::rk::{
-        Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Statistics, Status,
+    use marginflow_solvers::ode::{
+        Horizon, IntegratorSettings, IntegratorState, OdeSystem, Statistics, Status, Switching,
     };
+    use marginflow_solvers::rk::Integrator;
     use marginflow_solvers::tableau::{dopri5, verner98, Tableau, DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_D, DOPRI5_E};
     use marginflow_solvers::Real;
     use rug::Float;
@@ -183,6 +184,7 @@ mod mpfr {
             dy[0] *= &y[0];
         }
     }
+    impl Switching<Float> for Riccati {}
 
     /// Global error at s = 1 with fixed steps 1/steps (tolerances so loose that every step is
     /// accepted at the forced size).

@@ -9,7 +9,8 @@ use marginflow::model::loss::Loss;
 use marginflow::model::network::{Init, ModelSettings, Network};
 use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::linalg;
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, OdeSystem, Status};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState, OdeSystem, ShiftedSolve, Status};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::dopri5;
 use marginflow_solvers::Mat;
 

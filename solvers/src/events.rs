@@ -1,11 +1,11 @@
-//! Switching events and component horizons on an accepted step, shared by the integrators of
-//! [`crate::rk`] and [`crate::extrapolation`].
+//! Switching events and component horizons on an accepted step: where inside it the step ends,
+//! for the loop of [`crate::driver`] that every integrator shares.
 //!
 //! After a step from (s0, y0) of size h has been accepted, the integrator asks where inside it the
 //! step must be cut. The state at s0 + θh, θ ∈ [0, 1], is supplied by the integrator as a closure
 //! `state_at(sys, θ, range, out)` writing components `range` into `out`: the continuous extension
 //! of the step (Dormand–Prince) or a re-step of size θh from (s0, y0) (extrapolation). Root
-//! finding for switch k asks only for its support ([`OdeSystem::switch_support`]). Every function
+//! finding for switch k asks only for its support ([`Switching::switch_support`]). Every function
 //! here calls it in a fixed order, so the integrators' results and work counters do not depend on
 //! which of them drives the search.
 //!
@@ -15,14 +15,14 @@
 //!   shrinking the bracket to [0, θ_k] while another tracked switch has already crossed at θ_k.
 //! - A component horizon y_c ≥ target is located the same way inside [0, θ_cut].
 //! - The same switch flipping again after less than 1/100 of a step counts as chatter; after
-//!   `chatter_limit` flips in a row it is released ([`OdeSystem::release`]).
+//!   `chatter_limit` flips in a row it is released ([`Switching::release`]).
 
-use crate::rk::{Horizon, IntegratorSettings, IntegratorState, OdeSystem, Status};
+use crate::ode::{Horizon, IntegratorState, Switching};
 use crate::scalar::Real;
 use std::ops::Range;
 
 /// Whether tracked switch k has crossed at switching values `g`: mode_k·g_k < 0.
-pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize) -> bool {
+pub(crate) fn crossed<T: Real, S: Switching<T>>(sys: &S, g: &[T], k: usize) -> bool {
     use std::cmp::Ordering::{Greater, Less};
     match sys.mode(k) {
         0 => false,
@@ -32,7 +32,7 @@ pub(crate) fn crossed<T: Real, S: OdeSystem<T>>(sys: &S, g: &[T], k: usize) -> b
 }
 
 /// Stop tracking every switch (events off): the system then follows the live signs.
-pub(crate) fn untrack_all<T: Real, S: OdeSystem<T>>(sys: &mut S) {
+pub(crate) fn untrack_all<T: Real, S: Switching<T>>(sys: &mut S) {
     for k in 0..sys.num_switches() {
         if sys.mode(k) != 0 {
             sys.untrack(k);
@@ -151,7 +151,7 @@ pub(crate) fn step_end<T, S, F>(
 ) -> StepEnd<T>
 where
     T: Real,
-    S: OdeSystem<T>,
+    S: Switching<T>,
     F: FnMut(&mut S, &T, Range<usize>, &mut [T]),
 {
     let p = prec;
@@ -238,7 +238,7 @@ where
 /// count it, release it after `chatter_limit` flips in a row at one point (each with θ < 1/100),
 /// and set the next step to max(h_new, θh).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record_event<T: Real, S: OdeSystem<T>>(
+pub(crate) fn record_event<T: Real, S: Switching<T>>(
     sys: &mut S,
     state: &mut IntegratorState<T>,
     prec: u32,
@@ -270,74 +270,11 @@ pub(crate) fn record_event<T: Real, S: OdeSystem<T>>(
     state.h = hnew.max_of(&(h * &theta));
 }
 
-/// Before a step from `state`: `Some(Reached)` when s ≥ s_end, `Some(MaxSteps)` when
-/// `max_steps` attempts have been made since `start_steps`, else `None`.
-pub(crate) fn limit_reached<T: Real>(
-    settings: &IntegratorSettings,
-    horizon: &Horizon<T>,
-    state: &IntegratorState<T>,
-    start_steps: u64,
-) -> Option<Status> {
-    if let Some(se) = &horizon.s_end {
-        if state.s >= *se {
-            return Some(Status::Reached);
-        }
-    }
-    if let Some(max) = settings.max_steps {
-        if state.stats.accepted + state.stats.rejected - start_steps >= max {
-            return Some(Status::MaxSteps);
-        }
-    }
-    None
-}
-
-/// The step to try from `state`, written into `h`: h = min(state.h, max_step), replaced by
-/// s_end − s when 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A
-/// step h ≤ 16ε|s| (`eps16` = 16ε) is `Err(StepSizeUnderflow)`. `tmp` and `tmp2` are scratch:
-/// nothing is allocated.
-pub(crate) fn step_to_try<T: Real>(
-    settings: &IntegratorSettings,
-    horizon: &Horizon<T>,
-    state: &IntegratorState<T>,
-    eps16: &T,
-    h: &mut T,
-    tmp: &mut T,
-    tmp2: &mut T,
-) -> Result<bool, Status> {
-    h.assign(&state.h);
-    if let Some(hm) = settings.max_step {
-        tmp.assign_f64(hm);
-        if *tmp < *h {
-            h.assign(tmp);
-        }
-    }
-    let mut hits_end = false;
-    if let Some(se) = &horizon.s_end {
-        // tmp = s_end − s, tmp2 = 1.01·h.
-        tmp.assign(se);
-        *tmp -= &state.s;
-        tmp2.assign_f64(1.01);
-        *tmp2 *= &*h;
-        if *tmp2 >= *tmp {
-            h.assign(tmp);
-            hits_end = true;
-        }
-    }
-    // Floor 16ε·|s|.
-    tmp.assign(&state.s);
-    tmp.abs_mut();
-    *tmp *= eps16;
-    if *h <= *tmp || h.sign() != Some(std::cmp::Ordering::Greater) {
-        return Err(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
-    }
-    Ok(hits_end)
-}
-
 /// What [`step_end`] needs to know about the end s1 = s0 + h of an accepted step with state y1:
 /// the switching values there, written into `g` (when events are located), and the component
 /// horizon (c, target) with whether y1_c ≥ target.
 #[allow(clippy::type_complexity)]
-pub(crate) fn end_values<'a, T: Real, S: OdeSystem<T>>(
+pub(crate) fn end_values<'a, T: Real, S: Switching<T>>(
     sys: &mut S,
     events: bool,
     horizon: &'a Horizon<T>,
@@ -351,5 +288,184 @@ pub(crate) fn end_values<'a, T: Real, S: OdeSystem<T>>(
         (Some(&*g), reaches)
     } else {
         (None, reaches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Event location on closure interpolants (no integrator, no network), as diffsol's
+    //! `nonlinear_solver/root.rs` tests its root finder: known roots of polynomials and a sine.
+    use super::*;
+    use crate::ode::OdeSystem;
+
+    /// y(θ) given by one function per component; switch k reads component k alone.
+    struct Components {
+        modes: Vec<i8>,
+    }
+    impl OdeSystem<f64> for Components {
+        fn dim(&self) -> usize {
+            self.modes.len()
+        }
+        fn eval_inplace(&mut self, _s: &f64, _y: &[f64], _dy: &mut [f64]) {
+            unreachable!("event location never evaluates the right-hand side")
+        }
+    }
+    impl Switching<f64> for Components {
+        fn num_switches(&self) -> usize {
+            self.modes.len()
+        }
+        fn switch_value(&mut self, k: usize, _s: &f64, y: &[f64]) -> f64 {
+            y[k]
+        }
+        fn mode(&self, k: usize) -> i8 {
+            self.modes[k]
+        }
+        fn switch_support(&self, k: usize) -> Range<usize> {
+            k..k + 1
+        }
+    }
+
+    type Curve = fn(f64) -> f64;
+
+    /// The closure interpolant of `curves`: component i at θ is curves[i](θ).
+    fn interpolant(curves: &[Curve]) -> impl FnMut(&mut Components, &f64, Range<usize>, &mut [f64]) + '_ {
+        move |_, theta, range, out| {
+            for i in range {
+                out[i] = curves[i](*theta);
+            }
+        }
+    }
+
+    fn start(curves: &[Curve]) -> Vec<f64> {
+        curves.iter().map(|c| c(0.0)).collect()
+    }
+
+    /// Round-off in θ allowed by `locate` at step start s and step h: 4ε·max(|s|/h, 1), plus one
+    /// rounding of the root itself.
+    fn tolerance(s: f64, h: f64) -> f64 {
+        4.0 * f64::EPSILON * (s.abs() / h).max(1.0) + f64::EPSILON
+    }
+
+    #[test]
+    fn locates_a_cubic_root_to_round_off() {
+        // g(θ) = (0.3 − θ)(θ + 1)(2 − θ): g(0) = 0.6 > 0, g(1) = −1.4, one root in (0, 1) at 0.3.
+        let curves: [Curve; 1] = [|t| (0.3 - t) * (t + 1.0) * (2.0 - t)];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert!((theta - 0.3).abs() <= tolerance(0.0, 1.0), "θ = {theta:e}, error {:e}", theta - 0.3);
+        // The returned end of the bracket is on the crossed side.
+        assert!(curves[0](theta) <= 0.0);
+    }
+
+    #[test]
+    fn locates_a_sine_root_to_round_off_in_s() {
+        // g(θ) = cos 3θ, root π/6; the step starts at s = 1000 with h = 1/2, so round-off in s is
+        // 2000 times round-off in θ.
+        let curves: [Curve; 1] = [|t| (3.0 * t).cos()];
+        let (s, h) = (1000.0, 0.5);
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &s, &y0, &h, 1.0, 0..1, |_, y| y[0]);
+        let root = std::f64::consts::PI / 6.0;
+        assert!((theta - root).abs() <= tolerance(s, h), "θ = {theta}, error {:e}", theta - root);
+        assert!(curves[0](theta) <= 0.0);
+    }
+
+    #[test]
+    fn a_root_at_the_end_of_the_bracket_is_found_there() {
+        // g(θ) = (1 − θ)(1 + θ²): the root is θ = 1 exactly, where g = 0 counts as crossed.
+        let curves: [Curve; 1] = [|t| (1.0 - t) * (1.0 + t * t)];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert_eq!(theta, 1.0);
+    }
+
+    #[test]
+    fn an_event_already_crossed_at_the_start_is_at_theta_zero() {
+        let curves: [Curve; 1] = [|t| -0.5 - t];
+        let mut sys = Components { modes: vec![1] };
+        let y0 = start(&curves);
+        let mut at = interpolant(&curves);
+        let theta = locate(&mut sys, &mut at, 53, &0.0, &y0, &1.0, 1.0, 0..1, |_, y| y[0]);
+        assert_eq!(theta, 0.0);
+    }
+
+    /// `step_end` on `curves` with switching values at θ = 1 from the curves themselves.
+    fn end_of_step(
+        sys: &mut Components,
+        curves: &[Curve],
+        reaches: Option<(usize, f64)>,
+        s0: f64,
+        h: f64,
+    ) -> StepEnd<f64> {
+        let y0 = start(curves);
+        let y1: Vec<f64> = curves.iter().map(|c| c(1.0)).collect();
+        let mut g = vec![0.0; sys.num_switches()];
+        sys.switch_values_inplace(&(s0 + h), &y1, &mut g);
+        let reaches = reaches.map(|(c, target)| (c, target, y1[c] >= target));
+        let reaches = reaches.as_ref().map(|(c, target, r)| (*c, target, *r));
+        step_end(sys, 53, &s0, &y0, &h, Some(&g), reaches, interpolant(curves))
+    }
+
+    #[test]
+    fn the_earliest_of_several_switches_is_found() {
+        // Roots: switch 0 at 0.7 (linear), switch 1 at 0.4 whose chord predicts 0.8 (so the
+        // search starts elsewhere and must shrink its bracket onto it), switch 2 at 0.55, switch 3
+        // (mode −1: crossed when g > 0) at 0.45, switch 4 untracked with a root at 0.1.
+        let curves: [Curve; 5] = [|t| 0.7 - t, |t| (0.4 - t) * (1.2 - t), |t| 0.55 - t, |t| t - 0.45, |t| 0.1 - t];
+        let mut sys = Components { modes: vec![1, 1, 1, -1, 0] };
+        match end_of_step(&mut sys, &curves, None, 0.0, 1.0) {
+            StepEnd::Event { theta, switch, s, y } => {
+                assert_eq!(switch, 1);
+                assert!((theta - 0.4).abs() <= tolerance(0.0, 1.0), "θ = {theta}");
+                assert_eq!(s, theta);
+                let expect: Vec<f64> = curves.iter().map(|c| c(theta)).collect();
+                assert_eq!(y, expect);
+            }
+            _ => panic!("expected an event"),
+        }
+    }
+
+    #[test]
+    fn a_root_at_the_step_end_is_not_an_event_inside_it() {
+        // g(1) = 0 exactly: not crossed (mode·g < 0 is strict); the next step starts on it and
+        // locates it at θ = 0. A root just before the end is an event near θ = 1.
+        let curves: [Curve; 1] = [|t| 1.0 - t];
+        let mut sys = Components { modes: vec![1] };
+        assert!(matches!(end_of_step(&mut sys, &curves, None, 0.0, 1.0), StepEnd::Full));
+        let curves: [Curve; 1] = [|t| (1.0 - 2f64.powi(-30)) - t];
+        match end_of_step(&mut sys, &curves, None, 0.0, 1.0) {
+            StepEnd::Event { theta, switch: 0, .. } => {
+                let root = 1.0 - 2f64.powi(-30);
+                assert!((theta - root).abs() <= tolerance(0.0, 1.0), "θ = {theta}");
+            }
+            _ => panic!("expected an event"),
+        }
+    }
+
+    #[test]
+    fn a_horizon_before_the_first_event_ends_the_step_there() {
+        // Component 1 is not a switch (untracked) and reaches 1 at θ = 1/2 (y = 2θ); the
+        // switch crosses at 0.7: the step ends at the horizon, s = s0 + h/2.
+        let curves: [Curve; 2] = [|t| 0.7 - t, |t| 2.0 * t];
+        let mut sys = Components { modes: vec![1, 0] };
+        match end_of_step(&mut sys, &curves, Some((1, 1.0)), 2.0, 0.25) {
+            StepEnd::Terminal { s, y } => {
+                assert!((s - 2.125).abs() <= 4.0 * f64::EPSILON * 2.125, "s = {s}");
+                assert!(y[1] >= 1.0 && y[1] - 1.0 < 1e-14, "{y:?}");
+            }
+            _ => panic!("expected the horizon"),
+        }
+        // The switch now crosses at 0.3, before the horizon: an event, not the end.
+        let curves: [Curve; 2] = [|t| 0.3 - t, |t| 2.0 * t];
+        match end_of_step(&mut sys, &curves, Some((1, 1.0)), 2.0, 0.25) {
+            StepEnd::Event { theta, switch: 0, .. } => assert!((theta - 0.3).abs() <= tolerance(2.0, 0.25)),
+            _ => panic!("expected the event"),
+        }
     }
 }

@@ -37,15 +37,18 @@
 //! **Events.** As in [`crate::rk`], the right-hand side follows the system's modes. When an accepted
 //! step ends with mode_k·g_k < 0, the root is located in θ ∈ (0, 1] by the Illinois method, each
 //! evaluation being a full macro step of size θH from the same start (deterministic, full order;
-//! there is no continuous extension); the step is cut there and [`OdeSystem::flip`] is called.
+//! there is no continuous extension); the step is cut there and [`Switching::flip`] is called.
 //! Component horizons are located the same way. Every macro step starts from the state alone
 //! (no stage is carried over), so [`IntegratorState`] describes the integration completely and a
 //! resumed run is bit-identical to an uninterrupted one.
 
+use crate::driver::{self, Attempt, Stepper};
 use crate::error::SolverError;
-use crate::events;
-use crate::rk::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem, Statistics, Status};
+use crate::ode::{
+    Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem, ShiftedSolve, Statistics, Status, Switching,
+};
 use crate::scalar::Real;
+use std::ops::Range;
 
 /// Number of extrapolation columns k used at relative tolerance `rtol`:
 /// clamp(⌈−log10(rtol)/2⌉ + 2, 3, 12) (k = 7 at 1e-10, 12 at 1e-20 and below).
@@ -83,6 +86,8 @@ pub struct Extrapolation<T: Real> {
     ydense: Vec<T>,
     g: Vec<T>,
     solves: u64,
+    /// Whether `f0` = f(s, y) at the current state.
+    f0_valid: bool,
 }
 
 impl<T: Real> Extrapolation<T> {
@@ -121,6 +126,7 @@ impl<T: Real> Extrapolation<T> {
             ydense: z(),
             g: Vec::new(),
             solves: 0,
+            f0_valid: false,
         })
     }
 
@@ -165,7 +171,7 @@ impl<T: Real> Extrapolation<T> {
 
     /// One macro step of size h from (s0, y0) with `f0` = f(s0, y0) valid: `ynew` = T_{k,k},
     /// `yerr` = T_{k,k} − T_{k,k−1}.
-    fn extrapolate<S: OdeSystem<T>>(
+    fn extrapolate<S: ShiftedSolve<T>>(
         &mut self,
         sys: &mut S,
         stats: &mut Statistics,
@@ -239,7 +245,7 @@ impl<T: Real> Extrapolation<T> {
 
     /// y at s0 + θh by a full macro step of size θh from (s0, y0), into `ydense` (keeps `ynew`,
     /// `yerr`). θ = 0 gives y0.
-    fn restep<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T, theta: &T) {
+    fn restep<S: ShiftedSolve<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T, theta: &T) {
         if *theta <= T::zero(self.prec) {
             self.ydense.clone_from_slice(y0);
             return;
@@ -257,7 +263,7 @@ impl<T: Real> Extrapolation<T> {
 
     /// Initial step: `settings.initial_step`, else 0.01·‖y0‖/‖f0‖ in the scaled norm (1e-6 when
     /// either is tiny), capped by `max_step`.
-    fn initial_step(&self, y0: &[T]) -> T {
+    fn initial_step_guess(&self, y0: &[T]) -> T {
         let p = self.prec;
         if let Some(h0) = self.settings.initial_step {
             return T::from_f64(h0, p);
@@ -272,126 +278,123 @@ impl<T: Real> Extrapolation<T> {
         h
     }
 
+    /// 0.94·(0.65/err)^{1/k} (0 for a non-finite error).
+    fn factor(&self, error: f64) -> f64 {
+        if error.is_finite() {
+            0.94 * (0.65 / error.max(1e-300)).powf(1.0 / self.columns as f64)
+        } else {
+            0.0
+        }
+    }
+
     /// Integrate from `state` until the horizon, the step limit, or the observer stops.
     /// `state` is updated in place and can be checkpointed at any observer call.
-    pub fn integrate<S: OdeSystem<T>, O: Observer<T, S>>(
+    pub fn integrate<S: Switching<T> + ShiftedSolve<T>, O: Observer<T, S>>(
         &mut self,
         sys: &mut S,
         state: &mut IntegratorState<T>,
         horizon: &Horizon<T>,
         observer: &mut O,
     ) -> Status {
-        let p = self.prec;
-        let dim = sys.dim();
-        assert_eq!(state.y.len(), dim, "state dimension");
+        driver::integrate(self, sys, state, horizon, observer)
+    }
+}
+
+/// One macro step as a [`Stepper`]: f(s0, y0) is evaluated afresh at every step (nothing is
+/// carried over, so [`IntegratorState::first_stage`] stays empty), and the state inside a step is
+/// a re-step of size θH.
+impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation<T> {
+    fn settings(&self) -> &IntegratorSettings {
+        &self.settings
+    }
+
+    fn precision(&self) -> u32 {
+        self.prec
+    }
+
+    fn switch_scratch(&mut self) -> &mut Vec<T> {
+        &mut self.g
+    }
+
+    fn begin(&mut self, state: &mut IntegratorState<T>) {
         // The explicit pairs' first-stage cache does not apply to this method.
         state.first_stage = None;
-        let nsw = sys.num_switches();
-        self.g = vec![T::zero(p); nsw];
-        if !self.settings.events {
-            events::untrack_all(sys);
-        }
-        let expo = 1.0 / self.columns as f64;
-        let start_steps = state.stats.accepted + state.stats.rejected;
+        self.f0_valid = false;
+    }
 
-        if observer.on_step(sys, state) == Control::Stop {
-            return Status::Stopped;
-        }
-        let mut f0_valid = false;
-        let eps16 = T::epsilon(p) * &T::from_f64(16.0, p);
-        let (mut h_try, mut t1, mut t2) = (T::zero(p), T::zero(p), T::zero(p));
-        loop {
-            if let Some(status) = events::limit_reached(&self.settings, horizon, state, start_steps) {
-                return status;
-            }
-            if !f0_valid {
-                let mut f0 = std::mem::take(&mut self.f0);
-                Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut f0);
-                self.f0 = f0;
-                f0_valid = true;
-                if self.f0.iter().any(|v| !v.is_finite()) {
-                    return Status::NonFinite { s: state.s.to_f64() };
-                }
-            }
-            if state.h <= T::zero(p) {
-                state.h = self.initial_step(&state.y);
-            }
-            let hits_end =
-                match events::step_to_try(&self.settings, horizon, state, &eps16, &mut h_try, &mut t1, &mut t2) {
-                    Ok(hits_end) => hits_end,
-                    Err(status) => return status,
-                };
-            let h = h_try.clone();
-
-            let s0 = state.s.clone();
-            let y0 = std::mem::take(&mut state.y);
-            let outcome = self.extrapolate(sys, &mut state.stats, &s0, &y0, &h);
-            let err = match outcome {
-                Outcome::Done => self.norm(&self.yerr, &y0, &self.ynew),
-                _ => T::from_f64(f64::INFINITY, p),
-            };
-            let errf = err.to_f64();
-            // 0.94 (0.65/err)^{1/k}.
-            let fac = if errf.is_finite() { 0.94 * (0.65 / errf.max(1e-300)).powf(expo) } else { 0.0 };
-            if !(errf.is_finite() && errf <= 1.0) {
-                state.y = y0;
-                state.stats.rejected += 1;
-                let ratio = match outcome {
-                    Outcome::NonFinite => 0.2,
-                    Outcome::Done if errf.is_finite() => fac.clamp(0.1, 0.9),
-                    Outcome::Done => 0.2,
-                };
-                state.h = h * &T::from_f64(ratio, p);
-                state.last_rejected = true;
-                continue;
-            }
-            let mut hnew = h.clone() * &T::from_f64(fac.clamp(0.1, 4.0), p);
-            if state.last_rejected {
-                hnew = hnew.min_of(&h);
-            }
-            let new_err_old = T::from_f64(errf.max(1e-4), p);
-
-            // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
-            // horizon, located by re-steps of size θh.
-            let mut g = std::mem::take(&mut self.g);
-            let (g_end, reaches) =
-                events::end_values(sys, self.settings.events, horizon, &(s0.clone() + &h), &self.ynew, &mut g);
-            let stats = &mut state.stats;
-            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta, range, out| {
-                self.restep(sy, stats, &s0, &y0, &h, theta);
-                out[range.clone()].clone_from_slice(&self.ydense[range]);
-            });
-            self.g = g;
-            state.stats.accepted += 1;
-            state.err_old = new_err_old;
-            state.last_rejected = false;
-            f0_valid = false;
-            match end {
-                events::StepEnd::Terminal { s, y } => {
-                    state.s = s;
-                    state.y = y;
-                    state.h = hnew;
-                    let _ = observer.on_step(sys, state);
-                    return Status::Reached;
-                }
-                events::StepEnd::Event { theta, switch, s, y } => {
-                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, h, hnew);
-                }
-                events::StepEnd::Full => {
-                    state.s = if hits_end { horizon.s_end.clone().unwrap() } else { s0.clone() + &h };
-                    state.y = std::mem::take(&mut self.ynew);
-                    self.ynew = y0;
-                    state.h = hnew;
-                    state.chatter = None;
-                }
-            }
-            if state.y.iter().any(|v| !v.is_finite()) {
-                return Status::NonFinite { s: state.s.to_f64() };
-            }
-            if observer.on_step(sys, state) == Control::Stop {
-                return Status::Stopped;
+    fn prepare(&mut self, sys: &mut S, state: &mut IntegratorState<T>) -> bool {
+        if !self.f0_valid {
+            let mut f0 = std::mem::take(&mut self.f0);
+            Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut f0);
+            self.f0 = f0;
+            self.f0_valid = true;
+            if self.f0.iter().any(|v| !v.is_finite()) {
+                return false;
             }
         }
+        true
+    }
+
+    fn initial_step(&mut self, _sys: &mut S, state: &mut IntegratorState<T>) -> T {
+        self.initial_step_guess(&state.y)
+    }
+
+    fn try_step(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Attempt {
+        let err = match self.extrapolate(sys, stats, s0, y0, h) {
+            Outcome::Done => self.norm(&self.yerr, y0, &self.ynew),
+            Outcome::NonFinite => T::from_f64(f64::INFINITY, self.prec),
+        };
+        let error = err.to_f64();
+        Attempt { error, accepted: error.is_finite() && error <= 1.0 }
+    }
+
+    /// H ← H·clamp(0.94 (0.65/err)^{1/k}, 0.1, 0.9); a non-finite error shrinks by 5.
+    fn reject_factor(&self, error: f64) -> f64 {
+        if error.is_finite() {
+            self.factor(error).clamp(0.1, 0.9)
+        } else {
+            0.2
+        }
+    }
+
+    /// H_new = H·clamp(0.94 (0.65/err)^{1/k}, 0.1, 4), at most H right after a rejection.
+    fn accepted_size(&mut self, h: &T, error: f64, state: &IntegratorState<T>, hnew: &mut T) {
+        let mut hn = h.clone() * &T::from_f64(self.factor(error).clamp(0.1, 4.0), self.prec);
+        if state.last_rejected {
+            hn = hn.min_of(h);
+        }
+        *hnew = hn;
+    }
+
+    fn solution(&self) -> &[T] {
+        &self.ynew
+    }
+
+    fn exchange_solution(&mut self, spare: Vec<T>) -> Vec<T> {
+        std::mem::replace(&mut self.ynew, spare)
+    }
+
+    fn state_at(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s0: &T,
+        y0: &[T],
+        h: &T,
+        theta: &T,
+        range: Range<usize>,
+        out: &mut [T],
+    ) {
+        self.restep(sys, stats, s0, y0, h, theta);
+        out[range.clone()].clone_from_slice(&self.ydense[range]);
+    }
+
+    fn after_full_step(&mut self, _state: &mut IntegratorState<T>) {
+        self.f0_valid = false;
+    }
+
+    fn after_cut(&mut self, _state: &mut IntegratorState<T>) {
+        self.f0_valid = false;
     }
 }
 
@@ -413,12 +416,15 @@ mod tests {
             dy[0] = self.lambda * (y[0] - y[1].cos()) - y[1].sin();
             dy[1] = 1.0;
         }
+    }
+    impl ShiftedSolve<f64> for ProtheroRobinson {
         fn solve_shifted(&mut self, _s: &f64, y: &[f64], c: &f64, rhs: &mut [f64]) -> bool {
             let j12 = self.lambda * y[1].sin() - y[1].cos();
             rhs[0] = (rhs[0] + c * j12 * rhs[1]) / (1.0 - c * self.lambda);
             true
         }
     }
+    impl Switching<f64> for ProtheroRobinson {}
 
     #[test]
     fn stiff_linear_problem_takes_large_steps() {
@@ -445,6 +451,7 @@ mod tests {
             dy[0] = y[0];
         }
     }
+    impl ShiftedSolve<f64> for Exp {}
 
     #[test]
     fn order_of_one_step_is_columns() {
@@ -482,6 +489,8 @@ mod tests {
         fn eval_inplace(&mut self, _s: &f64, _y: &[f64], dy: &mut [f64]) {
             dy[0] = if self.mode > 0 { 2.0 } else { 1.0 };
         }
+    }
+    impl Switching<f64> for Kink {
         fn num_switches(&self) -> usize {
             1
         }
@@ -494,6 +503,8 @@ mod tests {
         fn flip(&mut self, _k: usize, _s: &f64, _y: &[f64]) {
             self.mode = -self.mode;
         }
+    }
+    impl ShiftedSolve<f64> for Kink {
         fn solve_shifted(&mut self, _s: &f64, _y: &[f64], _c: &f64, _rhs: &mut [f64]) -> bool {
             true // J = 0
         }

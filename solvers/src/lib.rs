@@ -1,15 +1,22 @@
 //! Numerics for marginflow that know nothing about neural networks: a scalar trait with `f64` and
 //! MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
 //! location and checkpointable state, and a convex-QP front end.
+//!
+//! The integrators: [`ode`] holds the interface (systems, settings, state, observer), [`driver`]
+//! the one accept/event/observer loop over its [`driver::Stepper`] trait, which [`rk::Integrator`]
+//! (explicit pairs) and [`extrapolation::Extrapolation`] (SEULEX) implement; the module `events`
+//! decides where an accepted step ends.
 #![warn(missing_docs)]
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
 pub mod boxqp;
+pub mod driver;
 pub mod error;
 mod events;
 pub mod extrapolation;
 pub mod linalg;
+pub mod ode;
 pub mod qp;
 pub mod rk;
 pub mod scalar;

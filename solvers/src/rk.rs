@@ -1,234 +1,20 @@
-//! Adaptive embedded Runge–Kutta integration with switching events and checkpointable state.
+//! Adaptive embedded Runge–Kutta steps (Dormand–Prince 5(4), Verner 9(8), any [`Tableau`]), driven
+//! by the shared loop of [`crate::driver`] with switching events and checkpointable state.
 //!
 //! The method is any [`Tableau`] (Dormand–Prince 5(4) by default). Step control is Hairer's PI
 //! controller (Hairer–Nørsett–Wanner I, II.4 and the DOPRI5 code: β = 0.04, safety 0.9, step ratio
 //! in [0.2, 10]) with the RMS error norm scaled by atol + rtol·max(|y|, |y_new|).
 //!
-//! **Switching events.** A system may have switching functions g_k(y) and a current *mode* ±1 for
-//! each; its right-hand side uses the modes, not the live signs, so every stage of a step sees one
-//! smooth vector field. When an accepted step ends with mode_k·g_k < 0, the earliest such root is
-//! located on the continuous extension (Illinois method), the step is cut there, the mode flips and
-//! the method restarts (FSAL reset); the system chooses the new mode in [`OdeSystem::flip`] (it
-//! may recognise a Filippov sliding mode there). A switch that still flips back and forth at one
-//! point is *released* ([`OdeSystem::release`]) and counted, instead of grinding through tiny steps.
+//! **Switching events** ([`crate::ode::Switching`]) are located on the continuous extension of the
+//! step (Dormand–Prince) or by re-steps of size θh (tableaus without one); after an event the
+//! method restarts (FSAL reset).
 
+use crate::driver::{self, Attempt, Stepper};
 use crate::error::SolverError;
-use crate::events;
+use crate::ode::{Horizon, IntegratorSettings, IntegratorState, Observer, Statistics, Status, Switching};
 use crate::scalar::Real;
 use crate::tableau::{Dense, Tableau};
-use serde::{Deserialize, Serialize};
-
-/// A first-order system y' = f(s, y), possibly with switching functions.
-pub trait OdeSystem<T: Real> {
-    /// Dimension of y.
-    fn dim(&self) -> usize;
-    /// dy ← f(s, y) under the current modes.
-    fn eval_inplace(&mut self, s: &T, y: &[T], dy: &mut [T]);
-    /// Number of switching functions g_k (0 for a smooth system).
-    fn num_switches(&self) -> usize {
-        0
-    }
-    /// g_k(s, y). Only called for tracked k (mode ≠ 0).
-    fn switch_value(&mut self, _k: usize, _s: &T, _y: &[T]) -> T {
-        unreachable!("system has no switching functions")
-    }
-    /// g ← all switching functions at (s, y) (default: one by one).
-    fn switch_values_inplace(&mut self, s: &T, y: &[T], g: &mut [T]) {
-        for (k, gk) in g.iter_mut().enumerate() {
-            if self.mode(k) != 0 {
-                *gk = self.switch_value(k, s, y);
-            }
-        }
-    }
-    /// Side of switch k the right-hand side assumes: +1, −1, or 0 when untracked (the system then
-    /// evaluates it by its live sign and no event is located for it).
-    fn mode(&self, _k: usize) -> i8 {
-        0
-    }
-    /// Switch k crossed at the state (s, y): choose its new mode (normally the other side; a
-    /// system may instead enter a sliding mode and report a different switching function for k).
-    fn flip(&mut self, _k: usize, _s: &T, _y: &[T]) {}
-    /// Stop locating events for switch k (events off): evaluate it by its live sign.
-    fn untrack(&mut self, _k: usize) {}
-    /// Switch k chatters at (s, y) (it flipped back and forth at one point): handle it as a
-    /// sliding mode if the system can, else untrack it (the default).
-    fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
-        self.untrack(k);
-    }
-    /// Solve (I − c·J) x = rhs in place, J = ∂f/∂y(s, y) under the current modes (for linearly
-    /// implicit methods, see [`crate::extrapolation`]). Returns false when the system provides no
-    /// Jacobian (the default; `rhs` is then unchanged). An approximate J only costs efficiency
-    /// in the extrapolation method, never its order.
-    fn solve_shifted(&mut self, _s: &T, _y: &[T], _c: &T, _rhs: &mut [T]) -> bool {
-        false
-    }
-    /// The components of y that g_k reads (default: all); event location evaluates only these.
-    fn switch_support(&self, _k: usize) -> std::ops::Range<usize> {
-        0..self.dim()
-    }
-}
-
-/// Work counters, reported with every result.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Statistics {
-    /// Accepted steps.
-    pub accepted: u64,
-    /// Rejected steps.
-    pub rejected: u64,
-    /// Right-hand-side evaluations.
-    pub rhs_evaluations: u64,
-    /// Switching events located (mode flips).
-    pub events: u64,
-    /// Switches released after chattering (sliding modes).
-    pub released: u64,
-}
-
-/// Integrator settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct IntegratorSettings {
-    /// Relative tolerance (default: 1e-10).
-    pub rtol: f64,
-    /// Absolute tolerance (default: 1e-12).
-    pub atol: f64,
-    /// Locate switching events (default: true). When false, switches are released at the start.
-    pub events: bool,
-    /// Maximum number of steps (accepted + rejected); `None` = no limit (default: None).
-    pub max_steps: Option<u64>,
-    /// Initial step; `None` = Hairer's automatic choice (default: None).
-    pub initial_step: Option<f64>,
-    /// Maximum step; `None` = unbounded (default: None).
-    pub max_step: Option<f64>,
-    /// A switch flipping this many times in a row at the same point is released (default: 4).
-    pub chatter_limit: u32,
-}
-
-impl Default for IntegratorSettings {
-    fn default() -> Self {
-        IntegratorSettings {
-            rtol: 1e-10,
-            atol: 1e-12,
-            events: true,
-            max_steps: None,
-            initial_step: None,
-            max_step: None,
-            chatter_limit: 4,
-        }
-    }
-}
-
-impl IntegratorSettings {
-    /// Check ranges.
-    pub fn validate(&self) -> Result<(), SolverError> {
-        if !(self.rtol > 0.0 && self.rtol.is_finite()) {
-            return Err(SolverError::Setting { name: "rtol", reason: format!("must be > 0, got {}", self.rtol) });
-        }
-        if !(self.atol > 0.0 && self.atol.is_finite()) {
-            return Err(SolverError::Setting { name: "atol", reason: format!("must be > 0, got {}", self.atol) });
-        }
-        Ok(())
-    }
-}
-
-/// Where integration stops.
-#[derive(Clone, Debug)]
-pub struct Horizon<T> {
-    /// Stop exactly at s = `s_end`, if given.
-    pub s_end: Option<T>,
-    /// Stop exactly where component `.0` of y first reaches `.1` from below, if given.
-    pub component_reaches: Option<(usize, T)>,
-}
-
-/// How an integration ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// The horizon was reached.
-    Reached,
-    /// The observer asked to stop.
-    Stopped,
-    /// The step limit was hit.
-    MaxSteps,
-    /// The step size fell below round-off relative to s.
-    StepSizeUnderflow {
-        /// Where.
-        s: f64,
-        /// The step.
-        h: f64,
-    },
-    /// The right-hand side produced a NaN or infinity.
-    NonFinite {
-        /// Where.
-        s: f64,
-    },
-}
-
-/// The complete integrator state at a step boundary: enough to resume bit for bit.
-#[derive(Clone, Debug)]
-pub struct IntegratorState<T> {
-    /// Current time.
-    pub s: T,
-    /// Current state.
-    pub y: Vec<T>,
-    /// Next step size to try (0 before the first step: choose automatically).
-    pub h: T,
-    /// Controller memory: the previous accepted error norm.
-    pub err_old: T,
-    /// Whether the previous attempt was rejected.
-    pub last_rejected: bool,
-    /// Consecutive flips of the same switch at one point (chatter detection): (switch, count).
-    pub chatter: Option<(usize, u32)>,
-    /// Work counters.
-    pub stats: Statistics,
-    /// f(s, y) when already known (the first-same-as-last stage of an explicit pair), so that a
-    /// resumed run neither repeats nor counts that evaluation.
-    pub first_stage: Option<Vec<T>>,
-}
-
-impl<T: Real> IntegratorState<T> {
-    /// Fresh state at (s0, y0).
-    pub fn new(s0: T, y0: Vec<T>) -> Self {
-        let prec = s0.precision();
-        IntegratorState {
-            s: s0,
-            y: y0,
-            h: T::zero(prec),
-            err_old: T::ratio(1, 10000, prec),
-            last_rejected: false,
-            chatter: None,
-            stats: Statistics::default(),
-            first_stage: None,
-        }
-    }
-
-    /// Record k as f(s, y) (reusing the buffer).
-    fn remember_first_stage(&mut self, k: &[T]) {
-        match &mut self.first_stage {
-            Some(v) if v.len() == k.len() => v.clone_from_slice(k),
-            other => *other = Some(k.to_vec()),
-        }
-    }
-}
-
-/// What the observer wants after an accepted step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Go on.
-    Continue,
-    /// Stop now (status `Stopped`).
-    Stop,
-}
-
-/// Called after every accepted step (and at the start) with the system and the state.
-pub trait Observer<T: Real, S: OdeSystem<T>> {
-    /// Inspect the state; return `Control::Stop` to end the integration.
-    fn on_step(&mut self, system: &S, state: &IntegratorState<T>) -> Control;
-}
-
-impl<T: Real, S: OdeSystem<T>> Observer<T, S> for () {
-    fn on_step(&mut self, _: &S, _: &IntegratorState<T>) -> Control {
-        Control::Continue
-    }
-}
+use std::ops::Range;
 
 /// Integrator with its workspace, allocated once.
 pub struct Integrator<T: Real> {
@@ -252,12 +38,13 @@ pub struct Integrator<T: Real> {
     acc: T,
     tmp: T,
     scale: T,
+    /// Error norm of the last trial step, and 1.
+    err: T,
+    one: T,
 }
 
-enum Trial {
-    Accepted,
-    Rejected,
-}
+/// β of Hairer's PI step control (DOPRI5).
+const BETA: f64 = 0.04;
 
 impl<T: Real> Integrator<T> {
     /// New integrator for systems of dimension `dim`, at precision `prec`.
@@ -270,6 +57,8 @@ impl<T: Real> Integrator<T> {
             acc: T::zero(prec),
             tmp: T::zero(prec),
             scale: T::zero(prec),
+            err: T::zero(prec),
+            one: T::one(prec),
             tableau,
             settings,
             prec,
@@ -295,15 +84,20 @@ impl<T: Real> Integrator<T> {
         &self.tableau
     }
 
-    fn rhs<S: OdeSystem<T>>(sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], dy: &mut [T]) {
+    fn rhs<S: Switching<T>>(sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], dy: &mut [T]) {
         stats.rhs_evaluations += 1;
         sys.eval_inplace(s, y, dy);
     }
 
-    /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |ynew|).
-    fn error_norm(&mut self, y0: &[T], out: &mut T) {
+    /// Exponent 1/(q+1) − 0.75β of the PI controller, q the embedded order.
+    fn expo1(&self) -> f64 {
+        1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * BETA
+    }
+
+    /// RMS norm of `yerr` scaled by atol + rtol·max(|y0|, |ynew|), into `err`.
+    fn error_norm(&mut self, y0: &[T]) {
         let n = y0.len().max(1);
-        let Integrator { acc, tmp, scale, ynew, yerr, rtol, atol, .. } = self;
+        let Integrator { acc, tmp, scale, ynew, yerr, rtol, atol, err: out, .. } = self;
         acc.assign_f64(0.0);
         for i in 0..y0.len() {
             scale.assign(&y0[i]);
@@ -324,7 +118,7 @@ impl<T: Real> Integrator<T> {
     }
 
     /// Hairer's initial step guess (HNW I, II.4, routine HINIT).
-    fn initial_step<S: OdeSystem<T>>(&mut self, sys: &mut S, st: &mut IntegratorState<T>) -> T {
+    fn initial_step<S: Switching<T>>(&mut self, sys: &mut S, st: &mut IntegratorState<T>) -> T {
         if let Some(h0) = self.settings.initial_step {
             return T::from_f64(h0, self.prec);
         }
@@ -380,7 +174,7 @@ impl<T: Real> Integrator<T> {
 
     /// One trial step of size h from (s, y) with k[0] = f(s, y) valid; fills `ynew`, `yerr`, the
     /// stages, and for FSAL methods the last stage f(s + h, ynew).
-    fn attempt<S: OdeSystem<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T) {
+    fn attempt<S: Switching<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], h: &T) {
         self.dense_ready = false;
         let stages = self.tableau.stages();
         let dim = y.len();
@@ -428,7 +222,7 @@ impl<T: Real> Integrator<T> {
     /// step, into `ydense`. For methods without one, re-steps from (s, y) with θh (full order, all
     /// components; needs `sys`).
     #[allow(clippy::too_many_arguments)]
-    fn dense_at<S: OdeSystem<T>>(
+    fn dense_at<S: Switching<T>>(
         &mut self,
         sys: &mut S,
         stats: &mut Statistics,
@@ -436,7 +230,7 @@ impl<T: Real> Integrator<T> {
         y: &[T],
         h: &T,
         theta: &T,
-        range: std::ops::Range<usize>,
+        range: Range<usize>,
     ) {
         let dim = y.len();
         match &self.tableau.dense {
@@ -498,158 +292,133 @@ impl<T: Real> Integrator<T> {
 
     /// Integrate from `state` until the horizon, the step limit, or the observer stops.
     /// `state` is updated in place and can be checkpointed at any observer call.
-    pub fn integrate<S: OdeSystem<T>, O: Observer<T, S>>(
+    pub fn integrate<S: Switching<T>, O: Observer<T, S>>(
         &mut self,
         sys: &mut S,
         state: &mut IntegratorState<T>,
         horizon: &Horizon<T>,
         observer: &mut O,
     ) -> Status {
-        let p = self.prec;
-        let dim = sys.dim();
-        assert_eq!(state.y.len(), dim, "state dimension");
-        let nsw = sys.num_switches();
-        if self.g.len() != nsw {
-            self.g = vec![T::zero(p); nsw];
-        }
-        if !self.settings.events {
-            events::untrack_all(sys);
-        }
+        driver::integrate(self, sys, state, horizon, observer)
+    }
+}
+
+/// The explicit pair as a [`Stepper`]: stage 1 is f(s, y), carried over from the last stage of
+/// the previous step for first-same-as-last pairs (and in [`IntegratorState::first_stage`]).
+impl<T: Real, S: Switching<T>> Stepper<T, S> for Integrator<T> {
+    fn settings(&self) -> &IntegratorSettings {
+        &self.settings
+    }
+
+    fn precision(&self) -> u32 {
+        self.prec
+    }
+
+    fn switch_scratch(&mut self) -> &mut Vec<T> {
+        &mut self.g
+    }
+
+    fn begin(&mut self, state: &mut IntegratorState<T>) {
         self.k1_valid = match &state.first_stage {
-            Some(k) if k.len() == dim => {
+            Some(k) if k.len() == self.k[0].len() => {
                 self.k[0].clone_from_slice(k);
                 true
             }
             _ => false,
         };
-        let beta = 0.04f64;
-        let expo1 = 1.0 / (self.tableau.embedded_order as f64 + 1.0) - 0.75 * beta;
-        let start_steps = state.stats.accepted + state.stats.rejected;
-        // Scalars of the step control, allocated once per call (none per step).
-        let (one, eps16) = (T::one(p), T::epsilon(p) * &T::from_f64(16.0, p));
-        let (mut h, mut s0, mut s1, mut hnew, mut err) = (T::zero(p), T::zero(p), T::zero(p), T::zero(p), T::zero(p));
-        let (mut t1, mut t2) = (T::zero(p), T::zero(p));
+    }
 
-        if observer.on_step(sys, state) == Control::Stop {
-            return Status::Stopped;
+    fn prepare(&mut self, sys: &mut S, state: &mut IntegratorState<T>) -> bool {
+        if !self.k1_valid {
+            let mut k0 = std::mem::take(&mut self.k[0]);
+            Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut k0);
+            self.k[0] = k0;
+            self.k1_valid = true;
+            if self.k[0].iter().any(|v| !v.is_finite()) {
+                return false;
+            }
+            state.remember_first_stage(&self.k[0]);
         }
-        loop {
-            if let Some(status) = events::limit_reached(&self.settings, horizon, state, start_steps) {
-                return status;
-            }
-            if !self.k1_valid {
-                let mut k0 = std::mem::take(&mut self.k[0]);
-                Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut k0);
-                self.k[0] = k0;
-                self.k1_valid = true;
-                if self.k[0].iter().any(|v| !v.is_finite()) {
-                    return Status::NonFinite { s: state.s.to_f64() };
-                }
-                state.remember_first_stage(&self.k[0]);
-            }
-            if state.h.sign() != Some(std::cmp::Ordering::Greater) {
-                state.h = self.initial_step(sys, state);
-            }
-            let hits_end = match events::step_to_try(&self.settings, horizon, state, &eps16, &mut h, &mut t1, &mut t2) {
-                Ok(hits_end) => hits_end,
-                Err(status) => return status,
-            };
+        true
+    }
 
-            s0.assign(&state.s);
-            let y0 = std::mem::take(&mut state.y);
-            self.attempt(sys, &mut state.stats, &s0, &y0, &h);
-            self.error_norm(&y0, &mut err);
-            let trial = if err.is_finite() && err <= one { Trial::Accepted } else { Trial::Rejected };
-            let errf = err.to_f64();
-            match trial {
-                Trial::Rejected => {
-                    state.y = y0;
-                    state.stats.rejected += 1;
-                    // h_new = h / min(5, err^expo1 / 0.9); a non-finite error shrinks by 5.
-                    let ratio = if errf.is_finite() { 1.0 / (errf.powf(expo1) / 0.9).min(5.0) } else { 0.2 };
-                    state.h.assign(&h);
-                    t1.assign_f64(ratio.min(1.0));
-                    state.h *= &t1;
-                    state.last_rejected = true;
-                    continue;
-                }
-                Trial::Accepted => {}
-            }
-            // Step size for the next attempt (PI control).
-            let fac11 = errf.powf(expo1);
-            let errold = state.err_old.to_f64();
-            let mut fac = fac11 / errold.powf(beta);
-            fac = (fac / 0.9).clamp(0.1, 5.0);
-            hnew.assign(&h);
-            t1.assign_f64(fac);
-            hnew /= &t1;
-            if state.last_rejected && h < hnew {
-                hnew.assign(&h);
-            }
-            let new_err_old = errf.max(1e-4);
+    fn initial_step(&mut self, sys: &mut S, state: &mut IntegratorState<T>) -> T {
+        Integrator::initial_step(self, sys, state)
+    }
 
-            // Switching events (earliest tracked k with mode_k·g_k(y_new) < 0) and the component
-            // horizon, located on the continuous extension.
-            let mut g = std::mem::take(&mut self.g);
-            s1.assign(&s0);
-            s1 += &h;
-            let (g_end, reaches) = events::end_values(sys, self.settings.events, horizon, &s1, &self.ynew, &mut g);
-            let stats = &mut state.stats;
-            let end = events::step_end(sys, p, &s0, &y0, &h, g_end, reaches, |sy, theta, range, out| {
-                self.dense_at(sy, stats, &s0, &y0, &h, theta, range.clone());
-                out[range.clone()].clone_from_slice(&self.ydense[range]);
-            });
-            self.g = g;
-            state.stats.accepted += 1;
-            state.err_old.assign_f64(new_err_old);
-            state.last_rejected = false;
-            match end {
-                events::StepEnd::Terminal { s, y } => {
-                    state.s = s;
-                    state.y = y;
-                    state.h.assign(&hnew);
-                    let _ = observer.on_step(sys, state);
-                    return Status::Reached;
-                }
-                events::StepEnd::Event { theta, switch, s, y } => {
-                    self.k1_valid = false;
-                    state.first_stage = None;
-                    let (hc, hn) = (h.clone(), hnew.clone());
-                    events::record_event(sys, state, p, self.settings.chatter_limit, theta, switch, s, y, hc, hn);
-                }
-                events::StepEnd::Full => {
-                    match (&horizon.s_end, hits_end) {
-                        (Some(se), true) => state.s.assign(se),
-                        _ => state.s.assign(&s1),
-                    }
-                    std::mem::swap(&mut state.y, &mut self.ynew);
-                    self.ynew = y0;
-                    state.h.assign(&hnew);
-                    if self.tableau.fsal {
-                        let last = self.tableau.stages() - 1;
-                        self.k.swap(0, last);
-                        self.k1_valid = true;
-                        state.remember_first_stage(&self.k[0]);
-                    } else {
-                        self.k1_valid = false;
-                        state.first_stage = None;
-                    }
-                    state.chatter = None;
-                }
-            }
-            if state.y.iter().any(|v| !v.is_finite()) {
-                return Status::NonFinite { s: state.s.to_f64() };
-            }
-            if observer.on_step(sys, state) == Control::Stop {
-                return Status::Stopped;
-            }
+    fn try_step(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Attempt {
+        self.attempt(sys, stats, s0, y0, h);
+        self.error_norm(y0);
+        Attempt { error: self.err.to_f64(), accepted: self.err.is_finite() && self.err <= self.one }
+    }
+
+    /// h ← h·min(1, 0.9/err^{1/(q+1) − 0.75β}) (q the embedded order), at most 1/5 less; a
+    /// non-finite error shrinks by 5.
+    fn reject_factor(&self, error: f64) -> f64 {
+        let ratio = if error.is_finite() { 1.0 / (error.powf(self.expo1()) / 0.9).min(5.0) } else { 0.2 };
+        ratio.min(1.0)
+    }
+
+    /// PI control: h_new = h / clamp(err^{1/(q+1) − 0.75β} / err_old^β / 0.9, 1/10, 5), not
+    /// growing right after a rejection.
+    fn accepted_size(&mut self, h: &T, error: f64, state: &IntegratorState<T>, hnew: &mut T) {
+        let fac11 = error.powf(self.expo1());
+        let errold = state.err_old.to_f64();
+        let mut fac = fac11 / errold.powf(BETA);
+        fac = (fac / 0.9).clamp(0.1, 5.0);
+        hnew.assign(h);
+        self.tmp.assign_f64(fac);
+        *hnew /= &self.tmp;
+        if state.last_rejected && *h < *hnew {
+            hnew.assign(h);
         }
+    }
+
+    fn solution(&self) -> &[T] {
+        &self.ynew
+    }
+
+    fn exchange_solution(&mut self, spare: Vec<T>) -> Vec<T> {
+        std::mem::replace(&mut self.ynew, spare)
+    }
+
+    fn state_at(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s0: &T,
+        y0: &[T],
+        h: &T,
+        theta: &T,
+        range: Range<usize>,
+        out: &mut [T],
+    ) {
+        self.dense_at(sys, stats, s0, y0, h, theta, range.clone());
+        out[range.clone()].clone_from_slice(&self.ydense[range]);
+    }
+
+    fn after_full_step(&mut self, state: &mut IntegratorState<T>) {
+        if self.tableau.fsal {
+            let last = self.tableau.stages() - 1;
+            self.k.swap(0, last);
+            self.k1_valid = true;
+            state.remember_first_stage(&self.k[0]);
+        } else {
+            self.k1_valid = false;
+            state.first_stage = None;
+        }
+    }
+
+    fn after_cut(&mut self, state: &mut IntegratorState<T>) {
+        self.k1_valid = false;
+        state.first_stage = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ode::OdeSystem;
     use crate::tableau::dopri5;
 
     /// y' = y, y(0) = 1.
@@ -662,6 +431,7 @@ mod tests {
             dy[0] = y[0];
         }
     }
+    impl Switching<f64> for Exp {}
 
     /// Dormand–Prince at rtol 1e-10, atol 1e-12 for a one-dimensional f64 system.
     fn scalar_integrator() -> Integrator<f64> {
@@ -711,6 +481,8 @@ mod tests {
             };
             dy[0] = if m > 0 { 2.0 } else { 1.0 };
         }
+    }
+    impl Switching<f64> for Kink {
         fn num_switches(&self) -> usize {
             1
         }

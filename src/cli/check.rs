@@ -44,7 +44,7 @@ fn ratio_text(r: Option<f64>) -> String {
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     marginflow::model::network::validate_leak(args.leak)?;
     if !(args.constant.is_finite() && args.constant > 0.0) {
-        return Err(Error::setting("--constant", format!("{} is not a finite number > 0", args.constant)).into());
+        return Err(Error::setting("constant", format!("{} is not a finite number > 0", args.constant)).into());
     }
     let dataset = Dataset::load(&args.data)?;
     let g = data::geometry(&dataset, args.leak, args.constant);

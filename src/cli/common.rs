@@ -89,7 +89,8 @@ pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
 /// Print a JSON value to stdout as the only thing there. A closed pipe (`… --json | head`) is
 /// an `io::ErrorKind::BrokenPipe` error that `main` turns into a quiet exit.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(v)?;
+    // Through a Value: its objects keep keys sorted, the order of the files.
+    let text = serde_json::to_string_pretty(&serde_json::to_value(v)?)?;
     print_stdout(&format!("{text}\n"))
 }
 
@@ -99,4 +100,44 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|_| out.flush()).context("writing to stdout")?;
     Ok(())
+}
+
+/// The flag of each library setting (errors name settings by field name; the binary shows flags).
+/// Settings without a flag (`rows_per_decade`, `tolerance_factor`, `sweep`, `plot`) keep their name.
+pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
+    ("width", "--width"),
+    ("leak", "--leak"),
+    ("outer", "--outer"),
+    ("init_scale", "--init-scale"),
+    ("seed", "--seed"),
+    ("rtol", "--rtol"),
+    ("atol", "--atol"),
+    ("precision", "--precision"),
+    ("until_time", "--until-time"),
+    ("until_log10_time", "--until-log10-time"),
+    ("until_s", "--until-s"),
+    ("step_size", "--step-size"),
+    ("steps", "--steps"),
+    ("smoothness", "--smoothness"),
+    ("n", "--n"),
+    ("d", "--d"),
+    ("data_seed", "--data-seed"),
+    ("label_noise", "--label-noise"),
+    ("mean_norm", "--mean-norm"),
+    ("data", "--data"),
+    ("pattern", "--pattern-from"),
+    ("constant", "--constant"),
+];
+
+/// The flag that sets `setting` (the setting's own name when it has no flag).
+pub fn flag_of(setting: &str) -> &str {
+    FLAG_OF_SETTING.iter().find(|(s, _)| *s == setting).map_or(setting, |(_, f)| f)
+}
+
+/// One error of a chain as the user sees it: a library setting error names the flag.
+pub fn describe(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<marginflow::Error>() {
+        Some(marginflow::Error::BadSetting { setting, reason }) => format!("{}: {reason}", flag_of(setting)),
+        _ => cause.to_string(),
+    }
 }

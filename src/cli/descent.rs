@@ -3,10 +3,11 @@
 
 use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
-use marginflow::descent::{self, DescentActivation, DescentObserver, DescentSettings};
+use marginflow::descent::{self, DescentActivation, DescentObserver, DescentRow, DescentSettings};
 use marginflow::io::fsutil::AtomicBatch;
 use marginflow::io::npy::encode_npy;
 use marginflow::io::rundir;
+use marginflow::metrics::to_json_value;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,9 +73,9 @@ struct Rows {
 }
 
 impl DescentObserver for Rows {
-    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
+    fn row(&mut self, row: &DescentRow) -> marginflow::Result<()> {
         if let (Some(f), Some(path)) = (&mut self.file, &self.path) {
-            let line = serde_json::to_string(row).expect("row serializes");
+            let line = to_json_value(row).to_string();
             writeln!(f, "{line}").map_err(|e| marginflow::Error::io(path.clone(), e))?;
         }
         Ok(())
@@ -119,7 +120,7 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
         let f = f.into_inner().map_err(|e| marginflow::Error::io(tp.clone(), e.into_error()))?;
         let mut batch = AtomicBatch::new();
         batch.add_written(f, tp, &dir.join(rundir::TRAJECTORY));
-        batch.add_bytes(&dir.join(rundir::SUMMARY), &serde_json::to_vec_pretty(&outcome.summary)?)?;
+        batch.add_bytes(&dir.join(rundir::SUMMARY), &serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?)?;
         manifest.files = vec![rundir::TRAJECTORY.into(), rundir::SUMMARY.into()];
         if let Some(w) = &outcome.weights {
             let path = dir.join(rundir::WEIGHTS);
@@ -135,13 +136,19 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
         print_json(&outcome.summary)?;
     } else {
         let f = &outcome.summary;
+        let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
             "status {} | step {} | log10 L {} | normalized margin {} | stable rank {} (initially {})",
-            f["status"], f["step"], f["log10_loss"], f["normalized_margin"], f["stable_rank"], f["initial_stable_rank"]
+            serde_json::json!(f.status),
+            f.last.step,
+            j(f.last.state.log10_loss),
+            j(f.last.state.normalized_margin),
+            j(f.last.state.stable_rank),
+            j(f.initial_stable_rank)
         );
     }
     if !matches!(outcome.status, descent::DescentStatus::Completed) {
-        let status = outcome.summary["status"].as_str().unwrap_or("").to_string();
+        let status = outcome.summary.status.clone();
         eprintln!("marginflow: the run ended before its last step: {status} (exit status 3)");
         return Ok(ExitCode::from(super::EXIT_EARLY));
     }

@@ -4,10 +4,11 @@
 use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::flow::checkpoint::Checkpoint;
-use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings};
+use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, TrajectoryRow};
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::encode_npy;
 use marginflow::io::rundir::{self, Manifest};
+use marginflow::metrics::to_json_value;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::Real;
 use std::io::Write;
@@ -90,10 +91,10 @@ struct Files {
 }
 
 impl FlowObserver for Files {
-    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
+    fn row(&mut self, row: &TrajectoryRow) -> marginflow::Result<()> {
         if let (Some(f), Some(dir)) = (&mut self.trajectory, &self.dir) {
             let path = dir.join("trajectory.jsonl");
-            let line = serde_json::to_string(row).expect("row serializes");
+            let line = to_json_value(row).to_string();
             writeln!(f, "{line}").and_then(|_| f.flush()).map_err(|e| marginflow::Error::io(path, e))?;
         }
         Ok(())
@@ -270,7 +271,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     files.progress.finish();
     let outcome = outcome?;
     if let Some(dir) = &out {
-        let summary = serde_json::to_vec_pretty(&outcome.summary)?;
+        let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
         write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
         if let Some(w) = &outcome.weights {
             let path = dir.join(rundir::WEIGHTS);
@@ -285,18 +286,24 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             .collect();
         manifest.save(dir)?;
     }
-    let f = &outcome.summary.fields;
-    let status = f["status"].as_str().unwrap_or("").to_string();
+    let f = &outcome.summary;
+    let status = f.status.clone();
     if args.json {
         print_json(&outcome.summary)?;
     } else {
+        let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
             "status {} | s {} | log10 t {} | log10 L {} | normalized margin {} | stable rank {}",
-            f["status"], f["s"], f["log10_time"], f["log10_loss"], f["normalized_margin"], f["stable_rank"]
+            serde_json::json!(f.status),
+            j(f.time.s),
+            j(f.time.log10_time),
+            j(f.state.log10_loss),
+            j(f.state.normalized_margin),
+            j(f.state.stable_rank)
         );
     }
     if status != "reached" {
-        let detail = f.get("status_detail").and_then(|v| v.as_str()).map(|d| format!(" ({d})")).unwrap_or_default();
+        let detail = f.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
         eprintln!("marginflow: the run ended before its horizon: {status}{detail} (exit status 3)");
         return Ok(ExitCode::from(super::EXIT_EARLY));
     }

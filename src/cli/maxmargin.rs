@@ -4,7 +4,9 @@
 use super::common::{load_training_data, print_json, ModelArgs};
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::write_npy;
+use marginflow::io::run_pattern;
 use marginflow::maxmargin::{self, MaxMarginSettings, PatternSource};
+use marginflow::metrics::to_json_value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,12 +42,15 @@ pub fn run(args: MaxmarginArgs) -> anyhow::Result<ExitCode> {
     model.validate()?;
     let data = load_training_data(&args.model.data)?;
     let source = match &args.pattern_from {
-        Some(dir) => PatternSource::FlowRun(dir.clone()),
+        Some(dir) => PatternSource::Given {
+            name: dir.display().to_string(),
+            signs: run_pattern::pattern_from_run(dir, &data, &model)?,
+        },
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points: args.test_points, seed: args.model.seed, ..Default::default() };
     let report = maxmargin::solve(&data, &model, &source, args.precision, &settings)?;
-    let value = serde_json::Value::Object(report.fields.clone());
+    let value = to_json_value(&report.summary);
     if let Some(path) = &args.out {
         let mut bytes = serde_json::to_vec_pretty(&value)?;
         bytes.push(b'\n');
@@ -60,17 +65,19 @@ pub fn run(args: MaxmarginArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&value)?;
     } else {
-        let f = &report.fields;
+        let f = &report.summary;
+        let sol = f.solution.as_ref();
+        let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
             "certified {} | norm {} | normalized margin {} | rank {} | linear norm {}",
-            f["certified"],
-            f.get("norm").unwrap_or(&serde_json::Value::Null),
-            f.get("normalized_margin").unwrap_or(&serde_json::Value::Null),
-            f.get("rank").unwrap_or(&serde_json::Value::Null),
-            f["linear"]["norm"]
+            f.certified,
+            j(sol.and_then(|s| s.norm)),
+            j(sol.and_then(|s| s.normalized_margin)),
+            serde_json::json!(sol.map(|s| s.rank)),
+            j(f.linear.norm)
         );
-        if let Some(why) = f.get("not_certified_because") {
-            eprintln!("not certified: {why}");
+        if let Some(why) = &f.not_certified_because {
+            eprintln!("not certified: {}", serde_json::json!(why));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,11 +15,11 @@ pub mod validate;
 /// summary written.
 pub const EXIT_EARLY: u8 = 3;
 
-/// An error chain on one line: "outer: inner: innermost".
+/// An error chain on one line: "outer: inner: innermost", settings named by their flags.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let s = cause.to_string().replace('\n', " ");
+        let s = common::describe(cause).replace('\n', " ");
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }

@@ -7,10 +7,12 @@
 
 use crate::descent::{self, DescentSettings};
 use crate::error::{Error, Result};
+use crate::experiments::phase::{self, ScenarioBase};
 use crate::experiments::plot::TAB10;
-use crate::experiments::validate::RowCollector;
-use crate::flow::{self, FlowHorizon, FlowSettings};
-use crate::model::data::{self, Dataset, GenSettings};
+use crate::experiments::shard::{self, Plan};
+use crate::flow::{FlowHorizon, FlowSettings};
+use crate::metrics::to_json_value;
+use crate::model::data::{Dataset, GenSettings};
 use crate::model::network::Init;
 use plotters::prelude::*;
 use rayon::prelude::*;
@@ -25,6 +27,8 @@ pub enum SweepKind {
     Flow,
     /// Gradient descent (`marginflow descent`).
     Descent,
+    /// The claims of `marginflow validate` on a scenario file, per grid point (a phase diagram).
+    Validate,
 }
 
 /// A numeric setting a sweep can vary (names are the command-line flags without dashes).
@@ -125,6 +129,9 @@ pub struct SweepSettings {
     pub init_relative: bool,
     /// The swept settings; the runs are their cartesian product (default: none, one run).
     pub axes: Vec<Axis>,
+    /// The base scenario of a validate sweep (kind validate only; default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioBase>,
 }
 
 impl Default for SweepSettings {
@@ -136,6 +143,7 @@ impl Default for SweepSettings {
             data: DataSource::Generated(GenSettings::default()),
             init_relative: false,
             axes: Vec::new(),
+            scenario: None,
         }
     }
 }
@@ -154,6 +162,10 @@ pub struct RunSpec {
     /// Generation settings (generated data only).
     pub gen: Option<GenSettings>,
 }
+
+/// How a run's error is written into its result (the binary names settings by their flags;
+/// `|e| e.to_string()` names them by their fields).
+pub type Describe = dyn Fn(&Error) -> String + Sync;
 
 /// What one run produced.
 #[derive(Clone, Debug)]
@@ -177,6 +189,12 @@ impl SweepSettings {
         let (used, unused) = match self.kind {
             SweepKind::Flow => ("flow", "descent"),
             SweepKind::Descent => ("descent", "flow"),
+            // The scenario holds the base settings; the axes say what each run changed.
+            SweepKind::Validate => {
+                v["flow"] = serde_json::Value::Null;
+                v["descent"] = serde_json::Value::Null;
+                return v;
+            }
         };
         v[unused] = serde_json::Value::Null;
         for a in &self.axes {
@@ -227,7 +245,7 @@ impl SweepSettings {
     /// Check the axes (non-empty, integer where needed, no repeats, no data axes over a file).
     pub fn validate(&self) -> Result<()> {
         for (k, a) in self.axes.iter().enumerate() {
-            let flag = format!("--{}", a.variable.name().replace('_', "-"));
+            let flag = a.variable.name();
             if a.values.is_empty() {
                 return Err(Error::setting(flag, "empty list"));
             }
@@ -240,17 +258,24 @@ impl SweepSettings {
                 return Err(Error::setting(flag, "values must be non-negative integers"));
             }
             let data_axis = matches!(a.variable, Variable::N | Variable::D | Variable::DataSeed | Variable::MeanNorm);
-            if data_axis && matches!(self.data, DataSource::Loaded { .. }) {
+            let loaded = match (&self.kind, &self.scenario) {
+                (SweepKind::Validate, Some(b)) => b.scenario.generate.is_none(),
+                _ => matches!(self.data, DataSource::Loaded { .. }),
+            };
+            if data_axis && loaded {
                 return Err(Error::setting(flag, "sweeps generated data only (use --kind, not --data)"));
             }
             let for_kind = match a.variable {
                 Variable::StepSize | Variable::Steps | Variable::Smoothness => self.kind == SweepKind::Descent,
-                Variable::UntilLog10Time | Variable::Rtol => self.kind == SweepKind::Flow,
+                Variable::UntilLog10Time | Variable::Rtol => self.kind != SweepKind::Descent,
                 _ => true,
             };
             if !for_kind {
                 return Err(Error::setting(flag, format!("does not apply to a {:?} sweep", self.kind)));
             }
+        }
+        if (self.kind == SweepKind::Validate) != self.scenario.is_some() {
+            return Err(Error::setting("sweep", "a validate sweep needs a scenario, and only it"));
         }
         if self.run_count() > 100_000 {
             return Err(Error::setting("sweep", format!("{} runs is more than 100000", self.run_count())));
@@ -328,57 +353,30 @@ impl SweepSettings {
     }
 }
 
-fn run_one(kind: SweepKind, spec: &RunSpec, loaded: Option<&Dataset>) -> RunResult {
-    let go = || -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
-        let generated;
-        let data = match (&spec.gen, loaded) {
-            (Some(g), _) => {
-                generated = data::generate(g)?;
-                &generated
-            }
-            (None, Some(d)) => d,
-            (None, None) => return Err(Error::setting("--data", "no data")),
-        };
-        match kind {
-            SweepKind::Descent => {
-                let mut rows: Vec<serde_json::Value> = Vec::new();
-                let out = descent::run(data, &spec.descent, false, &mut rows)?;
-                Ok((out.summary, rows))
-            }
-            SweepKind::Flow => {
-                let mut rows = RowCollector::default();
-                let out = flow::run(data, &spec.flow, None, false, &mut rows)?;
-                Ok((out.summary.fields, rows.rows))
-            }
-        }
-    };
-    let (summary, trajectory) = match go() {
-        Ok((s, t)) => (Ok(s), t),
-        Err(e) => (Err(e.to_string()), Vec::new()),
-    };
-    RunResult { index: spec.index, values: spec.values.clone(), summary, trajectory }
+/// A result struct as a JSON object (keys sorted, as in the files).
+pub fn json_object<S: serde::Serialize>(value: &S) -> serde_json::Map<String, serde_json::Value> {
+    match to_json_value(value) {
+        serde_json::Value::Object(o) => o,
+        other => unreachable!("result structs serialize to objects, got {other}"),
+    }
 }
 
-/// Run every combination in parallel on the current rayon pool; results in index order.
-/// `loaded` is the shared data set when the source is [`DataSource::Loaded`].
-pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>) -> Result<Vec<RunResult>> {
-    settings.validate()?;
-    if matches!(settings.data, DataSource::Loaded { .. }) && loaded.is_none() {
-        return Err(Error::setting("--data", "the sweep's data set was not loaded"));
+/// Run every combination in parallel on the current rayon pool, in memory; results in index
+/// order. A run that fails keeps its error as `describe` writes it. `loaded` is the shared data
+/// set when the source is [`DataSource::Loaded`]. The runs are those of [`Plan::new`] executed by
+/// [`shard::run_task`], as in a sharded sweep.
+pub fn run(settings: &SweepSettings, loaded: Option<&Dataset>, describe: &Describe) -> Result<Vec<RunResult>> {
+    if matches!(settings.data, DataSource::Loaded { .. }) && settings.kind != SweepKind::Validate && loaded.is_none() {
+        return Err(Error::setting("data", "the sweep's data set was not loaded"));
     }
-    let specs: Vec<RunSpec> = (0..settings.run_count()).map(|i| settings.run_spec(i, loaded.map(|d| d.d))).collect();
-    for s in &specs {
-        match settings.kind {
-            SweepKind::Descent => s.descent.validate()?,
-            SweepKind::Flow => s.flow.validate()?,
-        }
-        if let Some(g) = &s.gen {
-            g.validate()?;
-        }
-    }
-    let mut results: Vec<RunResult> = specs.par_iter().map(|s| run_one(settings.kind, s, loaded)).collect();
-    results.sort_by_key(|r| r.index);
-    Ok(results)
+    let plan = Plan::new(settings, loaded.map(|d| d.d))?;
+    let base = settings.scenario.as_ref().and_then(|b| b.base_dir.clone());
+    Ok(plan.runs.par_iter().map(|r| shard::run_task(r, Ok(loaded), base.as_deref(), describe)).collect())
+}
+
+/// Whether [`plots`] draws trajectories for a sweep of `runs` runs (then a merge loads them).
+pub fn plots_use_trajectories(runs: usize) -> bool {
+    runs <= 20
 }
 
 /// Columns of runs.csv after the index and the swept values.
@@ -412,13 +410,16 @@ fn csv_string(s: &str) -> String {
 }
 
 /// runs.csv: header `index,<axes…>,<CSV_SUMMARY_COLUMNS…>`, one row per run in index order.
+/// For a validate sweep the summary columns are [`phase::CSV_COLUMNS`].
 pub fn runs_csv(settings: &SweepSettings, results: &[RunResult]) -> String {
+    let columns: &[&str] =
+        if settings.kind == SweepKind::Validate { &phase::CSV_COLUMNS } else { &CSV_SUMMARY_COLUMNS };
     let mut out = String::from("index");
     for a in &settings.axes {
         out.push(',');
         out.push_str(a.variable.name());
     }
-    for c in CSV_SUMMARY_COLUMNS {
+    for c in columns {
         out.push(',');
         out.push_str(c);
     }
@@ -429,7 +430,7 @@ pub fn runs_csv(settings: &SweepSettings, results: &[RunResult]) -> String {
             out.push(',');
             out.push_str(&format!("{v}"));
         }
-        for c in CSV_SUMMARY_COLUMNS {
+        for &c in columns {
             out.push(',');
             match (&r.summary, c) {
                 (Err(e), "error") => out.push_str(&csv_string(e)),
@@ -483,6 +484,41 @@ pub fn line_plot_svg(
     log_x: bool,
     log_y: bool,
 ) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| Error::setting("plot", e.to_string()))?;
+        let chart = LineChart { title, x_label, y_label, series, log_x, log_y, y_range: None };
+        draw_line_chart(&root, &chart)?;
+        root.present().map_err(|e| Error::setting("plot", e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// A line chart: labelled series on linear or logarithmic axes.
+pub struct LineChart<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// x-axis description.
+    pub x_label: &'a str,
+    /// y-axis description.
+    pub y_label: &'a str,
+    /// The lines.
+    pub series: &'a [Series],
+    /// Logarithmic x axis (points with x ≤ 0 dropped).
+    pub log_x: bool,
+    /// Logarithmic y axis (points with y ≤ 0 dropped).
+    pub log_y: bool,
+    /// A fixed y range instead of the data's (linear y only; tick labels then show 2 decimals).
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// Draw `chart` on a drawing area (a whole SVG or one panel of it).
+pub fn draw_line_chart(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    chart: &LineChart<'_>,
+) -> Result<()> {
+    let LineChart { title, x_label, y_label, series, log_x, log_y, y_range } = *chart;
     let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -505,13 +541,14 @@ pub fn line_plot_svg(
         }
     };
     let (x0, x1) = pad(x0, x1, log_x);
-    let (y0, y1) = if log_y { pad(y0, y1, true) } else { pad(y0.min(0.0), y1, false) };
-    let mut svg = String::new();
+    let (y0, y1) = match y_range {
+        Some(r) if !log_y => r,
+        _ if log_y => pad(y0, y1, true),
+        _ => pad(y0.min(0.0), y1, false),
+    };
     let err = |e: String| Error::setting("plot", e);
     {
-        let root = SVGBackend::with_string(&mut svg, (760, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut b = ChartBuilder::on(&root);
+        let mut b = ChartBuilder::on(root);
         b.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(40).y_label_area_size(60);
         macro_rules! draw {
             ($chart:expr) => {{
@@ -521,7 +558,7 @@ pub fn line_plot_svg(
                     .x_desc(x_label)
                     .y_desc(y_label)
                     .x_label_formatter(&|v| crate::experiments::plot::fmt_tick(*v))
-                    .y_label_formatter(&|v| crate::experiments::plot::fmt_tick(*v))
+                    .y_label_formatter(&|v| if y_range.is_some() { format!("{v:.2}") } else { crate::experiments::plot::fmt_tick(*v) })
                     .draw()
                     .map_err(|e| err(e.to_string()))?;
                 // Lines that coincide stay distinguishable: each series has its own colour, dash
@@ -594,9 +631,8 @@ pub fn line_plot_svg(
             (false, true) => draw!(b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())),
             (true, true) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())),
         }
-        root.present().map_err(|e| err(e.to_string()))?;
     }
-    Ok(svg)
+    Ok(())
 }
 
 /// Legend label: the values of the axes with several values, except `skip`.
@@ -624,8 +660,12 @@ fn wide(values: &[f64]) -> bool {
 /// `stable_rank_vs_<axis>.svg` (final stable rank, one line per combination of the other axes);
 /// and, with at most 20 runs, `stable_rank_vs_step.svg` (descent) or `stable_rank_vs_s.svg`
 /// (flow), one line per run.
+/// A validate sweep has none of these (its plots are [`phase::plots`]).
 pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
+    if settings.kind == SweepKind::Validate {
+        return Ok(out);
+    }
     for (k, axis) in settings.axes.iter().enumerate() {
         if axis.values.len() < 2 {
             continue;
@@ -647,7 +687,7 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
         let name = axis.variable.name();
         let what = match settings.kind {
             SweepKind::Descent => "gradient descent",
-            SweepKind::Flow => "gradient flow",
+            SweepKind::Flow | SweepKind::Validate => "gradient flow",
         };
         let x_label = if settings.init_relative && axis.variable == Variable::InitScale {
             "init_scale (times 1/√d)".to_string()
@@ -664,10 +704,10 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
         )?;
         out.push((format!("stable_rank_vs_{name}.svg"), svg));
     }
-    if results.len() <= 20 {
+    if plots_use_trajectories(results.len()) {
         let (xkey, file, xlabel) = match settings.kind {
             SweepKind::Descent => ("step", "stable_rank_vs_step.svg", "step"),
-            SweepKind::Flow => ("s", "stable_rank_vs_s.svg", "normalized time s"),
+            SweepKind::Flow | SweepKind::Validate => ("s", "stable_rank_vs_s.svg", "normalized time s"),
         };
         // Descent: x = step + 1, so the initialization (step 0) sits at 1 on the log axis and the
         // one-step drop is the segment from 1 to 2.
@@ -687,7 +727,7 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
             &format!("stable rank vs {xlabel}"),
             &match settings.kind {
                 SweepKind::Descent => "step + 1 (log scale): 1 = initialization, 2 = after one step".to_string(),
-                SweepKind::Flow => format!("{xlabel} (log scale)"),
+                SweepKind::Flow | SweepKind::Validate => format!("{xlabel} (log scale)"),
             },
             "stable rank (log scale)",
             &series,

@@ -4,10 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, Phase, SwitchMemory};
-use marginflow_solvers::rk::{IntegratorState, Statistics};
+use marginflow_solvers::ode::{IntegratorState, Statistics};
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Format version of the checkpoint file.
 pub const VERSION: u32 = 1;
@@ -56,6 +56,10 @@ pub struct Checkpoint {
     /// checkpoints (an empty streak: the criterion starts counting at the resumed state).
     #[serde(default)]
     pub switch: SwitchMemory,
+    /// The file it was loaded from (not stored; `None` for a checkpoint made in memory), named by
+    /// its errors.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// A restored state.
@@ -97,6 +101,7 @@ impl Checkpoint {
             wall_seconds,
             phase: Phase::Explicit,
             switch: SwitchMemory::default(),
+            source: None,
         }
     }
 
@@ -107,7 +112,7 @@ impl Checkpoint {
 
     /// Decode the integrator state, refusing a different data set or dimension.
     pub fn restore<T: Real>(&self, data_hash: &str, dim: usize) -> Result<Restored<T>> {
-        let bad = |reason: String| Error::BadCheckpoint { path: "checkpoint".into(), reason };
+        let bad = |reason: String| Error::BadCheckpoint { path: self.path(), reason };
         if self.data_hash != data_hash {
             return Err(bad(format!(
                 "data hash {} differs from the data given ({}): refusing to resume on other data",
@@ -160,7 +165,12 @@ impl Checkpoint {
                 reason: format!("version {} (expected {VERSION})", cp.version),
             });
         }
-        Ok(cp)
+        Ok(Checkpoint { source: Some(path.to_path_buf()), ..cp })
+    }
+
+    /// The file it was loaded from, for errors (`checkpoint` when made in memory).
+    pub fn path(&self) -> PathBuf {
+        self.source.clone().unwrap_or_else(|| PathBuf::from("checkpoint"))
     }
 }
 

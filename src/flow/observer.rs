@@ -4,10 +4,11 @@
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::settings::FlowSettings;
+use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use super::system::FlowSystem;
 use crate::error::{Error, Result};
-use crate::metrics::{self, cosine, log10_time, put, put_list, Num, StateMetrics};
-use marginflow_solvers::rk::{Control, IntegratorState, Observer, OdeSystem};
+use crate::metrics::{self, cosine, log10_time, num_fields, StateNumbers};
+use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
 use serde::Serialize;
 use std::time::Instant;
@@ -20,18 +21,10 @@ pub(super) fn velocity_small<T: Real>(sys: &mut FlowSystem<'_, T>, y: &[T], s: &
     net.small_span(&dy[..net.m * net.n])
 }
 
-/// The summary of a flow run (summary.json).
-#[derive(Clone, Debug, Serialize)]
-pub struct FlowSummary {
-    /// The JSON object, field names as in DESIGN §4.
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
 /// What the caller of [`run`] does with rows, checkpoints and stop requests.
 pub trait FlowObserver {
-    /// A trajectory row (a JSON object) was produced.
-    fn row(&mut self, row: &serde_json::Value) -> Result<()>;
+    /// A trajectory row was produced.
+    fn row(&mut self, row: &TrajectoryRow) -> Result<()>;
     /// Whether a checkpoint should be written now.
     fn checkpoint_due(&mut self) -> bool;
     /// Write this checkpoint.
@@ -93,43 +86,26 @@ pub(super) struct Rows<'o, T: Real> {
     pub(super) last_row_s: Option<f64>,
 }
 
-/// The fields a trajectory row and the summary share: s, log10 t (from u = log(1+t)), and the
-/// state's metrics.
-pub(super) fn put_state<T: Real>(
-    o: &mut serde_json::Map<String, serde_json::Value>,
-    s: &T,
-    u: &T,
-    sm: &StateMetrics<T>,
-) {
-    put(o, "s", &Num::of(s));
-    put(o, "log10_time", &Num::of(&log10_time(u)));
-    put(o, "log10_loss", &Num::of(&sm.log10_loss));
-    put(o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
-    put(o, "min_margin", &Num::of(&sm.min_margin));
-    put(o, "normalized_margin", &Num::of(&sm.normalized_margin));
-    put_list(o, "singular_values", &metrics::top_singular_values(&sm.singular_values));
-    put(o, "stable_rank", &Num::of(&sm.stable_rank));
-    put(o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
-    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
-}
-
 impl<'o, T: Real> Rows<'o, T> {
-    pub(super) fn row_json(&self, sys: &mut FlowSystem<'_, T>, st: &IntegratorState<T>) -> Result<serde_json::Value> {
+    pub(super) fn row(&self, sys: &mut FlowSystem<'_, T>, st: &IntegratorState<T>) -> Result<TrajectoryRow> {
         let net = sys.net;
         let mn = net.m * net.n;
         let sm = metrics::measure(net, &st.y[..mn])?;
-        let mut o = serde_json::Map::new();
-        put_state(&mut o, &st.s, &st.y[mn], &sm);
-        if let Some((wstar, _)) = &self.reference {
+        let cosines = self.reference.as_ref().map(|(wstar, _)| {
             let v = velocity_small(sys, &st.y, &st.s);
-            put(&mut o, "cosine_position", &Num::of(&cosine(&sm.w_small, wstar)));
-            put(&mut o, "cosine_velocity", &Num::of(&cosine(&v, wstar)));
-        }
-        o.insert("accepted".into(), serde_json::json!(st.stats.accepted));
-        o.insert("rejected".into(), serde_json::json!(st.stats.rejected));
-        o.insert("events".into(), serde_json::json!(st.stats.events));
-        o.insert("rhs_evaluations".into(), serde_json::json!(st.stats.rhs_evaluations));
-        Ok(serde_json::Value::Object(o))
+            let (cosine_position, cosine_position_decimal) = num_fields(&cosine(&sm.w_small, wstar));
+            let (cosine_velocity, cosine_velocity_decimal) = num_fields(&cosine(&v, wstar));
+            RowCosines { cosine_position, cosine_position_decimal, cosine_velocity, cosine_velocity_decimal }
+        });
+        Ok(TrajectoryRow {
+            time: FlowTime::of(&st.s, &st.y[mn]),
+            state: StateNumbers::of(&sm),
+            cosines,
+            accepted: st.stats.accepted,
+            rejected: st.stats.rejected,
+            events: st.stats.events,
+            rhs_evaluations: st.stats.rhs_evaluations,
+        })
     }
 
     pub(super) fn checkpoint_of(&self, sys: &FlowSystem<'_, T>, st: &IntegratorState<T>) -> Checkpoint {
@@ -172,7 +148,7 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         if due {
             // Metrics need a scratch system (the integrator holds the live one immutably here).
             let mut scratch = sys.clone();
-            let row = match self.row_json(&mut scratch, st) {
+            let row = match self.row(&mut scratch, st) {
                 Ok(r) => r,
                 Err(e) => {
                     self.error = Some(e);
@@ -185,7 +161,7 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
             }
             self.rows_written += 1;
             self.last_row_s = Some(s);
-            if let Some(now) = row["log10_loss"].as_f64() {
+            if let Some(now) = row.state.log10_loss {
                 // dL/dt = −‖∇L‖² ≤ 0: a rise beyond the tolerance is a numerical failure, not a
                 // result (typically round-off in B once |B| ~ s on linearly dependent data).
                 let slack = (1e3 * self.settings.rtol).max(1e-9) * now.abs().max(1.0);

@@ -3,16 +3,18 @@
 
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
-use super::observer::{put_state, velocity_small, FlowObserver, FlowSummary, Rows};
+use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
+use super::summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use super::system::{FlowSystem, Mode};
 use crate::error::{Error, Result};
 use crate::maxmargin;
-use crate::metrics::{self, cosine, put, put_list, Num, StateMetrics};
+use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
 use crate::model::data::Dataset;
 use crate::model::network::Network;
 use marginflow_solvers::extrapolation::Extrapolation;
-use marginflow_solvers::rk::{Horizon, Integrator, IntegratorSettings, IntegratorState, Status};
+use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState, Status};
+use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::{Mat, Real};
 use std::time::Instant;
@@ -51,10 +53,141 @@ fn kkt_residuals<T: Real>(sm: &StateMetrics<T>, v: &Mat<T>) -> KktResiduals<T> {
     KktResiduals { stationarity, complementarity: comp }
 }
 
+/// The summary's comparison of the end state with W* (multipliers λ): cosines and gaps of W and
+/// dW/ds (`v`) with W*, and max_i |w_i − λ_i/Σλ| for the loss weights w.
+fn compare_with_reference<T: Real>(
+    sm: &StateMetrics<T>,
+    v: &Mat<T>,
+    kkt: &KktResiduals<T>,
+    r: &maxmargin::Reference<T>,
+    wstar: &Mat<T>,
+    lambda: &[T],
+) -> ReferenceComparison {
+    let prec = v.precision();
+    let mut lsum = T::zero(prec);
+    for l in lambda {
+        lsum += l;
+    }
+    let mut merr = T::zero(prec);
+    for (w, l) in sm.loss_weights.iter().zip(lambda) {
+        merr = merr.max_of(&(w.clone() - &(l.clone() / &lsum)).abs());
+    }
+    let cp = cosine(&sm.w_small, wstar);
+    let cv = cosine(v, wstar);
+    let (normalized_margin, normalized_margin_decimal) = num_fields(&(T::one(prec) / &r.norm));
+    let (cosine_position, cosine_position_decimal) = num_fields(&cp);
+    let (cosine_velocity, cosine_velocity_decimal) = num_fields(&cv);
+    let (position_gap, position_gap_decimal) = num_fields(&(T::one(prec) - &cp));
+    let (velocity_gap, velocity_gap_decimal) = num_fields(&(T::one(prec) - &cv));
+    let (multiplier_error, multiplier_error_decimal) = num_fields(&merr);
+    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
+    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
+    ReferenceComparison {
+        normalized_margin,
+        normalized_margin_decimal,
+        cosine_position,
+        cosine_position_decimal,
+        cosine_velocity,
+        cosine_velocity_decimal,
+        position_gap,
+        position_gap_decimal,
+        velocity_gap,
+        velocity_gap_decimal,
+        multiplier_error,
+        multiplier_error_decimal,
+        kkt_stationarity,
+        kkt_stationarity_decimal,
+        kkt_complementarity,
+        kkt_complementarity_decimal,
+        certified: r.certified,
+        not_certified_because: r.failure.clone(),
+    }
+}
+
+/// The flow's own limit pattern at the end state: +1/−1 by the mode of each P_ji (the live sign
+/// when events are off); a pinned entry (P_ji = 0) takes the side of its σ_ji (≥ (1+γ)/2: +1).
+/// The pattern QP with S_ji = +1 and the constraint ⟨w_j, x_i⟩ ≥ 0 active has μ_ji = λ_i y_i a_j
+/// (σ_ji − 1) at a point where that entry is pinned with slope σ_ji, which is ≥ 0 for a pinned
+/// entry of the attracting kind (a_j y_i < 0), and symmetrically for −1: a Clarke KKT point of the
+/// flow's limit is the optimum of this convex QP, so the QP's certificate applies to it.
+fn limit_pattern<T: Real>(sys: &FlowSystem<'_, T>, b: &[T]) -> Vec<i8> {
+    let net = sys.network();
+    let mut p = vec![T::zero(net.prec); net.m * net.n];
+    net.preactivations_inplace(b, &mut p);
+    sys.modes
+        .iter()
+        .enumerate()
+        .map(|(k, md)| match md {
+            Mode::Positive => 1,
+            Mode::Negative => -1,
+            Mode::Sliding | Mode::Held => {
+                if sys.pinned_sigma(k) >= sys.mid_slope() {
+                    1
+                } else {
+                    -1
+                }
+            }
+            Mode::Live => {
+                if p[k].is_sign_negative() {
+                    -1
+                } else {
+                    1
+                }
+            }
+        })
+        .collect()
+}
+
+/// The comparison with the certified max-margin QP on the flow's own limit pattern (Lyu–Li 2020;
+/// Ji–Telgarsky 2020: gradient flow converges to a KKT point of the max-margin problem on any
+/// separable data, on its own pattern). For the pinned entries the certificate also checks the
+/// implied slope σ_ji = C_ji/(λ_i y_i a_j) ∈ [γ, 1] (the Clarke subdifferential of φ at 0).
+fn limit_reference<T: Real>(
+    net: &Network<T>,
+    sys: &FlowSystem<'_, T>,
+    b: &[T],
+    sm: &StateMetrics<T>,
+    v: &Mat<T>,
+    kkt: &KktResiduals<T>,
+) -> FlowReference {
+    let pattern = limit_pattern(sys, b);
+    let outcome = match maxmargin::pattern_max_margin(net, &pattern, &maxmargin::MaxMarginSettings::default()) {
+        Ok(o) => o,
+        Err(e) => return FlowReference::Unavailable { certified: false, error: e.to_string() },
+    };
+    let Some(r) = outcome.reference else {
+        let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
+        return FlowReference::Unavailable { certified: false, error: why };
+    };
+    let wstar = net.small_span(&r.coefficients.data);
+    let mut cmp = compare_with_reference(sm, v, kkt, &r, &wstar, &r.multipliers);
+    let (m, n, p) = (net.m, net.n, net.prec);
+    let tol = r.certificate.tolerance.clone() * &T::from_f64(1e3, p);
+    let one = T::one(p);
+    for k in (0..m * n).filter(|&k| sys.modes[k].pinned()) {
+        let (j, i) = (k / n, k % n);
+        let den = r.multipliers[i].clone() * &net.y[i] * &net.a[j];
+        if den.sign() == Some(std::cmp::Ordering::Equal) {
+            continue;
+        }
+        let sigma = r.coefficients.at(j, i).clone() / &den;
+        let outside = sigma < net.gamma.clone() - &tol || sigma > one.clone() + &tol;
+        if outside && cmp.certified {
+            cmp.certified = false;
+            cmp.not_certified_because =
+                Some(format!("pinned entry ({j}, {i}): the implied slope σ = {:e} is outside [γ, 1]", sigma.to_f64()));
+        }
+    }
+    FlowReference::Compared(Box::new(cmp))
+}
+
 /// The end of a run.
 pub struct FlowOutcome {
     /// summary.json.
     pub summary: FlowSummary,
+    /// The certified max-margin reference of the theory pattern that the summary compares with
+    /// (rounded to f64; `None` when its QP failed: the summary's `reference.error` says why).
+    pub reference: Option<maxmargin::Reference<f64>>,
     /// Final W (m×d, f64), when requested.
     pub weights: Option<Vec<f64>>,
     /// Checkpoint of the final state (so a later `--resume` can go further).
@@ -81,6 +214,170 @@ pub fn run(
     unreachable!("validate() rejects precision != 53 without the mpfr feature")
 }
 
+/// Where a run starts: from zero, or from a checkpoint.
+struct Start<T> {
+    state: IntegratorState<T>,
+    modes: Option<Vec<Mode>>,
+    rows_written: usize,
+    next_row: f64,
+    wall_before: f64,
+    phase: Phase,
+    switch: SwitchMemory,
+    switched_at: Option<T>,
+}
+
+/// The starting point: B = 0, u = 0 at s = 0, or the checkpoint's exact state (its errors name
+/// its file).
+fn start<T: Real>(
+    resume: Option<Checkpoint>,
+    settings: &FlowSettings,
+    data_hash: &str,
+    dim: usize,
+) -> Result<Start<T>> {
+    let prec = settings.precision;
+    let Some(cp) = resume else {
+        return Ok(Start {
+            state: IntegratorState::new(T::zero(prec), vec![T::zero(prec); dim]),
+            modes: None,
+            rows_written: 0,
+            next_row: -6.0,
+            wall_before: 0.0,
+            phase: Phase::Explicit,
+            switch: SwitchMemory::default(),
+            switched_at: None,
+        });
+    };
+    let r = cp.restore::<T>(data_hash, dim)?;
+    if cp.phase == Phase::Stiff && settings.method != Method::Auto {
+        return Err(Error::BadCheckpoint {
+            path: cp.path(),
+            reason: format!("phase 2 (SEULEX) recorded for method {:?}, which has no phases", settings.method),
+        });
+    }
+    let switched_at: Option<T> = match &cp.switch.switched_at_s {
+        Some(x) => Some(T::from_exact(x).ok_or_else(|| Error::BadCheckpoint {
+            path: cp.path(),
+            reason: format!("cannot decode switched_at_s {x:?}"),
+        })?),
+        None => None,
+    };
+    let modes = r
+        .modes
+        .iter()
+        .map(|&c| {
+            Mode::from_code(c)
+                .ok_or_else(|| Error::BadCheckpoint { path: cp.path(), reason: format!("unknown switching mode {c}") })
+        })
+        .collect::<Result<Vec<Mode>>>()?;
+    Ok(Start {
+        state: r.state,
+        modes: Some(modes),
+        rows_written: cp.rows_written,
+        next_row: cp.next_row(),
+        wall_before: cp.wall_seconds,
+        phase: cp.phase,
+        switch: cp.switch.clone(),
+        switched_at,
+    })
+}
+
+/// The integrator's horizon (s = S, or u = log(1+t) reaching its target) and the same end in f64
+/// for `auto`'s criterion.
+fn horizon_of<T: Real>(h: FlowHorizon, mn: usize, prec: u32) -> (Horizon<T>, HorizonEnd) {
+    let horizon = match h {
+        FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
+        FlowHorizon::Time(t) => Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) },
+        FlowHorizon::Log10Time(x) => {
+            // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
+            let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
+            let target = xl.clone() + &(-xl).exp().ln_1p();
+            Horizon { s_end: None, component_reaches: Some((mn, target)) }
+        }
+    };
+    let end = match (&horizon.s_end, &horizon.component_reaches) {
+        (Some(se), _) => HorizonEnd::S(se.to_f64()),
+        (None, Some((_, ue))) => HorizonEnd::LogTime(ue.to_f64()),
+        (None, None) => HorizonEnd::S(f64::INFINITY),
+    };
+    (horizon, end)
+}
+
+/// Integrate to the horizon: the explicit pair (phase 1), then SEULEX for `seulex`, or for `auto`
+/// once its criterion fires (recorded in `rows.switch` and `switched_at`). `max_steps` limits the
+/// whole call across phases.
+fn integrate<T: Real>(
+    settings: &FlowSettings,
+    sys: &mut FlowSystem<'_, T>,
+    state: &mut IntegratorState<T>,
+    horizon: &Horizon<T>,
+    rows: &mut Rows<'_, T>,
+    switched_at: &mut Option<T>,
+) -> Result<Status> {
+    let (prec, dim) = (settings.precision, state.y.len());
+    let isettings = IntegratorSettings {
+        rtol: settings.rtol,
+        atol: settings.atol,
+        events: settings.events,
+        max_steps: settings.max_steps,
+        ..Default::default()
+    };
+    // Steps (accepted + rejected) before this call.
+    let steps_before = state.stats.accepted + state.stats.rejected;
+    let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
+    let mut status = Status::Stopped;
+    if explicit {
+        let tableau = settings.method.tableau::<T>(settings.rtol, prec);
+        let mut integ = Integrator::new(tableau, isettings.clone(), dim, prec)?;
+        status = integ.integrate(sys, state, horizon, rows);
+        if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
+            // Not a user stop: the criterion fired. Phase 2 continues from the same state.
+            rows.phase = Phase::Stiff;
+            rows.switch.switched_at_s = Some(state.s.to_exact());
+            rows.switch.switched_at_accepted = Some(state.stats.accepted);
+            *switched_at = Some(state.s.clone());
+        }
+    }
+    if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
+        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
+        let used = state.stats.accepted + state.stats.rejected - steps_before;
+        let isettings =
+            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
+        let mut integ = Extrapolation::new(isettings, dim, prec)?;
+        status = integ.integrate(sys, state, horizon, rows);
+    }
+    Ok(status)
+}
+
+/// The summary's `status` and `status_detail` for how the integration ended.
+fn status_of(status: &Status, loss_rise: &Option<String>) -> (String, Option<String>) {
+    let name = match status {
+        Status::Stopped if loss_rise.is_some() => "loss_increased".to_string(),
+        Status::Stopped => "interrupted".to_string(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
+            .unwrap_or_else(|| format!("{other:?}")),
+    };
+    let detail = match status {
+        Status::NonFinite { s } => Some(format!("non-finite value at s = {s:e}")),
+        _ if loss_rise.is_some() => loss_rise.clone(),
+        Status::StepSizeUnderflow { s, h } => Some(format!("step size {h:e} underflowed at s = {s:e}")),
+        _ => None,
+    };
+    (name, detail)
+}
+
+/// The method(s) a run used: the resolved first method, `+seulex` after `auto`'s switch.
+fn method_used(settings: &FlowSettings, phase: Phase) -> String {
+    let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let first = name(settings.method.resolve(settings.rtol));
+    if phase == Phase::Stiff {
+        format!("{first}+seulex")
+    } else {
+        first
+    }
+}
+
 fn run_at<T: Real>(
     data: &Dataset,
     settings: &FlowSettings,
@@ -94,41 +391,12 @@ fn run_at<T: Real>(
     let mn = net.m * net.n;
     let data_hash = data.hash();
 
-    let (mut state, modes, rows_written, next_row, wall_before, phase, switch) = match resume {
-        Some(cp) => {
-            let r = cp.restore::<T>(&data_hash, mn + 1)?;
-            (r.state, Some(r.modes), cp.rows_written, cp.next_row(), cp.wall_seconds, cp.phase, cp.switch.clone())
-        }
-        None => {
-            let y0 = vec![T::zero(prec); mn + 1];
-            (IntegratorState::new(T::zero(prec), y0), None, 0, -6.0, 0.0, Phase::Explicit, SwitchMemory::default())
-        }
-    };
+    let Start { mut state, modes, rows_written, next_row, wall_before, phase, switch, mut switched_at } =
+        start::<T>(resume, settings, &data_hash, mn + 1)?;
     let auto = settings.method == Method::Auto;
-    if phase == Phase::Stiff && !auto {
-        return Err(Error::BadCheckpoint {
-            path: "checkpoint".into(),
-            reason: format!("phase 2 (SEULEX) recorded for method {:?}, which has no phases", settings.method),
-        });
-    }
-    let switched_at: Option<T> = match &switch.switched_at_s {
-        Some(x) => Some(T::from_exact(x).ok_or_else(|| Error::BadCheckpoint {
-            path: "checkpoint".into(),
-            reason: format!("cannot decode switched_at_s {x:?}"),
-        })?),
-        None => None,
-    };
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
     if let Some(m) = modes {
-        sys.modes = m
-            .iter()
-            .map(|&c| {
-                Mode::from_code(c).ok_or_else(|| Error::BadCheckpoint {
-                    path: "checkpoint".into(),
-                    reason: format!("unknown switching mode {c}"),
-                })
-            })
-            .collect::<Result<_>>()?;
+        sys.modes = m;
     }
 
     // The independent reference: the certified theory-pattern max-margin solution.
@@ -136,29 +404,7 @@ fn run_at<T: Real>(
     let reference_small =
         reference.as_ref().ok().map(|r| (net.small_span(&r.coefficients.data), r.multipliers.clone()));
 
-    let isettings = IntegratorSettings {
-        rtol: settings.rtol,
-        atol: settings.atol,
-        events: settings.events,
-        max_steps: settings.max_steps,
-        ..Default::default()
-    };
-    let horizon = match settings.horizon {
-        FlowHorizon::S(s) => Horizon { s_end: Some(T::from_f64(s, prec)), component_reaches: None },
-        FlowHorizon::Time(t) => Horizon { s_end: None, component_reaches: Some((mn, T::from_f64(t, prec).ln_1p())) },
-        FlowHorizon::Log10Time(x) => {
-            // log(1 + 10^X) = X ln 10 + log(1 + 10^−X).
-            let xl = T::from_f64(x, prec) * &T::from_f64(10.0, prec).ln();
-            let target = xl.clone() + &(-xl).exp().ln_1p();
-            Horizon { s_end: None, component_reaches: Some((mn, target)) }
-        }
-    };
-
-    let end = match (&horizon.s_end, &horizon.component_reaches) {
-        (Some(se), _) => HorizonEnd::S(se.to_f64()),
-        (None, Some((_, ue))) => HorizonEnd::LogTime(ue.to_f64()),
-        (None, None) => HorizonEnd::S(f64::INFINITY),
-    };
+    let (horizon, end) = horizon_of::<T>(settings.horizon, mn, prec);
     let mut rows = Rows {
         obs,
         reference: reference_small.clone(),
@@ -182,38 +428,14 @@ fn run_at<T: Real>(
         p_scratch: Vec::new(),
         last_row_s: None,
     };
-    let mut switched_at = switched_at;
-    // Steps (accepted + rejected) before this call: `max_steps` limits this call across phases.
-    let steps_before = state.stats.accepted + state.stats.rejected;
-    let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
-    let mut status = Status::Stopped;
-    if explicit {
-        let tableau = settings.method.tableau::<T>(settings.rtol, prec);
-        let mut integ = Integrator::new(tableau, isettings.clone(), mn + 1, prec)?;
-        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
-        if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
-            // Not a user stop: the criterion fired. Phase 2 continues from the same state.
-            rows.phase = Phase::Stiff;
-            rows.switch.switched_at_s = Some(state.s.to_exact());
-            rows.switch.switched_at_accepted = Some(state.stats.accepted);
-            switched_at = Some(state.s.clone());
-        }
-    }
-    if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
-        // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
-        let used = state.stats.accepted + state.stats.rejected - steps_before;
-        let isettings =
-            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
-        let mut integ = Extrapolation::new(isettings, mn + 1, prec)?;
-        status = integ.integrate(&mut sys, &mut state, &horizon, &mut rows);
-    }
+    let status = integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?;
     if let Some(e) = rows.error.take() {
         return Err(e);
     }
     // Final row (always), then the summary.
     let mut scratch = FlowSystem::new(&net, &state.y[..mn]);
     scratch.modes = sys.modes.clone();
-    let final_row = rows.row_json(&mut scratch, &state)?;
+    let final_row = rows.row(&mut scratch, &state)?;
     // The checkpoint counts the rows before this final one: a resumed run drops it, so its
     // trajectory is the uninterrupted one.
     let checkpoint = rows.checkpoint_of(&sys, &state);
@@ -224,80 +446,51 @@ fn run_at<T: Real>(
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;
-    let mut o = serde_json::Map::new();
-    let status_str = match &status {
-        Status::Stopped if rows.loss_rise.is_some() => "loss_increased".to_string(),
-        Status::Stopped => "interrupted".to_string(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
-            .unwrap_or_else(|| format!("{other:?}")),
-    };
-    o.insert("status".into(), serde_json::json!(status_str));
-    if let Status::StepSizeUnderflow { s, h } = &status {
-        o.insert("status_detail".into(), serde_json::json!(format!("step size {h:e} underflowed at s = {s:e}")));
-    }
-    if let Some(why) = &rows.loss_rise {
-        o.insert("status_detail".into(), serde_json::json!(why));
-    }
-    if let Status::NonFinite { s } = &status {
-        o.insert("status_detail".into(), serde_json::json!(format!("non-finite value at s = {s:e}")));
-    }
-    put_state(&mut o, &state.s, &state.y[mn], &sm);
-    put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
+    let (status_str, status_detail) = status_of(&status, &rows.loss_rise);
+    let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     let ln2 = 2f64.ln();
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
-    o.insert("interpolated".into(), serde_json::json!(interpolated));
     let v = velocity_small(&mut scratch, &state.y, &state.s);
     let kkt = kkt_residuals(&sm, &v);
-    put(&mut o, "kkt_stationarity", &Num::of(&kkt.stationarity));
-    put(&mut o, "kkt_complementarity", &Num::of(&kkt.complementarity));
-    o.insert("statistics".into(), serde_json::to_value(&state.stats).unwrap_or_default());
-    o.insert("sliding_at_end".into(), serde_json::json!(sys.sliding_count()));
-    o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
-    let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let first = name(settings.method.resolve(settings.rtol));
-    let method_used = if rows.phase == Phase::Stiff { format!("{first}+seulex") } else { first };
-    o.insert("method_used".into(), serde_json::json!(method_used));
-    if let Some(sw) = &switched_at {
-        put(&mut o, "switched_at_s", &Num::of(sw));
-        o.insert("switched_at_accepted".into(), serde_json::json!(rows.switch.switched_at_accepted));
-    }
-    o.insert("precision_bits".into(), serde_json::json!(prec));
-    o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
-    match (&reference, &reference_small) {
+    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
+    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
+    let method_used = method_used(settings, rows.phase);
+    let switch = switched_at.as_ref().map(|sw| {
+        let (switched_at_s, switched_at_s_decimal) = num_fields(sw);
+        SwitchPoint { switched_at_s, switched_at_s_decimal, switched_at_accepted: rows.switch.switched_at_accepted }
+    });
+    let reference_summary = match (&reference, &reference_small) {
         (Ok(r), Some((wstar, lambda))) => {
-            let mut lsum = T::zero(prec);
-            for l in lambda {
-                lsum += l;
-            }
-            let mut merr = T::zero(prec);
-            for (w, l) in sm.loss_weights.iter().zip(lambda) {
-                merr = merr.max_of(&(w.clone() - &(l.clone() / &lsum)).abs());
-            }
-            let mut ro = serde_json::Map::new();
-            put(&mut ro, "normalized_margin", &Num::of(&(T::one(prec) / &r.norm)));
-            let cp = cosine(&sm.w_small, wstar);
-            let cv = cosine(&v, wstar);
-            put(&mut ro, "cosine_position", &Num::of(&cp));
-            put(&mut ro, "cosine_velocity", &Num::of(&cv));
-            put(&mut ro, "position_gap", &Num::of(&(T::one(prec) - &cp)));
-            put(&mut ro, "velocity_gap", &Num::of(&(T::one(prec) - &cv)));
-            put(&mut ro, "multiplier_error", &Num::of(&merr));
-            put(&mut ro, "kkt_stationarity", &Num::of(&kkt.stationarity));
-            put(&mut ro, "kkt_complementarity", &Num::of(&kkt.complementarity));
-            ro.insert("certified".into(), serde_json::json!(r.certified));
-            if let Some(why) = &r.failure {
-                ro.insert("not_certified_because".into(), serde_json::json!(why));
-            }
-            o.insert("reference".into(), serde_json::Value::Object(ro));
+            Some(FlowReference::Compared(Box::new(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda))))
         }
-        (Err(e), _) => {
-            o.insert("reference".into(), serde_json::json!({"certified": false, "error": e.to_string()}));
-        }
-        _ => {}
-    }
-    o.insert("wall_seconds".into(), serde_json::json!(wall_before + started.elapsed().as_secs_f64()));
+        (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
+        (Ok(_), None) => None,
+    };
+    let limit_reference = Some(limit_reference(&net, &scratch, &state.y[..mn], &sm, &v, &kkt));
+    let summary = FlowSummary {
+        status: status_str,
+        status_detail,
+        time: FlowTime::of(&state.s, &state.y[mn]),
+        state: StateNumbers::of(&sm),
+        loss_weights,
+        loss_weights_decimal,
+        interpolated,
+        kkt_stationarity,
+        kkt_stationarity_decimal,
+        kkt_complementarity,
+        kkt_complementarity_decimal,
+        statistics: state.stats.clone(),
+        sliding_at_end: sys.sliding_count(),
+        settings: settings.clone(),
+        method_used,
+        switch,
+        precision_bits: prec,
+        shape: Shape { n: net.n, d: net.d, m: net.m },
+        reference: reference_summary,
+        limit_reference,
+        wall_seconds: wall_before + started.elapsed().as_secs_f64(),
+    };
     let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };
-    Ok(FlowOutcome { summary: FlowSummary { fields: o }, weights, checkpoint })
+    let reference = reference.ok().map(|r| r.to_f64());
+    Ok(FlowOutcome { summary, weights, checkpoint, reference })
 }

@@ -21,9 +21,9 @@ impl FlowHorizon {
     /// Check the horizon is positive and finite.
     pub fn validate(&self) -> Result<()> {
         let (flag, v) = match *self {
-            FlowHorizon::Time(t) => ("--until-time", t),
-            FlowHorizon::Log10Time(x) => ("--until-log10-time", if x.is_finite() { 1.0 } else { x }),
-            FlowHorizon::S(s) => ("--until-s", s),
+            FlowHorizon::Time(t) => ("until_time", t),
+            FlowHorizon::Log10Time(x) => ("until_log10_time", if x.is_finite() { 1.0 } else { x }),
+            FlowHorizon::S(s) => ("until_s", s),
         };
         if !(v > 0.0 && v.is_finite()) {
             return Err(Error::setting(flag, format!("must be finite and > 0, got {v}")));
@@ -76,25 +76,25 @@ impl Default for FlowSettings {
 }
 
 impl FlowSettings {
-    /// Check all ranges, naming the flag at fault.
+    /// Check all ranges, naming the setting at fault.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.horizon.validate()?;
         if !(self.rtol > 0.0 && self.rtol.is_finite()) {
-            return Err(Error::setting("--rtol", format!("must be > 0, got {}", self.rtol)));
+            return Err(Error::setting("rtol", format!("must be > 0, got {}", self.rtol)));
         }
         if !(self.atol > 0.0 && self.atol.is_finite()) {
-            return Err(Error::setting("--atol", format!("must be > 0, got {}", self.atol)));
+            return Err(Error::setting("atol", format!("must be > 0, got {}", self.atol)));
         }
         if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
             return Err(Error::setting(
-                "--precision",
+                "precision",
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
         if self.precision != 53 && !cfg!(feature = "mpfr") {
             return Err(Error::setting(
-                "--precision",
+                "precision",
                 format!("{} bits needs the MPFR build: cargo build --release --features mpfr", self.precision),
             ));
         }

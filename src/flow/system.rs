@@ -4,7 +4,7 @@
 use crate::model::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
 use crate::model::network::Network;
 use marginflow_solvers::boxqp::{self, BoxSide};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::{OdeSystem, ShiftedSolve, Switching};
 use marginflow_solvers::{Mat, Real};
 
 /// Mode of a pre-activation P_ji in [`FlowSystem::modes`].
@@ -22,6 +22,11 @@ pub enum Mode {
     /// [`Mode::Sliding`], but it leaves only once its free σ is [`HELD_SLACK`] outside [γ, 1].
     Held,
 }
+
+/// Flips at one s after which a flipping entry is evaluated by its live sign ([`Mode::Live`]): a
+/// cycle among entries (e.g. identical points with opposite labels, whose pre-activations are
+/// equal) would otherwise never advance s.
+pub const FLIP_CYCLE_LIMIT: usize = 64;
 
 /// How far outside [γ, 1] the free σ of a [`Mode::Held`] entry must go before it leaves.
 pub const HELD_SLACK: f64 = 1e-6;
@@ -98,6 +103,10 @@ pub struct FlowSystem<'a, T> {
     pub(super) wy: Vec<T>,
     /// σ of pinned entries (the minimal-norm selection, in [γ, 1]).
     pub(super) sigma: Vec<T>,
+    /// (s, flips there) of the last switch flips: a cycle of flips between several entries at one
+    /// point (which the integrator's per-switch chatter count does not see) is broken by
+    /// evaluating the flipping entry by its live sign from then on.
+    pub(super) flips_here: (f64, usize),
     /// The box QP's gradient w_i y_i (Kv)_i at pinned entries (nonzero at a bound: leaving).
     pub(super) sigma_grad: Vec<T>,
     /// Whether a pinned entry's σ ended at a bound of [γ, 1].
@@ -123,7 +132,7 @@ pub struct FlowSystem<'a, T> {
     pub(super) ln_n: T,
     pub(super) one: T,
     pub(super) mid: T,
-    /// Jacobian pieces at the last state asked for by [`OdeSystem::solve_shifted`].
+    /// Jacobian pieces at the last state asked for by [`ShiftedSolve::solve_shifted`].
     pub(super) jac: Option<Box<JacobianCache<T>>>,
 }
 
@@ -167,6 +176,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             wy: vec![T::zero(prec); net.n],
             sigma: vec![T::zero(prec); mn],
             sigma_grad: vec![T::zero(prec); mn],
+            flips_here: (f64::NAN, 0),
             sigma_at_bound: vec![false; mn],
             sigma_free: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
@@ -181,6 +191,16 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
             jac: None,
         }
+    }
+
+    /// σ_ji of a pinned entry at the last evaluation.
+    pub fn pinned_sigma(&self, k: usize) -> &T {
+        &self.sigma[k]
+    }
+
+    /// (1 + γ)/2, the middle of the box of slopes.
+    pub fn mid_slope(&self) -> &T {
+        &self.mid
     }
 
     /// The network.
@@ -455,7 +475,9 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         // du/ds = exp(−u − log L).
         self.du_ds_into(&y[m * n], &mut dy[m * n]);
     }
+}
 
+impl<T: Real> Switching<T> for FlowSystem<'_, T> {
     fn num_switches(&self) -> usize {
         self.net.m * self.net.n
     }
@@ -499,7 +521,13 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     /// P_ji = 0 is pinned when the row's minimal-norm selection with P_ji added puts σ_ji strictly
     /// inside [γ, 1]; else it continues on the side it moves to. Then the row is settled (see
     /// [`FlowSystem::settle_row`]).
-    fn flip(&mut self, k: usize, _s: &T, y: &[T]) {
+    fn flip(&mut self, k: usize, s: &T, y: &[T]) {
+        let sf = s.to_f64();
+        self.flips_here = if self.flips_here.0 == sf { (sf, self.flips_here.1 + 1) } else { (sf, 1) };
+        if self.flips_here.1 > FLIP_CYCLE_LIMIT {
+            self.modes[k] = Mode::Live;
+            return;
+        }
         let n = self.net.n;
         let mn = self.net.m * n;
         let j = k / n;
@@ -543,7 +571,9 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
         self.modes[k] = Mode::Held;
     }
+}
 
+impl<T: Real> ShiftedSolve<T> for FlowSystem<'_, T> {
     /// (I − cJ) x = rhs by Woodbury in n×n, see [`FlowSystem::shifted_solve_inplace`].
     fn solve_shifted(&mut self, _s: &T, y: &[T], c: &T, rhs: &mut [T]) -> bool {
         self.shifted_solve_inplace(y, c, rhs)

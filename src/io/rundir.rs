@@ -279,7 +279,7 @@ pub fn prepare_out_dir(dir: &Path, force: bool, manifest: &Manifest) -> Result<P
 pub fn verified_weights(dir: &Path, data_sha256: &str) -> Result<Option<PathBuf>> {
     let wpath = dir.join(WEIGHTS);
     let m = Manifest::load(dir)?;
-    let bad = |reason: String| Error::BadSetting { flag: format!("--pattern-from {}", dir.display()), reason };
+    let bad = |reason: String| Error::BadSetting { setting: format!("--pattern-from {}", dir.display()), reason };
     let Some(m) = m else {
         if wpath.exists() {
             return Err(bad(format!(

@@ -32,6 +32,8 @@ pub enum OuterLayer {
     Random,
     /// A length-m vector from a `.npy` file.
     File(PathBuf),
+    /// A length-m vector given in memory (e.g. the random layer of a run, reused by its restarts).
+    Vector(Vec<f64>),
 }
 
 impl std::str::FromStr for OuterLayer {
@@ -92,7 +94,7 @@ impl Default for ModelSettings {
 pub fn validate_leak(leak: f64) -> Result<()> {
     if !(leak > 0.0 && leak < 1.0) {
         let why = if leak == 0.0 { " (γ = 0, plain ReLU, is not supported)" } else { "" };
-        return Err(Error::setting("--leak", format!("must be in (0, 1), got {leak}{why}")));
+        return Err(Error::setting("leak", format!("must be in (0, 1), got {leak}{why}")));
     }
     Ok(())
 }
@@ -101,12 +103,12 @@ impl ModelSettings {
     /// Check ranges, naming the flag at fault.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 {
-            return Err(Error::setting("--width", "must be at least 1"));
+            return Err(Error::setting("width", "must be at least 1"));
         }
         validate_leak(self.leak)?;
         if let Init::Scale(w) = self.init {
             if !(w >= 0.0 && w.is_finite()) {
-                return Err(Error::setting("--init-scale", format!("must be finite and ≥ 0, got {w}")));
+                return Err(Error::setting("init_scale", format!("must be finite and ≥ 0, got {w}")));
             }
         }
         Ok(())
@@ -129,6 +131,15 @@ impl ModelSettings {
                     return Err(Error::BadNpy { path: path.clone(), reason: format!("non-finite outer weight {bad}") });
                 }
                 a
+            }
+            OuterLayer::Vector(a) => {
+                if a.len() != m {
+                    return Err(Error::setting("outer", format!("has {} entries, the width is {m}", a.len())));
+                }
+                if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::setting("outer", format!("non-finite outer weight {bad}")));
+                }
+                a.clone()
             }
         })
     }

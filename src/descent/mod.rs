@@ -16,13 +16,16 @@
 //! dB/dt = −∇_B L in natural time t that GD approximates with error O(α) at t = kα.
 
 use crate::error::{Error, Result};
-use crate::metrics::{self, put, put_list, top_singular_values, Num, StateMetrics};
+use crate::metrics::{self, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
 use crate::model::activation::Activation;
 use crate::model::data::Dataset;
 use crate::model::network::{ModelSettings, Network};
-use marginflow_solvers::rk::OdeSystem;
+use marginflow_solvers::ode::{OdeSystem, Switching};
 use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
+
+pub mod summary;
+pub use summary::{DescentRow, DescentSummary};
 
 /// The activation gradient descent uses (its leak is the model's `leak`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,21 +78,21 @@ impl DescentSettings {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         if !(self.step_size > 0.0 && self.step_size.is_finite()) {
-            return Err(Error::setting("--step-size", format!("must be finite and > 0, got {}", self.step_size)));
+            return Err(Error::setting("step_size", format!("must be finite and > 0, got {}", self.step_size)));
         }
         if let DescentActivation::Smooth { smoothness } = self.activation {
             if !(smoothness > 0.0 && smoothness.is_finite()) {
-                return Err(Error::setting("--smoothness", format!("must be finite and > 0, got {smoothness}")));
+                return Err(Error::setting("smoothness", format!("must be finite and > 0, got {smoothness}")));
             }
         }
         if self.precision < 53 || (self.precision > 53 && self.precision < 64) {
             return Err(Error::setting(
-                "--precision",
+                "precision",
                 format!("must be 53 (f64) or at least 64 bits, got {}", self.precision),
             ));
         }
         if self.precision != 53 && !cfg!(feature = "mpfr") {
-            return Err(Error::setting("--precision", format!("{} bits needs the MPFR build", self.precision)));
+            return Err(Error::setting("precision", format!("{} bits needs the MPFR build", self.precision)));
         }
         if self.rows_per_decade == 0 {
             return Err(Error::setting("rows_per_decade", "must be at least 1"));
@@ -351,6 +354,9 @@ impl<T: Real> OdeSystem<T> for NaturalFlow<'_, T> {
     }
 }
 
+/// The natural-time flow locates no switching events: activation slopes follow the live signs.
+impl<T: Real> Switching<T> for NaturalFlow<'_, T> {}
+
 /// Measure the state with coefficients `b` under activation `act` (margins from the run's kernel
 /// φ; the rest as [`metrics::measure_with`]).
 pub fn measure<T: Real>(net: &Network<T>, act: Activation, b: &[T]) -> Result<StateMetrics<T>> {
@@ -385,8 +391,8 @@ pub const DIVERGENCE_BOUND: f64 = 1e150;
 
 /// What the caller of [`run`] does with trajectory rows and stop requests.
 pub trait DescentObserver {
-    /// A trajectory row (a JSON object) was produced.
-    fn row(&mut self, row: &serde_json::Value) -> Result<()>;
+    /// A trajectory row was produced.
+    fn row(&mut self, row: &DescentRow) -> Result<()>;
     /// Whether the run should stop now (checked at every row).
     fn stop_requested(&mut self) -> bool {
         false
@@ -394,8 +400,8 @@ pub trait DescentObserver {
 }
 
 /// Collects rows in memory.
-impl DescentObserver for Vec<serde_json::Value> {
-    fn row(&mut self, row: &serde_json::Value) -> Result<()> {
+impl DescentObserver for Vec<DescentRow> {
+    fn row(&mut self, row: &DescentRow) -> Result<()> {
         self.push(row.clone());
         Ok(())
     }
@@ -408,23 +414,17 @@ pub struct DescentOutcome {
     pub status: DescentStatus,
     /// summary.json (field names as for `flow`, plus `step`, `step_size`, `loss`,
     /// `initial_stable_rank`).
-    pub summary: serde_json::Map<String, serde_json::Value>,
+    pub summary: DescentSummary,
     /// Final W (m×d, f64), when requested.
     pub weights: Option<Vec<f64>>,
     /// Final span coefficients B (m×n, f64).
     pub coefficients: Vec<f64>,
 }
 
-fn metrics_json<T: Real>(o: &mut serde_json::Map<String, serde_json::Value>, sm: &StateMetrics<T>) {
-    put(o, "loss", &Num::of(&sm.log_loss.exp()));
-    put(o, "log10_loss", &Num::of(&sm.log10_loss));
-    put(o, "frobenius_norm", &Num::of(&sm.frobenius_norm));
-    put(o, "min_margin", &Num::of(&sm.min_margin));
-    put(o, "normalized_margin", &Num::of(&sm.normalized_margin));
-    put_list(o, "singular_values", &top_singular_values(&sm.singular_values));
-    put(o, "stable_rank", &Num::of(&sm.stable_rank));
-    put(o, "sigma3_over_sigma1", &Num::of(&sm.sigma3_over_sigma1));
-    o.insert("pattern_agreement".into(), serde_json::json!(sm.pattern_agreement));
+/// The row of the state after `step` steps.
+fn row_of<T: Real>(step: u64, sm: &StateMetrics<T>) -> DescentRow {
+    let (loss, loss_decimal) = num_fields(&sm.log_loss.exp());
+    DescentRow { step, loss, loss_decimal, state: StateNumbers::of(sm) }
 }
 
 /// Run gradient descent on `data` at the settings' precision.
@@ -475,7 +475,7 @@ struct RowEmitter<T> {
     /// Index of the next row to emit.
     next: usize,
     /// Stable rank of the row at step 0.
-    initial_stable_rank: Option<Num>,
+    initial_stable_rank: Option<(Option<f64>, Option<String>)>,
     /// Step and metrics of the last row emitted.
     last: Option<(u64, StateMetrics<T>)>,
 }
@@ -496,12 +496,9 @@ impl<T: Real> RowEmitter<T> {
                 let step = self.steps[self.next];
                 self.next += 1;
                 if step == 0 {
-                    self.initial_stable_rank = Some(Num::of(&sm.stable_rank));
+                    self.initial_stable_rank = Some(num_fields(&sm.stable_rank));
                 }
-                let mut o = serde_json::Map::new();
-                o.insert("step".into(), serde_json::json!(step));
-                metrics_json(&mut o, &sm);
-                obs.row(&serde_json::Value::Object(o))?;
+                obs.row(&row_of(step, &sm))?;
                 self.last = Some((step, sm));
             }
             if self.next == self.ready.len() {
@@ -594,35 +591,38 @@ pub fn run_at<T: Real>(
         Some((row_step, sm)) if row_step == step => sm,
         _ => measure(&net, act, &b)?,
     };
-    let mut o = serde_json::Map::new();
     let status_str = match &status {
         DescentStatus::Completed => "completed",
         DescentStatus::Stopped { .. } => "interrupted",
         DescentStatus::Diverged { .. } => "diverged",
     };
-    o.insert("status".into(), serde_json::json!(status_str));
-    if let DescentStatus::Diverged { step } = &status {
-        o.insert(
-            "status_detail".into(),
-            serde_json::json!(format!(
-                "coefficients non-finite or above {DIVERGENCE_BOUND:e} at step {step}; state of step {}",
-                step - 1
-            )),
-        );
-    }
-    o.insert("step".into(), serde_json::json!(step));
-    o.insert("step_size".into(), serde_json::json!(settings.step_size));
-    metrics_json(&mut o, &sm);
-    if let Some(r) = initial_stable_rank {
-        put(&mut o, "initial_stable_rank", &r);
-    }
-    put_list(&mut o, "loss_weights", &sm.loss_weights.iter().map(Num::of).collect::<Vec<_>>());
+    let status_detail = match &status {
+        DescentStatus::Diverged { step } => Some(format!(
+            "coefficients non-finite or above {DIVERGENCE_BOUND:e} at step {step}; state of step {}",
+            step - 1
+        )),
+        _ => None,
+    };
+    // A non-finite initial stable rank is left out, as a missing one (the row at step 0 is always
+    // measured, and W(0) is finite).
+    let (initial_stable_rank, initial_stable_rank_decimal) = initial_stable_rank.unwrap_or((None, None));
+    let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     // L < log(2)/n forces every margin positive (as in `flow`).
     let interpolated = sm.log10_loss.to_f64() < (2f64.ln() / net.n as f64).log10();
-    o.insert("interpolated".into(), serde_json::json!(interpolated));
-    o.insert("settings".into(), serde_json::to_value(settings).unwrap_or_default());
-    o.insert("precision_bits".into(), serde_json::json!(prec));
-    o.insert("shape".into(), serde_json::json!({"n": net.n, "d": net.d, "m": net.m}));
+    let summary = DescentSummary {
+        status: status_str.to_string(),
+        status_detail,
+        last: row_of(step, &sm),
+        step_size: settings.step_size,
+        initial_stable_rank,
+        initial_stable_rank_decimal,
+        loss_weights,
+        loss_weights_decimal,
+        interpolated,
+        settings: settings.clone(),
+        precision_bits: prec,
+        shape: Shape { n: net.n, d: net.d, m: net.m },
+    };
     let weights = if want_weights { Some(net.full_weights(data, &b)?) } else { None };
-    Ok(DescentOutcome { status, summary: o, weights, coefficients: b.iter().map(|v| v.to_f64()).collect() })
+    Ok(DescentOutcome { status, summary, weights, coefficients: b.iter().map(|v| v.to_f64()).collect() })
 }

@@ -1,0 +1,301 @@
+//! Validation of the implicit-bias theorem (Frei, Vardi, Bartlett, Srebro, Hu, ICLR 2023) on
+//! scenario files.
+//!
+//! A scenario names a data set (a file or a `[generate]` table), a model and a horizon. For each
+//! scenario one gradient flow is run (plus `restarts` flows from other random initializations) and
+//! the theorem's claims are measured against thresholds:
+//!
+//! - `assumption`: the near-orthogonality statistics ([`data::geometry`]); reported, never gating;
+//! - `interpolation`: the loss falls below log 2 / n (every margin is then positive);
+//! - `kkt`: the velocity dW/ds is parallel to the certified max-margin solution W* (gap 1 − cos
+//!   below a threshold), the loss weights converge to λ/Σλ, and the position gap 1 − cos(W, W*)
+//!   decays (a least-squares fit of log gap against log(1/s) over the late rows);
+//! - `rank`: rank W* ≤ 2, and σ3/σ1 of W(s) decreasing to (near) 0;
+//! - `global_max_margin`: the flow's normalized margin reaches the certified QP value and is not
+//!   beaten by flows from other initializations;
+//! - `linear_boundary` (balanced outer layer only): sign f(x; W) = sign⟨z, x⟩ with
+//!   z = Σ λ_i y_i x_i on the data and on Gaussian test points, and z's normalized margin against
+//!   the linear max margin.
+//!
+//! Everything here returns values; rendering is in [`crate::experiments::report`] and
+//! [`crate::experiments::plot`], files are written by the binary. Layout: [`scenario`] (files,
+//! defaults, checks), [`claims`] (one function per claim), this module (the flows and the report).
+//!
+//! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
+
+mod claims;
+mod scenario;
+
+pub use claims::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
+pub use scenario::{
+    parse, prepare, prepare_default_suite, prepare_file, prepare_parsed, GenerateTable, PreparedScenario, Scenario,
+    Thresholds, DEFAULT_SUITE,
+};
+
+use crate::error::Result;
+use crate::flow::{self, FlowObserver, FlowSettings, TrajectoryRow};
+use crate::metrics::to_json_value;
+use crate::model::data::{self, Dataset, Geometry};
+use crate::model::network::{Network, OuterLayer};
+use claims::Evidence;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// One trajectory row, as numbers for plots and fits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrajectoryPoint {
+    /// Normalized time s.
+    pub s: f64,
+    /// log10 t.
+    pub log10_time: f64,
+    /// log10 L.
+    pub log10_loss: f64,
+    /// min_i q_i / ‖W‖_F.
+    pub normalized_margin: f64,
+    /// Top singular values of W, largest first.
+    pub singular_values: Vec<f64>,
+    /// σ3/σ1.
+    pub sigma3_over_sigma1: f64,
+    /// Fraction of the theory pattern matched.
+    pub pattern_agreement: f64,
+    /// 1 − cos(W, W*), when the reference exists.
+    pub position_gap: Option<f64>,
+    /// 1 − cos(dW/ds, W*), when the reference exists.
+    pub velocity_gap: Option<f64>,
+}
+
+impl TrajectoryPoint {
+    /// The numbers of a row (a non-finite value, null in the row, becomes NaN here); `None` for
+    /// a row without a finite s.
+    fn from_row(row: &TrajectoryRow) -> Option<Self> {
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let st = &row.state;
+        Some(TrajectoryPoint {
+            s: row.time.s?,
+            log10_time: nan(row.time.log10_time),
+            log10_loss: nan(st.log10_loss),
+            normalized_margin: nan(st.normalized_margin),
+            singular_values: st.singular_values.iter().map(|v| nan(*v)).collect(),
+            sigma3_over_sigma1: nan(st.sigma3_over_sigma1),
+            pattern_agreement: st.pattern_agreement,
+            position_gap: row.cosines.as_ref().and_then(|c| c.cosine_position).map(|c| 1.0 - c),
+            velocity_gap: row.cosines.as_ref().and_then(|c| c.cosine_velocity).map(|c| 1.0 - c),
+        })
+    }
+}
+
+/// A flow observer that keeps the rows in memory and writes no checkpoints.
+#[derive(Default)]
+pub struct RowCollector {
+    /// The rows, in order.
+    pub rows: Vec<TrajectoryRow>,
+}
+
+impl FlowObserver for RowCollector {
+    fn row(&mut self, row: &TrajectoryRow) -> Result<()> {
+        self.rows.push(row.clone());
+        Ok(())
+    }
+    fn checkpoint_due(&mut self) -> bool {
+        false
+    }
+    fn checkpoint(&mut self, _cp: &crate::flow::checkpoint::Checkpoint) -> Result<()> {
+        Ok(())
+    }
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
+}
+
+/// The outcome of one restart flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestartResult {
+    /// Its initialization seed.
+    pub seed: u64,
+    /// Its final normalized margin.
+    pub normalized_margin: Option<f64>,
+    /// Its final status.
+    pub status: String,
+}
+
+/// Everything measured on one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// Where it came from.
+    pub source: String,
+    /// The scenario as parsed (with every default filled in).
+    pub scenario: Scenario,
+    /// The flow settings it ran with.
+    pub flow_settings: FlowSettings,
+    /// Near-orthogonality statistics.
+    pub geometry: Geometry,
+    /// Final flow status.
+    pub flow_status: String,
+    /// Final s.
+    pub final_s: Option<f64>,
+    /// Work counters of the main flow.
+    pub statistics: serde_json::Value,
+    /// The certified QP's normalized margin 1/‖W*‖ (theory pattern), if solved.
+    pub reference_margin: Option<f64>,
+    /// Whether the reference is certified.
+    pub reference_certified: bool,
+    /// The restart flows.
+    pub restarts: Vec<RestartResult>,
+    /// The claims.
+    pub claims: Vec<ClaimResult>,
+    /// The main flow's trajectory.
+    pub trajectory: Vec<TrajectoryPoint>,
+    /// Plot files, relative to the report (filled in by the renderer's caller).
+    pub plots: Vec<PlotFile>,
+    /// Wall-clock seconds for this scenario.
+    pub wall_seconds: f64,
+}
+
+impl ScenarioReport {
+    /// Whether any claim makes the run fail.
+    pub fn fails(&self) -> bool {
+        self.claims.iter().any(|c| c.verdict.fails_run())
+    }
+    /// A file-name-safe form of the name.
+    pub fn slug(&self) -> String {
+        let s: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+            .collect();
+        if s.is_empty() {
+            "scenario".into()
+        } else {
+            s
+        }
+    }
+}
+
+/// A plot of a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlotFile {
+    /// What it shows.
+    pub title: String,
+    /// File name, relative to the report directory.
+    pub file: String,
+}
+
+/// The whole validation report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// marginflow version.
+    pub version: String,
+    /// One entry per scenario, in the order given.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Whether every claim held (or failed as expected).
+    pub passed: bool,
+}
+
+impl Report {
+    /// Assemble a report (computes `passed`).
+    pub fn new(scenarios: Vec<ScenarioReport>) -> Self {
+        let passed = scenarios.iter().all(|s| !s.fails());
+        Report { version: env!("CARGO_PKG_VERSION").to_string(), scenarios, passed }
+    }
+}
+
+/// A flow's outcome and its rows.
+type MainRun = (flow::FlowOutcome, Vec<TrajectoryRow>);
+
+/// Run one flow and collect its rows.
+fn run_flow(data: &Dataset, settings: &FlowSettings, want_weights: bool) -> Result<MainRun> {
+    let mut c = RowCollector::default();
+    let out = flow::run(data, settings, None, want_weights, &mut c)?;
+    Ok((out, c.rows))
+}
+
+/// The main flow (with its final W for the boundary test) and the restart flows, in parallel.
+fn run_flows(p: &PreparedScenario, a: &[f64]) -> Result<(MainRun, Vec<RestartResult>)> {
+    let sc = &p.scenario;
+    let restart_settings: Vec<FlowSettings> = (1..=sc.restarts as u64)
+        .map(|k| {
+            let mut s = p.flow.clone();
+            s.model.seed = sc.seed + k;
+            s
+        })
+        .collect();
+    let (main, restarts) = rayon::join(
+        || run_flow(&p.data, &p.flow, true),
+        || restart_settings.par_iter().map(|s| restart_flow(&p.data, s, a)).collect::<Result<Vec<RestartResult>>>(),
+    );
+    Ok((main?, restarts?))
+}
+
+/// Run a prepared scenario: the main flow and the restarts, then every claim on the main flow's
+/// summary, rows and max-margin reference (the one the flow solved and compared with).
+pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
+    run_scenario_with(p, &|_| {})
+}
+
+/// [`run_scenario`], telling `stage` what it is on ("flow …", "claims …") so a caller can show
+/// progress (the library never prints).
+pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> Result<ScenarioReport> {
+    let started = Instant::now();
+    let sc = &p.scenario;
+    let a = p.flow.model.outer_weights()?;
+    stage(&format!(
+        "flow to t = 10^{} and {} restart(s), with its max-margin reference",
+        sc.until_log10_time, sc.restarts
+    ));
+    let ((outcome, rows), restarts) = run_flows(p, &a)?;
+    let trajectory: Vec<TrajectoryPoint> = rows.iter().filter_map(TrajectoryPoint::from_row).collect();
+    let net: Network<f64> = Network::new(&p.data, &p.flow.model, 53)?;
+    let summary = &outcome.summary;
+    let ev = Evidence {
+        p,
+        net: &net,
+        a: &a,
+        summary,
+        reference: outcome.reference.as_ref(),
+        weights: outcome.weights.as_deref(),
+        trajectory: &trajectory,
+        restarts: &restarts,
+    };
+    stage(&format!(
+        "claims ({})",
+        ClaimKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+    ));
+    let geometry: Geometry = data::geometry(&p.data, sc.leak, sc.thresholds.assumption_constant);
+    let claims = claims::all_claims(&ev, &geometry)?;
+    let (reference_margin, reference_certified) = (ev.reference_margin(), ev.reference_certified());
+    Ok(ScenarioReport {
+        name: sc.name.clone(),
+        source: p.source.clone(),
+        scenario: sc.clone(),
+        flow_settings: p.flow.clone(),
+        geometry,
+        flow_status: summary.status.clone(),
+        final_s: summary.time.s,
+        statistics: to_json_value(&summary.statistics),
+        reference_margin,
+        reference_certified,
+        restarts,
+        claims,
+        trajectory,
+        plots: Vec::new(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A restart flow with the same outer layer `a` (held in memory when it is random: the restart's
+/// own seed would draw another).
+fn restart_flow(data: &Dataset, settings: &FlowSettings, a: &[f64]) -> Result<RestartResult> {
+    let mut s = settings.clone();
+    if s.model.outer == OuterLayer::Random {
+        s.model.outer = OuterLayer::Vector(a.to_vec());
+    }
+    let (out, _) = run_flow(data, &s, false)?;
+    Ok(RestartResult {
+        seed: s.model.seed,
+        normalized_margin: out.summary.state.normalized_margin,
+        status: out.summary.status,
+    })
+}
