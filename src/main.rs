@@ -8,8 +8,16 @@ use std::process::ExitCode;
 
 /// Gradient flow on two-layer leaky-ReLU networks, followed into the asymptotic regime and checked
 /// against independently solved max-margin problems.
+/// The exit statuses, shown under `--help` (and in the README).
+const EXIT_STATUS: &str = "Exit status:
+  0  success (flow: the horizon was reached; descent: every step was taken)
+  1  a validation claim failed (validate)
+  2  bad input or usage (one line on stderr naming the file, line or flag)
+  3  the run ended before its horizon (max_steps, non_finite, diverged, loss_increased,
+     interrupted, step_size_underflow), with its summary written";
+
 #[derive(Parser)]
-#[command(name = "marginflow", version, about, long_about = None)]
+#[command(name = "marginflow", version, about, long_about = None, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,18 +26,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Generate a data set (gaussian, two-cluster mixture, or exactly orthogonal).
+    #[command(after_help = EXIT_STATUS)]
     Gen(cli::gen::GenArgs),
     /// Report the near-orthogonality statistics of a data set.
+    #[command(after_help = EXIT_STATUS)]
     Check(cli::check::CheckArgs),
     /// Integrate gradient flow in normalized time, with kink events, to a horizon.
+    #[command(after_help = EXIT_STATUS)]
     Flow(cli::flow::FlowArgs),
     /// Solve and certify the max-margin problems (network on a pattern, and linear).
+    #[command(after_help = EXIT_STATUS)]
     Maxmargin(cli::maxmargin::MaxmarginArgs),
     /// Run full-batch gradient descent.
+    #[command(after_help = EXIT_STATUS)]
     Descent(cli::descent::DescentArgs),
     /// Grids of runs: local (flow, descent, validate) or planned, sharded, merged and submitted to Slurm.
+    #[command(after_help = EXIT_STATUS)]
     Sweep(cli::sweep::SweepCommand),
     /// Check the theorem's claims on scenario files (or the built-in suite) and write a report.
+    #[command(after_help = EXIT_STATUS)]
     Validate(cli::validate::ValidateArgs),
 }
 
@@ -49,11 +64,19 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A closed stdout (`marginflow … --json | head`) ends the output quietly, as other
+        // command-line tools do; the run's files are already written.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("marginflow: {}", cli::one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the error is a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Clap's outcome when the arguments do not parse: `--help`/`--version` print as clap does (exit

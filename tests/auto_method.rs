@@ -9,7 +9,7 @@ use marginflow::io::npy::read_npy;
 use std::path::Path;
 
 mod common;
-use common::{bin, data_file, ok, read, summary};
+use common::{bin, data_file, early, ok, read, summary};
 
 /// The n = 6, d = 300, m = 4, leak 0.5 problem of docs/stiff.md.
 fn small_args(data: &Path) -> Vec<String> {
@@ -109,7 +109,7 @@ fn resume_case_with(extra: &[&str], limit: u64, expect_phase: Phase) {
     base.extend(extra.iter().map(|s| s.to_string()));
     let (full, part) = (tmp.path().join("full"), tmp.path().join("part"));
     ok(bin().args(&base).args(["--until-log10-time", "1e4", "--save-weights", "--out"]).arg(&full));
-    ok(bin().args(&base).args(["--until-log10-time", "1e4", "--max-steps", &limit.to_string(), "--out"]).arg(&part));
+    early(bin().args(&base).args(["--until-log10-time", "1e4", "--max-steps", &limit.to_string(), "--out"]).arg(&part));
     let s = summary(&part);
     assert_eq!(s["status"], "max_steps");
     let st = &s["statistics"];
@@ -182,7 +182,7 @@ fn resume_with_events_off_keeps_the_pattern_watch() {
     // The smallest step limit (accepted + rejected) that reaches at − 10 accepted steps.
     let accepted_within = |limit: u64| {
         let out = tmp.path().join(format!("limit{limit}"));
-        ok(bin().args(&args).args(["--max-steps", &limit.to_string(), "--out"]).arg(&out));
+        early(bin().args(&args).args(["--max-steps", &limit.to_string(), "--out"]).arg(&out));
         summary(&out)["statistics"]["accepted"].as_u64().unwrap()
     };
     let (mut lo, mut hi) = (at - 10, at - 10 + rejected);

@@ -425,14 +425,16 @@ fn read_json(p: &Path) -> Value {
 /// interpolates, since f(x1) = f(x2) forces q1 = -q2.
 const NON_SEPARABLE_CSV: &str = "1,1,0,0\n-1,1,0,0\n1,0,1,0\n-1,0,0,1\n";
 
-fn non_separable_run(extra: &[&str]) -> (tempfile::TempDir, Value) {
+/// A flow run on the non-separable set; `code` is the exit status expected (3: it ended before
+/// its horizon).
+fn non_separable_run(extra: &[&str], code: i32) -> (tempfile::TempDir, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
     let out = tmp.path().join("out");
     let mut args = flow_args(&p, "4");
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);
-    bin().args(&args).assert().success();
+    bin().args(&args).assert().code(code);
     assert!(out.join("trajectory.jsonl").exists());
     let summary = read_json(&out.join("summary.json"));
     (tmp, summary)
@@ -440,7 +442,7 @@ fn non_separable_run(extra: &[&str]) -> (tempfile::TempDir, Value) {
 
 #[test]
 fn non_separable_data_report_no_interpolation() {
-    let (_tmp, s) = non_separable_run(&["--until-s", "100"]);
+    let (_tmp, s) = non_separable_run(&["--until-s", "100"], 0);
     assert_eq!(s["status"], "reached");
     assert_eq!(s["interpolated"], false, "{s}");
     // q1 = -q2, so some margin is <= 0.
@@ -460,15 +462,16 @@ fn non_separable_loss_never_increases() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "ns.csv", NON_SEPARABLE_CSV.as_bytes());
     let out = tmp.path().join("out");
-    bin().args(flow_args(&p, "4")).args(["--out", out.to_str().unwrap()]).assert().success();
+    let run = bin().args(flow_args(&p, "4")).args(["--out", out.to_str().unwrap()]).output().unwrap();
     let text = std::fs::read_to_string(out.join("trajectory.jsonl")).unwrap();
     let losses: Vec<f64> =
         text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["log10_loss"].as_f64().unwrap()).collect();
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["interpolated"], false);
     let status = s["status"].as_str().unwrap();
-    // Every row but the one that revealed the failure (and the final row, its copy) descends.
-    let checked = if status == "loss_increased" { losses.len() - 2 } else { losses.len() };
+    assert_eq!(run.status.code(), Some(if status == "reached" { 0 } else { 3 }), "exit status for {status}");
+    // Every row but the one that revealed the failure descends (the final row is not repeated).
+    let checked = if status == "loss_increased" { losses.len() - 1 } else { losses.len() };
     for w in losses[..checked].windows(2) {
         assert!(w[1] <= w[0] + 1e-7, "log10 L rose from {} to {}", w[0], w[1]);
     }
@@ -484,7 +487,7 @@ fn non_separable_loss_never_increases() {
 
 #[test]
 fn max_steps_status_and_summary() {
-    let (_tmp, s) = non_separable_run(&["--max-steps", "5"]);
+    let (_tmp, s) = non_separable_run(&["--max-steps", "5"], 3);
     assert_eq!(s["status"], "max_steps", "{s}");
     let st = &s["statistics"];
     assert_eq!(st["accepted"].as_u64().unwrap() + st["rejected"].as_u64().unwrap(), 5, "{st}");
@@ -499,7 +502,7 @@ fn overflowing_features_end_non_finite() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), "big.csv", b"1,1e200,0\n-1,0,1e200\n");
     let out = tmp.path().join("out");
-    bin().args(flow_args(&p, "2")).args(["--out", out.to_str().unwrap()]).assert().success();
+    bin().args(flow_args(&p, "2")).args(["--out", out.to_str().unwrap()]).assert().code(3);
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["status"], "non_finite", "{s}");
     assert!(s["status_detail"].as_str().unwrap().contains("non-finite value at s ="), "{s}");
@@ -511,7 +514,7 @@ fn overflowing_features_end_non_finite() {
 fn descent_divergence_is_a_status() {
     let (tmp, p) = good_data();
     let out = tmp.path().join("out");
-    bin().args(descent_args(&p, "1e200", "20")).args(["--out", out.to_str().unwrap()]).assert().success();
+    bin().args(descent_args(&p, "1e200", "20")).args(["--out", out.to_str().unwrap()]).assert().code(3);
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["status"], "diverged", "{s}");
     assert!(s["status_detail"].as_str().unwrap().contains("step 1"), "{s}");

@@ -42,9 +42,7 @@ fn ratio_text(r: Option<f64>) -> String {
 
 /// Run `marginflow check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if !(args.leak > 0.0 && args.leak < 1.0) {
-        return Err(Error::setting("leak", format!("{} is outside (0, 1)", args.leak)).into());
-    }
+    marginflow::model::network::validate_leak(args.leak)?;
     if !(args.constant.is_finite() && args.constant > 0.0) {
         return Err(Error::setting("constant", format!("{} is not a finite number > 0", args.constant)).into());
     }
@@ -53,7 +51,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let path = args.data.display().to_string();
     if args.json {
         let report = CheckReport { data: &path, hash: dataset.hash(), geometry: g };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::common::print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<(String, String)> = vec![
@@ -70,15 +68,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         (format!("condition (>= C = {}, gamma = {})", g.constant, g.leak), g.condition.to_string()),
     ];
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut text = String::new();
     for (k, v) in &rows {
-        println!("{k:<w$}  {v}");
+        text.push_str(&format!("{k:<w$}  {v}\n"));
     }
     if g.positives == 0 || g.negatives == 0 {
-        println!("note: only one class present; flow and maxmargin need both");
+        text.push_str("note: only one class present; flow and maxmargin need both\n");
     }
-    println!(
+    text.push_str(
         "note: the constant in the condition is not verified; its failure does not mean the \
-         theorem's conclusions fail"
+         theorem's conclusions fail\n",
     );
+    super::common::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

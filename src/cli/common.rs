@@ -18,10 +18,11 @@ pub struct ModelArgs {
     /// Leak γ of the leaky ReLU, in (0, 1).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
-    /// Second layer: balanced, random, or a .npy vector of length m.
+    /// Second layer: balanced (a_j = +1/√m for j < ⌈m/2⌉, −1/√m after; exactly balanced
+    /// needs even m), random (uniform signs / √m from the seed), or a .npy vector of length m.
     #[arg(long, default_value = "balanced")]
     pub outer: OuterLayer,
-    /// Initialization scale ω: W(0) entries i.i.d. N(0, ω²).
+    /// Initialization scale ω: W(0) entries i.i.d. N(0, ω²) [default: 1e-3].
     #[arg(long, conflicts_with = "init_file", allow_negative_numbers = true)]
     pub init_scale: Option<f64>,
     /// Initialization from an m×d float64 .npy file.
@@ -85,10 +86,19 @@ pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
     marginflow::io::fsutil::create_dir(dir).with_context(|| format!("--out {}: cannot create directory", dir.display()))
 }
 
-/// Print a JSON value to stdout as the only thing there.
+/// Print a JSON value to stdout as the only thing there. A closed pipe (`… --json | head`) is
+/// an `io::ErrorKind::BrokenPipe` error that `main` turns into a quiet exit.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     // Through a Value: its objects keep keys sorted, the order of the files.
-    println!("{}", serde_json::to_string_pretty(&serde_json::to_value(v)?)?);
+    let text = serde_json::to_string_pretty(&serde_json::to_value(v)?)?;
+    print_stdout(&format!("{text}\n"))
+}
+
+/// Write text to stdout and flush, returning the I/O error (never panicking on a closed pipe).
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).context("writing to stdout")?;
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! `marginflow descent`: full-batch gradient descent, writing the trajectory (every step for the
 //! first 100, log-spaced after), the summary, and optionally the final weights.
 
-use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
+use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::descent::{self, DescentActivation, DescentObserver, DescentRow, DescentSettings};
 use marginflow::io::fsutil::AtomicBatch;
 use marginflow::io::npy::encode_npy;
+use marginflow::io::rundir;
 use marginflow::metrics::to_json_value;
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ pub struct DescentArgs {
     /// Print the summary JSON to stdout (and nothing else there).
     #[arg(long)]
     pub json: bool,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl DescentArgs {
@@ -96,8 +100,14 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
     }
     let mut rows = Rows { path: None, file: None, stop };
     let tmp_path = args.out.as_ref().map(|d| d.join(".trajectory.jsonl.partial"));
+    let mut manifest = rundir::Manifest::new(
+        rundir::Command::Descent,
+        rundir::identity(rundir::Command::Descent, &(&settings, data.hash())),
+    );
+    manifest.data_sha256 = Some(data.hash());
+    manifest.save_weights = args.save_weights;
     if let Some(dir) = &args.out {
-        create_out_dir(dir)?;
+        rundir::prepare_out_dir(dir, args.force, &manifest)?;
         let tp = tmp_path.clone().expect("set with out");
         let f = std::fs::File::create(&tp).with_context(|| format!("{}: cannot create", tp.display()))?;
         rows.file = Some(std::io::BufWriter::new(f));
@@ -109,13 +119,18 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
         let f = rows.file.take().expect("opened");
         let f = f.into_inner().map_err(|e| marginflow::Error::io(tp.clone(), e.into_error()))?;
         let mut batch = AtomicBatch::new();
-        batch.add_written(f, tp, &dir.join("trajectory.jsonl"));
-        batch.add_bytes(&dir.join("summary.json"), &serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?)?;
+        batch.add_written(f, tp, &dir.join(rundir::TRAJECTORY));
+        batch.add_bytes(&dir.join(rundir::SUMMARY), &serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?)?;
+        manifest.files = vec![rundir::TRAJECTORY.into(), rundir::SUMMARY.into()];
         if let Some(w) = &outcome.weights {
-            let path = dir.join("W.npy");
-            batch.add_bytes(&path, &encode_npy(&path, &[settings.model.width, data.d], w)?)?;
+            let path = dir.join(rundir::WEIGHTS);
+            let bytes = encode_npy(&path, &[settings.model.width, data.d], w)?;
+            manifest.weights_sha256 = Some(rundir::sha256_hex(&bytes));
+            manifest.files.push(rundir::WEIGHTS.into());
+            batch.add_bytes(&path, &bytes)?;
         }
         batch.commit()?;
+        manifest.save(dir)?;
     }
     if args.json {
         print_json(&outcome.summary)?;
@@ -131,6 +146,11 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
             j(f.last.state.stable_rank),
             j(f.initial_stable_rank)
         );
+    }
+    if !matches!(outcome.status, descent::DescentStatus::Completed) {
+        let status = outcome.summary.status.clone();
+        eprintln!("marginflow: the run ended before its last step: {status} (exit status 3)");
+        return Ok(ExitCode::from(super::EXIT_EARLY));
     }
     Ok(ExitCode::SUCCESS)
 }

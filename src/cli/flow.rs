@@ -1,14 +1,16 @@
 //! `marginflow flow`: integrate gradient flow in normalized time to a horizon, writing the
 //! trajectory, the summary, checkpoints, and optionally the final weights.
 
-use super::common::{check_model_files, create_out_dir, load_training_data, print_json, ModelArgs};
+use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::flow::checkpoint::Checkpoint;
 use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, TrajectoryRow};
 use marginflow::io::fsutil::write_atomic;
-use marginflow::io::npy::write_npy;
+use marginflow::io::npy::encode_npy;
+use marginflow::io::rundir::{self, Manifest};
 use marginflow::metrics::to_json_value;
 use marginflow_solvers::tableau::Method;
+use marginflow_solvers::Real;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +26,7 @@ pub struct FlowArgs {
     pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub model: Option<ModelArgs>,
-    /// Stop at physical time t = T.
+    /// Stop at physical time t = T [default horizon: t = 10^100].
     #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_time: Option<f64>,
     /// Stop at t = 10^X.
@@ -33,25 +35,28 @@ pub struct FlowArgs {
     /// Stop at normalized time s = S.
     #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_s: Option<f64>,
-    /// Relative tolerance.
+    /// Relative tolerance [default: 1e-10; on --resume: the run's].
     #[arg(long, allow_negative_numbers = true)]
     pub rtol: Option<f64>,
-    /// Absolute tolerance.
+    /// Absolute tolerance [default: 1e-12; on --resume: the run's].
     #[arg(long, allow_negative_numbers = true)]
     pub atol: Option<f64>,
-    /// Integration method: auto, dopri5, verner98, seulex.
+    /// Integration method: auto, dopri5, verner98, seulex [default: auto: dopri5 (verner98 below
+    /// rtol 1e-14), then seulex once the flow is stiff].
     #[arg(long)]
     pub method: Option<Method>,
-    /// Locate kink events: on or off.
+    /// Locate kink events: on or off [default: on].
     #[arg(long, value_parser = ["on", "off"])]
     pub events: Option<String>,
-    /// Working precision in bits: 53 = f64, 106 = double-double, 212 = quad-double; other values (≥ 64) need the `mpfr` feature.
+    /// Working precision in bits: 53 = f64, 106 = double-double, 212 = quad-double; other values
+    /// (≥ 64) need the `mpfr` feature [default: 53].
     #[arg(long)]
     pub precision: Option<u32>,
-    /// Step limit (accepted + rejected).
+    /// Step limit (accepted + rejected); a run that hits it exits 3 [default: none].
     #[arg(long)]
     pub max_steps: Option<u64>,
-    /// Output directory (trajectory.jsonl, summary.json, checkpoint, W.npy).
+    /// Output directory, one run per folder: trajectory.jsonl, summary.json, checkpoint,
+    /// data_path (the data file, for --resume), run.json (what the run wrote), W.npy.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Write the final W (m×d float64) to DIR/W.npy.
@@ -63,6 +68,15 @@ pub struct FlowArgs {
     /// Print the summary JSON to stdout (and nothing else there).
     #[arg(long)]
     pub json: bool,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = super::progress::PLAIN_EVERY, hide = true)]
+    pub progress_every: f64,
 }
 
 struct Files {
@@ -72,6 +86,9 @@ struct Files {
     last: Instant,
     stop: Arc<AtomicBool>,
     checkpoint_on_stop: bool,
+    progress: super::progress::Progress,
+    started: Instant,
+    steps_before: Option<u64>,
 }
 
 impl FlowObserver for Files {
@@ -106,6 +123,14 @@ impl FlowObserver for Files {
     }
     fn stop_requested(&mut self) -> bool {
         self.stop.load(Ordering::Relaxed) && !self.checkpoint_on_stop
+    }
+    fn progress(&mut self, at: &flow::FlowProgress) {
+        if matches!(self.progress, super::progress::Progress::Off) {
+            return;
+        }
+        let before = *self.steps_before.get_or_insert(at.accepted + at.rejected);
+        let line = super::progress::flow_line(at, before, self.started);
+        self.progress.message(&line, false);
     }
 }
 
@@ -147,6 +172,9 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;
+        if let Some(h) = horizon(&args) {
+            refuse_past_horizon(dir, &cp, h)?;
+        }
         let data_path = cp_data_path(dir)?;
         let data = load_training_data(&data_path)?;
         (settings, data, Some(cp), Some(dir.clone()))
@@ -181,6 +209,26 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     if args.save_weights && out.is_none() {
         bail!("--save-weights needs --out DIR");
     }
+    // The run folder's manifest: a new run claims the folder (one run per folder, see
+    // io::rundir); a resumed run keeps the output settings it recorded.
+    let identity = rundir::identity(rundir::Command::Flow, &(&settings, data.hash()));
+    let mut manifest = match (&resume, &out) {
+        (Some(_), Some(dir)) => {
+            let old = Manifest::load(dir)?;
+            // Before manifests existed, a W.npy in the folder meant --save-weights.
+            let saved = old.as_ref().map_or(dir.join(rundir::WEIGHTS).exists(), |m| m.save_weights);
+            let mut m = old.unwrap_or_else(|| Manifest::new(rundir::Command::Flow, identity.clone()));
+            m.identity = identity;
+            m.save_weights = saved || args.save_weights;
+            m
+        }
+        _ => {
+            let mut m = Manifest::new(rundir::Command::Flow, identity);
+            m.save_weights = args.save_weights;
+            m
+        }
+    };
+    manifest.data_sha256 = Some(data.hash());
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -188,7 +236,11 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     }
     let mut trajectory = None;
     if let Some(dir) = &out {
-        create_out_dir(dir)?;
+        if resume.is_some() {
+            manifest.save(dir)?;
+        } else {
+            rundir::prepare_out_dir(dir, args.force, &manifest)?;
+        }
         let tpath = dir.join("trajectory.jsonl");
         if let Some(cp) = &resume {
             truncate_rows(&tpath, cp.rows_written)?;
@@ -211,20 +263,35 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         last: Instant::now(),
         stop: stop.clone(),
         checkpoint_on_stop: true,
+        progress: super::progress::Progress::new("flow", args.quiet, args.progress_every),
+        started: Instant::now(),
+        steps_before: None,
     };
-    let want_weights = args.save_weights && out.is_some();
-    let outcome = flow::run(&data, &settings, resume, want_weights, &mut files)?;
+    let want_weights = manifest.save_weights && out.is_some();
+    let outcome = flow::run(&data, &settings, resume, want_weights, &mut files);
+    files.progress.finish();
+    let outcome = outcome?;
     if let Some(dir) = &out {
         let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
-        write_atomic(&dir.join("summary.json"), &summary)?;
+        write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
         if let Some(w) = &outcome.weights {
-            write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w)?;
+            let path = dir.join(rundir::WEIGHTS);
+            let bytes = encode_npy(&path, &[settings.model.width, data.d], w)?;
+            write_atomic(&path, &bytes)?;
+            manifest.weights_sha256 = Some(rundir::sha256_hex(&bytes));
         }
+        manifest.files = [rundir::SUMMARY, rundir::TRAJECTORY, rundir::CHECKPOINT, rundir::DATA_PATH]
+            .iter()
+            .chain(manifest.weights_sha256.as_ref().map(|_| &rundir::WEIGHTS))
+            .map(|s| s.to_string())
+            .collect();
+        manifest.save(dir)?;
     }
+    let f = &outcome.summary;
+    let status = f.status.clone();
     if args.json {
         print_json(&outcome.summary)?;
     } else {
-        let f = &outcome.summary;
         let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
             "status {} | s {} | log10 t {} | log10 L {} | normalized margin {} | stable rank {}",
@@ -236,7 +303,40 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             j(f.state.stable_rank)
         );
     }
+    if status != "reached" {
+        let detail = f.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        eprintln!("marginflow: the run ended before its horizon: {status}{detail} (exit status 3)");
+        return Ok(ExitCode::from(super::EXIT_EARLY));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse to resume toward a horizon the run has already reached (nothing would be computed, and
+/// the recorded settings would name a horizon that was not used). The position is read from the
+/// checkpoint (f64 runs) or, at other precisions, from the summary.
+fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::Result<()> {
+    let at = match (f64::from_exact(&cp.s), cp.y.last().and_then(|u| f64::from_exact(u))) {
+        (Some(s), Some(u)) if cp.precision == 53 => Some((s, u, marginflow::metrics::log10_time(&u))),
+        _ => std::fs::read(dir.join(rundir::SUMMARY)).ok().and_then(|b| {
+            let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+            let (s, lt) = (v["s"].as_f64()?, v["log10_time"].as_f64()?);
+            Some((s, (lt * std::f64::consts::LN_10).exp().ln_1p(), lt))
+        }),
+    };
+    let Some((s, u, log10_t)) = at else { return Ok(()) };
+    let (flag, past) = match h {
+        FlowHorizon::S(x) => (format!("--until-s {x}"), s >= x),
+        FlowHorizon::Time(t) => (format!("--until-time {t}"), u >= t.ln_1p()),
+        FlowHorizon::Log10Time(x) => (format!("--until-log10-time {x}"), log10_t >= x),
+    };
+    if past {
+        bail!(
+            "{flag}: the run in {} is already at s = {s:.6}, log10 t = {log10_t:.6}, at or past this horizon; \
+             nothing was changed (resume to a later horizon)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The data path a run recorded in DIR/data_path.

@@ -6,8 +6,14 @@ pub mod descent;
 pub mod flow;
 pub mod gen;
 pub mod maxmargin;
+pub mod progress;
 pub mod sweep;
 pub mod validate;
+
+/// Exit status of a run that ended before its horizon (flow: max_steps, non_finite, diverged,
+/// loss_increased, interrupted, step-size underflow; descent: diverged, interrupted), with its
+/// summary written.
+pub const EXIT_EARLY: u8 = 3;
 
 /// An error chain on one line: "outer: inner: innermost", settings named by their flags.
 pub fn one_line(e: &anyhow::Error) -> String {

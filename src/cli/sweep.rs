@@ -18,6 +18,7 @@ use marginflow::experiments::slurm::{self, SubmitSettings};
 use marginflow::experiments::sweep::{Axis, DataSource, SweepKind, SweepSettings, Variable};
 use marginflow::experiments::validate;
 use marginflow::io::fsutil::write_atomic;
+use marginflow::io::rundir;
 use marginflow::model::data::Dataset;
 use marginflow::model::data::{DataKind, GenSettings};
 use marginflow::model::loss::Loss;
@@ -115,6 +116,9 @@ pub struct SweepArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
     /// Only write DIR/plan.json (for `sweep run`/`sweep submit`).
     #[arg(long)]
     pub plan_only: bool,
@@ -166,6 +170,9 @@ pub struct PhaseArgs {
     /// Only write DIR/plan.json.
     #[arg(long)]
     pub plan_only: bool,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `marginflow sweep run DIR`.
@@ -335,15 +342,15 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<ExitCode> {
     match cmd.command {
         SweepSub::Flow(a) => {
             let settings = a.settings(SweepKind::Flow)?;
-            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only)
+            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only, a.force)
         }
         SweepSub::Descent(a) => {
             let settings = a.settings(SweepKind::Descent)?;
-            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only)
+            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only, a.force)
         }
         SweepSub::Validate(a) => {
             let settings = a.settings()?;
-            local(settings, None, &a.out, a.threads, a.plan_only)
+            local(settings, None, &a.out, a.threads, a.plan_only, a.force)
         }
         SweepSub::Run(a) => run_shard(a),
         SweepSub::Merge(a) => merge(a),
@@ -381,6 +388,7 @@ fn local(
     out: &std::path::Path,
     threads: Option<usize>,
     plan_only: bool,
+    force: bool,
 ) -> anyhow::Result<ExitCode> {
     let loaded: Option<Dataset> = match data {
         Some(p) => Some(load_training_data(p)?),
@@ -388,7 +396,15 @@ fn local(
     };
     let plan = Plan::new(&settings, loaded.as_ref().map(|d| d.d))?;
     check_points(&plan)?;
-    create_out_dir(out)?;
+    // One sweep per folder: the same sweep again continues (its completed runs are kept);
+    // another one needs --force.
+    let data_hash = loaded.as_ref().map(|d| d.hash());
+    let mut manifest = rundir::Manifest::new(
+        rundir::Command::Sweep,
+        rundir::identity(rundir::Command::Sweep, &(&settings, &data_hash)),
+    );
+    manifest.data_sha256 = data_hash.clone();
+    rundir::prepare_out_dir(out, force, &manifest)?;
     if plan_only {
         plan.write(out)?;
         eprintln!("{} runs planned in {}", plan.runs.len(), out.join(shard::PLAN_FILE).display());
@@ -408,7 +424,8 @@ fn local(
     if !merged.missing.is_empty() {
         bail!("{}: runs {:?} have no result", out.display(), merged.missing);
     }
-    shard::write_outputs(out, &plan, &merged)?;
+    manifest.files = shard::write_outputs(out, &plan, &merged)?;
+    manifest.save(out)?;
     eprintln!("{} runs ({} failed) written to {}", merged.results.len(), merged.failed.len(), out.display());
     for (i, e) in &merged.failed {
         eprintln!("run {i}: {e}");
@@ -460,7 +477,12 @@ fn merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(3));
     }
-    shard::write_outputs(&a.dir, &plan, &merged)?;
+    let files = shard::write_outputs(&a.dir, &plan, &merged)?;
+    // The folder's manifest (written when the sweep was planned) lists what the merge wrote.
+    if let Some(mut manifest) = rundir::Manifest::load(&a.dir)? {
+        manifest.files = files;
+        manifest.save(&a.dir)?;
+    }
     for (i, e) in &merged.failed {
         eprintln!("run {i}: failed: {e}");
     }

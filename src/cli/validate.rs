@@ -7,10 +7,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use marginflow::experiments::validate::{self, PreparedScenario, Report, ScenarioReport};
 use marginflow::experiments::{plot, report};
 use marginflow::io::fsutil::write_atomic;
+use marginflow::io::rundir;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Flags of `marginflow validate`.
 #[derive(clap::Args, Debug)]
@@ -21,6 +26,15 @@ pub struct ValidateArgs {
     /// Output directory for report.md, report.json and the SVG plots.
     #[arg(long, default_value = "out/validate")]
     pub out: PathBuf,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = super::progress::PLAIN_EVERY, hide = true)]
+    pub progress_every: f64,
 }
 
 /// Run `marginflow validate`.
@@ -37,10 +51,16 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: key `name`: scenario name {:?} is used twice", p.source, p.scenario.name);
         }
     }
-    super::common::create_out_dir(&args.out)?;
+    // The same scenarios (settings and data) into the same folder are the same run.
+    let inputs: Vec<_> = prepared.iter().map(|p| (&p.scenario, &p.flow, p.data.hash())).collect();
+    let mut manifest =
+        rundir::Manifest::new(rundir::Command::Validate, rundir::identity(rundir::Command::Validate, &inputs));
+    rundir::prepare_out_dir(&args.out, args.force, &manifest)?;
 
     let total = prepared.len();
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if args.quiet {
+        None
+    } else if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(total as u64);
         b.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scenarios {msg}")
@@ -52,32 +72,80 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("validate: running {total} scenario(s)");
         None
     };
-    let results: Vec<anyhow::Result<ScenarioReport>> = prepared
-        .par_iter()
-        .map(|p| {
-            let r = validate::run_scenario(p).with_context(|| format!("{}: scenario {:?}", p.source, p.scenario.name));
-            let line = match &r {
-                Ok(s) => {
-                    let bad = s.claims.iter().filter(|c| c.verdict.fails_run()).count();
-                    format!(
-                        "{}: {} ({:.1} s)",
-                        s.name,
-                        if bad == 0 { "ok".to_string() } else { format!("{bad} claim(s) failed") },
-                        s.wall_seconds
-                    )
+    // Which scenario is on which stage, for the progress lines.
+    let running: Mutex<BTreeMap<String, (Instant, String)>> = Mutex::new(BTreeMap::new());
+    let done = AtomicBool::new(false);
+    let show = |line: String| match &bar {
+        Some(b) => b.set_message(line),
+        None if !args.quiet => eprintln!("validate: {line}"),
+        None => {}
+    };
+    let results: Vec<anyhow::Result<ScenarioReport>> = std::thread::scope(|scope| {
+        if bar.is_none() && !args.quiet {
+            // Off a terminal: a line every few seconds naming what is still running.
+            scope.spawn(|| {
+                let mut last = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed().as_secs_f64() >= args.progress_every {
+                        last = Instant::now();
+                        let now: Vec<String> = running
+                            .lock()
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, (t, st))| format!("{k}: {st} ({:.0} s)", t.elapsed().as_secs_f64()))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        if !now.is_empty() {
+                            eprintln!("validate: running {}", now.join("; "));
+                        }
+                    }
                 }
-                Err(e) => format!("{}: error: {}", p.scenario.name, super::one_line(e)),
-            };
-            match &bar {
-                Some(b) => {
-                    b.inc(1);
-                    b.println(line);
+            });
+        }
+        let r = prepared
+            .par_iter()
+            .map(|p| {
+                let name = p.scenario.name.clone();
+                let stage = |st: &str| {
+                    if let Ok(mut m) = running.lock() {
+                        let e = m.entry(name.clone()).or_insert((Instant::now(), String::new()));
+                        e.1 = st.to_string();
+                    }
+                    show(format!("{name}: {st}"));
+                };
+                let r = validate::run_scenario_with(p, &stage)
+                    .with_context(|| format!("{}: scenario {:?}", p.source, p.scenario.name));
+                if let Ok(mut m) = running.lock() {
+                    m.remove(&name);
                 }
-                None => eprintln!("validate: {line}"),
-            }
-            r
-        })
-        .collect();
+                let line = match &r {
+                    Ok(s) => {
+                        let bad = s.claims.iter().filter(|c| c.verdict.fails_run()).count();
+                        format!(
+                            "{}: {} ({:.1} s)",
+                            s.name,
+                            if bad == 0 { "ok".to_string() } else { format!("{bad} claim(s) failed") },
+                            s.wall_seconds
+                        )
+                    }
+                    Err(e) => format!("{}: error: {}", p.scenario.name, super::one_line(e)),
+                };
+                match &bar {
+                    Some(b) => {
+                        b.inc(1);
+                        b.println(line);
+                    }
+                    None if !args.quiet => eprintln!("validate: {line}"),
+                    None => {}
+                }
+                r
+            })
+            .collect();
+        done.store(true, Ordering::Relaxed);
+        r
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -92,11 +160,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         s.plots = plots.iter().map(|(f, _)| f.clone()).collect();
         for (f, svg) in &plots {
             write_atomic(&args.out.join(&f.file), svg.as_bytes())?;
+            manifest.files.push(f.file.clone());
         }
     }
     let report = Report::new(scenarios);
     write_atomic(&args.out.join("report.json"), report::render_json(&report).as_bytes())?;
     write_atomic(&args.out.join("report.md"), report::render_markdown(&report).as_bytes())?;
+    manifest.files.extend(["report.json".to_string(), "report.md".to_string()]);
+    manifest.save(&args.out)?;
     for line in report::failure_lines(&report) {
         eprintln!("validate: {line}");
     }

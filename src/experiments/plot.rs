@@ -9,15 +9,15 @@ use plotters::prelude::*;
 /// The plots drawn for each scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlotKind {
-    /// log10 L against log10 t.
+    /// −log10 L against s (log–log), with the interpolation threshold −log10(log 2 / n).
     Loss,
-    /// Normalized margin against log10 t, with the QP's max-margin line.
+    /// Normalized margin against s (log axis), with the QP's max-margin line.
     Margin,
-    /// Singular values of W against log10 t (log y).
+    /// The reported singular values of W against s (log–log).
     SingularValues,
     /// Position and velocity gaps 1 − cos against s (log–log).
     Gaps,
-    /// Activation-pattern agreement with the theory pattern against log10 t.
+    /// Activation-pattern agreement with the theory pattern against s (log axis).
     Pattern,
 }
 
@@ -112,7 +112,17 @@ fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, 
             dashed: s.dashed,
         })
         .collect();
-    let (x0, x1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), xlog);
+    // x: the data's own extent (a reference line never reaches past the data).
+    let (x0, x1) = {
+        let (a, b) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), xlog);
+        if xlog {
+            (a * 1.5, b / 1.5)
+        } else {
+            (a, b)
+        }
+    };
+    let (x0, x1) =
+        if x1 > x0 { (x0, x1) } else { range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), xlog) };
     let (y0, y1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), ylog);
     let mut buf = String::new();
     {
@@ -154,11 +164,13 @@ fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, 
                     }
                 }
                 if series.len() > 1 {
+                    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
+                    let frac = |x: f64, y: f64| (axis_frac(x, x0, x1, xlog), axis_frac(y, y0, y1, ylog));
                     chart
                         .configure_series_labels()
                         .background_style(WHITE.mix(0.8))
                         .border_style(BLACK)
-                        .position(SeriesLabelPosition::UpperRight)
+                        .position(legend_corner(&pts, frac, series.len()))
                         .draw()
                         .map_err(err)?;
                 }
@@ -177,57 +189,135 @@ fn draw(title: &str, xlabel: &str, ylabel: &str, series: &[Series], xlog: bool, 
     Ok(buf)
 }
 
-fn fmt_tick(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v.abs() >= 1e4 || v.abs() < 1e-2 {
-        format!("{v:.0e}")
+/// A readable axis tick: at most three significant digits, powers of ten as `1e-5` (never
+/// `9.999999999999999e-6`, the float a log axis computes for 10⁻⁵).
+pub fn fmt_tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { format!("{v}") };
+    }
+    if v.abs() >= 1e4 || v.abs() < 1e-2 {
+        // Round the mantissa to 3 significant digits, then trim its zeros.
+        let text = format!("{v:.2e}");
+        let (mant, exp) = text.split_once('e').unwrap_or((&text, "0"));
+        let mant = if mant.contains('.') { mant.trim_end_matches('0').trim_end_matches('.') } else { mant };
+        format!("{mant}e{exp}")
     } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     }
 }
 
-fn by_time(rows: &[TrajectoryPoint], f: impl Fn(&TrajectoryPoint) -> f64) -> Vec<(f64, f64)> {
-    rows.iter().map(|r| (r.log10_time, f(r))).collect()
+/// The corner of the plot area whose legend box (about a third of the width, a row per series)
+/// covers the fewest data points, so the legend stays off the curves. `frac` maps a point to
+/// (0..1, 0..1) plot coordinates (x rightwards, y upwards).
+pub(crate) fn legend_corner(
+    points: &[(f64, f64)],
+    frac: impl Fn(f64, f64) -> (f64, f64),
+    n_series: usize,
+) -> SeriesLabelPosition {
+    let h = (0.08 + 0.07 * n_series as f64).min(0.6);
+    let w = 0.45;
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0, 1.0 - h, 1.0),
+        (SeriesLabelPosition::UpperLeft, 0.0, w, 1.0 - h, 1.0),
+        (SeriesLabelPosition::LowerRight, 1.0 - w, 1.0, 0.0, h),
+        (SeriesLabelPosition::LowerLeft, 0.0, w, 0.0, h),
+        (SeriesLabelPosition::MiddleRight, 1.0 - w, 1.0, 0.5 - h / 2.0, 0.5 + h / 2.0),
+        (SeriesLabelPosition::MiddleLeft, 0.0, w, 0.5 - h / 2.0, 0.5 + h / 2.0),
+    ];
+    let mut best = (usize::MAX, SeriesLabelPosition::UpperRight);
+    for (pos, x0, x1, y0, y1) in corners {
+        // Margins of 3 % around the box: a curve touching its edge counts too.
+        let hits = points
+            .iter()
+            .map(|&(x, y)| frac(x, y))
+            .filter(|&(fx, fy)| fx >= x0 - 0.03 && fx <= x1 + 0.03 && fy >= y0 - 0.03 && fy <= y1 + 0.03)
+            .count();
+        if hits < best.0 {
+            best = (hits, pos);
+        }
+    }
+    best.1
 }
+
+/// Fractional position of `v` in `[lo, hi]` on a linear or log axis.
+pub(crate) fn axis_frac(v: f64, lo: f64, hi: f64, log: bool) -> f64 {
+    if log {
+        (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+    } else {
+        (v - lo) / (hi - lo)
+    }
+}
+
+/// Points (s, f(row)) of the trajectory: plots use normalized time s on a log axis, where rows
+/// are evenly spread and the transient is visible (log10 t grows linearly in s late on, so a
+/// log10 t axis squeezes the transient into its first percent).
+fn by_s(rows: &[TrajectoryPoint], f: impl Fn(&TrajectoryPoint) -> f64) -> Vec<(f64, f64)> {
+    rows.iter().map(|r| (r.s, f(r))).collect()
+}
+
+/// The smallest and largest positive s of the trajectory (where reference lines start and end).
+fn s_span(rows: &[TrajectoryPoint]) -> (f64, f64) {
+    rows.iter()
+        .map(|r| r.s)
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .fold((f64::INFINITY, 0.0), |(a, b), s| (a.min(s), b.max(s)))
+}
+
+const S_AXIS: &str = "normalized time s (log scale)";
 
 /// Render one plot of a scenario as SVG.
 pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
     let rows = &sc.trajectory;
     let title = format!("{}: {}", sc.name, kind.title());
     let line = |label: &str, points: Vec<(f64, f64)>| Series { label: label.into(), points, dashed: false };
+    let (sa, sb) = s_span(rows);
     match kind {
         PlotKind::Loss => {
-            let mut s = vec![line("log10 L", by_time(rows, |r| r.log10_loss))];
-            let thr = (2f64.ln() / sc.geometry.n as f64).log10();
-            let xs = range(rows.iter().map(|r| r.log10_time), false);
-            s.push(Series { label: "log10(log 2 / n)".into(), points: vec![(xs.0, thr), (xs.1, thr)], dashed: true });
-            draw(&title, "log10 t", "log10 L", &s, false, false)
+            // −log10 L on a log axis: the early decrease (−log10 L ~ 0.1) and the late one
+            // (−log10 L ~ log10 t, hundreds) both visible.
+            let mut s = vec![line("-log10 L", by_s(rows, |r| -r.log10_loss))];
+            let thr = -(2f64.ln() / sc.geometry.n as f64).log10();
+            s.push(Series {
+                label: "-log10(log 2 / n): every margin > 0 above".into(),
+                points: vec![(sa, thr), (sb, thr)],
+                dashed: true,
+            });
+            draw(&title, S_AXIS, "-log10 L (log scale)", &s, true, true)
         }
         PlotKind::Margin => {
-            let mut s = vec![line("flow min_i q_i / ||W||_F", by_time(rows, |r| r.normalized_margin))];
+            let mut s = vec![line("flow min_i q_i / ||W||_F", by_s(rows, |r| r.normalized_margin))];
             if let Some(q) = sc.reference_margin {
-                let xs = range(rows.iter().map(|r| r.log10_time), false);
                 s.push(Series {
                     label: "max margin 1/||W*|| (QP)".into(),
-                    points: vec![(xs.0, q), (xs.1, q)],
+                    points: vec![(sa, q), (sb, q)],
                     dashed: true,
                 });
             }
-            draw(&title, "log10 t", "normalized margin", &s, false, false)
+            draw(&title, S_AXIS, "normalized margin", &s, true, false)
         }
         PlotKind::SingularValues => {
             let k = rows.iter().map(|r| r.singular_values.len()).max().unwrap_or(0);
+            let all = sc.scenario.width.min(sc.geometry.d);
             let s: Vec<Series> = (0..k)
                 .map(|i| {
                     line(
                         &format!("sigma_{}", i + 1),
-                        rows.iter().filter_map(|r| r.singular_values.get(i).map(|v| (r.log10_time, *v))).collect(),
+                        rows.iter().filter_map(|r| r.singular_values.get(i).map(|v| (r.s, *v))).collect(),
                     )
                 })
                 .collect();
-            draw(&title, "log10 t", "singular values of W (log scale)", &s, false, true)
+            let ylabel = if k >= all {
+                format!("all {all} singular values of W (log scale)")
+            } else {
+                format!("top {k} of {all} singular values of W (log scale)")
+            };
+            draw(&title, S_AXIS, &ylabel, &s, true, true)
         }
         PlotKind::Gaps => {
             let s = vec![
@@ -240,11 +330,11 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
                     rows.iter().filter_map(|r| r.velocity_gap.map(|g| (r.s, g))).collect(),
                 ),
             ];
-            draw(&title, "normalized time s (log scale)", "gap (log scale)", &s, true, true)
+            draw(&title, S_AXIS, "gap (log scale)", &s, true, true)
         }
         PlotKind::Pattern => {
-            let s = vec![line("fraction of theory pattern", by_time(rows, |r| r.pattern_agreement))];
-            draw(&title, "log10 t", "pattern agreement", &s, false, false)
+            let s = vec![line("fraction of theory pattern", by_s(rows, |r| r.pattern_agreement))];
+            draw(&title, S_AXIS, "pattern agreement", &s, true, false)
         }
     }
 }

@@ -426,8 +426,10 @@ pub fn collect(dir: &Path, plan: &Plan) -> Result<Merged> {
 /// Write a complete sweep's outputs into `dir`: runs.csv, runs.jsonl,
 /// trajectories/run-<index>.jsonl (hard links to the run directories' files, copies where links
 /// are impossible), the plots (and phase.csv for a validate sweep) and sweep.json.
-pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<()> {
+/// Returns the files written, relative to `dir` (for the run folder's manifest).
+pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<Vec<String>> {
     let settings = &plan.settings;
+    let mut files: Vec<String> = vec!["runs.csv".into(), "runs.jsonl".into()];
     let results = &merged.results;
     write_atomic(&dir.join("runs.csv"), sweep::runs_csv(settings, results).as_bytes())?;
     write_atomic(&dir.join("runs.jsonl"), sweep::runs_jsonl(results).as_bytes())?;
@@ -436,6 +438,7 @@ pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<()> {
     for r in results {
         let src = run_dir(dir, r.index).join(TRAJECTORY_FILE);
         let dest = tdir.join(format!("run-{}.jsonl", r.index));
+        files.push(format!("trajectories/run-{}.jsonl", r.index));
         if same_file(&src, &dest) {
             continue;
         }
@@ -447,17 +450,22 @@ pub fn write_outputs(dir: &Path, plan: &Plan, merged: &Merged) -> Result<()> {
         std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
     }
     for (name, bytes) in sweep::plots(settings, results)? {
-        write_atomic(&dir.join(name), bytes.as_bytes())?;
+        write_atomic(&dir.join(&name), bytes.as_bytes())?;
+        files.push(name);
     }
     if settings.kind == SweepKind::Validate {
         let table = phase::table(results);
         write_atomic(&dir.join("phase.csv"), phase::table_csv(settings, &table).as_bytes())?;
+        files.push("phase.csv".into());
         for (name, svg) in phase::plots(settings, &table)? {
-            write_atomic(&dir.join(name), svg.as_bytes())?;
+            write_atomic(&dir.join(&name), svg.as_bytes())?;
+            files.push(name);
         }
     }
-    write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(settings).expect("serializes"))?;
-    Ok(())
+    // What the runs used: the settings of the kind not run are null, swept settings hold their values.
+    write_atomic(&dir.join("sweep.json"), &serde_json::to_vec_pretty(&settings.recorded()).expect("serializes"))?;
+    files.push("sweep.json".into());
+    Ok(files)
 }
 
 /// Whether two paths name the same file (renaming one link onto another of the same file is a

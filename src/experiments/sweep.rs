@@ -181,6 +181,62 @@ pub struct RunResult {
 }
 
 impl SweepSettings {
+    /// The settings as `sweep.json` records them: what the runs used. The base settings of the
+    /// kind not run are `null`; a swept setting holds its value (one value) or the list of values
+    /// (several), in place of the base value no run used. `axes` is kept as is.
+    pub fn recorded(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("settings serialize");
+        let (used, unused) = match self.kind {
+            SweepKind::Flow => ("flow", "descent"),
+            SweepKind::Descent => ("descent", "flow"),
+            // The scenario holds the base settings; the axes say what each run changed.
+            SweepKind::Validate => {
+                v["flow"] = serde_json::Value::Null;
+                v["descent"] = serde_json::Value::Null;
+                return v;
+            }
+        };
+        v[unused] = serde_json::Value::Null;
+        for a in &self.axes {
+            let integer = matches!(
+                a.variable,
+                Variable::N | Variable::D | Variable::DataSeed | Variable::Width | Variable::Seed | Variable::Steps
+            );
+            let num = |x: f64| if integer { serde_json::json!(x as u64) } else { serde_json::json!(x) };
+            let value = match a.values.as_slice() {
+                [one] => num(*one),
+                many => serde_json::Value::Array(many.iter().map(|&x| num(x)).collect()),
+            };
+            let path: &[&str] = match a.variable {
+                Variable::Width => &[used, "model", "width"],
+                Variable::Leak => &[used, "model", "leak"],
+                Variable::Seed => &[used, "model", "seed"],
+                Variable::InitScale => &[used, "model", "init", "scale"],
+                Variable::StepSize => &["descent", "step_size"],
+                Variable::Steps => &["descent", "steps"],
+                Variable::Smoothness => &["descent", "activation", "smoothness"],
+                Variable::UntilLog10Time => &["flow", "horizon", "log10_time"],
+                Variable::Rtol => &["flow", "rtol"],
+                Variable::N => &["data", "generated", "n"],
+                Variable::D => &["data", "generated", "d"],
+                Variable::DataSeed => &["data", "generated", "seed"],
+                Variable::MeanNorm => &["data", "generated", "mean_norm"],
+            };
+            let (last, parents) = path.split_last().expect("non-empty path");
+            let mut node = &mut v;
+            for key in parents {
+                node = &mut node[*key];
+            }
+            if let Some(obj) = node.as_object_mut() {
+                if *last == "log10_time" {
+                    obj.clear();
+                }
+                obj.insert(last.to_string(), value);
+            }
+        }
+        v
+    }
+
     /// Number of runs (the product of the axis lengths).
     pub fn run_count(&self) -> usize {
         self.axes.iter().map(|a| a.values.len()).product()
@@ -501,28 +557,75 @@ pub fn draw_line_chart(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(y_label)
-                    .x_label_formatter(&|v| fmt_value(*v))
-                    .y_label_formatter(&|v| if y_range.is_some() { format!("{v:.2}") } else { fmt_value(*v) })
+                    .x_label_formatter(&|v| crate::experiments::plot::fmt_tick(*v))
+                    .y_label_formatter(&|v| {
+                        if y_range.is_some() {
+                            format!("{v:.2}")
+                        } else {
+                            crate::experiments::plot::fmt_tick(*v)
+                        }
+                    })
                     .draw()
                     .map_err(|e| err(e.to_string()))?;
+                // Lines that coincide stay distinguishable: each series has its own colour, dash
+                // pattern (solid, dashed, dotted, …) and marker shape, and later series are drawn
+                // thinner on top of earlier ones.
                 for (k, (label, points)) in series.iter().enumerate() {
                     let color = TAB10[k % TAB10.len()];
                     let p: Vec<(f64, f64)> = points.iter().filter(keep).copied().collect();
-                    chart
-                        .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))
-                        .map_err(|e| err(e.to_string()))?
-                        .label(label.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-                    chart
-                        .draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled())))
-                        .map_err(|e| err(e.to_string()))?;
+                    let width = (4 - (k as u32).min(2)).max(2);
+                    let style = color.stroke_width(width);
+                    let (dash, gap) = [(0, 0), (10, 5), (3, 4), (12, 4), (6, 3)][k % 5];
+                    let shape = k % 4;
+                    let anno = if dash == 0 {
+                        chart.draw_series(LineSeries::new(p.clone(), style)).map_err(|e| err(e.to_string()))?
+                    } else {
+                        chart
+                            .draw_series(DashedLineSeries::new(p.clone(), dash, gap, style))
+                            .map_err(|e| err(e.to_string()))?
+                    };
+                    let anno = anno.label(label.clone());
+                    let line =
+                        move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2));
+                    // Markers on at most ~25 points per series (the first two always: the
+                    // initialization and the first step), staggered between series so that
+                    // coinciding curves still show every series' markers.
+                    let every = (p.len() / 25).max(1);
+                    let marked: Vec<(f64, f64)> = p
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i < 2 || i % every == (k * every / series.len().max(1)) % every)
+                        .map(|(_, q)| *q)
+                        .collect();
+                    macro_rules! with_marker {
+                        ($mk:expr) => {{
+                            let mk = $mk;
+                            anno.legend(move |(x, y)| EmptyElement::at((x, y)) + line((0, 0)) + mk((11, 0)));
+                            chart
+                                .draw_series(marked.iter().map(|&q| EmptyElement::at(q) + mk((0, 0))))
+                                .map_err(|e| err(e.to_string()))?;
+                        }};
+                    }
+                    match shape {
+                        0 => with_marker!(move |c| Circle::new(c, 4, color.filled())),
+                        1 => with_marker!(move |c| TriangleMarker::new(c, 5, color.filled())),
+                        2 => with_marker!(move |c| Cross::new(c, 4, color.stroke_width(2))),
+                        _ => with_marker!(move |c| Circle::new(c, 5, color.stroke_width(2))),
+                    }
                 }
                 if series.len() > 1 {
+                    let frac = |x: f64, y: f64| {
+                        (
+                            crate::experiments::plot::axis_frac(x, x0, x1, log_x),
+                            crate::experiments::plot::axis_frac(y, y0, y1, log_y),
+                        )
+                    };
+                    let corner = crate::experiments::plot::legend_corner(&pts, frac, series.len());
                     chart
                         .configure_series_labels()
                         .background_style(WHITE.mix(0.85))
                         .border_style(BLACK)
-                        .position(SeriesLabelPosition::MiddleRight)
+                        .position(corner)
                         .draw()
                         .map_err(|e| err(e.to_string()))?;
                 }
@@ -612,13 +715,16 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
             SweepKind::Descent => ("step", "stable_rank_vs_step.svg", "step"),
             SweepKind::Flow | SweepKind::Validate => ("s", "stable_rank_vs_s.svg", "normalized time s"),
         };
+        // Descent: x = step + 1, so the initialization (step 0) sits at 1 on the log axis and the
+        // one-step drop is the segment from 1 to 2.
+        let shift = if settings.kind == SweepKind::Descent { 1.0 } else { 0.0 };
         let series: Vec<Series> = results
             .iter()
             .map(|r| {
                 let pts = r
                     .trajectory
                     .iter()
-                    .filter_map(|row| Some((row.get(xkey)?.as_f64()?, row.get("stable_rank")?.as_f64()?)))
+                    .filter_map(|row| Some((row.get(xkey)?.as_f64()? + shift, row.get("stable_rank")?.as_f64()?)))
                     .collect();
                 (label_of(settings, &r.values, None), pts)
             })
@@ -626,13 +732,13 @@ pub fn plots(settings: &SweepSettings, results: &[RunResult]) -> Result<Vec<(Str
         let svg = line_plot_svg(
             &format!("stable rank vs {xlabel}"),
             &match settings.kind {
-                SweepKind::Descent => "step (log scale; step 0 not shown)".to_string(),
+                SweepKind::Descent => "step + 1 (log scale): 1 = initialization, 2 = after one step".to_string(),
                 SweepKind::Flow | SweepKind::Validate => format!("{xlabel} (log scale)"),
             },
-            "stable rank",
+            "stable rank (log scale)",
             &series,
             true,
-            false,
+            true,
         )?;
         out.push((file.to_string(), svg));
     }

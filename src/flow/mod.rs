@@ -21,7 +21,7 @@ pub mod system;
 pub mod woodbury;
 
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};
-pub use observer::FlowObserver;
+pub use observer::{FlowObserver, FlowProgress};
 pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{FlowHorizon, FlowSettings};
 pub use summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow};

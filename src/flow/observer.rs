@@ -7,9 +7,10 @@ use super::settings::FlowSettings;
 use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use super::system::FlowSystem;
 use crate::error::{Error, Result};
-use crate::metrics::{self, cosine, num_fields, StateNumbers};
+use crate::metrics::{self, cosine, log10_time, num_fields, StateNumbers};
 use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
+use serde::Serialize;
 use std::time::Instant;
 
 /// Velocity dW/ds (small representation) at the state, under the system's modes.
@@ -30,6 +31,25 @@ pub trait FlowObserver {
     fn checkpoint(&mut self, cp: &Checkpoint) -> Result<()>;
     /// Whether the run should stop now (e.g. a signal arrived).
     fn stop_requested(&mut self) -> bool;
+    /// Where the run is, after every accepted step (for progress displays; default: ignored).
+    fn progress(&mut self, _at: &FlowProgress) {}
+}
+
+/// Where a run is, reported to [`FlowObserver::progress`] after every accepted step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FlowProgress {
+    /// Normalized time s.
+    pub s: f64,
+    /// log10 t.
+    pub log10_time: f64,
+    /// log10 L at the last trajectory row (`None` before the first).
+    pub log10_loss: Option<f64>,
+    /// Accepted steps so far.
+    pub accepted: u64,
+    /// Rejected steps so far.
+    pub rejected: u64,
+    /// Kink events so far.
+    pub events: u64,
 }
 
 pub(super) struct Rows<'o, T: Real> {
@@ -62,6 +82,8 @@ pub(super) struct Rows<'o, T: Real> {
     pub(super) loss_rise: Option<String>,
     /// Scratch for the sign pattern of P (events off).
     pub(super) p_scratch: Vec<T>,
+    /// s of the last trajectory row written (the final row is not repeated at the same state).
+    pub(super) last_row_s: Option<f64>,
 }
 
 impl<'o, T: Real> Rows<'o, T> {
@@ -138,6 +160,7 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
                 return Control::Stop;
             }
             self.rows_written += 1;
+            self.last_row_s = Some(s);
             if let Some(now) = row.state.log10_loss {
                 // dL/dt = −‖∇L‖² ≤ 0: a rise beyond the tolerance is a numerical failure, not a
                 // result (typically round-off in B once |B| ~ s on linearly dependent data).
@@ -160,6 +183,14 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
                 self.next_row += step;
             }
         }
+        self.obs.progress(&FlowProgress {
+            s,
+            log10_time: log10_time(&st.y[self.u_index].to_f64()),
+            log10_loss: self.last_row_loss,
+            accepted: st.stats.accepted,
+            rejected: st.stats.rejected,
+            events: st.stats.events,
+        });
         if self.obs.checkpoint_due() {
             let cp = self.checkpoint_of(sys, st);
             if let Err(e) = self.obs.checkpoint(&cp) {

@@ -419,6 +419,7 @@ fn run_at<T: Real>(
         last_row_loss: None,
         loss_rise: None,
         p_scratch: Vec::new(),
+        last_row_s: None,
     };
     let status = integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?;
     if let Some(e) = rows.error.take() {
@@ -431,7 +432,10 @@ fn run_at<T: Real>(
     // The checkpoint counts the rows before this final one: a resumed run drops it, so its
     // trajectory is the uninterrupted one.
     let checkpoint = rows.checkpoint_of(&sys, &state);
-    rows.obs.row(&final_row)?;
+    // A row already written at this very state (s only grows) is not repeated.
+    if rows.last_row_s != Some(state.s.to_f64()) {
+        rows.obs.row(&final_row)?;
+    }
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;

@@ -9,7 +9,8 @@ use crate::model::network::{ModelSettings, Network};
 use marginflow_solvers::{linalg, Real};
 use std::path::Path;
 
-/// The final activation pattern of a flow run: sign of W Xᵀ from DIR/W.npy if present, else the
+/// The final activation pattern of a flow run: sign of W Xᵀ from DIR/W.npy if the run wrote it
+/// (checked against DIR/run.json, see [`crate::io::rundir::verified_weights`]), else the
 /// checkpoint's switching modes (released modes, 0, take the sign of P = P0 + B K). A zero
 /// pre-activation counts as +1 (the two slopes agree there: φ(0) = 0).
 pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Result<Vec<i8>> {
@@ -21,8 +22,8 @@ pub fn pattern_from_run(dir: &Path, data: &Dataset, model: &ModelSettings) -> Re
             1
         }
     };
-    let wpath = dir.join("W.npy");
-    if wpath.exists() {
+    // W.npy only when the folder's manifest vouches that this run (on this data) wrote it.
+    if let Some(wpath) = crate::io::rundir::verified_weights(dir, &data.hash())? {
         let w = crate::io::npy::read_matrix(&wpath, m, d, "--pattern-from")?;
         let mut s = Vec::with_capacity(m * n);
         for j in 0..m {

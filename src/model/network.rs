@@ -90,15 +90,24 @@ impl Default for ModelSettings {
     }
 }
 
+/// The one check of the leak γ for every command and scenario: the leaky ReLU
+/// φ(z) = max(z, γz) needs γ ∈ (0, 1) (γ = 0, plain ReLU, is refused: the flow's loss weights
+/// and the max-margin pattern constraints assume φ' ≥ γ > 0).
+pub fn validate_leak(leak: f64) -> Result<()> {
+    if !(leak > 0.0 && leak < 1.0) {
+        let why = if leak == 0.0 { " (γ = 0, plain ReLU, is not supported)" } else { "" };
+        return Err(Error::setting("leak", format!("must be in (0, 1), got {leak}{why}")));
+    }
+    Ok(())
+}
+
 impl ModelSettings {
     /// Check ranges, naming the flag at fault.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 {
             return Err(Error::setting("width", "must be at least 1"));
         }
-        if !(self.leak > 0.0 && self.leak < 1.0) {
-            return Err(Error::setting("leak", format!("must be in (0, 1), got {}", self.leak)));
-        }
+        validate_leak(self.leak)?;
         if let Init::Scale(w) = self.init {
             if !(w >= 0.0 && w.is_finite()) {
                 return Err(Error::setting("init_scale", format!("must be finite and ≥ 0, got {w}")));

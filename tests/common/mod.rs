@@ -38,6 +38,12 @@ pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap()
 }
 
+/// Run `cmd` and require exit status 3: the run ended before its horizon (its summary written).
+pub fn early(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{:?}: {}", cmd, String::from_utf8_lossy(&out.stderr));
+}
+
 /// Every file of a sweep's outputs under `dir` (relative path → bytes), except the run
 /// directories, slurm/ and plan.json; JSON lines lose their `wall_seconds` fields (the only
 /// wall-clock values).

@@ -320,7 +320,12 @@ fn interpolation_claim(ev: &Evidence<'_>) -> ClaimResult {
         .fold(f64::INFINITY, f64::min);
     claim(
         ClaimKind::Interpolation,
-        vec![Measurement::gate("min log10 L", Some(min_loss), Comparison::Below, interp_threshold)],
+        vec![Measurement::gate(
+            "min log10 L (threshold log10(log 2 / n): below it every margin is positive)",
+            Some(min_loss),
+            Comparison::Below,
+            interp_threshold,
+        )],
         None,
         ev.expect(),
     )
@@ -511,7 +516,7 @@ fn linear_boundary_claim(ev: &Evidence<'_>) -> ClaimResult {
             Verdict::NotApplicable
         },
         measurements: vec![],
-        note: Some("the outer layer is not balanced: the boundary is piecewise linear".into()),
+        note: Some(unbalanced_note(&ev.p.scenario.outer, ev.a)),
     }
 }
 
@@ -634,5 +639,25 @@ mod tests {
         assert_eq!(apply_expectation(Some(false), true, Verdict::Reported), Verdict::ExpectedFailure);
         assert_eq!(apply_expectation(Some(false), false, Verdict::Reported), Verdict::Fails);
         assert_eq!(apply_expectation(None, false, Verdict::NotApplicable), Verdict::NotApplicable);
+    }
+}
+
+/// Why the linear-boundary claim does not apply: the outer layer has unequal positive and negative
+/// mass. With `outer = "balanced"` and odd m that is the ⌈m/2⌉ / ⌊m/2⌋ split: exact balance
+/// needs even m.
+pub fn unbalanced_note(outer: &str, a: &[f64]) -> String {
+    let pos = a.iter().filter(|v| **v > 0.0).count();
+    let neg = a.len() - pos;
+    if outer == "balanced" && a.len() % 2 == 1 {
+        format!(
+            "with odd width m = {} the `balanced` outer layer has {pos} entries +1/√m and {neg} entries −1/√m, \
+             so it is not exactly balanced (that needs even m): the claim does not apply",
+            a.len()
+        )
+    } else {
+        format!(
+            "the outer layer is not balanced ({pos} positive, {neg} negative entries): the boundary is piecewise \
+             linear and the claim does not apply"
+        )
     }
 }

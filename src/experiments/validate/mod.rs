@@ -232,9 +232,19 @@ fn run_flows(p: &PreparedScenario, a: &[f64]) -> Result<(MainRun, Vec<RestartRes
 /// Run a prepared scenario: the main flow and the restarts, then every claim on the main flow's
 /// summary, rows and max-margin reference (the one the flow solved and compared with).
 pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
+    run_scenario_with(p, &|_| {})
+}
+
+/// [`run_scenario`], telling `stage` what it is on ("flow …", "claims …") so a caller can show
+/// progress (the library never prints).
+pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> Result<ScenarioReport> {
     let started = Instant::now();
     let sc = &p.scenario;
     let a = p.flow.model.outer_weights()?;
+    stage(&format!(
+        "flow to t = 10^{} and {} restart(s), with its max-margin reference",
+        sc.until_log10_time, sc.restarts
+    ));
     let ((outcome, rows), restarts) = run_flows(p, &a)?;
     let trajectory: Vec<TrajectoryPoint> = rows.iter().filter_map(TrajectoryPoint::from_row).collect();
     let net: Network<f64> = Network::new(&p.data, &p.flow.model, 53)?;
@@ -249,6 +259,7 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
         trajectory: &trajectory,
         restarts: &restarts,
     };
+    stage(&format!("claims ({})", ClaimKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")));
     let geometry: Geometry = data::geometry(&p.data, sc.leak, sc.thresholds.assumption_constant);
     let claims = claims::all_claims(&ev, &geometry)?;
     let (reference_margin, reference_certified) = (ev.reference_margin(), ev.reference_certified());

@@ -70,7 +70,9 @@ impl Default for Thresholds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    /// Name shown in the report (and used for plot file names).
+    /// Name shown in the report (and used for plot file names) (default: the file stem, e.g.
+    /// `my` for `my.toml`).
+    #[serde(default)]
     pub name: String,
     /// A data file, relative to the scenario file (exclusive with `generate`).
     #[serde(default)]
@@ -184,6 +186,12 @@ pub fn parse(text: &str, source: &str) -> Result<Scenario> {
 
 /// [`prepare`] for an already parsed scenario (e.g. one with swept values applied).
 pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> Result<PreparedScenario> {
+    let mut scenario = scenario;
+    if scenario.name.is_empty() {
+        // No `name` key: the file stem (`builtin:gaussian` → `gaussian`).
+        let file = source.strip_prefix("builtin:").unwrap_or(source);
+        scenario.name = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    }
     let sc = &scenario;
     if sc.name.trim().is_empty() {
         return Err(bad(source, None, "key `name`: must not be empty"));
