@@ -139,8 +139,8 @@ fn write_stderr(py: Python<'_>, text: &str) -> PyResult<()> {
 }
 
 impl FlowObserver for Watch {
-    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
-        self.push_row(row)
+    fn row(&mut self, row: &marginflow::flow::summary::TrajectoryRow) -> marginflow::Result<()> {
+        self.push_row(&marginflow::metrics::to_json_value(row))
     }
     fn checkpoint_due(&mut self) -> bool {
         self.dir.is_some() && self.last_checkpoint.elapsed() >= self.every
@@ -163,8 +163,8 @@ impl FlowObserver for Watch {
 }
 
 impl marginflow::descent::DescentObserver for Watch {
-    fn row(&mut self, row: &serde_json::Value) -> marginflow::Result<()> {
-        self.push_row(row)
+    fn row(&mut self, row: &marginflow::descent::summary::DescentRow) -> marginflow::Result<()> {
+        self.push_row(&marginflow::metrics::to_json_value(row))
     }
     fn stop_requested(&mut self) -> bool {
         self.poll()
