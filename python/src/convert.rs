@@ -28,7 +28,18 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 /// `RuntimeError`; the message is the CLI's one line.
 pub fn py_err(e: marginflow::Error) -> PyErr {
     use marginflow::Error as E;
-    let msg = one_line(&e);
+    let mut msg = one_line(&e);
+    // The library names settings by field; the CLI (and so this module) shows the flag.
+    if let E::BadSetting { setting, .. } = &e {
+        let flag = if setting == "pattern" {
+            "--pattern-from".to_string()
+        } else {
+            format!("--{}", setting.replace('_', "-"))
+        };
+        if let Some(rest) = msg.strip_prefix(&format!("{setting}:")) {
+            msg = format!("{flag}:{rest}");
+        }
+    }
     match e {
         E::Io { .. } => PyOSError::new_err(msg),
         E::Solver(_) => PyRuntimeError::new_err(msg),
