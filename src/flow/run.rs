@@ -120,7 +120,7 @@ fn limit_pattern<T: Real>(sys: &FlowSystem<'_, T>, b: &[T]) -> Vec<i8> {
         .map(|(k, md)| match md {
             Mode::Positive => 1,
             Mode::Negative => -1,
-            Mode::Sliding | Mode::Held => {
+            Mode::Sliding => {
                 if sys.pinned_sigma(k) >= sys.mid_slope() {
                     1
                 } else {

@@ -18,18 +18,12 @@ pub enum Mode {
     Live,
     /// Pinned at P_ji = 0 (a Filippov sliding mode): φ' = σ_ji ∈ [γ, 1], the minimal-norm selection.
     Sliding,
-    /// Pinned after chattering at a tangency (P_ji ≈ 0 and dP_ji/ds ≈ 0 on both sides): as
-    /// [`Mode::Sliding`], but it leaves only once its free σ is [`HELD_SLACK`] outside [γ, 1].
-    Held,
 }
 
 /// Flips at one s after which a flipping entry is evaluated by its live sign ([`Mode::Live`]): a
 /// cycle among entries (e.g. identical points with opposite labels, whose pre-activations are
 /// equal) would otherwise never advance s.
 pub const FLIP_CYCLE_LIMIT: usize = 64;
-
-/// How far outside [γ, 1] the free σ of a [`Mode::Held`] entry must go before it leaves.
-pub const HELD_SLACK: f64 = 1e-6;
 
 impl Mode {
     /// The checkpoint code: +1, −1, 0, 2.
@@ -39,7 +33,6 @@ impl Mode {
             Mode::Negative => -1,
             Mode::Live => 0,
             Mode::Sliding => 2,
-            Mode::Held => 3,
         }
     }
 
@@ -50,14 +43,13 @@ impl Mode {
             -1 => Some(Mode::Negative),
             0 => Some(Mode::Live),
             2 => Some(Mode::Sliding),
-            3 => Some(Mode::Held),
             _ => None,
         }
     }
 
     /// Whether P_ji is pinned at 0.
     pub fn pinned(self) -> bool {
-        matches!(self, Mode::Sliding | Mode::Held)
+        self == Mode::Sliding
     }
 
     /// The side of the switching function the integrator watches: a crossing is
@@ -66,7 +58,7 @@ impl Mode {
         match self {
             Mode::Negative => -1,
             Mode::Live => 0,
-            Mode::Positive | Mode::Sliding | Mode::Held => 1,
+            Mode::Positive | Mode::Sliding => 1,
         }
     }
 }
@@ -232,7 +224,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
                 let s = match self.modes[idx] {
                     Mode::Positive => &self.one,
                     Mode::Negative => &net.gamma,
-                    Mode::Sliding | Mode::Held => {
+                    Mode::Sliding => {
                         any_sliding = true;
                         &self.mid
                     }
@@ -407,15 +399,11 @@ impl<'a, T: Real> FlowSystem<'a, T> {
     }
 
     /// Switching function of a pinned entry: min(σ_free − γ, 1 − σ_free), continuous, negative
-    /// exactly when the entry must leave ([`Mode::Held`]: plus [`HELD_SLACK`]).
+    /// exactly when the entry must leave.
     pub(super) fn sliding_margin(&self, k: usize) -> T {
         let lo = self.sigma_free[k].clone() - &self.net.gamma;
         let hi = self.one.clone() - &self.sigma_free[k];
-        let mut m = lo.min_of(&hi);
-        if self.modes[k] == Mode::Held {
-            m += &T::from_f64(HELD_SLACK, self.net.prec);
-        }
-        m
+        lo.min_of(&hi)
     }
 
     /// The side a pinned entry leaves to when its σ_ji reaches a bound of [γ, 1]. The box QP's
@@ -568,8 +556,8 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
 
     /// A switch that keeps flipping at one point is a tangency: P_ji ≈ 0 with dP_ji/ds ≈ 0 on the
     /// side it leaves to, so round-off decides each crossing. It is evaluated by its live sign
-    /// from then on (the count is reported as `released`). Holding it at 0 instead
-    /// ([`Mode::Held`], kept for checkpoints) finished `gen --kind gaussian --n 40 --d 8 --seed 4`
+    /// from then on (the count is reported as `released`). Holding it at 0 instead (tried:
+    /// leaving only 10⁻⁶ outside [γ, 1]) finished `gen --kind gaussian --n 40 --d 8 --seed 4`
     /// but made the default suite's low-dimensional mixture grind (2,490 rejected of 5,000
     /// steps); see docs/nonsmooth.md.
     fn release(&mut self, k: usize, _s: &T, _y: &[T]) {
