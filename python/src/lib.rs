@@ -110,8 +110,15 @@ fn model_settings(
     };
     let model = ModelSettings { width, leak, outer, init, seed, loss: parse_loss(loss)? };
     model.validate().map_err(py_err)?;
-    if !matches!(model.outer, OuterLayer::Balanced | OuterLayer::Random) {
-        model.outer_weights().map_err(py_err)?;
+    match &model.outer {
+        OuterLayer::Balanced | OuterLayer::Random => {}
+        // An array argument is named as the keyword is (like `W0`, `X`), not by a CLI flag.
+        OuterLayer::Vector(_) => {
+            model.outer_weights().map_err(|e| pyo3::exceptions::PyValueError::new_err(convert::one_line(&e)))?;
+        }
+        _ => {
+            model.outer_weights().map_err(py_err)?;
+        }
     }
     if !matches!(model.init, Init::Scale(_)) {
         model.for_each_initial_weight(d, |_| ()).map_err(py_err)?;
