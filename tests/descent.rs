@@ -297,7 +297,7 @@ fn a_step_size_far_too_large_ends_as_diverged_with_the_last_good_state() {
     let mut rows: Vec<descent::DescentRow> = Vec::new();
     let out = descent::run(&data, &s, false, &mut rows).unwrap();
     let descent::DescentStatus::Diverged { step } = out.status else { panic!("{:?}", out.status) };
-    assert_eq!(out.summary.status, "diverged");
+    assert_eq!(out.summary.status, marginflow::descent::DescentEnd::Diverged);
     assert_eq!(out.summary.last.step + 1, step);
     assert!(out.coefficients.iter().all(|v| v.abs() <= descent::DIVERGENCE_BOUND));
     assert!(out.summary.last.state.stable_rank.unwrap().is_finite());

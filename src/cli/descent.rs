@@ -148,7 +148,7 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if !matches!(outcome.status, descent::DescentStatus::Completed) {
-        let status = outcome.summary.status.clone();
+        let status = outcome.summary.status;
         eprintln!("marginflow: the run ended before its last step: {status} (exit status 3)");
         return Ok(ExitCode::from(super::EXIT_EARLY));
     }

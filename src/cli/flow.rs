@@ -4,7 +4,7 @@
 use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::flow::checkpoint::Checkpoint;
-use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, TrajectoryRow};
+use marginflow::flow::{self, FlowHorizon, FlowObserver, FlowSettings, FlowStatus, TrajectoryRow};
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::encode_npy;
 use marginflow::io::rundir::{self, Manifest};
@@ -288,7 +288,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         manifest.save(dir)?;
     }
     let f = &outcome.summary;
-    let status = f.status.clone();
+    let status = f.status;
     if args.json {
         print_json(&outcome.summary)?;
     } else {
@@ -303,7 +303,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             j(f.state.stable_rank)
         );
     }
-    if status != "reached" {
+    if status != FlowStatus::Reached {
         let detail = f.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
         eprintln!("marginflow: the run ended before its horizon: {status}{detail} (exit status 3)");
         return Ok(ExitCode::from(super::EXIT_EARLY));

@@ -25,7 +25,7 @@ use marginflow_solvers::Real;
 use serde::{Deserialize, Serialize};
 
 pub mod summary;
-pub use summary::{DescentRow, DescentSummary};
+pub use summary::{DescentEnd, DescentRow, DescentSummary};
 
 /// The activation gradient descent uses (its leak is the model's `leak`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -588,9 +588,9 @@ pub fn run_at<T: Real>(
         _ => measure(&net, act, &b)?,
     };
     let status_str = match &status {
-        DescentStatus::Completed => "completed",
-        DescentStatus::Stopped { .. } => "interrupted",
-        DescentStatus::Diverged { .. } => "diverged",
+        DescentStatus::Completed => DescentEnd::Completed,
+        DescentStatus::Stopped { .. } => DescentEnd::Interrupted,
+        DescentStatus::Diverged { .. } => DescentEnd::Diverged,
     };
     let status_detail = match &status {
         DescentStatus::Diverged { step } => Some(format!(
@@ -606,7 +606,7 @@ pub fn run_at<T: Real>(
     // L < log(2)/n forces every margin positive (as in `flow`).
     let interpolated = sm.log10_loss.to_f64() < (2f64.ln() / net.n as f64).log10();
     let summary = DescentSummary {
-        status: status_str.to_string(),
+        status: status_str,
         status_detail,
         last: row_of(step, &sm),
         step_size: settings.step_size,

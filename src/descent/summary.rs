@@ -22,11 +22,33 @@ pub struct DescentRow {
     pub state: StateNumbers,
 }
 
+/// How a descent run ended (summary.json's `status`, in snake case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DescentEnd {
+    /// All steps were taken.
+    Completed,
+    /// The caller stopped the run.
+    Interrupted,
+    /// The coefficients diverged (`status_detail` says at which step).
+    Diverged,
+}
+
+impl std::fmt::Display for DescentEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DescentEnd::Completed => "completed",
+            DescentEnd::Interrupted => "interrupted",
+            DescentEnd::Diverged => "diverged",
+        })
+    }
+}
+
 /// The summary of a descent run (summary.json): the final row's numbers and more.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DescentSummary {
-    /// `completed`, `interrupted` or `diverged`.
-    pub status: String,
+    /// How the run ended.
+    pub status: DescentEnd,
     /// Details of a divergence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_detail: Option<String>,

@@ -100,7 +100,7 @@ pub fn run_point(
     let g = &report.geometry;
     let condition = matches!(g.condition, crate::model::data::Verdict::Holds);
     let mut s = serde_json::Map::new();
-    s.insert("status".into(), report.flow_status.clone().into());
+    s.insert("status".into(), report.flow_status.as_str().into());
     s.insert("ratio".into(), serde_json::json!(g.ratio));
     s.insert("paper_ratio".into(), serde_json::json!(g.paper_ratio));
     let mut verdicts = serde_json::Map::new();

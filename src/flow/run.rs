@@ -5,7 +5,7 @@ use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
-use super::summary::{FlowReference, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
+use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use super::system::{FlowSystem, Mode};
 use crate::error::{Error, Result};
 use crate::maxmargin;
@@ -342,14 +342,14 @@ fn integrate<T: Real>(
 }
 
 /// The summary's `status` and `status_detail` for how the integration ended.
-fn status_of(status: &Status, loss_rise: &Option<String>) -> (String, Option<String>) {
+fn status_of(status: &Status, loss_rise: &Option<String>) -> (FlowStatus, Option<String>) {
     let name = match status {
-        Status::Stopped if loss_rise.is_some() => "loss_increased".to_string(),
-        Status::Stopped => "interrupted".to_string(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_object().and_then(|m| m.keys().next().cloned())))
-            .unwrap_or_else(|| format!("{other:?}")),
+        Status::Reached => FlowStatus::Reached,
+        Status::Stopped if loss_rise.is_some() => FlowStatus::LossIncreased,
+        Status::Stopped => FlowStatus::Interrupted,
+        Status::MaxSteps => FlowStatus::MaxSteps,
+        Status::StepSizeUnderflow { .. } => FlowStatus::StepSizeUnderflow,
+        Status::NonFinite { .. } => FlowStatus::NonFinite,
     };
     let detail = match status {
         Status::NonFinite { s } => Some(format!("non-finite value at s = {s:e}")),

@@ -169,12 +169,49 @@ impl FlowReference {
     }
 }
 
+/// How a flow run ended (summary.json's `status`, in snake case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowStatus {
+    /// The horizon was reached.
+    Reached,
+    /// The step limit was hit.
+    MaxSteps,
+    /// The step size fell below round-off relative to s.
+    StepSizeUnderflow,
+    /// The right-hand side produced a NaN or infinity.
+    NonFinite,
+    /// The loss rose above its tolerance (`status_detail` says where).
+    LossIncreased,
+    /// The caller stopped the run (Ctrl-C, a stop request).
+    Interrupted,
+}
+
+impl FlowStatus {
+    /// The name written to summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStatus::Reached => "reached",
+            FlowStatus::MaxSteps => "max_steps",
+            FlowStatus::StepSizeUnderflow => "step_size_underflow",
+            FlowStatus::NonFinite => "non_finite",
+            FlowStatus::LossIncreased => "loss_increased",
+            FlowStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for FlowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The summary of a flow run (summary.json).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowSummary {
-    /// `reached`, `max_steps`, `step_size_underflow`, `non_finite`, `loss_increased` or
-    /// `interrupted`.
-    pub status: String,
+    /// How the run ended.
+    pub status: FlowStatus,
     /// Details of an early end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_detail: Option<String>,

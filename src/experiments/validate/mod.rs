@@ -33,7 +33,7 @@ pub use scenario::{
 };
 
 use crate::error::Result;
-use crate::flow::{self, FlowObserver, FlowSettings, TrajectoryRow};
+use crate::flow::{self, FlowObserver, FlowSettings, FlowStatus, TrajectoryRow};
 use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, Geometry};
 use crate::model::network::{Network, OuterLayer};
@@ -116,7 +116,7 @@ pub struct RestartResult {
     /// Its final normalized margin.
     pub normalized_margin: Option<f64>,
     /// Its final status.
-    pub status: String,
+    pub status: FlowStatus,
 }
 
 /// Everything measured on one scenario.
@@ -133,7 +133,7 @@ pub struct ScenarioReport {
     /// Near-orthogonality statistics.
     pub geometry: Geometry,
     /// Final flow status.
-    pub flow_status: String,
+    pub flow_status: FlowStatus,
     /// Final s.
     pub final_s: Option<f64>,
     /// Work counters of the main flow.
@@ -269,7 +269,7 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         scenario: sc.clone(),
         flow_settings: p.flow.clone(),
         geometry,
-        flow_status: summary.status.clone(),
+        flow_status: summary.status,
         final_s: summary.time.s,
         statistics: to_json_value(&summary.statistics),
         reference_margin,
