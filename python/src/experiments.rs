@@ -75,31 +75,9 @@ pub(crate) fn sweep<'py>(
         "leaky" => {}
         other => return Err(value_error("--activation", format!("expected leaky or smooth, got {other:?}"))),
     }
-    let loaded = match (X, y) {
-        (Some(x), Some(y)) => {
-            if n.is_some() || d.is_some() || data_seed.is_some() || mean_norm.is_some() {
-                return Err(value_error("X", "cannot be used with n, d, data_seed or mean_norm"));
-            }
-            s.data = DataSource::Loaded { path: PathBuf::from("<array>") };
-            Some(dataset(py, x, y, true)?)
-        }
-        (None, None) => {
-            let kind = match kind {
-                "gaussian" => DataKind::Gaussian,
-                "mixture" => DataKind::Mixture,
-                "orthogonal" => DataKind::Orthogonal,
-                other => {
-                    return Err(value_error(
-                        "--kind",
-                        format!("expected gaussian, mixture or orthogonal, got {other:?}"),
-                    ))
-                }
-            };
-            s.data = DataSource::Generated(GenSettings { kind, ..Default::default() });
-            None
-        }
-        _ => return Err(PyTypeError::new_err("sweep: give both X and y, or neither")),
-    };
+    let generating = n.is_some() || d.is_some() || data_seed.is_some() || mean_norm.is_some();
+    let (source, loaded) = sweep_data(py, X, y, kind, generating)?;
+    s.data = source;
     let lists: [(&str, Option<&Bound<'py, PyAny>>, Variable); 13] = [
         ("n", n, Variable::N),
         ("d", d, Variable::D),
@@ -121,14 +99,7 @@ pub(crate) fn sweep<'py>(
         }
     }
     s.validate().map_err(py_err)?;
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = threads {
-        if t == 0 {
-            return Err(value_error("--threads", "must be at least 1"));
-        }
-        pool = pool.num_threads(t);
-    }
-    let pool = pool.build().map_err(|e| PyValueError::new_err(format!("starting the thread pool: {e}")))?;
+    let pool = thread_pool(threads)?;
     let results = py
         .detach(|| {
             pool.install(|| {
@@ -136,8 +107,60 @@ pub(crate) fn sweep<'py>(
             })
         })
         .map_err(py_err)?;
+    rows_to_py(py, &results)
+}
+
+/// The data of a sweep: (X, y) shared by every run (`generating`: a generation option was given
+/// too, an error), or generated per run of `kind`.
+#[allow(non_snake_case)]
+fn sweep_data(
+    py: Python<'_>,
+    X: Option<&Bound<'_, PyAny>>,
+    y: Option<&Bound<'_, PyAny>>,
+    kind: &str,
+    generating: bool,
+) -> PyResult<(DataSource, Option<Dataset>)> {
+    match (X, y) {
+        (Some(x), Some(y)) => {
+            if generating {
+                return Err(value_error("X", "cannot be used with n, d, data_seed or mean_norm"));
+            }
+            Ok((DataSource::Loaded { path: PathBuf::from("<array>") }, Some(dataset(py, x, y, true)?)))
+        }
+        (None, None) => {
+            let kind = match kind {
+                "gaussian" => DataKind::Gaussian,
+                "mixture" => DataKind::Mixture,
+                "orthogonal" => DataKind::Orthogonal,
+                other => {
+                    return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}")))
+                }
+            };
+            Ok((DataSource::Generated(GenSettings { kind, ..Default::default() }), None))
+        }
+        _ => Err(PyTypeError::new_err("sweep: give both X and y, or neither")),
+    }
+}
+
+/// A rayon pool of `threads` workers (rayon's default without).
+fn thread_pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(value_error("--threads", "must be at least 1"));
+        }
+        pool = pool.num_threads(t);
+    }
+    pool.build().map_err(|e| PyValueError::new_err(format!("starting the thread pool: {e}")))
+}
+
+/// One flat dict per run: `index`, the swept values, then the summary's fields (or `error`).
+fn rows_to_py<'py>(
+    py: Python<'py>,
+    results: &[marginflow::experiments::sweep::RunResult],
+) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
-    for r in &results {
+    for r in results {
         let row = PyDict::new(py);
         row.set_item("index", r.index)?;
         for (var, v) in &r.values {

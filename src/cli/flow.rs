@@ -9,6 +9,7 @@ use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::encode_npy;
 use marginflow::io::rundir::{self, Manifest};
 use marginflow::metrics::to_json_value;
+use marginflow::model::data::Dataset;
 use marginflow_solvers::tableau::Method;
 use marginflow_solvers::Real;
 use std::io::Write;
@@ -152,7 +153,11 @@ fn truncate_rows(path: &Path, rows: usize) -> anyhow::Result<()> {
 }
 
 /// Run `marginflow flow`.
-pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
+/// The settings, data, checkpoint (on `--resume`) and output folder of a run, all checked.
+type Prepared = (FlowSettings, Dataset, Option<Checkpoint>, Option<PathBuf>);
+
+/// Read and check everything a run needs before anything is written.
+fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
     if args.checkpoint_every.is_nan() || args.checkpoint_every <= 0.0 {
         bail!("--checkpoint-every: must be > 0 seconds, got {}", args.checkpoint_every);
     }
@@ -209,6 +214,11 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     if args.save_weights && out.is_none() {
         bail!("--save-weights needs --out DIR");
     }
+    Ok((settings, data, resume, out))
+}
+
+pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
+    let (settings, data, resume, out) = prepare(&args)?;
     // The run folder's manifest: a new run claims the folder (one run per folder, see
     // io::rundir); a resumed run keeps the output settings it recorded.
     let identity = rundir::identity(rundir::Command::Flow, &(&settings, data.hash()));
@@ -234,28 +244,10 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    let mut trajectory = None;
-    if let Some(dir) = &out {
-        if resume.is_some() {
-            manifest.save(dir)?;
-        } else {
-            rundir::prepare_out_dir(dir, args.force, &manifest)?;
-        }
-        let tpath = dir.join("trajectory.jsonl");
-        if let Some(cp) = &resume {
-            truncate_rows(&tpath, cp.rows_written)?;
-        } else {
-            let data_path = args.model.as_ref().map(|m| m.data.clone()).unwrap_or_default();
-            let abs = std::fs::canonicalize(&data_path).unwrap_or(data_path);
-            write_atomic(&dir.join("data_path"), abs.to_string_lossy().as_bytes())?;
-            write_atomic(&tpath, b"")?;
-        }
-        let f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&tpath)
-            .with_context(|| format!("{}: cannot open for appending", tpath.display()))?;
-        trajectory = Some(std::io::BufWriter::new(f));
-    }
+    let trajectory = match &out {
+        Some(dir) => Some(open_run_dir(dir, &args, resume.as_ref(), &manifest)?),
+        None => None,
+    };
     let mut files = Files {
         dir: out.clone(),
         trajectory,
@@ -272,20 +264,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     files.progress.finish();
     let outcome = outcome?;
     if let Some(dir) = &out {
-        let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
-        write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
-        if let Some(w) = &outcome.weights {
-            let path = dir.join(rundir::WEIGHTS);
-            let bytes = encode_npy(&path, &[settings.model.width, data.d], w)?;
-            write_atomic(&path, &bytes)?;
-            manifest.weights_sha256 = Some(rundir::sha256_hex(&bytes));
-        }
-        manifest.files = [rundir::SUMMARY, rundir::TRAJECTORY, rundir::CHECKPOINT, rundir::DATA_PATH]
-            .iter()
-            .chain(manifest.weights_sha256.as_ref().map(|_| &rundir::WEIGHTS))
-            .map(|s| s.to_string())
-            .collect();
-        manifest.save(dir)?;
+        write_results(dir, &outcome, [settings.model.width, data.d], &mut manifest)?;
     }
     let f = &outcome.summary;
     let status = f.status;
@@ -309,6 +288,54 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(super::EXIT_EARLY));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Claim (or, on resume, reopen) the run folder: the manifest, `data_path`, and the trajectory
+/// file cut back to the checkpoint's rows, opened for appending.
+fn open_run_dir(
+    dir: &Path,
+    args: &FlowArgs,
+    resume: Option<&Checkpoint>,
+    manifest: &Manifest,
+) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    if resume.is_some() {
+        manifest.save(dir)?;
+    } else {
+        rundir::prepare_out_dir(dir, args.force, manifest)?;
+    }
+    let tpath = dir.join("trajectory.jsonl");
+    if let Some(cp) = resume {
+        truncate_rows(&tpath, cp.rows_written)?;
+    } else {
+        let data_path = args.model.as_ref().map(|m| m.data.clone()).unwrap_or_default();
+        let abs = std::fs::canonicalize(&data_path).unwrap_or(data_path);
+        write_atomic(&dir.join("data_path"), abs.to_string_lossy().as_bytes())?;
+        write_atomic(&tpath, b"")?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tpath)
+        .with_context(|| format!("{}: cannot open for appending", tpath.display()))?;
+    Ok(std::io::BufWriter::new(f))
+}
+
+/// Write summary.json, W.npy (when computed, shape `[m, d]`) and the manifest listing them.
+fn write_results(dir: &Path, outcome: &flow::FlowOutcome, shape: [usize; 2], manifest: &mut Manifest) -> anyhow::Result<()> {
+    let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
+    write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
+    if let Some(w) = &outcome.weights {
+        let path = dir.join(rundir::WEIGHTS);
+        let bytes = encode_npy(&path, &shape, w)?;
+        write_atomic(&path, &bytes)?;
+        manifest.weights_sha256 = Some(rundir::sha256_hex(&bytes));
+    }
+    manifest.files = [rundir::SUMMARY, rundir::TRAJECTORY, rundir::CHECKPOINT, rundir::DATA_PATH]
+        .iter()
+        .chain(manifest.weights_sha256.as_ref().map(|_| &rundir::WEIGHTS))
+        .map(|s| s.to_string())
+        .collect();
+    manifest.save(dir)?;
+    Ok(())
 }
 
 /// Refuse to resume toward a horizon the run has already reached (nothing would be computed, and

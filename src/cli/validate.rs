@@ -38,8 +38,8 @@ pub struct ValidateArgs {
 }
 
 /// Run `marginflow validate`.
-pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    // Parse and load everything first, so bad input exits 2 before any work.
+/// Parse and load every scenario (the default suite without files), names unique.
+fn load_scenarios(args: &ValidateArgs) -> anyhow::Result<Vec<PreparedScenario>> {
     let prepared: Vec<PreparedScenario> = if args.scenarios.is_empty() {
         validate::prepare_default_suite()?
     } else {
@@ -51,14 +51,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: key `name`: scenario name {:?} is used twice", p.source, p.scenario.name);
         }
     }
-    // The same scenarios (settings and data) into the same folder are the same run.
-    let inputs: Vec<_> = prepared.iter().map(|p| (&p.scenario, &p.flow, p.data.hash())).collect();
-    let mut manifest =
-        rundir::Manifest::new(rundir::Command::Validate, rundir::identity(rundir::Command::Validate, &inputs));
-    rundir::prepare_out_dir(&args.out, args.force, &manifest)?;
+    Ok(prepared)
+}
 
-    let total = prepared.len();
-    let bar = if args.quiet {
+/// A progress bar on a terminal; off one, a first line (the rest come from [`heartbeat`]).
+fn progress_bar(quiet: bool, total: usize) -> Option<ProgressBar> {
+    if quiet {
         None
     } else if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(total as u64);
@@ -71,9 +69,65 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         eprintln!("validate: running {total} scenario(s)");
         None
-    };
+    }
+}
+
+/// Which scenario is on which stage, since when.
+type Running = Mutex<BTreeMap<String, (Instant, String)>>;
+
+/// Off a terminal: every `every` seconds until `done`, a line naming what is still running.
+fn heartbeat(done: &AtomicBool, running: &Running, every: f64) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed().as_secs_f64() >= every {
+            last = Instant::now();
+            let now: Vec<String> = running
+                .lock()
+                .map(|m| m.iter().map(|(k, (t, st))| format!("{k}: {st} ({:.0} s)", t.elapsed().as_secs_f64())).collect())
+                .unwrap_or_default();
+            if !now.is_empty() {
+                eprintln!("validate: running {}", now.join("; "));
+            }
+        }
+    }
+}
+
+/// Plots, then the report that links them, into `out`; the manifest lists every file.
+fn write_report(
+    out: &std::path::Path,
+    mut scenarios: Vec<ScenarioReport>,
+    manifest: &mut rundir::Manifest,
+) -> anyhow::Result<Report> {
+    for s in scenarios.iter_mut() {
+        let plots = plot::render_all(s)?;
+        s.plots = plots.iter().map(|(f, _)| f.clone()).collect();
+        for (f, svg) in &plots {
+            write_atomic(&out.join(&f.file), svg.as_bytes())?;
+            manifest.files.push(f.file.clone());
+        }
+    }
+    let report = Report::new(scenarios);
+    write_atomic(&out.join("report.json"), report::render_json(&report).as_bytes())?;
+    write_atomic(&out.join("report.md"), report::render_markdown(&report).as_bytes())?;
+    manifest.files.extend(["report.json".to_string(), "report.md".to_string()]);
+    manifest.save(out)?;
+    Ok(report)
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    // Parse and load everything first, so bad input exits 2 before any work.
+    let prepared = load_scenarios(&args)?;
+    // The same scenarios (settings and data) into the same folder are the same run.
+    let inputs: Vec<_> = prepared.iter().map(|p| (&p.scenario, &p.flow, p.data.hash())).collect();
+    let mut manifest =
+        rundir::Manifest::new(rundir::Command::Validate, rundir::identity(rundir::Command::Validate, &inputs));
+    rundir::prepare_out_dir(&args.out, args.force, &manifest)?;
+
+    let total = prepared.len();
+    let bar = progress_bar(args.quiet, total);
     // Which scenario is on which stage, for the progress lines.
-    let running: Mutex<BTreeMap<String, (Instant, String)>> = Mutex::new(BTreeMap::new());
+    let running: Running = Mutex::new(BTreeMap::new());
     let done = AtomicBool::new(false);
     let show = |line: String| match &bar {
         Some(b) => b.set_message(line),
@@ -82,27 +136,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let results: Vec<anyhow::Result<ScenarioReport>> = std::thread::scope(|scope| {
         if bar.is_none() && !args.quiet {
-            // Off a terminal: a line every few seconds naming what is still running.
-            scope.spawn(|| {
-                let mut last = Instant::now();
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if last.elapsed().as_secs_f64() >= args.progress_every {
-                        last = Instant::now();
-                        let now: Vec<String> = running
-                            .lock()
-                            .map(|m| {
-                                m.iter()
-                                    .map(|(k, (t, st))| format!("{k}: {st} ({:.0} s)", t.elapsed().as_secs_f64()))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        if !now.is_empty() {
-                            eprintln!("validate: running {}", now.join("; "));
-                        }
-                    }
-                }
-            });
+            scope.spawn(|| heartbeat(&done, &running, args.progress_every));
         }
         let r = prepared
             .par_iter()
@@ -154,20 +188,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         scenarios.push(r?);
     }
 
-    // Plots, then the report that links them.
-    for s in scenarios.iter_mut() {
-        let plots = plot::render_all(s)?;
-        s.plots = plots.iter().map(|(f, _)| f.clone()).collect();
-        for (f, svg) in &plots {
-            write_atomic(&args.out.join(&f.file), svg.as_bytes())?;
-            manifest.files.push(f.file.clone());
-        }
-    }
-    let report = Report::new(scenarios);
-    write_atomic(&args.out.join("report.json"), report::render_json(&report).as_bytes())?;
-    write_atomic(&args.out.join("report.md"), report::render_markdown(&report).as_bytes())?;
-    manifest.files.extend(["report.json".to_string(), "report.md".to_string()]);
-    manifest.save(&args.out)?;
+    let report = write_report(&args.out, scenarios, &mut manifest)?;
     for line in report::failure_lines(&report) {
         eprintln!("validate: {line}");
     }

@@ -513,16 +513,12 @@ pub struct LineChart<'a> {
     pub y_range: Option<(f64, f64)>,
 }
 
-/// Draw `chart` on a drawing area (a whole SVG or one panel of it).
-pub fn draw_line_chart(
-    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    chart: &LineChart<'_>,
-) -> Result<()> {
-    let LineChart { title, x_label, y_label, series, log_x, log_y, y_range } = *chart;
-    let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
+/// The axes' ranges of `chart` drawn over `pts` (its kept points): the data's extent padded by 5%
+/// (of the decades on a log axis), y from 0 on a linear axis unless `y_range` fixes it.
+fn chart_ranges(pts: &[(f64, f64)], chart: &LineChart<'_>) -> ((f64, f64), (f64, f64)) {
+    let (log_x, log_y, y_range) = (chart.log_x, chart.log_y, chart.y_range);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for (x, y) in &pts {
+    for (x, y) in pts {
         x0 = x0.min(*x);
         x1 = x1.max(*x);
         y0 = y0.min(*y);
@@ -540,12 +536,24 @@ pub fn draw_line_chart(
             (a - w, b + w)
         }
     };
-    let (x0, x1) = pad(x0, x1, log_x);
-    let (y0, y1) = match y_range {
+    let x = pad(x0, x1, log_x);
+    let y = match y_range {
         Some(r) if !log_y => r,
         _ if log_y => pad(y0, y1, true),
         _ => pad(y0.min(0.0), y1, false),
     };
+    (x, y)
+}
+
+/// Draw `chart` on a drawing area (a whole SVG or one panel of it).
+pub fn draw_line_chart(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    chart: &LineChart<'_>,
+) -> Result<()> {
+    let LineChart { title, x_label, y_label, series, log_x, log_y, y_range } = *chart;
+    let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
+    let ((x0, x1), (y0, y1)) = chart_ranges(&pts, chart);
     let err = |e: String| Error::setting("plot", e);
     {
         let mut b = ChartBuilder::on(root);
