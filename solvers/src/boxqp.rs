@@ -145,6 +145,28 @@ pub fn solve_box_qp<T: Real>(h: &[T], g: &[T], lo: &T, hi: &T, start: &[T], pivo
     BoxQpSolution { x, side, gradient: grad, gradient_scale, iterations, converged }
 }
 
+/// The minimizer of ½ xᵀHx + gᵀx without bounds, reached from `start` by one step to the minimizer
+/// of the face where every variable is free (pivoted Cholesky as in [`solve_box_qp`]; exact when
+/// H = AᵀA, g = Aᵀb, the objective then being bounded below). Returns (x, Hx + g).
+pub fn solve_unconstrained<T: Real>(h: &[T], g: &[T], start: &[T], pivot_tol: f64) -> (Vec<T>, Vec<T>) {
+    let k = g.len();
+    assert_eq!(h.len(), k * k, "H is k×k");
+    let p = match start.first() {
+        Some(v) => v.precision(),
+        None => return (Vec::new(), Vec::new()),
+    };
+    let mut x = start.to_vec();
+    let mut grad = vec![T::zero(p); k];
+    gradient(h, g, &x, &mut grad);
+    let free: Vec<usize> = (0..k).collect();
+    let d = face_step(h, &grad, &free, pivot_tol, p);
+    for (xi, di) in x.iter_mut().zip(&d) {
+        *xi += di;
+    }
+    gradient(h, g, &x, &mut grad);
+    (x, grad)
+}
+
 /// Σ_j |H_ij x_j| + |g_i|.
 fn gradient_scale<T: Real>(h: &[T], g: &[T], x: &[T], i: usize) -> T {
     let k = g.len();
@@ -369,6 +391,25 @@ mod tests {
                     BoxSide::Lower => assert!(gi >= -1e-9, "seed {seed}"),
                     BoxSide::Upper => assert!(gi <= 1e-9, "seed {seed}"),
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn unconstrained_minimum_matches_least_squares_on_regular_and_singular_gram_data() {
+        // k = 3 on points in R^5 (H regular) and k = 6 in R^2 (rank ≤ 2): the minimum value
+        // of the quadratic against nalgebra's SVD least-squares solution of H x = −g.
+        for (k, dim) in [(3, 5), (6, 2)] {
+            for seed in 0..50 {
+                let (h, g) = gram_problem(k, dim, seed);
+                let (x, grad) = solve_unconstrained(&h, &g, &vec![0.6; k], 1e-12);
+                let a = nalgebra::DMatrix::from_row_slice(k, k, &h);
+                let b = nalgebra::DVector::from_iterator(k, g.iter().map(|v| -v));
+                let xs = a.svd(true, true).solve(&b, 1e-12).unwrap();
+                let vb = objective(&h, &g, xs.as_slice());
+                let v = objective(&h, &g, &x);
+                assert!((v - vb).abs() <= 1e-10 * (1.0 + vb.abs()), "k {k} seed {seed}: {v} vs {vb}");
+                assert!(grad.iter().all(|gi| gi.abs() <= 1e-9), "k {k} seed {seed}: gradient {grad:?}");
             }
         }
     }

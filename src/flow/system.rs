@@ -25,6 +25,9 @@ pub enum Mode {
 /// equal) would otherwise never advance s.
 pub const FLIP_CYCLE_LIMIT: usize = 64;
 
+/// Round-off band of a pinned entry's margin min(σ − γ, 1 − σ) (σ is dimensionless, O(1)).
+pub const SIGMA_ROUNDOFF: f64 = 1e4 * f64::EPSILON;
+
 impl Mode {
     /// The checkpoint code: +1, −1, 0, 2.
     pub fn code(self) -> i8 {
@@ -80,6 +83,24 @@ impl Mode {
 /// must leave. When K_SS is singular (more pinned points than independent directions, n > d) the
 /// velocity is still exact and unique; σ is one minimizer, chosen deterministically (see
 /// [`marginflow_solvers::boxqp`]).
+///
+/// **Inside a step the pinned set is a mode, like the sides of the other entries.** The box
+/// QP decides at events ([`Switching::flip`]) which entries pin and which leave; between events
+/// σ on the pinned set is the unconstrained minimizer (dP_S/ds = 0 exactly), equal to the box QP's
+/// while it lies in [γ, 1] and its smooth continuation past a bound. The right-hand side is then
+/// smooth inside every step, as it is for entries held at a side past their crossing, so the
+/// root of min(σ − γ, 1 − σ) is found on an accurate interpolant and the state at the event keeps
+/// P_S = 0 to round-off. (Clamping σ inside steps made the right-hand side kink where σ reached a
+/// bound; an accepted step across that kink put the event state off the surface by up to 3·10⁻⁷
+/// in P, and the entry then cycled between sides.)
+///
+/// **Crossings are counted past round-off.** A tracked entry's switching function is P_ji moved
+/// by its row's round-off scale towards the crossed side (P + ρ_j on the positive side, P − ρ_j
+/// on the negative one, ρ_j = 16ε(‖B_j‖₁ max|K| + max|P0_j|)), and a pinned entry's is its margin
+/// plus [`SIGMA_ROUNDOFF`]. At a grazing exit from a sliding mode (σ reaching a bound with a zero
+/// multiplier) the state sits on the surface with P of either sign at round-off; a sign test at
+/// zero then counted a crossing at the start of every step and cycled the entry between pinned
+/// and free until it was released.
 #[derive(Clone)]
 pub struct FlowSystem<'a, T> {
     pub(super) net: &'a Network<T>,
@@ -103,6 +124,19 @@ pub struct FlowSystem<'a, T> {
     pub(super) sigma_grad: Vec<T>,
     /// Whether a pinned entry's σ ended at a bound of [γ, 1].
     pub(super) sigma_at_bound: Vec<bool>,
+    /// Round-off scale of the pre-activations of each row: 16ε(‖B_j‖₁ max|K| + max_i |P0_ji|),
+    /// refreshed with every switching value (see [`FlowSystem::switch_values_inplace`]).
+    pub(super) p_roundoff: Vec<T>,
+    /// max_{l,i} |K_li| and max_i |P0_ji| per row (fixed).
+    pub(super) k_max: T,
+    pub(super) p0_max: Vec<T>,
+    /// [`SIGMA_ROUNDOFF`] as a scalar.
+    pub(super) sigma_roundoff: T,
+    /// 16ε.
+    pub(super) eps16: T,
+    /// Whether σ of pinned entries is the box QP's (true while a switch is decided in
+    /// [`Switching::flip`]) or the unconstrained equivalent control (inside steps, see the type).
+    pub(super) clamped: bool,
     /// The free σ of a pinned entry: the value that would zero dP_ji/ds with the others held,
     /// σ − ∂/H_ii; equal to σ inside [γ, 1], outside it at a bound with a nonzero multiplier.
     pub(super) sigma_free: Vec<T>,
@@ -170,6 +204,14 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             sigma_grad: vec![T::zero(prec); mn],
             flips_here: (f64::NAN, 0),
             sigma_at_bound: vec![false; mn],
+            clamped: false,
+            p_roundoff: vec![T::zero(prec); net.m],
+            sigma_roundoff: T::from_f64(SIGMA_ROUNDOFF, prec),
+            eps16: T::epsilon(prec) * &T::from_f64(16.0, prec),
+            k_max: net.k_mat.data.iter().fold(T::zero(prec), |acc, v| acc.max_of(&v.abs())),
+            p0_max: (0..net.m)
+                .map(|j| net.p0.data[j * net.n..(j + 1) * net.n].iter().fold(T::zero(prec), |acc, v| acc.max_of(&v.abs())))
+                .collect(),
             sigma_free: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
             lse: T::zero(prec),
@@ -376,6 +418,18 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         }
         let start = vec![self.mid.clone(); k];
         let tol = 1e3 * k as f64 * T::epsilon(p).to_f64();
+        if !self.clamped {
+            let (x, grad) = boxqp::solve_unconstrained(&h, &g, &start, tol);
+            for (r, &i) in set.iter().enumerate() {
+                let idx = j * n + i;
+                self.slope[idx].assign(&x[r]);
+                self.sigma[idx].assign(&x[r]);
+                self.sigma_free[idx].assign(&x[r]);
+                self.sigma_grad[idx].assign(&grad[r]);
+                self.sigma_at_bound[idx] = false;
+            }
+            return;
+        }
         let sol = boxqp::solve_box_qp(&h, &g, &net.gamma, &self.one, &start, tol);
         for (r, &i) in set.iter().enumerate() {
             let idx = j * n + i;
@@ -395,6 +449,36 @@ impl<'a, T: Real> FlowSystem<'a, T> {
                 free -= &(self.sigma_grad[idx].clone() / hrr);
             }
             self.sigma_free[idx] = free;
+        }
+    }
+
+    /// ρ_j for every row at B (see the type's doc).
+    fn refresh_roundoff(&mut self, b: &[T]) {
+        let (m, n) = (self.net.m, self.net.n);
+        for j in 0..m {
+            let r = &mut self.p_roundoff[j];
+            r.assign_f64(0.0);
+            for v in &b[j * n..(j + 1) * n] {
+                if v.is_sign_negative() {
+                    *r -= v;
+                } else {
+                    *r += v;
+                }
+            }
+            *r *= &self.k_max;
+            *r += &self.p0_max[j];
+            *r *= &self.eps16;
+        }
+    }
+
+    /// The switching value of tracked entry k from its raw value `v` (P, or the margin when
+    /// pinned), in place: moved by the round-off band towards the side that has not crossed.
+    fn band(&self, k: usize, v: &mut T) {
+        match self.modes[k] {
+            Mode::Positive => *v += &self.p_roundoff[k / self.net.n],
+            Mode::Negative => *v -= &self.p_roundoff[k / self.net.n],
+            Mode::Sliding => *v += &self.sigma_roundoff,
+            Mode::Live => {}
         }
     }
 
@@ -442,6 +526,36 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             }
         }
     }
+
+    /// [`Switching::flip`] with the box QP's σ (see there).
+    fn decide_switch(&mut self, k: usize, s: &T, y: &[T]) {
+        let sf = s.to_f64();
+        self.flips_here = if self.flips_here.0 == sf { (sf, self.flips_here.1 + 1) } else { (sf, 1) };
+        if self.flips_here.1 > FLIP_CYCLE_LIMIT {
+            self.modes[k] = Mode::Live;
+            return;
+        }
+        let n = self.net.n;
+        let mn = self.net.m * n;
+        let j = k / n;
+        if self.modes[k].pinned() {
+            self.prepare(&y[..mn]);
+            self.modes[k] = self.leaving_mode(k);
+        } else {
+            let before = self.modes[k];
+            self.modes[k] = Mode::Sliding;
+            self.prepare(&y[..mn]);
+            if self.sliding_margin(k) < T::zero(self.net.prec) {
+                self.modes[k] = self.leaving_mode(k);
+                if self.modes[k] == before {
+                    // It touched 0 and turns back: a crossing all the same, to the other side,
+                    // unless the rate says otherwise at the next step.
+                    self.modes[k] = if before == Mode::Positive { Mode::Negative } else { Mode::Positive };
+                }
+            }
+        }
+        self.settle_row(j, y);
+    }
 }
 
 impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
@@ -477,18 +591,23 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
         let n = net.n;
         if self.modes[k].pinned() {
             self.prepare(&y[..net.m * n]);
-            return self.sliding_margin(k);
+            let mut v = self.sliding_margin(k);
+            self.band(k, &mut v);
+            return v;
         }
         let (j, i) = (k / n, k % n);
         let mut v = net.p0.data[k].clone();
         for l in 0..n {
             v.add_mul_mut(&y[j * n + l], net.k_mat.at(l, i));
         }
+        self.refresh_roundoff(&y[..net.m * n]);
+        self.band(k, &mut v);
         v
     }
 
     fn switch_values_inplace(&mut self, _s: &T, y: &[T], g: &mut [T]) {
         let mn = self.net.m * self.net.n;
+        self.refresh_roundoff(&y[..mn]);
         if self.modes.iter().any(|m| m.pinned()) {
             self.prepare(&y[..mn]);
             for k in 0..mn {
@@ -497,9 +616,13 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
                 } else {
                     g[k].assign(&self.p[k]);
                 }
+                self.band(k, &mut g[k]);
             }
         } else {
             self.net.preactivations_inplace(&y[..mn], g);
+            for (k, v) in g.iter_mut().enumerate() {
+                self.band(k, v);
+            }
         }
     }
 
@@ -512,32 +635,11 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
     /// inside [γ, 1]; else it continues on the side it moves to. Then the row is settled (see
     /// [`FlowSystem::settle_row`]).
     fn flip(&mut self, k: usize, s: &T, y: &[T]) {
-        let sf = s.to_f64();
-        self.flips_here = if self.flips_here.0 == sf { (sf, self.flips_here.1 + 1) } else { (sf, 1) };
-        if self.flips_here.1 > FLIP_CYCLE_LIMIT {
-            self.modes[k] = Mode::Live;
-            return;
-        }
-        let n = self.net.n;
-        let mn = self.net.m * n;
-        let j = k / n;
-        if self.modes[k].pinned() {
-            self.prepare(&y[..mn]);
-            self.modes[k] = self.leaving_mode(k);
-        } else {
-            let before = self.modes[k];
-            self.modes[k] = Mode::Sliding;
-            self.prepare(&y[..mn]);
-            if self.sliding_margin(k) < T::zero(self.net.prec) {
-                self.modes[k] = self.leaving_mode(k);
-                if self.modes[k] == before {
-                    // It touched 0 and turns back: a crossing all the same, to the other side,
-                    // unless the rate says otherwise at the next step.
-                    self.modes[k] = if before == Mode::Positive { Mode::Negative } else { Mode::Positive };
-                }
-            }
-        }
-        self.settle_row(j, y);
+        self.clamped = true;
+        self.decide_switch(k, s, y);
+        self.clamped = false;
+        // Back to the unconstrained σ of the new pinned set for the next step.
+        self.prepare(&y[..self.net.m * self.net.n]);
     }
 
     fn untrack(&mut self, k: usize) {
