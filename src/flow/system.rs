@@ -452,23 +452,21 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         }
     }
 
-    /// ρ_j for every row at B (see the type's doc).
-    fn refresh_roundoff(&mut self, b: &[T]) {
-        let (m, n) = (self.net.m, self.net.n);
-        for j in 0..m {
-            let r = &mut self.p_roundoff[j];
-            r.assign_f64(0.0);
-            for v in &b[j * n..(j + 1) * n] {
-                if v.is_sign_negative() {
-                    *r -= v;
-                } else {
-                    *r += v;
-                }
+    /// ρ_j of row j at B (see the type's doc).
+    fn refresh_roundoff_row(&mut self, j: usize, b: &[T]) {
+        let n = self.net.n;
+        let r = &mut self.p_roundoff[j];
+        r.assign_f64(0.0);
+        for v in &b[j * n..(j + 1) * n] {
+            if v.is_sign_negative() {
+                *r -= v;
+            } else {
+                *r += v;
             }
-            *r *= &self.k_max;
-            *r += &self.p0_max[j];
-            *r *= &self.eps16;
         }
+        *r *= &self.k_max;
+        *r += &self.p0_max[j];
+        *r *= &self.eps16;
     }
 
     /// The switching value of tracked entry k from its raw value `v` (P, or the margin when
@@ -600,14 +598,16 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
         for l in 0..n {
             v.add_mul_mut(&y[j * n + l], net.k_mat.at(l, i));
         }
-        self.refresh_roundoff(&y[..net.m * n]);
+        self.refresh_roundoff_row(j, &y[..net.m * n]);
         self.band(k, &mut v);
         v
     }
 
     fn switch_values_inplace(&mut self, _s: &T, y: &[T], g: &mut [T]) {
         let mn = self.net.m * self.net.n;
-        self.refresh_roundoff(&y[..mn]);
+        for j in 0..self.net.m {
+            self.refresh_roundoff_row(j, &y[..mn]);
+        }
         if self.modes.iter().any(|m| m.pinned()) {
             self.prepare(&y[..mn]);
             for k in 0..mn {
