@@ -170,7 +170,8 @@ impl<'a> Observer<f64, FlowSystem<'a, f64>> for Exits<'_> {
 /// after 20,000 steps (12,410 rejected).
 #[test]
 fn sliding_exits_at_a_bound_leave_from_the_surface_and_the_run_goes_on() {
-    let data = generate(&GenSettings { kind: DataKind::Gaussian, n: 20, d: 1024, seed: 5, ..Default::default() }).unwrap();
+    let data =
+        generate(&GenSettings { kind: DataKind::Gaussian, n: 20, d: 1024, seed: 5, ..Default::default() }).unwrap();
     let model = ModelSettings { width: 16, leak: GAMMA, seed: 5, init: Init::Scale(1e-3), ..Default::default() };
     let net: Network<f64> = Network::new(&data, &model, 53).unwrap();
     let mn = net.m * net.n;

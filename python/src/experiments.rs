@@ -133,7 +133,10 @@ fn sweep_data(
                 "mixture" => DataKind::Mixture,
                 "orthogonal" => DataKind::Orthogonal,
                 other => {
-                    return Err(value_error("--kind", format!("expected gaussian, mixture or orthogonal, got {other:?}")))
+                    return Err(value_error(
+                        "--kind",
+                        format!("expected gaussian, mixture or orthogonal, got {other:?}"),
+                    ))
                 }
             };
             Ok((DataSource::Generated(GenSettings { kind, ..Default::default() }), None))

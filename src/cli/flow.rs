@@ -165,7 +165,7 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         let cp_path = dir.join("checkpoint");
         let cp = Checkpoint::load(&cp_path)?;
         let mut settings = cp.settings.clone();
-        if let Some(h) = horizon(&args) {
+        if let Some(h) = horizon(args) {
             settings.horizon = h;
         }
         if args.rtol.is_some()
@@ -177,7 +177,7 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
             bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;
-        if let Some(h) = horizon(&args) {
+        if let Some(h) = horizon(args) {
             refuse_past_horizon(dir, &cp, h)?;
         }
         let data_path = cp_data_path(dir)?;
@@ -186,7 +186,7 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
     } else {
         let model = args.model.as_ref().context("--data and --width are required (or --resume DIR)")?;
         let mut settings = FlowSettings { model: model.settings(), ..Default::default() };
-        if let Some(h) = horizon(&args) {
+        if let Some(h) = horizon(args) {
             settings.horizon = h;
         }
         if let Some(r) = args.rtol {
@@ -320,7 +320,12 @@ fn open_run_dir(
 }
 
 /// Write summary.json, W.npy (when computed, shape `[m, d]`) and the manifest listing them.
-fn write_results(dir: &Path, outcome: &flow::FlowOutcome, shape: [usize; 2], manifest: &mut Manifest) -> anyhow::Result<()> {
+fn write_results(
+    dir: &Path,
+    outcome: &flow::FlowOutcome,
+    shape: [usize; 2],
+    manifest: &mut Manifest,
+) -> anyhow::Result<()> {
     let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
     write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
     if let Some(w) = &outcome.weights {

@@ -84,7 +84,9 @@ fn heartbeat(done: &AtomicBool, running: &Running, every: f64) {
             last = Instant::now();
             let now: Vec<String> = running
                 .lock()
-                .map(|m| m.iter().map(|(k, (t, st))| format!("{k}: {st} ({:.0} s)", t.elapsed().as_secs_f64())).collect())
+                .map(|m| {
+                    m.iter().map(|(k, (t, st))| format!("{k}: {st} ({:.0} s)", t.elapsed().as_secs_f64())).collect()
+                })
                 .unwrap_or_default();
             if !now.is_empty() {
                 eprintln!("validate: running {}", now.join("; "));

@@ -24,5 +24,7 @@ pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, 
 pub use observer::{FlowObserver, FlowProgress};
 pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{FlowHorizon, FlowSettings};
-pub use summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow};
+pub use summary::{
+    FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
+};
 pub use system::{FlowSystem, Mode};

@@ -25,8 +25,9 @@ pub enum Mode {
 /// equal) would otherwise never advance s.
 pub const FLIP_CYCLE_LIMIT: usize = 64;
 
-/// Round-off band of a pinned entry's margin min(σ − γ, 1 − σ) (σ is dimensionless, O(1)).
-pub const SIGMA_ROUNDOFF: f64 = 1e4 * f64::EPSILON;
+/// Round-off band of a pinned entry's margin min(σ − γ, 1 − σ), in units of the working
+/// precision's ε (σ is dimensionless, O(1)).
+pub const SIGMA_ROUNDOFF_EPS: f64 = 1e4;
 
 impl Mode {
     /// The checkpoint code: +1, −1, 0, 2.
@@ -97,10 +98,10 @@ impl Mode {
 /// **Crossings are counted past round-off.** A tracked entry's switching function is P_ji moved
 /// by its row's round-off scale towards the crossed side (P + ρ_j on the positive side, P − ρ_j
 /// on the negative one, ρ_j = 16ε(‖B_j‖₁ max|K| + max|P0_j|)), and a pinned entry's is its margin
-/// plus [`SIGMA_ROUNDOFF`]. At a grazing exit from a sliding mode (σ reaching a bound with a zero
-/// multiplier) the state sits on the surface with P of either sign at round-off; a sign test at
-/// zero then counted a crossing at the start of every step and cycled the entry between pinned
-/// and free until it was released.
+/// plus [`SIGMA_ROUNDOFF_EPS`]·ε (ε of the working precision). At a grazing exit from a sliding
+/// mode (σ reaching a bound with a zero multiplier) the state sits on the surface with P of
+/// either sign at round-off; a sign test at zero then counted a crossing at the start of every
+/// step and cycled the entry between pinned and free until it was released.
 #[derive(Clone)]
 pub struct FlowSystem<'a, T> {
     pub(super) net: &'a Network<T>,
@@ -130,7 +131,7 @@ pub struct FlowSystem<'a, T> {
     /// max_{l,i} |K_li| and max_i |P0_ji| per row (fixed).
     pub(super) k_max: T,
     pub(super) p0_max: Vec<T>,
-    /// [`SIGMA_ROUNDOFF`] as a scalar.
+    /// [`SIGMA_ROUNDOFF_EPS`]·ε.
     pub(super) sigma_roundoff: T,
     /// 16ε.
     pub(super) eps16: T,
@@ -206,11 +207,13 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             sigma_at_bound: vec![false; mn],
             clamped: false,
             p_roundoff: vec![T::zero(prec); net.m],
-            sigma_roundoff: T::from_f64(SIGMA_ROUNDOFF, prec),
+            sigma_roundoff: T::epsilon(prec) * &T::from_f64(SIGMA_ROUNDOFF_EPS, prec),
             eps16: T::epsilon(prec) * &T::from_f64(16.0, prec),
             k_max: net.k_mat.data.iter().fold(T::zero(prec), |acc, v| acc.max_of(&v.abs())),
             p0_max: (0..net.m)
-                .map(|j| net.p0.data[j * net.n..(j + 1) * net.n].iter().fold(T::zero(prec), |acc, v| acc.max_of(&v.abs())))
+                .map(|j| {
+                    net.p0.data[j * net.n..(j + 1) * net.n].iter().fold(T::zero(prec), |acc, v| acc.max_of(&v.abs()))
+                })
                 .collect(),
             sigma_free: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
