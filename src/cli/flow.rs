@@ -152,7 +152,6 @@ fn truncate_rows(path: &Path, rows: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run `marginflow flow`.
 /// The settings, data, checkpoint (on `--resume`) and output folder of a run, all checked.
 type Prepared = (FlowSettings, Dataset, Option<Checkpoint>, Option<PathBuf>);
 
@@ -217,6 +216,7 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
     Ok((settings, data, resume, out))
 }
 
+/// Run `marginflow flow`.
 pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     let (settings, data, resume, out) = prepare(&args)?;
     // The run folder's manifest: a new run claims the folder (one run per folder, see

@@ -37,7 +37,6 @@ pub struct ValidateArgs {
     pub progress_every: f64,
 }
 
-/// Run `marginflow validate`.
 /// Parse and load every scenario (the default suite without files), names unique.
 fn load_scenarios(args: &ValidateArgs) -> anyhow::Result<Vec<PreparedScenario>> {
     let prepared: Vec<PreparedScenario> = if args.scenarios.is_empty() {
@@ -117,6 +116,7 @@ fn write_report(
     Ok(report)
 }
 
+/// Run `marginflow validate`.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     // Parse and load everything first, so bad input exits 2 before any work.
     let prepared = load_scenarios(&args)?;
