@@ -78,24 +78,24 @@ pub(crate) fn sweep<'py>(
     let generating = n.is_some() || d.is_some() || data_seed.is_some() || mean_norm.is_some();
     let (source, loaded) = sweep_data(py, X, y, kind, generating)?;
     s.data = source;
-    let lists: [(&str, Option<&Bound<'py, PyAny>>, Variable); 13] = [
-        ("n", n, Variable::N),
-        ("d", d, Variable::D),
-        ("data_seed", data_seed, Variable::DataSeed),
-        ("mean_norm", mean_norm, Variable::MeanNorm),
-        ("width", width, Variable::Width),
-        ("leak", leak, Variable::Leak),
-        ("init_scale", init_scale, Variable::InitScale),
-        ("seed", seed, Variable::Seed),
-        ("step_size", step_size, Variable::StepSize),
-        ("steps", steps, Variable::Steps),
-        ("smoothness", smoothness, Variable::Smoothness),
-        ("until_log10_time", until_log10_time, Variable::UntilLog10Time),
-        ("rtol", rtol, Variable::Rtol),
+    let lists: [(Option<&Bound<'py, PyAny>>, Variable); 13] = [
+        (n, Variable::N),
+        (d, Variable::D),
+        (data_seed, Variable::DataSeed),
+        (mean_norm, Variable::MeanNorm),
+        (width, Variable::Width),
+        (leak, Variable::Leak),
+        (init_scale, Variable::InitScale),
+        (seed, Variable::Seed),
+        (step_size, Variable::StepSize),
+        (steps, Variable::Steps),
+        (smoothness, Variable::Smoothness),
+        (until_log10_time, Variable::UntilLog10Time),
+        (rtol, Variable::Rtol),
     ];
-    for (name, v, var) in lists {
+    for (v, var) in lists {
         if let Some(obj) = v {
-            s.axes.push(Axis { variable: var, values: axis_values(obj, name)? });
+            s.axes.push(Axis { variable: var, values: axis_values(obj, var.name())? });
         }
     }
     s.validate().map_err(py_err)?;

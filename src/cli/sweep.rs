@@ -229,6 +229,16 @@ pub struct SubmitArgs {
     pub dry_run: bool,
 }
 
+/// An axis for each listed flag that was given (`--data-seed` for `Variable::DataSeed`, …).
+fn push_axes(s: &mut SweepSettings, lists: &[(&Option<String>, Variable)]) -> anyhow::Result<()> {
+    for (v, var) in lists {
+        if let Some(text) = v {
+            s.axes.push(Axis { variable: *var, values: parse_list(&var.name().replace('_', "-"), text)? });
+        }
+    }
+    Ok(())
+}
+
 fn parse_list(flag: &str, s: &str) -> anyhow::Result<Vec<f64>> {
     let mut out = Vec::new();
     for t in s.split(',') {
@@ -276,26 +286,24 @@ impl SweepArgs {
                 ..Default::default()
             }),
         };
-        let lists: [(&str, &Option<String>, Variable); 13] = [
-            ("n", &self.n, Variable::N),
-            ("d", &self.d, Variable::D),
-            ("data-seed", &self.data_seed, Variable::DataSeed),
-            ("mean-norm", &self.mean_norm, Variable::MeanNorm),
-            ("width", &self.width, Variable::Width),
-            ("leak", &self.leak, Variable::Leak),
-            ("init-scale", &self.init_scale, Variable::InitScale),
-            ("seed", &self.seed, Variable::Seed),
-            ("step-size", &self.step_size, Variable::StepSize),
-            ("steps", &self.steps, Variable::Steps),
-            ("smoothness", &self.smoothness, Variable::Smoothness),
-            ("until-log10-time", &self.until_log10_time, Variable::UntilLog10Time),
-            ("rtol", &self.rtol, Variable::Rtol),
-        ];
-        for (flag, v, var) in lists {
-            if let Some(text) = v {
-                s.axes.push(Axis { variable: var, values: parse_list(flag, text)? });
-            }
-        }
+        push_axes(
+            &mut s,
+            &[
+                (&self.n, Variable::N),
+                (&self.d, Variable::D),
+                (&self.data_seed, Variable::DataSeed),
+                (&self.mean_norm, Variable::MeanNorm),
+                (&self.width, Variable::Width),
+                (&self.leak, Variable::Leak),
+                (&self.init_scale, Variable::InitScale),
+                (&self.seed, Variable::Seed),
+                (&self.step_size, Variable::StepSize),
+                (&self.steps, Variable::Steps),
+                (&self.smoothness, Variable::Smoothness),
+                (&self.until_log10_time, Variable::UntilLog10Time),
+                (&self.rtol, Variable::Rtol),
+            ],
+        )?;
         s.validate()?;
         Ok(s)
     }
@@ -315,23 +323,21 @@ impl PhaseArgs {
             scenario: Some(ScenarioBase { scenario, source, base_dir }),
             ..Default::default()
         };
-        let lists: [(&str, &Option<String>, Variable); 10] = [
-            ("n", &self.n, Variable::N),
-            ("d", &self.d, Variable::D),
-            ("data-seed", &self.data_seed, Variable::DataSeed),
-            ("mean-norm", &self.mean_norm, Variable::MeanNorm),
-            ("width", &self.width, Variable::Width),
-            ("leak", &self.leak, Variable::Leak),
-            ("init-scale", &self.init_scale, Variable::InitScale),
-            ("seed", &self.seed, Variable::Seed),
-            ("until-log10-time", &self.until_log10_time, Variable::UntilLog10Time),
-            ("rtol", &self.rtol, Variable::Rtol),
-        ];
-        for (flag, v, var) in lists {
-            if let Some(text) = v {
-                s.axes.push(Axis { variable: var, values: parse_list(flag, text)? });
-            }
-        }
+        push_axes(
+            &mut s,
+            &[
+                (&self.n, Variable::N),
+                (&self.d, Variable::D),
+                (&self.data_seed, Variable::DataSeed),
+                (&self.mean_norm, Variable::MeanNorm),
+                (&self.width, Variable::Width),
+                (&self.leak, Variable::Leak),
+                (&self.init_scale, Variable::InitScale),
+                (&self.seed, Variable::Seed),
+                (&self.until_log10_time, Variable::UntilLog10Time),
+                (&self.rtol, Variable::Rtol),
+            ],
+        )?;
         s.validate()?;
         Ok(s)
     }
