@@ -640,9 +640,9 @@ impl<T: Real> Switching<T> for FlowSystem<'_, T> {
     fn flip(&mut self, k: usize, s: &T, y: &[T]) {
         self.clamped = true;
         self.decide_switch(k, s, y);
+        // The next right-hand side (the method restarts at the event) prepares the unconstrained
+        // σ of the new pinned set; the box QP's σ left here equals it on the entries that stay.
         self.clamped = false;
-        // Back to the unconstrained σ of the new pinned set for the next step.
-        self.prepare(&y[..self.net.m * self.net.n]);
     }
 
     fn untrack(&mut self, k: usize) {
