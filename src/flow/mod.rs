@@ -16,9 +16,9 @@ pub mod checkpoint;
 pub mod observer;
 pub mod run;
 pub mod settings;
+pub mod span;
 pub mod summary;
-pub mod system;
-pub mod woodbury;
+pub mod weights;
 
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};
 pub use observer::{FlowObserver, FlowProgress};
@@ -27,4 +27,4 @@ pub use settings::{FlowHorizon, FlowSettings};
 pub use summary::{
     FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
 };
-pub use system::{FlowSystem, Mode};
+pub use span::{FlowSystem, Mode};

@@ -6,7 +6,7 @@ use super::checkpoint::Checkpoint;
 use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{FlowHorizon, FlowSettings};
 use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
-use super::system::{FlowSystem, Mode};
+use super::span::{FlowSystem, Mode};
 use crate::error::{Error, Result};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};

@@ -1,7 +1,7 @@
 //! The flow's right-hand side in normalized time on the span-reduced state y = (B, u), its
 //! switching functions (one per pre-activation) and its sliding modes.
 
-use crate::model::loss::{log_sum_exp, DirectScratch, DIRECT_RANGE};
+use crate::flow::weights::LossWeights;
 use crate::model::network::Network;
 use marginflow_solvers::boxqp::{self, BoxSide};
 use marginflow_solvers::ode::{OdeSystem, ShiftedSolve, Switching};
@@ -104,81 +104,63 @@ impl Mode {
 /// step and cycled the entry between pinned and free until it was released.
 #[derive(Clone)]
 pub struct FlowSystem<'a, T> {
-    pub(super) net: &'a Network<T>,
+    pub(crate) net: &'a Network<T>,
     /// Mode of each P_ji.
     pub modes: Vec<Mode>,
-    pub(super) p: Vec<T>,
-    pub(super) slope: Vec<T>,
-    pub(super) q: Vec<T>,
-    pub(super) log_l: Vec<T>,
-    /// log(−ℓ'(q_i)), filled with `log_l` (one shared exp/log1p per point).
-    pub(super) log_nd: Vec<T>,
-    /// w_i y_i, the signed loss weights.
-    pub(super) wy: Vec<T>,
+    pub(crate) p: Vec<T>,
+    pub(crate) slope: Vec<T>,
+    /// Margins and loss weights at the last evaluation.
+    pub(crate) lw: LossWeights<T>,
     /// σ of pinned entries (the minimal-norm selection, in [γ, 1]).
-    pub(super) sigma: Vec<T>,
+    pub(crate) sigma: Vec<T>,
     /// (s, flips there) of the last switch flips: a cycle of flips between several entries at one
     /// point (which the integrator's per-switch chatter count does not see) is broken by
     /// evaluating the flipping entry by its live sign from then on.
-    pub(super) flips_here: (f64, usize),
+    pub(crate) flips_here: (f64, usize),
     /// The box QP's gradient w_i y_i (Kv)_i at pinned entries (nonzero at a bound: leaving).
-    pub(super) sigma_grad: Vec<T>,
+    pub(crate) sigma_grad: Vec<T>,
     /// Whether a pinned entry's σ ended at a bound of [γ, 1].
-    pub(super) sigma_at_bound: Vec<bool>,
+    pub(crate) sigma_at_bound: Vec<bool>,
     /// Round-off scale of the pre-activations of each row: 16ε(‖B_j‖₁ max|K| + max_i |P0_ji|),
     /// refreshed with every switching value (see [`FlowSystem::switch_values_inplace`]).
-    pub(super) p_roundoff: Vec<T>,
+    pub(crate) p_roundoff: Vec<T>,
     /// max_{l,i} |K_li| and max_i |P0_ji| per row (fixed).
-    pub(super) k_max: T,
-    pub(super) p0_max: Vec<T>,
+    pub(crate) k_max: T,
+    pub(crate) p0_max: Vec<T>,
     /// [`SIGMA_ROUNDOFF_EPS`]·ε.
-    pub(super) sigma_roundoff: T,
+    pub(crate) sigma_roundoff: T,
     /// 16ε.
-    pub(super) eps16: T,
+    pub(crate) eps16: T,
     /// Whether σ of pinned entries is the box QP's (true while a switch is decided in
     /// [`Switching::flip`]) or the unconstrained equivalent control (inside steps, see the type).
-    pub(super) clamped: bool,
+    pub(crate) clamped: bool,
     /// The free σ of a pinned entry: the value that would zero dP_ji/ds with the others held,
     /// σ − ∂/H_ii; equal to σ inside [γ, 1], outside it at a bound with a nonzero multiplier.
-    pub(super) sigma_free: Vec<T>,
+    pub(crate) sigma_free: Vec<T>,
     /// Scratch for the slope·pre-activation product (no allocation per entry).
-    pub(super) tmp: T,
-    /// log(nL) at the last evaluation (log-domain path only, see `direct`).
-    pub(super) lse: T,
-    /// Whether the last [`FlowSystem::prepare`] took the direct path ([`FlowSystem::direct_weights`]):
-    /// then `sum_l` = Σ_k ℓ(q_k) = nL holds the loss and `lse` is not computed.
-    pub(super) direct: bool,
-    /// Σ_k ℓ(q_k) at the last evaluation (direct path).
-    pub(super) sum_l: T,
-    /// n as a scalar.
-    pub(super) n_t: T,
-    /// Scratch of the direct loss terms (no allocation per evaluation).
-    pub(super) dscratch: DirectScratch<T>,
-    /// Scratch: one loss value ℓ(q_i), then 1/Σ_k ℓ(q_k).
-    pub(super) tmp2: T,
-    pub(super) ln_n: T,
-    pub(super) one: T,
-    pub(super) mid: T,
+    pub(crate) tmp: T,
+    pub(crate) one: T,
+    pub(crate) mid: T,
     /// Jacobian pieces at the last state asked for by [`ShiftedSolve::solve_shifted`].
-    pub(super) jac: Option<Box<JacobianCache<T>>>,
+    pub(crate) jac: Option<Box<JacobianCache<T>>>,
 }
 
 /// The pieces of J = ∂f/∂y at one state and one set of modes (see [`FlowSystem::solve_shifted`]).
 #[derive(Clone)]
-pub(super) struct JacobianCache<T> {
+pub(crate) struct JacobianCache<T> {
     /// The state (B, u) and the modes they belong to.
-    pub(super) y: Vec<T>,
-    pub(super) modes: Vec<Mode>,
+    pub(crate) y: Vec<T>,
+    pub(crate) modes: Vec<Mode>,
     /// Frozen slopes φ'(P_ji) (sliding entries: the clamped equivalent control).
-    pub(super) slope: Vec<T>,
+    pub(crate) slope: Vec<T>,
     /// Loss weights w_i = −ℓ'(q_i)/Σ_k ℓ(q_k).
-    pub(super) w: Vec<T>,
+    pub(crate) w: Vec<T>,
     /// w_i·c_i with c_i = 1 − g_i = σ(q_i) (logistic) or 1 (exponential): J_w = −diag(dw) + w wᵀ.
-    pub(super) dw: Vec<T>,
+    pub(crate) dw: Vec<T>,
     /// du/ds.
-    pub(super) fu: T,
+    pub(crate) fu: T,
     /// Q A (n×n): (QA)_ri = y_r y_i K_ir Σ_l a_l² s_lr s_li.
-    pub(super) qa: Mat<T>,
+    pub(crate) qa: Mat<T>,
 }
 
 impl<'a, T: Real> FlowSystem<'a, T> {
@@ -197,10 +179,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
             modes,
             p,
             slope: vec![T::zero(prec); mn],
-            q: vec![T::zero(prec); net.n],
-            log_l: vec![T::zero(prec); net.n],
-            log_nd: vec![T::zero(prec); net.n],
-            wy: vec![T::zero(prec); net.n],
+            lw: LossWeights::new(net.n, prec),
             sigma: vec![T::zero(prec); mn],
             sigma_grad: vec![T::zero(prec); mn],
             flips_here: (f64::NAN, 0),
@@ -217,13 +196,6 @@ impl<'a, T: Real> FlowSystem<'a, T> {
                 .collect(),
             sigma_free: vec![T::zero(prec); mn],
             tmp: T::zero(prec),
-            lse: T::zero(prec),
-            direct: false,
-            sum_l: T::zero(prec),
-            n_t: T::from_f64(net.n as f64, prec),
-            dscratch: DirectScratch::new(prec),
-            tmp2: T::zero(prec),
-            ln_n: T::from_f64(net.n as f64, prec).ln(),
             one: T::one(prec),
             mid: (T::one(prec) + &net.gamma) * &T::ratio(1, 2, prec),
             jac: None,
@@ -252,7 +224,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
 
     /// Pre-activations, slopes, margins, log-loss terms, log(nL) and the signed weights w_i y_i
     /// at B; then the equivalent controls of sliding entries.
-    pub(super) fn prepare(&mut self, b: &[T]) {
+    pub(crate) fn prepare(&mut self, b: &[T]) {
         let net = self.net;
         let (m, n) = (net.m, net.n);
         net.preactivations_inplace(b, &mut self.p);
@@ -286,105 +258,36 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         }
         // q_i = y_i Σ_j a_j (slope_ji P_ji), summed over j in order; rows of P and slope are
         // walked contiguously (j outer), which gives the same sums as a column walk.
-        for q in self.q.iter_mut() {
+        for q in self.lw.q.iter_mut() {
             q.assign_f64(0.0);
         }
         let tmp = &mut self.tmp;
         for j in 0..m {
             let aj = &net.a[j];
             let rows = self.p[j * n..(j + 1) * n].iter().zip(&self.slope[j * n..(j + 1) * n]);
-            for (q, (pv, sv)) in self.q.iter_mut().zip(rows) {
+            for (q, (pv, sv)) in self.lw.q.iter_mut().zip(rows) {
                 // t = slope·P (IEEE multiplication commutes: same value as slope * p).
                 tmp.assign_mul(pv, sv);
                 q.add_mul_mut(aj, tmp);
             }
         }
-        for (q, yi) in self.q.iter_mut().zip(&net.y) {
+        for (q, yi) in self.lw.q.iter_mut().zip(&net.y) {
             *q *= yi;
         }
-        self.direct = self.direct_weights();
-        if !self.direct {
-            for i in 0..n {
-                let (log_l, log_nd) = net.loss.log_value_and_log_neg_derivative(&self.q[i]);
-                self.log_l[i] = log_l;
-                self.log_nd[i] = log_nd;
-            }
-            self.lse = log_sum_exp(&self.log_l);
-            for i in 0..n {
-                // w_i y_i with w_i = exp(log(−ℓ'(q_i)) − log(nL)).
-                let mut wi = (self.log_nd[i].clone() - &self.lse).exp();
-                wi *= &net.y[i];
-                self.wy[i] = wi;
-            }
-        }
+        self.lw.compute(&net.loss, &net.y);
         if any_sliding {
             self.minimal_norm_controls();
         }
     }
 
-    /// Above 53 bits, w_i y_i and nL from the direct loss terms: w_i = −ℓ'(q_i)/Σ_k ℓ(q_k),
-    /// nL = Σ_k ℓ(q_k) (kept in `sum_l`; its logarithm is never needed by the right-hand side,
-    /// see [`FlowSystem::du_ds_into`]): the same mathematics as the log-domain path with n
-    /// instead of 5n + 1 transcendental evaluations (they dominate a right-hand side at high
-    /// precision), and no allocation. MPFR's exponent range holds e^{−|q|} for
-    /// |q| ≤ [`DIRECT_RANGE`]; beyond it, and always for f64, returns false and the log-domain
-    /// path runs; double-double and quad-double (f64's exponent range) take it up to
-    /// |q| ≤ 500 ([`Real::direct_exp_range`]).
-    pub(super) fn direct_weights(&mut self) -> bool {
-        let net = self.net;
-        let range = T::direct_exp_range().min(DIRECT_RANGE);
-        if range <= 0.0 || self.q.iter().any(|q| q.to_f64().is_nan() || q.to_f64().abs() > range) {
-            return false;
-        }
-        self.sum_l.assign_f64(0.0);
-        for i in 0..net.n {
-            net.loss.value_and_neg_derivative_direct_inplace(
-                &self.q[i],
-                &mut self.tmp2,
-                &mut self.wy[i],
-                &mut self.dscratch,
-            );
-            self.sum_l += &self.tmp2;
-        }
-        // w_i y_i = (−ℓ'(q_i))·(1/Σℓ)·y_i: one division.
-        self.tmp2.assign(&self.one);
-        self.tmp2 /= &self.sum_l;
-        for (wy, yi) in self.wy.iter_mut().zip(&net.y) {
-            *wy *= &self.tmp2;
-            *wy *= yi;
-        }
-        true
-    }
-
-    /// du/ds = exp(−u − log L) = n e^{−u}/(nL) at the prepared state, into `out` without
-    /// allocation: on the direct path (and |u| ≤ [`DIRECT_RANGE`], so that e^{−u} is in range)
-    /// one exponential, a multiplication and a division; otherwise from log(nL) (the log-domain
-    /// path's `lse`, or ln of the direct path's Σℓ).
-    pub(super) fn du_ds_into(&self, u: &T, out: &mut T) {
-        if self.direct && u.to_f64().abs() <= T::direct_exp_range().min(DIRECT_RANGE) {
-            out.assign(u);
-            out.neg_mut();
-            out.exp_mut();
-            *out *= &self.n_t;
-            *out /= &self.sum_l;
-            return;
-        }
-        if self.direct {
-            out.assign(&self.sum_l);
-            out.ln_mut();
-        } else {
-            out.assign(&self.lse);
-        }
-        // log L = log(nL) − log n; u + log L; exp(−(u + log L)).
-        *out -= &self.ln_n;
-        *out += u;
-        out.neg_mut();
-        out.exp_mut();
+    /// du/ds = exp(−u − log L) at the prepared state (see [`LossWeights::du_ds_into`]).
+    pub(crate) fn du_ds_into(&self, u: &T, out: &mut T) {
+        self.lw.du_ds_into(u, out)
     }
 
     /// For each row with pinned entries, σ on the pinned set by the minimal-norm box QP (see the
     /// type's doc), into `slope`, `sigma`, `sigma_grad` and `sigma_at_bound`.
-    pub(super) fn minimal_norm_controls(&mut self) {
+    pub(crate) fn minimal_norm_controls(&mut self) {
         let net = self.net;
         let (m, n) = (net.m, net.n);
         for j in 0..m {
@@ -408,16 +311,16 @@ impl<'a, T: Real> FlowSystem<'a, T> {
         let mut g = vec![T::zero(p); k];
         for &i in set {
             for &l in set {
-                h.push(self.wy[i].clone() * net.k_mat.at(i, l) * &self.wy[l]);
+                h.push(self.lw.wy[i].clone() * net.k_mat.at(i, l) * &self.lw.wy[l]);
             }
         }
         for (r, &i) in set.iter().enumerate() {
             let mut acc = T::zero(p);
             for l in (0..n).filter(|&l| !pinned[l]) {
-                let v = self.wy[l].clone() * &self.slope[j * n + l];
+                let v = self.lw.wy[l].clone() * &self.slope[j * n + l];
                 acc.add_mul_mut(&v, net.k_mat.at(i, l));
             }
-            g[r] = acc * &self.wy[i];
+            g[r] = acc * &self.lw.wy[i];
         }
         let start = vec![self.mid.clone(); k];
         let tol = 1e3 * k as f64 * T::epsilon(p).to_f64();
@@ -485,7 +388,7 @@ impl<'a, T: Real> FlowSystem<'a, T> {
 
     /// Switching function of a pinned entry: min(σ_free − γ, 1 − σ_free), continuous, negative
     /// exactly when the entry must leave.
-    pub(super) fn sliding_margin(&self, k: usize) -> T {
+    pub(crate) fn sliding_margin(&self, k: usize) -> T {
         let lo = self.sigma_free[k].clone() - &self.net.gamma;
         let hi = self.one.clone() - &self.sigma_free[k];
         lo.min_of(&hi)
@@ -572,7 +475,7 @@ impl<T: Real> OdeSystem<T> for FlowSystem<'_, T> {
         for j in 0..m {
             let aj = &net.a[j];
             let out = dy[j * n..(j + 1) * n].iter_mut().zip(&self.slope[j * n..(j + 1) * n]);
-            for ((v, sv), wy) in out.zip(&self.wy) {
+            for ((v, sv), wy) in out.zip(&self.lw.wy) {
                 v.assign_mul(aj, sv);
                 *v *= wy;
             }

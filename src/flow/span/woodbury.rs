@@ -6,7 +6,7 @@ use marginflow_solvers::{linalg, Mat, Real};
 
 impl<T: Real> FlowSystem<'_, T> {
     /// Fill (or reuse) the Jacobian pieces at y under the current modes.
-    pub(super) fn jacobian_at(&mut self, y: &[T]) {
+    pub(crate) fn jacobian_at(&mut self, y: &[T]) {
         let fresh = matches!(&self.jac, Some(j) if j.y.as_slice() == y && j.modes == self.modes);
         if fresh {
             return;
@@ -14,13 +14,13 @@ impl<T: Real> FlowSystem<'_, T> {
         let net = self.net;
         let (m, n, p) = (net.m, net.n, net.prec);
         self.prepare(&y[..m * n]);
-        let w: Vec<T> = self.wy.iter().zip(&net.y).map(|(wy, yi)| wy.clone() * yi).collect();
+        let w: Vec<T> = self.lw.wy.iter().zip(&net.y).map(|(wy, yi)| wy.clone() * yi).collect();
         let dw: Vec<T> = (0..n)
             .map(|i| match net.loss {
                 crate::model::loss::Loss::Exponential => w[i].clone(),
                 crate::model::loss::Loss::Logistic => {
                     // σ(q) = 1/(1 + e^{−q}), evaluated from e^{−|q|}.
-                    let q = &self.q[i];
+                    let q = &self.lw.q[i];
                     let e = (-q.abs()).exp();
                     let den = T::one(p) + &e;
                     let sig = if q.is_sign_negative() { e / &den } else { T::one(p) / &den };
