@@ -46,6 +46,10 @@ pub struct FlowArgs {
     /// rtol 1e-14), then seulex once the flow is stiff].
     #[arg(long)]
     pub method: Option<Method>,
+    /// Engine: dual (the n cumulated loss weights, O(n²) per right-hand side) or span (the
+    /// network state B, O(m n²)) [default: dual; on --resume: the run's].
+    #[arg(long, value_enum)]
+    pub engine: Option<marginflow::flow::Engine>,
     /// Locate kink events: on or off [default: on].
     #[arg(long, value_parser = ["on", "off"])]
     pub events: Option<String>,
@@ -172,8 +176,9 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
             || args.method.is_some()
             || args.precision.is_some()
             || args.events.is_some()
+            || args.engine.is_some()
         {
-            bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
+            bail!("--resume: tolerances, method, precision, events and engine are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;
         if let Some(h) = horizon(args) {
@@ -199,6 +204,9 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         }
         if let Some(e) = &args.events {
             settings.events = e == "on";
+        }
+        if let Some(e) = args.engine {
+            settings.engine = e;
         }
         if let Some(p) = args.precision {
             settings.precision = p;

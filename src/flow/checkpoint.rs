@@ -56,6 +56,9 @@ pub struct Checkpoint {
     /// checkpoints (an empty streak: the criterion starts counting at the resumed state).
     #[serde(default)]
     pub switch: SwitchMemory,
+    /// The dual engine's state (absent for the span engine).
+    #[serde(default)]
+    pub dual: Option<crate::flow::dual::DualCheckpoint>,
     /// The file it was loaded from (not stored; `None` for a checkpoint made in memory), named by
     /// its errors.
     #[serde(skip)]
@@ -101,6 +104,7 @@ impl Checkpoint {
             wall_seconds,
             phase: Phase::Explicit,
             switch: SwitchMemory::default(),
+            dual: None,
             source: None,
         }
     }

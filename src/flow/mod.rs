@@ -13,6 +13,7 @@
 
 pub mod auto;
 pub mod checkpoint;
+pub mod dual;
 pub mod observer;
 pub mod run;
 pub mod settings;
@@ -23,7 +24,7 @@ pub mod weights;
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};
 pub use observer::{FlowObserver, FlowProgress};
 pub use run::{run, FlowOutcome, KktResiduals};
-pub use settings::{FlowHorizon, FlowSettings};
+pub use settings::{Engine, FlowHorizon, FlowSettings};
 pub use summary::{
     FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
 };

@@ -84,6 +84,8 @@ pub(super) struct Rows<'o, T: Real> {
     pub(super) p_scratch: Vec<T>,
     /// s of the last trajectory row written (the final row is not repeated at the same state).
     pub(super) last_row_s: Option<f64>,
+    /// Whether the switch criterion fired at the last [`Rows::observe`].
+    pub(super) switch_pending: bool,
 }
 
 impl<'o, T: Real> Rows<'o, T> {
@@ -124,8 +126,11 @@ impl<'o, T: Real> Rows<'o, T> {
     }
 }
 
-impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
-    fn on_step(&mut self, sys: &FlowSystem<'a, T>, st: &IntegratorState<T>) -> Control {
+impl<'o, T: Real> Rows<'o, T> {
+    /// After an accepted step: `auto`'s switch criterion, a trajectory row when due, progress.
+    /// Stop when a row could not be written or the loss rose; `switch_pending` is set when the
+    /// criterion fired (acted on by [`Rows::finish_step`]).
+    pub(super) fn observe(&mut self, sys: &FlowSystem<'_, T>, st: &IntegratorState<T>) -> Control {
         let s = st.s.to_f64();
         // The switch criterion first, so a checkpoint written below holds this step's memory (a
         // resumed run then re-decides the same way at its first observer call).
@@ -191,8 +196,15 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
             rejected: st.stats.rejected,
             events: st.stats.events,
         });
+        self.switch_pending = switch;
+        Control::Continue
+    }
+
+    /// The end of an observer call: a checkpoint when due (built by `checkpoint`), a stop
+    /// request, `auto`'s switch.
+    pub(super) fn finish_step(&mut self, checkpoint: &dyn Fn(&Self) -> Checkpoint) -> Control {
         if self.obs.checkpoint_due() {
-            let cp = self.checkpoint_of(sys, st);
+            let cp = checkpoint(self);
             if let Err(e) = self.obs.checkpoint(&cp) {
                 self.error = Some(e);
                 return Control::Stop;
@@ -201,10 +213,19 @@ impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
         if self.obs.stop_requested() {
             return Control::Stop;
         }
-        if switch {
+        if self.switch_pending {
             self.switch_now = true;
             return Control::Stop;
         }
         Control::Continue
+    }
+}
+
+impl<'a, 'o, T: Real> Observer<T, FlowSystem<'a, T>> for Rows<'o, T> {
+    fn on_step(&mut self, sys: &FlowSystem<'a, T>, st: &IntegratorState<T>) -> Control {
+        if self.observe(sys, st) == Control::Stop {
+            return Control::Stop;
+        }
+        self.finish_step(&|rows: &Self| rows.checkpoint_of(sys, st))
     }
 }

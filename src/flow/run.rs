@@ -4,7 +4,8 @@
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::observer::{velocity_small, FlowObserver, Rows};
-use super::settings::{FlowHorizon, FlowSettings};
+use super::dual::{self, DualState};
+use super::settings::{Engine, FlowHorizon, FlowSettings};
 use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use super::span::{FlowSystem, Mode};
 use crate::error::{Error, Result};
@@ -384,6 +385,13 @@ fn run_at<T: Real>(
     let mn = net.m * net.n;
     let data_hash = data.hash();
 
+    let dual_start = resume.as_ref().and_then(|cp| cp.dual.clone());
+    if settings.engine == Engine::Dual && resume.is_some() && dual_start.is_none() {
+        return Err(Error::BadCheckpoint {
+            path: resume.as_ref().map(|cp| cp.path()).unwrap_or_default(),
+            reason: "written by the span engine: resume it with --engine span".into(),
+        });
+    }
     let Start { mut state, modes, rows_written, next_row, wall_before, phase, switch, mut switched_at } =
         start::<T>(resume, settings, &data_hash, mn + 1)?;
     let auto = settings.method == Method::Auto;
@@ -420,8 +428,21 @@ fn run_at<T: Real>(
         loss_rise: None,
         p_scratch: Vec::new(),
         last_row_s: None,
+        switch_pending: false,
     };
-    let status = integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?;
+    let (status, stalled, dual_end) = match settings.engine {
+        Engine::Span => (integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?, None, None),
+        Engine::Dual => {
+            let start = match &dual_start {
+                Some(cp) => DualState::restore(&net, &state, &sys.modes, cp)?,
+                None => DualState::from_span(&net, &state.s, &state.y, &sys.modes),
+            };
+            let end = dual::integrate(settings, &net, start, &horizon, &mut rows, &mut sys, &mut switched_at)?;
+            state = end.span_state;
+            sys.modes = end.modes;
+            (end.status, end.stalled, Some((end.checkpoint, end.stats)))
+        }
+    };
     if let Some(e) = rows.error.take() {
         return Err(e);
     }
@@ -431,7 +452,8 @@ fn run_at<T: Real>(
     let final_row = rows.row(&mut scratch, &state)?;
     // The checkpoint counts the rows before this final one: a resumed run drops it, so its
     // trajectory is the uninterrupted one.
-    let checkpoint = rows.checkpoint_of(&sys, &state);
+    let mut checkpoint = rows.checkpoint_of(&sys, &state);
+    checkpoint.dual = dual_end.as_ref().map(|(cp, _)| cp.clone());
     // A row already written at this very state (s only grows) is not repeated.
     if rows.last_row_s != Some(state.s.to_f64()) {
         rows.obs.row(&final_row)?;
@@ -439,7 +461,10 @@ fn run_at<T: Real>(
     rows.obs.checkpoint(&checkpoint)?;
 
     let sm = metrics::measure(&net, &state.y[..mn])?;
-    let (status_str, status_detail) = status_of(&status, &rows.loss_rise);
+    let (mut status_str, mut status_detail) = status_of(&status, &rows.loss_rise);
+    if let Some(why) = stalled {
+        (status_str, status_detail) = (FlowStatus::Stalled, Some(why));
+    }
     let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     let ln2 = 2f64.ln();
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
@@ -474,6 +499,8 @@ fn run_at<T: Real>(
         kkt_complementarity_decimal,
         statistics: state.stats.clone(),
         sliding_at_end: sys.sliding_count(),
+        engine: settings.engine,
+        engine_statistics: dual_end.map(|(_, st)| st),
         settings: settings.clone(),
         method_used,
         switch,

@@ -32,6 +32,23 @@ impl FlowHorizon {
     }
 }
 
+/// Which engine integrates the flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// The cumulated loss weights Ω ∈ Rⁿ (and u): O(n²) per right-hand side, kinks as queued
+    /// events of single entries (src/flow/dual/).
+    #[default]
+    Dual,
+    /// The network state B ∈ R^{m×n}: O(m n²) per right-hand side (src/flow/span/).
+    Span,
+}
+
+/// Settings files written before the engine setting existed ran the span engine.
+fn engine_before_setting() -> Engine {
+    Engine::Span
+}
+
 /// Settings of a flow run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowSettings {
@@ -56,6 +73,9 @@ pub struct FlowSettings {
     pub max_rows: usize,
     /// Step limit, accepted plus rejected (default: none).
     pub max_steps: Option<u64>,
+    /// The engine (default: dual).
+    #[serde(default = "engine_before_setting")]
+    pub engine: Engine,
 }
 
 impl Default for FlowSettings {
@@ -71,6 +91,7 @@ impl Default for FlowSettings {
             rows_per_decade: 20,
             max_rows: 2000,
             max_steps: None,
+            engine: Engine::Dual,
         }
     }
 }

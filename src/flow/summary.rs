@@ -185,6 +185,8 @@ pub enum FlowStatus {
     LossIncreased,
     /// The caller stopped the run (Ctrl-C, a stop request).
     Interrupted,
+    /// The run could not advance (`status_detail` says where, what was seen, what to try).
+    Stalled,
 }
 
 impl FlowStatus {
@@ -197,6 +199,7 @@ impl FlowStatus {
             FlowStatus::NonFinite => "non_finite",
             FlowStatus::LossIncreased => "loss_increased",
             FlowStatus::Interrupted => "interrupted",
+            FlowStatus::Stalled => "stalled",
         }
     }
 }
@@ -242,6 +245,13 @@ pub struct FlowSummary {
     pub statistics: Statistics,
     /// Pre-activations in a sliding mode at the end.
     pub sliding_at_end: usize,
+    /// The engine that ran.
+    #[serde(default)]
+    pub engine: crate::flow::Engine,
+    /// The dual engine's work counters (kinks, pins entered and left, entries examined, kernel
+    /// updates, refreshes and their drift; absent for the span engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_statistics: Option<crate::flow::dual::DualStatistics>,
     /// The settings of the run.
     pub settings: FlowSettings,
     /// The method(s) used, e.g. `dopri5+seulex`.

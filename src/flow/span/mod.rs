@@ -8,4 +8,4 @@
 pub mod system;
 pub mod woodbury;
 
-pub use system::{FlowSystem, Mode};
+pub use system::{FlowSystem, Mode, FLIP_CYCLE_LIMIT, SIGMA_ROUNDOFF_EPS};
