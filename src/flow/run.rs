@@ -139,6 +139,21 @@ fn limit_pattern<T: Real>(sys: &FlowSystem<'_, T>, b: &[T]) -> Vec<i8> {
         .collect()
 }
 
+/// The side of an entry evaluated by its live sign (events off) at B.
+fn limit_pattern_entry<T: Real>(sys: &FlowSystem<'_, T>, b: &[T], k: usize) -> Mode {
+    let net = sys.network();
+    let (j, i) = (k / net.n, k % net.n);
+    let mut v = net.p0.data[k].clone();
+    for l in 0..net.n {
+        v.add_mul_mut(&b[j * net.n + l], net.k_mat.at(l, i));
+    }
+    if v.is_sign_negative() {
+        Mode::Negative
+    } else {
+        Mode::Positive
+    }
+}
+
 /// The comparison with the certified max-margin QP on the flow's own limit pattern (Lyu–Li 2020;
 /// Ji–Telgarsky 2020: gradient flow converges to a KKT point of the max-margin problem on any
 /// separable data, on its own pattern). For the pinned entries the certificate also checks the
@@ -151,14 +166,31 @@ fn limit_reference<T: Real>(
     v: &Mat<T>,
     kkt: &KktResiduals<T>,
 ) -> FlowReference {
-    let pattern = limit_pattern(sys, b);
-    let outcome = match maxmargin::pattern_max_margin(net, &pattern, &maxmargin::MaxMarginSettings::default()) {
-        Ok(o) => o,
-        Err(e) => return FlowReference::Unavailable { certified: false, error: e.to_string() },
-    };
-    let Some(r) = outcome.reference else {
-        let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
-        return FlowReference::Unavailable { certified: false, error: why };
+    let settings = maxmargin::MaxMarginSettings::default();
+    let r = if maxmargin::pattern_qp_too_large::<T>(net).is_some() {
+        // The dual with the flow's pinned entries as w_j ⊥ x_i (n multipliers): no matrix
+        // beyond n² + m n.
+        let modes: Vec<Mode> = (0..net.m * net.n)
+            .map(|k| match sys.modes[k] {
+                Mode::Live => limit_pattern_entry(sys, b, k),
+                md => md,
+            })
+            .collect();
+        match maxmargin::dual::dual_max_margin(net, &modes, &settings) {
+            Ok(r) => r,
+            Err(e) => return FlowReference::Unavailable { certified: false, error: format!("dual: {e}") },
+        }
+    } else {
+        let pattern = limit_pattern(sys, b);
+        let outcome = match maxmargin::pattern_max_margin(net, &pattern, &settings) {
+            Ok(o) => o,
+            Err(e) => return FlowReference::Unavailable { certified: false, error: e.to_string() },
+        };
+        let Some(r) = outcome.reference else {
+            let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
+            return FlowReference::Unavailable { certified: false, error: why };
+        };
+        r
     };
     let wstar = net.small_span(&r.coefficients.data);
     let mut cmp = compare_with_reference(sm, v, kkt, &r, &wstar, &r.multipliers);
@@ -361,6 +393,16 @@ fn status_of(status: &Status, loss_rise: &Option<String>) -> (FlowStatus, Option
     (name, detail)
 }
 
+/// The engine that runs: the dual engine needs located kinks (its kernel A and row anchors
+/// change only at events), so `--events off` runs the span engine.
+pub fn engine_of(settings: &FlowSettings) -> Engine {
+    if settings.events {
+        settings.engine
+    } else {
+        Engine::Span
+    }
+}
+
 /// The method(s) a run used: the resolved first method, `+seulex` after `auto`'s switch.
 fn method_used(settings: &FlowSettings, phase: Phase) -> String {
     let name = |m: Method| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
@@ -386,7 +428,7 @@ fn run_at<T: Real>(
     let data_hash = data.hash();
 
     let dual_start = resume.as_ref().and_then(|cp| cp.dual.clone());
-    if settings.engine == Engine::Dual && resume.is_some() && dual_start.is_none() {
+    if engine_of(settings) == Engine::Dual && resume.is_some() && dual_start.is_none() {
         return Err(Error::BadCheckpoint {
             path: resume.as_ref().map(|cp| cp.path()).unwrap_or_default(),
             reason: "written by the span engine: resume it with --engine span".into(),
@@ -430,7 +472,7 @@ fn run_at<T: Real>(
         last_row_s: None,
         switch_pending: false,
     };
-    let (status, stalled, dual_end) = match settings.engine {
+    let (status, stalled, dual_end) = match engine_of(settings) {
         Engine::Span => (integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?, None, None),
         Engine::Dual => {
             let start = match &dual_start {
@@ -499,7 +541,7 @@ fn run_at<T: Real>(
         kkt_complementarity_decimal,
         statistics: state.stats.clone(),
         sliding_at_end: sys.sliding_count(),
-        engine: settings.engine,
+        engine: engine_of(settings),
         engine_statistics: dual_end.map(|(_, st)| st),
         settings: settings.clone(),
         method_used,

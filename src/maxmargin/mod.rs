@@ -37,6 +37,7 @@
 //! Closed form used by the tests: exactly orthogonal data with a balanced outer layer of even
 //! width gives λ_i = 2/((1+γ²)‖x_i‖²) and ‖W*‖_F² = Σ λ_i.
 
+pub mod dual;
 mod linear;
 mod network;
 pub mod report;
@@ -55,6 +56,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
+use crate::flow::span::Mode;
 
 /// Settings of the max-margin solves and of the report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +110,9 @@ pub enum Method {
     ClosedForm,
     /// clarabel, then active-set polish at working precision.
     Qp,
+    /// The dual with n multipliers and an active set on the sign constraints, at working
+    /// precision ([`dual::dual_max_margin`]).
+    Dual,
 }
 
 /// The residuals of the KKT conditions, all at working precision.
@@ -274,6 +279,17 @@ pub fn pattern_max_margin<T: Real>(
 pub fn theory_reference<T: Real>(net: &Network<T>) -> Result<Reference<T>> {
     let settings = MaxMarginSettings::default();
     let pattern = net.theory_pattern();
+    if let Some(bytes) = pattern_qp_too_large::<T>(net) {
+        // The dual with n multipliers: no matrix beyond n² + m n.
+        let modes: Vec<Mode> = pattern.iter().map(|&s| if s > 0 { Mode::Positive } else { Mode::Negative }).collect();
+        return dual::dual_max_margin(net, &modes, &settings).map_err(|e| {
+            marginflow_solvers::SolverError::Qp(format!(
+                "dual: {e} (the primal pattern QP would need {:.1} GB and was not tried)",
+                bytes as f64 / 1e9
+            ))
+            .into()
+        });
+    }
     let prob = PatternProblem::new(net, &pattern, &settings)?;
     if let Some(r) = prob.closed_form() {
         if r.certified {
@@ -287,6 +303,18 @@ pub fn theory_reference<T: Real>(net: &Network<T>) -> Result<Reference<T>> {
             Err(marginflow_solvers::SolverError::Qp(out.failure.unwrap_or_else(|| format!("{:?}", out.status))).into())
         }
     }
+}
+
+/// Largest dense matrix the primal pattern QP may allocate (bytes).
+pub const PATTERN_QP_BYTES_LIMIT: usize = 2_000_000_000;
+
+/// The bytes of the primal pattern QP's dense constraint matrix ((n + m n) × m·rank K) when they
+/// exceed [`PATTERN_QP_BYTES_LIMIT`].
+pub fn pattern_qp_too_large<T: Real>(net: &Network<T>) -> Option<usize> {
+    let bytes = (net.n + net.m * net.n)
+        .saturating_mul(net.m * net.n.min(net.d))
+        .saturating_mul(std::mem::size_of::<T>().max(8));
+    (bytes > PATTERN_QP_BYTES_LIMIT).then_some(bytes)
 }
 
 /// Where the activation pattern comes from.

@@ -61,6 +61,9 @@ pub struct DualCheckpoint {
     pub changes_since_refresh: u64,
     /// Work counters.
     pub statistics: DualStatistics,
+    /// The event queue: (entry, IEEE bits of its earliest crossing time), by entry.
+    #[serde(default)]
+    pub queue: Vec<(usize, u64)>,
 }
 
 /// The dual engine's state between calls: the system's parts and its integrator state.
@@ -75,6 +78,8 @@ pub struct DualState<T> {
     pub changes_since_refresh: u64,
     /// Counters.
     pub stats: DualStatistics,
+    /// The queue's entries (None: every free entry scheduled at the start).
+    pub queue: Option<Vec<(usize, f64)>>,
 }
 
 impl<T: Real> DualState<T> {
@@ -90,6 +95,7 @@ impl<T: Real> DualState<T> {
             kernel: None,
             changes_since_refresh: 0,
             stats: DualStatistics::default(),
+            queue: None,
         }
     }
 
@@ -125,6 +131,7 @@ impl<T: Real> DualState<T> {
             kernel: Some((marginflow_solvers::Mat::from_vec(n, n, a), oa, qa)),
             changes_since_refresh: cp.changes_since_refresh,
             stats: cp.statistics.clone(),
+            queue: Some(cp.queue.iter().map(|&(k, t)| (k, f64::from_bits(t))).collect()),
         })
     }
 }
@@ -150,9 +157,18 @@ fn system_of<'a, T: Real>(net: &'a Network<T>, st: &mut DualState<T>) -> DualSys
         }
     }
     sys.stats = st.stats.clone();
-    let s = st.state.s.to_f64();
-    for j in 0..net.m {
-        sys.schedule_row(j, s, &omega);
+    match st.queue.take() {
+        Some(q) => {
+            for (k, t) in q {
+                sys.queue.schedule(k, t);
+            }
+        }
+        None => {
+            let s = st.state.s.to_f64();
+            for j in 0..net.m {
+                sys.schedule_row(j, s, &omega);
+            }
+        }
     }
     sys
 }
@@ -189,6 +205,7 @@ fn checkpoint_of<T: Real>(sys: &DualSystem<'_, T>, st: &IntegratorState<T>, chan
         q_anchor: ex(&sys.kernel.q_anchor),
         changes_since_refresh: changes,
         statistics: sys.stats.clone(),
+        queue: sys.queue.live().into_iter().map(|(k, t)| (k, t.to_bits())).collect(),
     }
 }
 

@@ -45,7 +45,7 @@ impl EventQueue {
         self.stamp[k] = self.stamp[k].wrapping_add(1);
     }
 
-    /// Remove and return every live entry whose time is ≤ `s1`, in time order.
+    /// Remove and return every live entry whose time is ≤ `s1`, by entry index.
     pub fn pop_due(&mut self, s1: f64, out: &mut Vec<usize>) {
         out.clear();
         let limit = key(s1);
@@ -59,6 +59,20 @@ impl EventQueue {
                 out.push(k as usize);
             }
         }
+        // Ties in time come out by entry (the heap's order among equal keys is not).
+        out.sort_unstable();
+    }
+
+    /// Every live entry with its time, by entry (for checkpoints).
+    pub fn live(&self) -> Vec<(usize, f64)> {
+        let mut out: Vec<(usize, f64)> = self
+            .heap
+            .iter()
+            .filter(|Reverse((_, k, st))| self.stamp[*k as usize] == *st)
+            .map(|Reverse((t, k, _))| (*k as usize, f64::from_bits(*t)))
+            .collect();
+        out.sort_unstable_by_key(|e| e.0);
+        out
     }
 
     /// The earliest live time (∞ when none).
