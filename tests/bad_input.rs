@@ -370,6 +370,25 @@ fn unknown_flag_is_one_line() {
 }
 
 #[test]
+fn missing_flags_are_named() {
+    let line = expect_bad(&["flow", "--data", "g.json"], &["--width <WIDTH>", "not provided"]);
+    assert!(!line.contains("provided: (see"), "{line}");
+    expect_bad(&["descent", "--data", "g.json"], &["--width <WIDTH>, --step-size <STEP_SIZE>, --steps <STEPS>"]);
+}
+
+#[test]
+fn a_misspelt_flag_or_value_gets_did_you_mean_and_the_valid_values() {
+    let mut args = flow_args(Path::new("d.csv"), "2");
+    args.extend(["--witdh", "32"]);
+    expect_bad(&args, &["'--witdh'", "did you mean '--width'?"]);
+    expect_bad(
+        &["gen", "--kind", "gauss", "--n", "4", "--d", "4", "--out", "x.json"],
+        &["'gauss'", "possible values: gaussian, mixture, orthogonal", "did you mean 'gaussian'?"],
+    );
+    expect_bad(&["flwo"], &["did you mean 'flow'?"]);
+}
+
+#[test]
 fn help_and_version_still_exit_zero() {
     let out = bin().arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
