@@ -82,6 +82,56 @@ fn csv_errors() {
     expect_bad("e.csv", b"1,0.5,\n", Some(1), "feature 2 '' is not a number");
 }
 
+/// `check --json` on a CSV text: the data set's sha256, n and d (exit 0 required).
+fn csv_check(contents: &str) -> (String, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.csv");
+    std::fs::write(&path, contents).unwrap();
+    let o = check(&path).arg("--json").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (v["hash"].as_str().unwrap().to_string(), v["n"].as_u64().unwrap(), v["d"].as_u64().unwrap())
+}
+
+#[test]
+fn csv_header_names_the_label_and_pandas_index_is_recognized() {
+    let plain = csv_check("1,0.5,2\n-1,1,3\n");
+    assert_eq!((plain.1, plain.2), (2, 2));
+    // pandas' default to_csv: an unnamed index first, the label column named (anywhere).
+    assert_eq!(csv_check(",a,b,label\n0,0.5,2,1\n1,1,3,-1\n"), plain);
+    assert_eq!(csv_check("Unnamed: 0,y,a,b\n0,1,0.5,2\n1,-1,1,3\n"), plain);
+    assert_eq!(csv_check("a,TARGET,b\n0.5,1,2\n1,-1,3\n"), plain);
+    // A header without a label name keeps the label first.
+    assert_eq!(csv_check("class,a,b\n1,0.5,2\n-1,1,3\n"), plain);
+    // An index column but no label column: refused, naming the index.
+    expect_bad("i.csv", b",a,b\n0,0.5,2\n1,1,3\n", Some(1), "the first column has no name, as pandas writes its index");
+    expect_bad("i.csv", b"index,a,b\n0,0.5,2\n", Some(1), "the first column is named 'index'");
+    expect_bad("two.csv", b"y,a,label\n1,0.5,2\n", Some(1), "more than one label column: 'y' (column 1), 'label' (column 3)");
+    // A feature named by the header is named in its error.
+    expect_bad("f.csv", b",x1,x2,label\n0,0.5,oops,1\n", Some(2), "feature 2 ('x2') 'oops' is not a number");
+}
+
+#[test]
+fn csv_other_separators_are_named_and_echoes_are_cut() {
+    let row: Vec<String> = (0..2000).map(|k| format!("{}", k as f64 * 0.001)).collect();
+    let semi = format!("1;{}\n-1;{}\n", row.join(";"), row.join(";"));
+    expect_bad("s.csv", semi.as_bytes(), Some(1), "fields are separated by ';' (2001 fields), not ','");
+    expect_bad("t.csv", b"label\ta\tb\n1\t2\t3\n", Some(1), "separated by a tab");
+    // A 10 KB field is echoed by its first 40 characters.
+    let long = "7".repeat(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.csv");
+    std::fs::write(&path, format!("1,0.5\n{long}x,1\n")).unwrap();
+    let err = one_line_failure(&check(&path).output().unwrap(), "long label");
+    assert!(err.contains(&format!("label '{}… (10001 characters)' is not a number", "7".repeat(40))), "{err}");
+    assert!(err.len() < 300, "{err}");
+}
+
+#[test]
+fn labels_outside_the_set_get_the_mapping_hint() {
+    expect_bad("l.csv", b"1,0.5\n2,1\n", Some(2), "map the two classes to -1/+1 (or 0/1) first");
+}
+
 #[test]
 fn libsvm_errors() {
     expect_bad("z.svm", b"1 0:0.5\n", Some(1), "feature index 0: indices are 1-based");

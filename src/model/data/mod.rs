@@ -41,7 +41,8 @@ pub struct Dataset {
 enum Format {
     /// `.svm`, `.libsvm`, `.txt`: `label idx:val ...`, 1-based increasing indices.
     Libsvm,
-    /// `.csv`: label first, then the features; an optional header line.
+    /// `.csv`: comma-separated; the label first, or the column a header names `label`/`y`/`target`
+    /// (a leading unnamed index column, as pandas writes it, is skipped).
     Csv,
     /// `.json`: `{"x": [[...], ...], "y": [...]}`.
     Json,
@@ -386,6 +387,16 @@ mod tests {
         cases.push(plain.split_once('\n').unwrap().1.to_string());
         let mid = plain.len() / 2;
         cases.push(format!("{}\n# comment\n\n{}", &plain[..mid], &plain[mid..]));
+        // pandas' default to_csv: an unnamed index column first, the label found by its name; the
+        // second half reads its rows by the header's layout.
+        let indexed = |t: String| -> String {
+            t.lines().enumerate().map(|(i, l)| if i == 0 { format!(",{l}\n") } else { format!("{i},{l}\n") }).collect()
+        };
+        cases.push(indexed(big_csv(rows, pm, None)));
+        cases.push(indexed(big_csv(rows, pm, Some((150, "1,2,oops")))));
+        let pandas = parse_csv(path, cases.last().map(|_| &cases[cases.len() - 2]).unwrap()).unwrap();
+        assert_eq!((pandas.n, pandas.d), (rows, 200));
+        assert_eq!(pandas, one_pass(&cases[0]).unwrap());
         for (k, text) in cases.iter().enumerate() {
             let (split, whole) = (parse_csv(path, text), one_pass(text));
             match (&split, &whole) {
