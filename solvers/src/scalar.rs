@@ -8,6 +8,11 @@
 //!
 //! Beside them, always built, the f64 expansions [`Dd`] (double-double, 106 bits) and [`Qd`]
 //! (quad-double, 212 bits): pure Rust, f64's exponent range, a fraction of MPFR's cost.
+//!
+//! Imports go one way, each file only from those before it (and the [`Real`] trait here):
+//! `eft` (error-free transformations) → `kernels` (f64-array row updates of the products) →
+//! `ext` (elementary functions, division digits and decimal conversion, once for both
+//! expansions) → `dd` → `qd` (whose starting values are double-double).
 
 mod dd;
 mod eft;
