@@ -62,4 +62,3 @@ pub fn cholesky_solve<T: Real>(a: &Mat<T>, b: &[T]) -> Result<Vec<T>, SolverErro
     check_square(a, b.len(), "cholesky_solve")?;
     Ok(cholesky(a)?.solve(b))
 }
-

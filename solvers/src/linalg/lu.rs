@@ -77,4 +77,3 @@ pub fn lu_solve<T: Real>(a: &Mat<T>, b: &[T]) -> Result<Vec<T>, SolverError> {
     check_square(a, b.len(), "lu_solve")?;
     Ok(lu(a)?.solve(b))
 }
-

@@ -165,7 +165,6 @@ pub(crate) fn two_rows<T>(data: &mut [T], width: usize, p: usize, q: usize) -> (
     (&mut head[p * width..(p + 1) * width], &mut tail[..width])
 }
 
-
 /// `a` is square and `b_len` its order, else [`SolverError::Dimension`] naming `op`.
 fn check_square<T>(a: &Mat<T>, b_len: usize, op: &'static str) -> Result<(), SolverError> {
     if a.rows != a.cols || b_len != a.rows {
@@ -176,4 +175,3 @@ fn check_square<T>(a: &Mat<T>, b_len: usize, op: &'static str) -> Result<(), Sol
     }
     Ok(())
 }
-

@@ -228,7 +228,6 @@ impl<T: Real> Qr<T> {
     }
 }
 
-
 /// Least squares via Householder QR. For m ≥ n: the minimizer of ‖A x − b‖₂ (x = R⁻¹ Q_thinᵀ b).
 /// For m < n: the minimum-norm solution of A x = b (Aᵀ = Q R, x = Q_thin R⁻ᵀ b). A must have full
 /// rank min(m, n); an exactly zero diagonal entry of R gives [`SolverError::Singular`].
@@ -287,4 +286,3 @@ pub(crate) fn back_substitute_upper<T: Real>(r: &Mat<T>, y: &mut [T]) {
         y[i] /= r.at(i, i);
     }
 }
-

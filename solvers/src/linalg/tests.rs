@@ -319,11 +319,8 @@ mod mpfr {
     /// Hilbert-like H_ij = 1/(i+j+1), exact x = (1, −2, 3, …), b = H x rounded once.
     fn hilbert_system(n: usize) -> (Mat<Float>, Vec<Float>, Vec<Float>) {
         let x: Vec<i64> = (0..n as i64).map(|i| if i % 2 == 0 { i + 1 } else { -(i + 1) }).collect();
-        let h = Mat::from_vec(
-            n,
-            n,
-            (0..n * n).map(|k| <Float as Real>::ratio(1, (k / n + k % n + 1) as i64, P)).collect(),
-        );
+        let h =
+            Mat::from_vec(n, n, (0..n * n).map(|k| <Float as Real>::ratio(1, (k / n + k % n + 1) as i64, P)).collect());
         // b_i = Σ_j x_j/(i+j+1) = (Σ_j x_j·L/(i+j+1))/L exactly, L = lcm(1, …, 2n−1).
         let lcm: i64 = (1..2 * n as i64).fold(1, |l, k| l / gcd(l, k) * k);
         let b = (0..n)
@@ -351,9 +348,7 @@ mod mpfr {
     fn hilbert_solves_at_256_bits() {
         let n = 8; // κ(H₈) ≈ 1.5e10
         let (h, b, x) = hilbert_system(n);
-        for sol in
-            [lu_solve(&h, &b).unwrap(), cholesky_solve(&h, &b).unwrap(), solve_least_squares(&h, &b).unwrap()]
-        {
+        for sol in [lu_solve(&h, &b).unwrap(), cholesky_solve(&h, &b).unwrap(), solve_least_squares(&h, &b).unwrap()] {
             assert!(sol.iter().all(|v| v.prec() == P));
             let err = max_err(&sol, &x);
             assert!(err < 1e-60, "error {err:e}");
@@ -366,11 +361,8 @@ mod mpfr {
     #[test]
     fn small_singular_values_at_256_bits() {
         // σ = 1, 1e−8, 1e−15 (rounded at 256 bits) in a 6×8 with dyadic orthogonal factors.
-        let sigma = [
-            f(1.0),
-            <Float as Real>::ratio(1, 100_000_000, P),
-            <Float as Real>::ratio(1, 1_000_000_000_000_000, P),
-        ];
+        let sigma =
+            [f(1.0), <Float as Real>::ratio(1, 100_000_000, P), <Float as Real>::ratio(1, 1_000_000_000_000_000, P)];
         let u = super::dyadic_orthogonal(6);
         let v = super::dyadic_orthogonal(8);
         let mut a = Mat::<Float>::zeros(6, 8, P);
