@@ -604,7 +604,7 @@ fn maxmargin(
     let source = match pattern_from {
         Some(dir) => PatternSource::Given {
             name: dir.display().to_string(),
-            signs: marginflow::io::run_pattern::pattern_from_run(&dir, &ds, &model).map_err(py_err)?,
+            signs: marginflow::experiments::run_pattern::pattern_from_run(&dir, &ds, &model).map_err(py_err)?,
         },
         None => PatternSource::Theory,
     };

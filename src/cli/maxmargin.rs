@@ -2,9 +2,9 @@
 //! (the theory's, or the final one of a flow run) and the linear max-margin problem.
 
 use super::common::{load_training_data, print_json, ModelArgs};
+use marginflow::experiments::run_pattern;
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::write_npy;
-use marginflow::io::run_pattern;
 use marginflow::maxmargin::{self, MaxMarginSettings, PatternSource};
 use marginflow::metrics::to_json_value;
 use std::path::PathBuf;

@@ -7,6 +7,7 @@
 
 pub mod plot;
 pub mod report;
+pub mod run_pattern;
 pub mod slurm;
 pub mod sweep;
 pub mod validate;

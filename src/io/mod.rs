@@ -2,5 +2,4 @@
 
 pub mod fsutil;
 pub mod npy;
-pub mod run_pattern;
 pub mod rundir;

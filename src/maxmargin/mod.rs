@@ -296,7 +296,7 @@ pub enum PatternSource {
     /// S_ji = sign(a_j) y_i.
     Theory,
     /// A given pattern (±1, m×n row-major), e.g. the final one of a flow run
-    /// ([`crate::io::run_pattern::pattern_from_run`]).
+    /// ([`crate::experiments::run_pattern::pattern_from_run`]).
     Given {
         /// What the report's `pattern` field names it (a run folder).
         name: String,

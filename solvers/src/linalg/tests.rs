@@ -305,6 +305,20 @@ fn qr_timing() {
     println!("QR of 100000x200: {t_qr:?} (of transpose), {t_qr2:?} (householder_qr), thin Q: {t_q:?}");
 }
 
+/// The bidiagonalization path agrees with one-sided Jacobi to ε‖A‖-level absolute error.
+#[test]
+fn large_singular_values_match_jacobi() {
+    let (r, c) = (70, 90);
+    let data: Vec<f64> =
+        (0..r * c).map(|i| ((i * 7919 % 1013) as f64 / 1013.0 - 0.5) * (1.0 + (i % 3) as f64)).collect();
+    let fast = f64::large_singular_values(r, c, &data).expect("above the threshold");
+    let jacobi = singular_values_jacobi(&Mat::from_vec(r, c, data)).unwrap();
+    assert_eq!(fast.len(), jacobi.len());
+    for (a, b) in fast.iter().zip(&jacobi) {
+        assert!((a - b).abs() <= 1e-12 * jacobi[0], "{a} vs {b}");
+    }
+}
+
 #[cfg(feature = "mpfr")]
 mod mpfr {
     use super::super::*;
