@@ -1,5 +1,9 @@
 //! Max-margin references, solved independently of the flow, and certified.
 //!
+//! Imports go one way: this file (settings, certificate, the shared solve and polish) ←
+//! `linear`, `network` ← `report` (the typed summary); from outside only `model`, `metrics`
+//! and `error`, never the flow.
+//!
 //! **Network, on a pattern.** Within an activation pattern S (S_ji = sign⟨w_j, x_i⟩) the network
 //! is linear in W: f(x_i; W) = Σ_j a_j s_ji ⟨w_j, x_i⟩ with slope s_ji = 1 for S_ji = +1 and γ
 //! otherwise, so
