@@ -19,14 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Flags of `marginflow flow`.
+/// Flags of `marginflow flow`. `--data` and `--width` are required unless `--resume` is given;
+/// `--resume DIR --data PATH` points a run at its moved data (checked against the run's hash).
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("data", |a| a.required(false).required_unless_present("resume")))]
+#[command(mut_arg("width", |a| a.required(false).required_unless_present("resume")))]
 pub struct FlowArgs {
     /// Resume the run whose output directory (with its checkpoint) is DIR.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "width"])]
+    #[arg(long, value_name = "DIR", conflicts_with = "width")]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
-    pub model: Option<ModelArgs>,
+    pub model: ModelArgs,
     /// Stop at physical time t = T [default horizon: t = 10^100].
     #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_time: Option<f64>,
@@ -179,11 +182,31 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         if let Some(h) = horizon(args) {
             refuse_past_horizon(dir, &cp, h)?;
         }
-        let data_path = cp_data_path(dir)?;
-        let data = load_training_data(&data_path)?;
+        let data = match &args.model.data {
+            // Moved data: accepted when it is the run's (the checkpoint's hash of it).
+            Some(_) => {
+                let data = args.model.load()?;
+                if data.hash() != cp.data_hash {
+                    bail!(
+                        "--data {}: its data hash {} differs from the run's {} in {}: not the data this run was made on",
+                        args.model.data().display(),
+                        &data.hash()[..12],
+                        &cp.data_hash[..cp.data_hash.len().min(12)],
+                        dir.display()
+                    );
+                }
+                data
+            }
+            None => {
+                let (data_path, labels) = cp_data_path(dir)?;
+                load_training_data(&data_path, labels.as_deref()).with_context(|| {
+                    format!("--resume {}: the run's data (moved? give its new path with --data)", dir.display())
+                })?
+            }
+        };
         (settings, data, Some(cp), Some(dir.clone()))
     } else {
-        let model = args.model.as_ref().context("--data and --width are required (or --resume DIR)")?;
+        let model = &args.model;
         let mut settings = FlowSettings { model: model.settings(), ..Default::default() };
         if let Some(h) = horizon(args) {
             settings.horizon = h;
@@ -205,7 +228,7 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         }
         settings.max_steps = args.max_steps;
         settings.validate()?;
-        let data = load_training_data(&model.data)?;
+        let data = model.load()?;
         check_model_files(&settings.model, data.d)?;
         (settings, data, None, args.out.clone())
     };
@@ -300,6 +323,10 @@ fn open_run_dir(
 ) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
     if resume.is_some() {
         manifest.save(dir)?;
+        // Moved data given with --data: the next --resume finds it there.
+        if args.model.data.is_some() {
+            write_data_path(dir, args.model.data(), args.model.labels.as_deref())?;
+        }
     } else {
         rundir::prepare_out_dir(dir, args.force, manifest)?;
     }
@@ -307,9 +334,7 @@ fn open_run_dir(
     if let Some(cp) = resume {
         truncate_rows(&tpath, cp.rows_written)?;
     } else {
-        let data_path = args.model.as_ref().map(|m| m.data.clone()).unwrap_or_default();
-        let abs = std::fs::canonicalize(&data_path).unwrap_or(data_path);
-        write_atomic(&dir.join("data_path"), abs.to_string_lossy().as_bytes())?;
+        write_data_path(dir, args.model.data(), args.model.labels.as_deref())?;
         write_atomic(&tpath, b"")?;
     }
     let f = std::fs::OpenOptions::new()
@@ -371,9 +396,16 @@ fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::R
     Ok(())
 }
 
-/// The data path a run recorded in DIR/data_path.
-fn cp_data_path(dir: &Path) -> anyhow::Result<PathBuf> {
-    let p = dir.join("data_path");
+/// The data path (and labels path, for .npy points) a run recorded in DIR/data_path.
+fn cp_data_path(dir: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let p = dir.join(rundir::DATA_PATH);
     let s = std::fs::read_to_string(&p).with_context(|| format!("--resume {}: no data_path file", dir.display()))?;
-    Ok(PathBuf::from(s.trim()))
+    let (data, labels) = rundir::parse_data_path(&s);
+    Ok((data, labels))
+}
+
+/// Record the data (and labels) paths, absolute, in DIR/data_path.
+fn write_data_path(dir: &Path, data: &Path, labels: Option<&Path>) -> anyhow::Result<()> {
+    write_atomic(&dir.join(rundir::DATA_PATH), rundir::data_path_text(data, labels).as_bytes())?;
+    Ok(())
 }

@@ -352,7 +352,7 @@ fn check_points(plan: &Plan) -> anyhow::Result<()> {
 fn local(settings: SweepSettings, data: Option<&std::path::Path>, args: &LocalArgs) -> anyhow::Result<ExitCode> {
     let LocalArgs { threads, ref out, force, plan_only } = *args;
     let loaded: Option<Dataset> = match data {
-        Some(p) => Some(load_training_data(p)?),
+        Some(p) => Some(load_training_data(p, None)?),
         None => None,
     };
     let plan = Plan::new(&settings, loaded.as_ref().map(|d| d.d))?;

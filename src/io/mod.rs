@@ -5,4 +5,5 @@
 
 pub mod fsutil;
 pub mod npy;
+pub mod npz;
 pub mod rundir;

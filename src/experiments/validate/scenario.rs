@@ -77,6 +77,10 @@ pub struct Scenario {
     /// A data file, relative to the scenario file (exclusive with `generate`).
     #[serde(default)]
     pub data: Option<PathBuf>,
+    /// The labels for `data = "X.npy"` (points in a NumPy file), a `.npy` file relative to the
+    /// scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
     /// Generate the data instead (exclusive with `data`).
     #[serde(default)]
     pub generate: Option<GenerateTable>,
@@ -210,7 +214,9 @@ pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> 
         (None, None) => return Err(bad(source, None, "needs `data = \"FILE\"` or a `[generate]` table")),
         (Some(p), None) => {
             let path = resolve(p)?;
-            let d = Dataset::load(&path).map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
+            let labels = sc.labels.as_deref().map(resolve).transpose()?;
+            let d = Dataset::load_with_labels(&path, labels.as_deref())
+                .map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
             d.validate_for_training(&path).map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
             d
         }

@@ -46,6 +46,11 @@ enum Format {
     Csv,
     /// `.json`: `{"x": [[...], ...], "y": [...]}`.
     Json,
+    /// `.npy`: the points only (n × d, float64 or float32, C or Fortran order); the labels come
+    /// from a second `.npy` file (`--labels`).
+    Npy,
+    /// `.npz` (`np.savez`, `np.savez_compressed`): arrays `X` (n × d) and `y` (n).
+    Npz,
 }
 
 fn bad(path: &Path, line: Option<usize>, reason: impl Into<String>) -> Error {
@@ -57,9 +62,30 @@ impl Dataset {
     ///
     /// Labels may be -1/+1 or 0/1 (0 maps to -1); a file mixing 0 and -1 is rejected.
     pub fn load(path: &Path) -> Result<Dataset> {
-        format_of(path)?;
-        let bytes = std::fs::read(path).map_err(|e| bad(path, None, format!("cannot read: {e}")))?;
-        Dataset::parse_bytes(path, &bytes)
+        Dataset::load_with_labels(path, None)
+    }
+
+    /// [`Dataset::load`], with the labels in their own `.npy` file when `path` is a `.npy` of
+    /// the points (as NumPy users keep `X.npy` and `y.npy`); `labels` is refused otherwise.
+    pub fn load_with_labels(path: &Path, labels: Option<&Path>) -> Result<Dataset> {
+        let format = format_of(path)?;
+        let read = |p: &Path| std::fs::read(p).map_err(|e| bad(p, None, format!("cannot read: {e}")));
+        match (format, labels) {
+            (Format::Npy, Some(y_path)) => {
+                if format_of(y_path)? != Format::Npy {
+                    return Err(bad(y_path, None, "--labels needs a .npy file (a vector of n labels)"));
+                }
+                let x = crate::io::npy::parse_any_npy(path, &read(path)?)?;
+                let y = crate::io::npy::parse_any_npy(y_path, &read(y_path)?)?;
+                read::from_arrays(path, x, y_path, "--labels", y)
+            }
+            (_, Some(y_path)) => Err(bad(
+                y_path,
+                None,
+                format!("--labels goes with points in a .npy file; {} holds its own labels", path.display()),
+            )),
+            (_, None) => Dataset::parse_bytes(path, &read(path)?),
+        }
     }
 
     /// Parse the contents `bytes` of a data file as [`Dataset::load`] does, the format chosen by
@@ -67,6 +93,17 @@ impl Dataset {
     /// read from disk). The entry point of the fuzz targets in `fuzz/`.
     pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Dataset> {
         let format = format_of(path)?;
+        match format {
+            Format::Npz => return Dataset::from_npz(path, bytes),
+            Format::Npy => {
+                return Err(bad(
+                    path,
+                    None,
+                    "a .npy file holds the points only: give the labels with --labels y.npy (or save both: np.savez('d.npz', X=X, y=y))",
+                ))
+            }
+            _ => {}
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let upto = &bytes[..e.valid_up_to()];
             let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -77,11 +114,35 @@ impl Dataset {
             Format::Libsvm => parse_libsvm(path, text),
             Format::Csv => parse_csv(path, text),
             Format::Json => parse_json(path, text),
+            Format::Npy | Format::Npz => unreachable!("handled above"),
         }
+    }
+
+    /// The arrays `X` and `y` of an `.npz` archive.
+    fn from_npz(path: &Path, bytes: &[u8]) -> Result<Dataset> {
+        let mut members = crate::io::npz::read_members(path, bytes)?;
+        let mut take = |names: &[&str]| {
+            let k = members.iter().position(|(n, _)| names.contains(&n.as_str()))?;
+            Some(members.remove(k))
+        };
+        let (x, y) = (take(&["X", "x"]), take(&["y", "Y"]));
+        let (Some((xn, xb)), Some((yn, yb))) = (x, y) else {
+            let names: Vec<String> = crate::io::npz::read_members(path, bytes)?.into_iter().map(|(n, _)| n).collect();
+            return Err(bad(
+                path,
+                None,
+                format!("holds the arrays [{}]; a data set needs X (n × d) and y (n): np.savez(f, X=X, y=y)", names.join(", ")),
+            ));
+        };
+        let member = |n: &str| path.join(format!("{n}.npy"));
+        let x = crate::io::npy::parse_any_npy(&member(&xn), &xb)?;
+        let y = crate::io::npy::parse_any_npy(&member(&yn), &yb)?;
+        read::from_arrays(path, x, path, &format!("array {yn}"), y)
     }
 
     /// Save atomically, the format chosen by extension, with full round-trip precision.
     pub fn save(&self, path: &Path) -> Result<()> {
+        check_extension(path)?;
         let text = self.to_text(format_of(path)?);
         write_atomic(path, text.as_bytes())
     }
@@ -125,6 +186,7 @@ impl Dataset {
                     s.push('\n');
                 }
             }
+            Format::Npy | Format::Npz => unreachable!("NumPy data files are not written (check_extension refuses them)"),
             Format::Json => {
                 s.push_str("{\"x\": [\n");
                 for i in 0..self.n {

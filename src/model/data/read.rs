@@ -12,16 +12,72 @@ pub(super) fn format_of(path: &Path) -> Result<Format> {
         "svm" | "libsvm" | "txt" => Ok(Format::Libsvm),
         "csv" => Ok(Format::Csv),
         "json" => Ok(Format::Json),
-        "" => Err(bad(path, None, "no file extension: use .svm/.libsvm/.txt (LIBSVM), .csv or .json")),
-        other => {
-            Err(bad(path, None, format!("unknown extension '.{other}': use .svm/.libsvm/.txt (LIBSVM), .csv or .json")))
-        }
+        "npy" => Ok(Format::Npy),
+        "npz" => Ok(Format::Npz),
+        "" => Err(bad(path, None, format!("no file extension: use {KINDS}"))),
+        other => Err(bad(path, None, format!("unknown extension '.{other}': use {KINDS}"))),
     }
 }
 
-/// Check that `path` has a data-file extension this module can write (or read).
+/// The data-file kinds, as error messages list them.
+const KINDS: &str = ".svm/.libsvm/.txt (LIBSVM), .csv, .json, .npz (X and y) or .npy (X, with --labels y.npy)";
+
+/// Check that `path` has a data-file extension this module can write: the text formats (NumPy
+/// files are read, not written).
 pub fn check_extension(path: &Path) -> Result<()> {
-    format_of(path).map(|_| ())
+    match format_of(path)? {
+        Format::Npy | Format::Npz => Err(bad(path, None, "gen writes .svm/.libsvm/.txt, .csv or .json (NumPy files are read only)")),
+        _ => Ok(()),
+    }
+}
+
+/// The labels of a NumPy array: -1/+1 or 0/1 (0 maps to -1), any numeric dtype; `what` names
+/// the array in errors.
+fn array_labels(path: &Path, what: &str, y: &[f64]) -> Result<Vec<f64>> {
+    let zero = y.iter().position(|&v| v == 0.0);
+    let minus = y.iter().position(|&v| v == -1.0);
+    if let (Some(z), Some(m)) = (zero, minus) {
+        return Err(bad(path, None, format!("{what} mixes label 0 (index {z}) and label -1 (index {m}): use -1/+1 or 0/1, not both")));
+    }
+    if let Some(k) = y.iter().position(|&v| v != 1.0 && v != -1.0 && v != 0.0) {
+        let v = y[k];
+        return Err(bad(
+            path,
+            None,
+            format!("{what}[{k}] = {v} is not one of -1, 0, +1: map the two classes to -1/+1 (or 0/1) first, e.g. y = np.where(y == {v}, 1, -1)"),
+        ));
+    }
+    Ok(y.iter().map(|&v| if v == 1.0 { 1.0 } else { -1.0 }).collect())
+}
+
+/// A data set from NumPy arrays: points `x` of shape (n, d) (from `x_path`) and labels `y` of
+/// shape (n,), (n, 1) or (1, n) (from `y_path`, named `y_what` in errors).
+pub(super) fn from_arrays(
+    x_path: &Path,
+    (x_shape, x): (Vec<usize>, Vec<f64>),
+    y_path: &Path,
+    y_what: &str,
+    (y_shape, y): (Vec<usize>, Vec<f64>),
+) -> Result<Dataset> {
+    let shape = crate::io::npy::shape_text;
+    let [n, d] = x_shape[..] else {
+        return Err(bad(x_path, None, format!("the points have shape {} but need (n, d): one row per point", shape(&x_shape))));
+    };
+    if n == 0 || d == 0 {
+        return Err(bad(x_path, None, format!("the points have shape {}: no data", shape(&x_shape))));
+    }
+    let flat = y_shape == [n] || y_shape == [n, 1] || y_shape == [1, n];
+    if !flat {
+        return Err(bad(
+            y_path,
+            None,
+            format!("{y_what} has shape {} but the {n} points need ({n},)", shape(&y_shape)),
+        ));
+    }
+    if let Some(k) = x.iter().position(|v| !v.is_finite()) {
+        return Err(bad(x_path, None, format!("point {}, feature {} is {}: features must be finite", k / d, k % d + 1, x[k])));
+    }
+    Ok(Dataset { n, d, x, y: array_labels(y_path, y_what, &y)? })
 }
 
 /// Shortest round-trip text of a finite f64 (plain notation for moderate magnitudes, exponent
