@@ -150,8 +150,8 @@ fn goal_text(h: &FlowHorizon) -> String {
 enum Source {
     /// The Python objects passed as X and y.
     Arrays(Py<PyAny>, Py<PyAny>),
-    /// A data file (DIR/data_path of a CLI run).
-    File(PathBuf),
+    /// A data file and, for .npy points, the labels file (DIR/data_path of a run).
+    File(PathBuf, Option<PathBuf>),
 }
 
 /// Data source and final state of a run, for `.W`.
@@ -192,7 +192,7 @@ impl FlowResult {
         }
         let data = match &self.kept.source {
             Source::Arrays(x, y) => dataset(py, x.bind(py), y.bind(py), false)?,
-            Source::File(path) => Dataset::load(path).map_err(py_err)?,
+            Source::File(path, labels) => Dataset::load_with_labels(path, labels.as_deref()).map_err(py_err)?,
         };
         let cp = &self.kept.checkpoint;
         let w = py.detach(|| cp.weights(&data)).map_err(py_err)?;
@@ -360,6 +360,22 @@ fn check<'py>(
     Ok(dict.into_any())
 }
 
+/// The files that let `marginflow flow --resume DIR` continue a run started from arrays: the
+/// data as DIR/data_X.npy (n×d float64) and DIR/data_y.npy (±1), named in DIR/data_path as the
+/// CLI writes it (the points on its first line, the labels on the second).
+fn write_run_data(dir: &std::path::Path, data: &Dataset) -> PyResult<()> {
+    let (x, y) = (dir.join(DATA_X), dir.join(DATA_Y));
+    write_npy(&x, &[data.n, data.d], &data.x).map_err(py_err)?;
+    write_npy(&y, &[data.n], &data.y).map_err(py_err)?;
+    let text = marginflow::io::rundir::data_path_text(&x, Some(&y));
+    write_atomic(&dir.join(marginflow::io::rundir::DATA_PATH), text.as_bytes()).map_err(py_err)
+}
+
+/// The points and the labels of a run started from arrays, in its folder.
+const DATA_X: &str = "data_X.npy";
+/// See [`DATA_X`].
+const DATA_Y: &str = "data_y.npy";
+
 /// Run (or resume) a flow with a [`Watch`], write DIR's files as `marginflow flow` does, and
 /// build the result; a signal's exception is raised after the files are written.
 #[allow(clippy::too_many_arguments)]
@@ -403,6 +419,9 @@ fn run_flow(
             }
         } else {
             write_atomic(&tpath, b"").map_err(py_err)?;
+            if matches!(source, Source::Arrays(..)) {
+                write_run_data(dir, &data)?;
+            }
         }
         let f = std::fs::OpenOptions::new()
             .append(true)
@@ -447,7 +466,8 @@ fn run_flow(
 /// t = 10^100, rtol 1e-10, atol 1e-12, method "auto", events on, 53 bits (f64). `outer` is
 /// "balanced", "random", a .npy path or a length-m array; `W0` an m×d array or .npy path
 /// (instead of `init_scale`, default 1e-3). With `out`, DIR gets trajectory.jsonl, summary.json,
-/// checkpoint (and W.npy with `save_weights`), as from the CLI.
+/// checkpoint (and W.npy with `save_weights`), as from the CLI, and the data (data_X.npy,
+/// data_y.npy, named in data_path) so that `marginflow flow --resume DIR` continues the run.
 ///
 ///     r = marginflow.flow(X, y, 16, leak=0.2, until_log10_time=100)
 ///     r.summary["reference"]["cosine_velocity"], r.trajectory["stable_rank"], r.W
@@ -523,7 +543,9 @@ fn flow(
 /// Continue the flow run in `dir` from its checkpoint (`marginflow flow --resume DIR`), bit for
 /// bit as an uninterrupted run. The data are (X, y) when given (a run started from Python has no
 /// data file), else the file recorded in DIR/data_path by the CLI; the checkpoint refuses other
-/// data. The trajectory returned holds the rows already in DIR too.
+/// data. A run started from Python with `out=` wrote its data beside it (data_X.npy,
+/// data_y.npy, named in DIR/data_path), so the CLI's `flow --resume DIR` continues it too. The
+/// trajectory returned holds the rows already in DIR too.
 #[pyfunction]
 #[pyo3(signature = (dir, X=None, y=None, until_time=None, until_log10_time=None, until_s=None, max_steps=None,
     save_weights=false, checkpoint_every=60.0, progress=true))]
@@ -555,13 +577,13 @@ fn resume(
             let path = std::fs::read_to_string(&p).map_err(|_| {
                 value_error(
                     &format!("--resume {}", dir.display()),
-                    "no data_path file (a run started from Python: pass X and y)",
+                    "no data_path file (pass X and y)",
                 )
             })?;
-            let path = PathBuf::from(path.trim());
-            let ds = Dataset::load(&path).map_err(py_err)?;
+            let (path, labels) = marginflow::io::rundir::parse_data_path(&path);
+            let ds = Dataset::load_with_labels(&path, labels.as_deref()).map_err(py_err)?;
             ds.validate_for_training(&path).map_err(py_err)?;
-            (ds, Source::File(path))
+            (ds, Source::File(path, labels))
         }
         _ => return Err(PyTypeError::new_err("resume: give both X and y, or neither")),
     };

@@ -79,6 +79,16 @@ def test_resume_of_a_cli_run_reads_its_data_path(cli, gauss, tmp_path):
     assert same_bits(r.W, whole.W)
 
 
+def test_a_python_run_with_out_resumes_from_the_cli(cli, gauss, tmp_path):
+    _, X, y = gauss
+    part = mf.flow(X, y, 6, until_log10_time=30, max_steps=40, out=tmp_path / "p", progress=False)
+    assert part.status == "max_steps"
+    assert (tmp_path / "p" / "data_path").read_text().splitlines()[1].endswith("data_y.npy")
+    run_cli(cli, "flow", "--resume", tmp_path / "p", "--save-weights")
+    whole = mf.flow(X, y, 6, until_log10_time=30, progress=False)
+    assert same_bits(np.load(tmp_path / "p" / "W.npy"), whole.W)
+
+
 def test_descent_equals_cli_descent(cli, gauss, tmp_path):
     f, X, y = gauss
     out = run_cli(cli, "descent", "--data", f, "--width", 8, "--step-size", 0.1, "--steps", 300,

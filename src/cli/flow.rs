@@ -179,9 +179,8 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
             bail!("--resume: tolerances, method, precision and events are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;
-        if let Some(h) = horizon(args) {
-            refuse_past_horizon(dir, &cp, h)?;
-        }
+        // Without a new horizon a finished run has nothing to do: say so rather than exit 0.
+        refuse_past_horizon(dir, &cp, settings.horizon, horizon(args).is_some())?;
         let data = match &args.model.data {
             // Moved data: accepted when it is the run's (the checkpoint's hash of it).
             Some(_) => {
@@ -371,7 +370,7 @@ fn write_results(
 /// Refuse to resume toward a horizon the run has already reached (nothing would be computed, and
 /// the recorded settings would name a horizon that was not used). The position is read from the
 /// checkpoint (f64 runs) or, at other precisions, from the summary.
-fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::Result<()> {
+fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon, given: bool) -> anyhow::Result<()> {
     let at = match (f64::from_exact(&cp.s), cp.y.last().and_then(|u| f64::from_exact(u))) {
         (Some(s), Some(u)) if cp.precision == 53 => Some((s, u, marginflow::metrics::log10_time(&u))),
         _ => std::fs::read(dir.join(rundir::SUMMARY)).ok().and_then(|b| {
@@ -386,6 +385,13 @@ fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::R
         FlowHorizon::Time(t) => (format!("--until-time {t}"), u >= t.ln_1p()),
         FlowHorizon::Log10Time(x) => (format!("--until-log10-time {x}"), log10_t >= x),
     };
+    if past && !given {
+        bail!(
+            "--resume {}: the run already reached its horizon ({flag}; s = {s:.6}, log10 t = {log10_t:.6}): \
+             nothing to do; give a later horizon (--until-log10-time, --until-time or --until-s) to extend it",
+            dir.display()
+        );
+    }
     if past {
         bail!(
             "{flag}: the run in {} is already at s = {s:.6}, log10 t = {log10_t:.6}, at or past this horizon; \
