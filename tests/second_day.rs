@@ -78,3 +78,70 @@ fn resume_of_a_finished_run_without_a_horizon_says_so() {
     let err = bad(&bin().args(["flow", "--resume", s(&run)]).output().unwrap());
     assert!(err.contains("already reached its horizon (--until-log10-time 10") && err.contains("nothing to do"), "{err}");
 }
+
+/// Every link and path the docs give is inside the repository: no `../` out of it, no
+/// `shared/` design notes that a clone does not have; relative Markdown links resolve.
+#[test]
+fn docs_link_nothing_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("validation/README.md"), root.join("examples/quickstart.py")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("shared/DESIGN.md") && !text.contains("shared/STYLE.md"), "{} names shared/", f.display());
+        // Markdown links [text](target): relative targets must exist.
+        for (k, _) in text.match_indices("](") {
+            let rest = &text[k + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let resolved = f.parent().unwrap().join(target);
+            assert!(resolved.exists(), "{}: link {target} does not resolve", f.display());
+            let canon = resolved.canonicalize().unwrap();
+            assert!(canon.starts_with(root.canonicalize().unwrap()), "{}: {target} leaves the repository", f.display());
+        }
+    }
+}
+
+/// README, quickstart and docs agree with each other and with the code on what row 13 of
+/// issue 25 found them disagreeing about.
+#[test]
+fn docs_agree_on_rates_defaults_and_claims() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    // The position gap 1 − cos falls like 1/s² everywhere it is said.
+    for f in ["README.md", "examples/quickstart.py", "docs/precision.md"] {
+        let text = read(f).replace('\n', " ");
+        for (k, _) in text.match_indices("position gap") {
+            let window: String = text[k..].chars().take(70).collect();
+            if let Some(j) = window.find("like 1/s") {
+                let after = &window[j + "like 1/s".len()..];
+                assert!(after.starts_with('²') || after.starts_with("^2"), "{f}: {window}");
+            }
+        }
+    }
+    // The descent default initialization scale, as --help and the README give it.
+    let d = marginflow::descent::DescentSettings::default();
+    let scale = match d.model.init {
+        marginflow::model::network::Init::Scale(w) => w,
+        _ => unreachable!(),
+    };
+    let help = String::from_utf8(bin().args(["descent", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains(&format!("[default: {scale:e}]")), "{help}");
+    let readme = read("README.md");
+    assert!(readme.contains(&format!("the\ndefault `--init-scale` is {scale:e}")) || readme.contains(&format!("default `--init-scale` is {scale:e}")));
+    assert!(!readme.contains("default 1/√d"));
+    // Every claim of validate is named in README and validation/README.md.
+    for c in marginflow::experiments::validate::ClaimKind::ALL {
+        let name = format!("`{}`", c.name());
+        assert!(readme.contains(&name), "README lacks {name}");
+        assert!(read("validation/README.md").contains(&name), "validation/README.md lacks {name}");
+    }
+}

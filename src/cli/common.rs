@@ -119,7 +119,7 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// The flag of each library setting (errors name settings by field name; the binary shows flags).
-/// Settings without a flag (`rows_per_decade`, `tolerance_factor`, `sweep`, `plot`) keep their name.
+/// Settings without a flag (`tolerance_factor`, `sweep`, `plot`) keep their name.
 pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
     ("width", "--width"),
     ("leak", "--leak"),
@@ -134,6 +134,7 @@ pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
     ("until_s", "--until-s"),
     ("step_size", "--step-size"),
     ("steps", "--steps"),
+    ("rows_per_decade", "--rows-per-decade"),
     ("smoothness", "--smoothness"),
     ("n", "--n"),
     ("d", "--d"),

@@ -56,6 +56,10 @@ pub struct FlowArgs {
     /// (≥ 64) need the `mpfr` feature [default: 53].
     #[arg(long)]
     pub precision: Option<u32>,
+    /// Trajectory rows per decade of s (late in a run s grows like ln t, so t = 10^100 is about
+    /// 2.4 decades of s past s = 1; at most 2000 rows) [default: 20; on --resume: the run's].
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub rows_per_decade: Option<u32>,
     /// Step limit (accepted + rejected); a run that hits it exits 3 [default: none].
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -224,6 +228,9 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         }
         if let Some(p) = args.precision {
             settings.precision = p;
+        }
+        if let Some(r) = args.rows_per_decade {
+            settings.rows_per_decade = r;
         }
         settings.max_steps = args.max_steps;
         settings.validate()?;
