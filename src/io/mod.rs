@@ -1,7 +1,7 @@
 //! Files: NumPy `.npy` matrices, atomic writes, and the run folder's layout.
 //!
 //! The bottom of the crate: imports only `error`; inside, `fsutil` (atomic writes) ← `npy`,
-//! `rundir`.
+//! `npz` (archives of `.npy` members), `rundir`.
 
 pub mod fsutil;
 pub mod npy;
