@@ -155,12 +155,16 @@ mod tests {
     #[test]
     fn missing_flags_are_listed_on_the_line() {
         let text = "error: the following required arguments were not provided:\n  --width <WIDTH>\n  --steps <STEPS>\n\nUsage: marginflow descent --width <WIDTH>\n\nFor more information, try '--help'.\n";
-        assert_eq!(clap_one_line(text), "the following required arguments were not provided: --width <WIDTH>, --steps <STEPS>");
+        assert_eq!(
+            clap_one_line(text),
+            "the following required arguments were not provided: --width <WIDTH>, --steps <STEPS>"
+        );
     }
 
     #[test]
     fn tips_become_questions() {
-        let text = "error: unexpected argument '--witdh' found\n\n  tip: a similar argument exists: '--width'\n\nUsage: x\n";
+        let text =
+            "error: unexpected argument '--witdh' found\n\n  tip: a similar argument exists: '--width'\n\nUsage: x\n";
         assert_eq!(clap_one_line(text), "unexpected argument '--witdh' found; did you mean '--width'?");
     }
 }

@@ -106,7 +106,12 @@ fn csv_header_names_the_label_and_pandas_index_is_recognized() {
     // An index column but no label column: refused, naming the index.
     expect_bad("i.csv", b",a,b\n0,0.5,2\n1,1,3\n", Some(1), "the first column has no name, as pandas writes its index");
     expect_bad("i.csv", b"index,a,b\n0,0.5,2\n", Some(1), "the first column is named 'index'");
-    expect_bad("two.csv", b"y,a,label\n1,0.5,2\n", Some(1), "more than one label column: 'y' (column 1), 'label' (column 3)");
+    expect_bad(
+        "two.csv",
+        b"y,a,label\n1,0.5,2\n",
+        Some(1),
+        "more than one label column: 'y' (column 1), 'label' (column 3)",
+    );
     // A feature named by the header is named in its error.
     expect_bad("f.csv", b",x1,x2,label\n0,0.5,oops,1\n", Some(2), "feature 2 ('x2') 'oops' is not a number");
 }

@@ -87,12 +87,20 @@ fn probe(path: &OsStr, require: bool, script: &Path) -> Result<(), String> {
     // bash from this process's PATH (the script's PATH may be a test's stand-ins only).
     let own = std::env::var_os("PATH").unwrap_or_default();
     let bash = std::env::split_paths(&own).map(|d| d.join("bash")).find(|p| p.is_file());
-    let o = Command::new(bash.as_deref().unwrap_or(Path::new("bash"))).arg(script).arg("start").env("PATH", &search).output();
+    let o = Command::new(bash.as_deref().unwrap_or(Path::new("bash")))
+        .arg(script)
+        .arg("start")
+        .env("PATH", &search)
+        .output();
     let o = o.map_err(|e| format!("{}: {e}", script.display()))?;
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        return Err(format!("no controller answers ({first}) and {} start failed ({}): {last}", script.display(), o.status));
+        return Err(format!(
+            "no controller answers ({first}) and {} start failed ({}): {last}",
+            script.display(),
+            o.status
+        ));
     }
     controller(&search).map_err(|e| format!("{} start succeeded but sinfo still fails: {e}", script.display()))
 }

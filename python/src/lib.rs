@@ -50,6 +50,19 @@ fn check_precision(precision: u32) -> PyResult<()> {
     Ok(())
 }
 
+/// `Class(key=repr(summary[key]), …)`: the result classes' `__repr__`.
+fn summary_repr(py: Python<'_>, class: &str, summary: &Py<PyAny>, keys: &[&str]) -> String {
+    let s = summary.bind(py);
+    let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
+    let fields: Vec<String> = keys.iter().map(|k| format!("{k}={}", get(k))).collect();
+    format!("{class}({})", fields.join(", "))
+}
+
+/// A summary as summary.json holds it (pretty-printed).
+fn summary_bytes<S: serde::Serialize>(summary: &S) -> Vec<u8> {
+    serde_json::to_vec_pretty(summary).expect("the summary serializes")
+}
+
 /// A flat row-major vector as an (rows × cols) float64 array.
 fn array2(py: Python<'_>, v: Vec<f64>, rows: usize, cols: usize) -> PyResult<Py<PyAny>> {
     Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any().unbind())
@@ -73,25 +86,31 @@ fn as_path(obj: &Bound<'_, PyAny>) -> Option<PathBuf> {
 }
 
 /// The model keywords shared by flow, maxmargin and descent, as library settings, with the
-/// input files/arrays checked against the data dimension `d` (as the CLI does before any output).
+/// input files/arrays checked against the data dimension `d` (as the CLI does before any output);
+/// `outer` None is "balanced".
 #[allow(clippy::too_many_arguments)]
 fn model_settings(
     py: Python<'_>,
     d: usize,
     width: usize,
     leak: f64,
-    outer: &Bound<'_, PyAny>,
+    outer: Option<&Bound<'_, PyAny>>,
     init_scale: Option<f64>,
     w0: Option<&Bound<'_, PyAny>>,
     seed: u64,
     loss: &str,
 ) -> PyResult<ModelSettings> {
-    let outer = if let Ok(s) = outer.extract::<String>() {
-        s.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?
-    } else if let Some(p) = as_path(outer) {
-        OuterLayer::File(p)
-    } else {
-        OuterLayer::Vector(convert::vector_f64(py, outer, "outer")?)
+    let outer = match outer {
+        None => OuterLayer::Balanced,
+        Some(o) => {
+            if let Ok(s) = o.extract::<String>() {
+                s.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?
+            } else if let Some(p) = as_path(o) {
+                OuterLayer::File(p)
+            } else {
+                OuterLayer::Vector(convert::vector_f64(py, o, "outer")?)
+            }
+        }
     };
     let init = match (w0, init_scale) {
         (Some(_), Some(_)) => return Err(value_error("--init-scale", "cannot be used with W0 (--init-file)")),
@@ -211,16 +230,8 @@ impl FlowResult {
     fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.summary.bind(py).get_item("status")?.unbind())
     }
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!(
-            "FlowResult(status={}, log10_time={}, normalized_margin={}, stable_rank={})",
-            get("status"),
-            get("log10_time"),
-            get("normalized_margin"),
-            get("stable_rank")
-        ))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "FlowResult", &self.summary, &["status", "log10_time", "normalized_margin", "stable_rank"])
     }
 }
 
@@ -238,10 +249,8 @@ struct MaxMarginResult {
 
 #[pymethods]
 impl MaxMarginResult {
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!("MaxMarginResult(certified={}, norm={}, rank={})", get("certified"), get("norm"), get("rank")))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "MaxMarginResult", &self.summary, &["certified", "norm", "rank"])
     }
 }
 
@@ -262,10 +271,8 @@ struct DescentResult {
 
 #[pymethods]
 impl DescentResult {
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!("DescentResult(status={}, step={}, stable_rank={})", get("status"), get("step"), get("stable_rank")))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "DescentResult", &self.summary, &["status", "step", "stable_rank"])
     }
 }
 
@@ -431,10 +438,12 @@ fn run_flow(
     }
     let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
     watch.finish(py);
-    let outcome = result.map_err(py_err)?;
+    let mut outcome = result.map_err(py_err)?;
+    // The summary names a W0 array instead of copying it (the checkpoint keeps it, for resume).
+    let init = &mut outcome.summary.settings.model.init;
+    *init = init.named("W0");
     if let Some(dir) = &out {
-        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
-        write_atomic(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        write_atomic(&dir.join("summary.json"), &summary_bytes(&outcome.summary)).map_err(py_err)?;
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
         }
@@ -531,8 +540,7 @@ fn flow(
     }
     settings.max_steps = max_steps;
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    settings.model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    settings.model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let source = Source::Arrays(X.clone().unbind(), y.clone().unbind());
     run_flow(py, ds, source, settings, None, out, save_weights, checkpoint_every, progress)
 }
@@ -621,8 +629,7 @@ fn maxmargin(
 ) -> PyResult<MaxMarginResult> {
     check_precision(precision)?;
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let source = match pattern_from {
         Some(dir) => PatternSource::Given {
             name: dir.display().to_string(),
@@ -631,8 +638,10 @@ fn maxmargin(
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
-    let report =
+    let mut report =
         py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
+    let init = &mut report.summary.settings.model.init;
+    *init = init.named("W0");
     let value = marginflow::metrics::to_json_value(&report.summary);
     if let Some(path) = &out {
         let mut bytes = serde_json::to_vec_pretty(&value).expect("the report serializes");
@@ -697,8 +706,7 @@ fn descent(
         other => return Err(value_error("--activation", format!("expected leaky or smooth, got {other:?}"))),
     };
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let settings = DescentSettings { model, activation, step_size, steps, precision, ..Default::default() };
     settings.validate().map_err(py_err)?;
     if save_weights && out.is_none() {
@@ -710,15 +718,16 @@ fn descent(
     let mut watch = Watch::new(None, Duration::MAX, progress.then_some("descent"), format!("of {steps}"));
     let result = py.detach(|| marginflow::descent::run(&ds, &settings, true, &mut watch));
     watch.finish(py);
-    let outcome = result.map_err(py_err)?;
+    let mut outcome = result.map_err(py_err)?;
+    let init = &mut outcome.summary.settings.model.init;
+    *init = init.named("W0");
     let (m, d) = (settings.model.width, ds.d);
     if let Some(dir) = &out {
         let text: String =
             watch.rows.iter().map(|r| format!("{}\n", serde_json::to_string(r).expect("a row serializes"))).collect();
         let mut batch = AtomicBatch::new();
         batch.add_bytes(&dir.join("trajectory.jsonl"), text.as_bytes()).map_err(py_err)?;
-        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
-        batch.add_bytes(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        batch.add_bytes(&dir.join("summary.json"), &summary_bytes(&outcome.summary)).map_err(py_err)?;
         if let (true, Some(w)) = (save_weights, &outcome.weights) {
             let path = dir.join("W.npy");
             batch.add_bytes(&path, &encode_npy(&path, &[m, d], w).map_err(py_err)?).map_err(py_err)?;

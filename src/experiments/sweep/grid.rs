@@ -558,7 +558,7 @@ impl SweepSettings {
         let d = gen.as_ref().map(|g| g.d).or(file_d).unwrap_or(1);
         let base_scale = |init: &Init| match init {
             Init::Scale(w) => Some(*w),
-            Init::File(_) | Init::Weights(_) => None,
+            Init::File(_) | Init::Weights(_) | Init::Named { .. } => None,
         };
         for model in [&mut flow.model, &mut desc.model] {
             if let Some(w) = init_scale.or_else(|| base_scale(&model.init)) {

@@ -169,8 +169,9 @@ fn parse_named_feature(path: &Path, line: usize, col: usize, name: Option<&str>,
         Some(n) if !n.is_empty() => format!("feature {col} ('{}')", cut(n)),
         _ => format!("feature {col}"),
     };
-    let v: f64 =
-        trim_field(tok).parse().map_err(|_| bad(path, Some(line), format!("{what} '{}' is not a number", cut(tok.trim()))))?;
+    let v: f64 = trim_field(tok)
+        .parse()
+        .map_err(|_| bad(path, Some(line), format!("{what} '{}' is not a number", cut(tok.trim()))))?;
     if !v.is_finite() {
         return Err(bad(path, Some(line), format!("{what} is {v}: features must be finite")));
     }
@@ -203,9 +204,9 @@ pub(super) fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
             let (idx_s, val_s) = tok
                 .split_once(':')
                 .ok_or_else(|| bad(path, Some(line), format!("'{}' is not of the form index:value", cut(tok))))?;
-            let idx: usize = idx_s
-                .parse()
-                .map_err(|_| bad(path, Some(line), format!("feature index '{}' is not a positive integer", cut(idx_s))))?;
+            let idx: usize = idx_s.parse().map_err(|_| {
+                bad(path, Some(line), format!("feature index '{}' is not a positive integer", cut(idx_s)))
+            })?;
             if idx == 0 {
                 return Err(bad(path, Some(line), "feature index 0: indices are 1-based"));
             }
@@ -328,14 +329,23 @@ impl CsvLayout {
         let labelled: Vec<usize> =
             (0..names.len()).filter(|&k| LABEL_NAMES.iter().any(|l| names[k].eq_ignore_ascii_case(l))).collect();
         if labelled.len() > 1 {
-            let both: Vec<String> = labelled.iter().map(|&k| format!("'{}' (column {})", cut(&names[k]), k + 1)).collect();
-            return Err(bad(path, Some(line), format!("the header names more than one label column: {}; keep one", both.join(", "))));
+            let both: Vec<String> =
+                labelled.iter().map(|&k| format!("'{}' (column {})", cut(&names[k]), k + 1)).collect();
+            return Err(bad(
+                path,
+                Some(line),
+                format!("the header names more than one label column: {}; keep one", both.join(", ")),
+            ));
         }
         let index = (names.len() > 1 && is_index_name(&names[0])).then_some(0);
         let label = match (labelled.first(), index) {
             (Some(&k), _) => k,
             (None, Some(_)) => {
-                let shown = if names[0].is_empty() { "has no name".to_string() } else { format!("is named '{}'", cut(&names[0])) };
+                let shown = if names[0].is_empty() {
+                    "has no name".to_string()
+                } else {
+                    format!("is named '{}'", cut(&names[0]))
+                };
                 return Err(bad(
                     path,
                     Some(line),
