@@ -18,6 +18,10 @@ pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("mixture.toml", include_str!("../../../validation/mixture.toml")),
     ("random_outer.toml", include_str!("../../../validation/random_outer.toml")),
     ("low_dimensional.toml", include_str!("../../../validation/low_dimensional.toml")),
+    ("gd_small_init.toml", include_str!("../../../validation/gd_small_init.toml")),
+    ("gd_default_init.toml", include_str!("../../../validation/gd_default_init.toml")),
+    ("benign.toml", include_str!("../../../validation/benign.toml")),
+    ("benign_low_snr.toml", include_str!("../../../validation/benign_low_snr.toml")),
 ];
 
 /// The `[generate]` table of a scenario: the options of `marginflow gen`, as the generator's own
