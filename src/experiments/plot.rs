@@ -339,8 +339,41 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
     }
 }
 
+/// The plots of a descent scenario (as in docs/descent.md): stable rank and −log10 L against
+/// step + 1 on log axes (the initialization sits at 1, the one-step drop is the segment to 2).
+fn render_descent(
+    sc: &ScenarioReport,
+    dr: &crate::experiments::validate::DescentReport,
+) -> Result<Vec<(PlotFile, String)>> {
+    let slug = sc.slug();
+    let line = |label: &str, points: Vec<(f64, f64)>| Series { label: label.into(), points, dashed: false };
+    let x = |step: u64| step as f64 + 1.0;
+    let sr: Vec<(f64, f64)> =
+        dr.rows.iter().filter(|r| r.stable_rank > 0.0).map(|r| (x(r.step), r.stable_rank)).collect();
+    let loss: Vec<(f64, f64)> =
+        dr.rows.iter().filter(|r| r.log10_loss < 0.0).map(|r| (x(r.step), -r.log10_loss)).collect();
+    let xlabel = "step + 1 (log scale)";
+    let rank = draw(
+        &format!("{}: stable rank", sc.name),
+        xlabel,
+        "stable rank ||W||_F^2/||W||_2^2 (log scale)",
+        &[line("stable rank of W", sr)],
+        true,
+        true,
+    )?;
+    let loss =
+        draw(&format!("{}: loss", sc.name), xlabel, "-log10 L (log scale)", &[line("-log10 L", loss)], true, true)?;
+    Ok(vec![
+        (PlotFile { title: "stable rank".into(), file: format!("{slug}-stable-rank.svg") }, rank),
+        (PlotFile { title: "loss".into(), file: format!("{slug}-loss.svg") }, loss),
+    ])
+}
+
 /// Every plot of a scenario: (file entry, SVG text).
 pub fn render_all(sc: &ScenarioReport) -> Result<Vec<(PlotFile, String)>> {
+    if let Some(dr) = &sc.descent {
+        return render_descent(sc, dr);
+    }
     let slug = sc.slug();
     PlotKind::ALL
         .iter()

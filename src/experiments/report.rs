@@ -125,7 +125,7 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
             s.wall_seconds
         );
     } else {
-    let _ = writeln!(
+        let _ = writeln!(
         md,
         "Flow to t = 10^{}: status `{}`, final s = {}, reference {} (QP normalized margin {}), {} restart(s), {:.2} s wall.\n",
         sc.until_log10_time,
@@ -206,7 +206,14 @@ pub fn render_markdown(report: &Report) -> String {
         .collect();
     let _ = writeln!(md, "## Theorems\n");
     for t in &used {
-        let _ = writeln!(md, "- **{}**: {}. {} Assumptions (reported): {}.\n", t.id, t.citation, t.statement, t.assumptions.join("; "));
+        let _ = writeln!(
+            md,
+            "- **{}**: {}. {} Assumptions (reported): {}.\n",
+            t.id,
+            t.citation,
+            t.statement,
+            t.assumptions.join("; ")
+        );
     }
     let _ = writeln!(md, "| theorem | scenario | verdicts |");
     let _ = writeln!(md, "|---|---|---|");

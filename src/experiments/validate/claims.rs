@@ -260,7 +260,12 @@ fn apply_expectation(raw: Option<bool>, expected_fail: bool, not_gating: Verdict
     }
 }
 
-pub(super) fn claim(kind: ClaimKind, measurements: Vec<Measurement>, note: Option<String>, expect: &[ClaimKind]) -> ClaimResult {
+pub(super) fn claim(
+    kind: ClaimKind,
+    measurements: Vec<Measurement>,
+    note: Option<String>,
+    expect: &[ClaimKind],
+) -> ClaimResult {
     let gating: Vec<&Measurement> = measurements.iter().filter(|m| m.gating).collect();
     let raw = if gating.is_empty() { None } else { Some(gating.iter().all(|m| m.pass == Some(true))) };
     let verdict = apply_expectation(raw, expect.contains(&kind), Verdict::Reported);
@@ -351,7 +356,9 @@ pub(super) fn flow_claims(ev: &Evidence<'_>, geometry: &Geometry) -> Result<Vec<
                 let fin = final_gaps(ev);
                 tc::path_length_claim(sc.loss, ev.p.data.n, &rows, &gaps, fin, th, expect)
             }
-            ClaimKind::BlockStableRank => tc::block_stable_rank_claim(ev.weights, ev.a, ev.p.data.d, sc.leak, th, expect),
+            ClaimKind::BlockStableRank => {
+                tc::block_stable_rank_claim(ev.weights, ev.a, ev.p.data.d, sc.leak, th, expect)
+            }
             ClaimKind::MarginRatio => tc::margin_ratio_claim(train_margins.as_deref(), th, expect),
             ClaimKind::BenignOverfitting => {
                 let test = ev.p.test.as_ref().zip(ev.weights).map(|(t, w)| tc::margins(w, ev.a, act, t));
@@ -427,12 +434,11 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
     let certified = comparison.is_some_and(|c| c.certified);
     let kappa = ev.weights.and_then(|w| multiplier_conditioning(ev, w));
     let wnorm = ev.summary.loss_weights.iter().map(|v| v.unwrap_or(0.0).powi(2)).sum::<f64>().sqrt();
-    let mut notes = vec![
-        "against the certified max-margin QP on the flow's own limit pattern; the loss weights w = −ℓ'(q)/(nL) \
+    let mut notes =
+        vec!["against the certified max-margin QP on the flow's own limit pattern; the loss weights w = −ℓ'(q)/(nL) \
          are read from the velocity through A = G Gᵀ (G_i = ∇_W q_i at the end), so an error δ of the direction \
          allows a relative multiplier error √κ(A)·δ: the multiplier threshold is scaled by √κ(A)"
-            .to_string(),
-    ];
+            .to_string()];
     if let Some(why) = limit.and_then(|r| r.not_certified_because()) {
         notes.push(format!("limit-pattern reference not certified: {why}"));
     }
@@ -466,7 +472,9 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
             Measurement::report("condition number κ(A) of the multiplier map", kappa),
             Measurement::report(
                 "multiplier error the velocity gap allows, √κ(A)·√(2·gap)·‖w‖₂",
-                kappa.zip(comparison.and_then(|c| c.velocity_gap)).map(|(k, g)| k.sqrt() * (2.0 * g.max(0.0)).sqrt() * wnorm),
+                kappa
+                    .zip(comparison.and_then(|c| c.velocity_gap))
+                    .map(|(k, g)| k.sqrt() * (2.0 * g.max(0.0)).sqrt() * wnorm),
             ),
             Measurement::report("KKT stationarity (flow direction)", ev.summary.kkt_stationarity),
             Measurement::report("KKT complementarity (flow direction)", ev.summary.kkt_complementarity),
@@ -501,7 +509,15 @@ fn multiplier_conditioning(ev: &Evidence<'_>, w: &[f64]) -> Option<f64> {
         let p: Vec<f64> = (0..n).map(|i| dot(wj, data.row(i))).collect();
         let pinned: Vec<usize> = (0..n).filter(|&i| p[i].abs() <= 1e-9 * wn * k[i * n + i].sqrt()).collect();
         let sigma: Vec<f64> = (0..n)
-            .map(|i| if pinned.contains(&i) { 0.0 } else if p[i] > 0.0 { 1.0 } else { gamma })
+            .map(|i| {
+                if pinned.contains(&i) {
+                    0.0
+                } else if p[i] > 0.0 {
+                    1.0
+                } else {
+                    gamma
+                }
+            })
             .collect();
         // Gram of the support points projected away from the pinned points (Gram–Schmidt).
         let kj: Vec<f64> = if pinned.is_empty() {

@@ -65,13 +65,12 @@ pub fn separated(loss: Loss, n: usize, rows: &[Row]) -> Vec<(Row, f64)> {
 /// γ̃ is non-decreasing: then the smallest relative increase, negated), and the row's s where it
 /// happens. `None` for fewer than two rows.
 pub fn largest_relative_decrease(margins: &[(Row, f64)]) -> Option<(f64, f64)> {
-    margins
-        .windows(2)
-        .map(|w| ((w[0].1 - w[1].1) / w[0].1.abs(), w[1].0.s))
-        .fold(None, |acc: Option<(f64, f64)>, v| match acc {
+    margins.windows(2).map(|w| ((w[0].1 - w[1].1) / w[0].1.abs(), w[1].0.s)).fold(None, |acc: Option<(f64, f64)>, v| {
+        match acc {
             Some(a) if a.0 >= v.0 => Some(a),
             _ => Some(v),
-        })
+        }
+    })
 }
 
 /// Spread of a series on a log10 scale, log10(max/min), for positive values (`None` when a
@@ -160,8 +159,9 @@ mod tests {
     /// the spread of L·t grows with the decades.
     #[test]
     fn rate_series_of_closed_forms() {
-        let good: Vec<Row> =
-            (1..=10).map(|k| row(k as f64, 100.0 * k as f64, -100.0 * k as f64 - 0.3, 100.0 * k as f64 * LN_10 / 0.5)).collect();
+        let good: Vec<Row> = (1..=10)
+            .map(|k| row(k as f64, 100.0 * k as f64, -100.0 * k as f64 - 0.3, 100.0 * k as f64 * LN_10 / 0.5))
+            .collect();
         let r = rate_series(&good, 500.0);
         assert_eq!(r.len(), 6);
         let lt: Vec<f64> = r.iter().map(|v| 10f64.powf(v.1)).collect();

@@ -326,7 +326,11 @@ pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> 
         }
     };
     if sc.test.is_some() && sc.generate.is_none() {
-        return Err(bad(source, None, "table `[test]` needs `[generate]` (the test set is drawn with the training data)"));
+        return Err(bad(
+            source,
+            None,
+            "table `[test]` needs `[generate]` (the test set is drawn with the training data)",
+        ));
     }
     let mut test_set = None;
     let data = match (&sc.data, &sc.generate) {

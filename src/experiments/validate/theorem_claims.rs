@@ -160,7 +160,8 @@ pub fn block_stable_rank(w: &[f64], cols: usize, rows: &[usize]) -> Option<f64> 
     let mut g = vec![0.0; k * k];
     for (a, &ra) in rows.iter().enumerate() {
         for (b, &rb) in rows.iter().enumerate().skip(a) {
-            let v: f64 = w[ra * cols..(ra + 1) * cols].iter().zip(&w[rb * cols..(rb + 1) * cols]).map(|(p, q)| p * q).sum();
+            let v: f64 =
+                w[ra * cols..(ra + 1) * cols].iter().zip(&w[rb * cols..(rb + 1) * cols]).map(|(p, q)| p * q).sum();
             g[a * k + b] = v;
             g[b * k + a] = v;
         }
@@ -212,22 +213,33 @@ pub fn block_stable_rank_claim(
     let whole = block_stable_rank(w, d, &all);
     let mut ms = Vec::new();
     if !pos.is_empty() {
-        ms.push(Measurement::gate("stable rank of W₊ (a_j > 0)", block_stable_rank(w, d, &pos), Comparison::AtMost, limit));
+        ms.push(Measurement::gate(
+            "stable rank of W₊ (a_j > 0)",
+            block_stable_rank(w, d, &pos),
+            Comparison::AtMost,
+            limit,
+        ));
     }
     if !neg.is_empty() {
-        ms.push(Measurement::gate("stable rank of W₋ (a_j < 0)", block_stable_rank(w, d, &neg), Comparison::AtMost, limit));
+        ms.push(Measurement::gate(
+            "stable rank of W₋ (a_j < 0)",
+            block_stable_rank(w, d, &neg),
+            Comparison::AtMost,
+            limit,
+        ));
     }
     ms.push(Measurement::info_threshold("stable rank of W (the other reading)", whole, Comparison::AtMost, limit));
     ms.push(Measurement::report(
         "2(1+γ²)/(1+γ)² (W at the balanced max-margin point, orthogonal equal-norm data)",
         Some(2.0 * (1.0 + gamma * gamma) / ((1.0 + gamma) * (1.0 + gamma))),
     ));
-    let reading = match (ms.iter().filter(|m| m.gating).all(|m| m.pass == Some(true)), whole.is_some_and(|v| v <= limit)) {
-        (true, true) => "both readings hold",
-        (true, false) => "the sign-block reading holds, the whole-W reading does not",
-        (false, true) => "the whole-W reading holds, the sign-block reading does not",
-        (false, false) => "neither reading holds",
-    };
+    let reading =
+        match (ms.iter().filter(|m| m.gating).all(|m| m.pass == Some(true)), whole.is_some_and(|v| v <= limit)) {
+            (true, true) => "both readings hold",
+            (true, false) => "the sign-block reading holds, the whole-W reading does not",
+            (false, true) => "the whole-W reading holds, the sign-block reading does not",
+            (false, false) => "neither reading holds",
+        };
     let note = format!("readings: W₊ and W₋ each (gating) or the whole W (reported); here {reading}");
     claim(ClaimKind::BlockStableRank, ms, Some(note), expect)
 }
@@ -235,10 +247,9 @@ pub fn block_stable_rank_claim(
 /// Kou–Chen–Gu, margins: max_i q_i / min_i q_i at most `margin_ratio`.
 pub fn margin_ratio_claim(q: Option<&[f64]>, th: &Thresholds, expect: &[ClaimKind]) -> ClaimResult {
     let (min, max) = match q {
-        Some(q) if !q.is_empty() => (
-            q.iter().cloned().fold(f64::INFINITY, f64::min),
-            q.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-        ),
+        Some(q) if !q.is_empty() => {
+            (q.iter().cloned().fold(f64::INFINITY, f64::min), q.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+        }
         _ => (f64::NAN, f64::NAN),
     };
     let ratio = (min > 0.0).then(|| max / min);
@@ -252,7 +263,12 @@ pub fn margin_ratio_claim(q: Option<&[f64]>, th: &Thresholds, expect: &[ClaimKin
 
 /// Frei et al. (GD): stable rank at steps 0, 1, 10 and T; those after step 0 at most
 /// `gd_stable_rank`, and step 1 at most `gd_drop` × step 0.
-pub fn gd_stable_rank_claim(ranks: &[(u64, Option<f64>)], steps: u64, th: &Thresholds, expect: &[ClaimKind]) -> ClaimResult {
+pub fn gd_stable_rank_claim(
+    ranks: &[(u64, Option<f64>)],
+    steps: u64,
+    th: &Thresholds,
+    expect: &[ClaimKind],
+) -> ClaimResult {
     let at = |k: u64| ranks.iter().find(|(s, _)| *s == k).and_then(|(_, v)| *v);
     let (r0, r1) = (at(0), at(1));
     let mut ms = vec![Measurement::report("stable rank at step 0", r0)];
@@ -267,12 +283,19 @@ pub fn gd_stable_rank_claim(ranks: &[(u64, Option<f64>)], steps: u64, th: &Thres
         Comparison::AtMost,
         th.gd_drop,
     ));
-    let later_max = ranks.iter().filter(|(s, _)| *s >= 1).filter_map(|(_, v)| *v).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let later_max = ranks
+        .iter()
+        .filter(|(s, _)| *s >= 1)
+        .filter_map(|(_, v)| *v)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     ms.push(Measurement::report("largest stable rank over the rows after step 0", later_max));
     claim(
         ClaimKind::GdStableRank,
         ms,
-        Some(format!("the constant bound is `gd_stable_rank` = {}; the drop `gd_drop` = {}", th.gd_stable_rank, th.gd_drop)),
+        Some(format!(
+            "the constant bound is `gd_stable_rank` = {}; the drop `gd_drop` = {}",
+            th.gd_stable_rank, th.gd_drop
+        )),
         expect,
     )
 }
@@ -352,6 +375,51 @@ mod tests {
         assert_eq!(c.verdict, super::super::Verdict::Holds);
         let c = benign_claim(Some(&[1.0, -2.0]), Some(&[1.0; 40]), 0.1, &th, &[]);
         assert_eq!(c.verdict, super::super::Verdict::Fails);
+    }
+
+    fn row(s: f64, log10_time: f64, log10_loss: f64, norm: f64) -> Row {
+        Row { s, log10_time, log10_loss, norm }
+    }
+
+    /// An asymptotic trajectory by hand (exponential loss, n = 1): ‖W‖ = ln t / γ, L = c/t, so
+    /// γ̃ = (ln t − ln c)/‖W‖ = γ (1 − ln c/ln t) increases, L·t = c, and the direction is fixed
+    /// up to the 1/ρ offset; every Lyu–Li and Ji–Telgarsky claim holds. A dip in γ̃, a slow loss
+    /// (L = t^(−1/2)) and a γ̃ that keeps rising by the same step each decade each fail.
+    #[test]
+    fn trajectory_claims_hold_and_fail_on_hand_made_trajectories() {
+        use super::super::Verdict;
+        let th = Thresholds::default();
+        let (g, lnc) = (0.5f64, 2.0f64);
+        let good: Vec<Row> = (0..40)
+            .map(|k| {
+                let lt = 10f64.powf(1.0 + k as f64 / 10.0); // log10 t from 10 to ~ 7900
+                let s = lt / 10.0;
+                let ln_t = lt * std::f64::consts::LN_10;
+                row(s, lt, (lnc - ln_t) / std::f64::consts::LN_10, ln_t / g)
+            })
+            .collect();
+        let sm = smoothed_margin_claim(Loss::Exponential, 1, &good, None, &th, &[]);
+        assert_eq!(sm.verdict, Verdict::Holds, "{sm:?}");
+        assert_eq!(loss_rates_claim(&good, &th, &[]).verdict, Verdict::Holds);
+        let pl = path_length_claim(Loss::Exponential, 1, &good, &[], None, &th, &[]);
+        assert_eq!(pl.verdict, Verdict::Holds, "{pl:?}");
+        // A dip: one row's loss raised (γ̃ falls there).
+        let mut dip = good.clone();
+        dip[20].log10_loss += 0.5;
+        assert_eq!(smoothed_margin_claim(Loss::Exponential, 1, &dip, None, &th, &[]).verdict, Verdict::Fails);
+        // L = t^(−1/2): L·t grows by decades.
+        let slow: Vec<Row> = good.iter().map(|r| row(r.s, r.log10_time, -0.5 * r.log10_time, r.norm)).collect();
+        assert_eq!(loss_rates_claim(&slow, &th, &[]).verdict, Verdict::Fails);
+        // γ̃ doubling every decade of s while ‖W‖ grows 10×: the bound does not decay.
+        let wander: Vec<Row> = (0..40)
+            .map(|k| {
+                let norm = 10f64.powf(k as f64 / 10.0);
+                let gt = 2f64.powf(k as f64 / 10.0);
+                row(norm, 1.0 + k as f64, -(gt * norm) / std::f64::consts::LN_10, norm)
+            })
+            .collect();
+        let pl = path_length_claim(Loss::Exponential, 1, &wander, &[], None, &th, &[]);
+        assert_eq!(pl.verdict, Verdict::Fails, "{pl:?}");
     }
 
     #[test]
