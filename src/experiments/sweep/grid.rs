@@ -220,7 +220,7 @@ impl RunResult {
     }
 }
 
-/// One value per claim of [`ClaimKind::ALL`], named by the claim.
+/// One value per claim of [`ClaimKind::SWEPT`], named by the claim.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Claims<T> {
     /// [`ClaimKind::Assumption`].
@@ -263,6 +263,7 @@ impl<T> Claims<T> {
             ClaimKind::Rank => &self.rank,
             ClaimKind::GlobalMaxMargin => &self.global_max_margin,
             ClaimKind::LinearBoundary => &self.linear_boundary,
+            other => unreachable!("{other:?} is not in ClaimKind::SWEPT, the claims with sweep columns"),
         }
     }
 }

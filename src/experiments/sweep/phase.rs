@@ -31,12 +31,12 @@ pub struct PhaseRow {
     pub ratio_median: Option<f64>,
     /// Median over replicates of the paper's ratio.
     pub paper_ratio_median: Option<f64>,
-    /// Per claim (in [`ClaimKind::ALL`] order): (replicates where it holds, where it applies).
+    /// Per claim (in [`ClaimKind::SWEPT`] order): (replicates where it holds, where it applies).
     pub counts: Vec<(usize, usize)>,
 }
 
 impl PhaseRow {
-    /// The fraction of replicates where claim `k` (index in [`ClaimKind::ALL`]) holds, among
+    /// The fraction of replicates where claim `k` (index in [`ClaimKind::SWEPT`]) holds, among
     /// those where it applies.
     pub fn fraction(&self, k: usize) -> Option<f64> {
         let (h, a) = self.counts[k];
@@ -69,7 +69,7 @@ pub fn table(results: &[RunResult]) -> Result<Vec<PhaseRow>> {
                     not_reached: 0,
                     ratio_median: None,
                     paper_ratio_median: None,
-                    counts: vec![(0, 0); ClaimKind::ALL.len()],
+                    counts: vec![(0, 0); ClaimKind::SWEPT.len()],
                 };
                 rows.push((row, Vec::new(), Vec::new()));
                 rows.len() - 1
@@ -92,7 +92,7 @@ pub fn table(results: &[RunResult]) -> Result<Vec<PhaseRow>> {
         // null: infinite (exactly orthogonal data).
         ratios.push(s.ratio.unwrap_or(f64::INFINITY));
         papers.push(s.paper_ratio.unwrap_or(f64::INFINITY));
-        for (k, c) in ClaimKind::ALL.iter().enumerate() {
+        for (k, c) in ClaimKind::SWEPT.iter().enumerate() {
             if let Some(b) = *s.holds.get(*c) {
                 row.counts[k].1 += 1;
                 row.counts[k].0 += b as usize;
@@ -124,7 +124,7 @@ pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
     let mut head: Vec<String> =
         settings.axes.iter().filter(|a| !a.variable.is_replicate()).map(|a| a.variable.name().to_string()).collect();
     head.extend(["runs", "errors", "not_reached", "ratio_median", "paper_ratio_median"].map(String::from));
-    for c in ClaimKind::ALL {
+    for c in ClaimKind::SWEPT {
         head.push(c.name().into());
         head.push(format!("{}_runs", c.name()));
     }
@@ -137,7 +137,7 @@ pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
         f.push(row.not_reached.to_string());
         f.push(num(row.ratio_median));
         f.push(num(row.paper_ratio_median));
-        for k in 0..ClaimKind::ALL.len() {
+        for k in 0..ClaimKind::SWEPT.len() {
             f.push(num(row.fraction(k)));
             f.push(row.counts[k].1.to_string());
         }
@@ -166,7 +166,7 @@ pub fn plots(settings: &SweepSettings, table: &[PhaseRow]) -> Result<Vec<(String
     let err = |e: String| Error::setting("plot", e);
     let grid: Vec<&Axis> = settings.axes.iter().filter(|a| !a.variable.is_replicate()).collect();
     let mut out = Vec::new();
-    for (k, claim) in ClaimKind::ALL.iter().enumerate() {
+    for (k, claim) in ClaimKind::SWEPT.iter().enumerate() {
         if table.iter().all(|r| r.fraction(k).is_none()) {
             continue;
         }

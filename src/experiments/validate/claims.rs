@@ -69,6 +69,18 @@ impl ClaimKind {
         ClaimKind::BenignOverfitting,
     ];
 
+    /// The claims with typed columns in `sweep validate` (runs.csv, result.json, phase.csv):
+    /// frei2023-gf's and `kkt`.
+    pub const SWEPT: [ClaimKind; 7] = [
+        ClaimKind::Assumption,
+        ClaimKind::Interpolation,
+        ClaimKind::Kkt,
+        ClaimKind::TheoryPattern,
+        ClaimKind::Rank,
+        ClaimKind::GlobalMaxMargin,
+        ClaimKind::LinearBoundary,
+    ];
+
     /// The snake_case name used in scenario files and reports.
     pub fn name(&self) -> &'static str {
         match self {
