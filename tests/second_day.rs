@@ -145,3 +145,34 @@ fn docs_agree_on_rates_defaults_and_claims() {
         assert!(read("validation/README.md").contains(&name), "validation/README.md lacks {name}");
     }
 }
+
+/// `flow`'s last line and summary.json's `verdict`: which point the flow reached. Nearly
+/// orthogonal data reach the theory pattern's W*; n = 50 points in d = 2000 (far from the
+/// theory's d ≳ n² log n) reach a certified KKT point of their own pattern, not the theory's.
+#[test]
+fn flow_ends_with_its_verdict() {
+    let t = tempfile::tempdir().unwrap();
+    let run = |n: usize, d: usize, width: &str, horizon: &str| {
+        let data = common::data_file(t.path(), n, d, 1);
+        let out = t.path().join(format!("run{n}"));
+        let o = bin()
+            .args(["flow", "--data", s(&data), "--width", width, "--until-log10-time", horizon, "-q", "--out", s(&out)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8(o.stderr).unwrap();
+        let last = err.lines().last().unwrap().to_string();
+        (last, common::summary(&out))
+    };
+    let (line, summary) = run(10, 500, "4", "30");
+    assert!(line.starts_with("limit: certified KKT point of its own pattern (rank "), "{line}");
+    assert!(line.contains("; theory pattern: reached (velocity gap ") && line.contains("margin ratio 1.0000)"), "{line}");
+    assert_eq!(summary["verdict"]["text"], line.as_str());
+    assert_eq!(summary["verdict"]["theory_pattern"]["reached"], true);
+    assert_eq!(summary["verdict"]["limit"]["kind"], "certified");
+    let (line, summary) = run(50, 2000, "32", "100");
+    assert!(line.starts_with("limit: certified KKT point of its own pattern"), "{line}");
+    assert!(line.contains("theory pattern: not reached (velocity gap "), "{line}");
+    let gap = summary["verdict"]["theory_pattern"]["velocity_gap"].as_f64().unwrap();
+    assert!(gap > 1e-8 && gap == summary["reference"]["velocity_gap"].as_f64().unwrap(), "{gap}");
+}

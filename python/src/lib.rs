@@ -443,7 +443,8 @@ fn run_flow(
     let init = &mut outcome.summary.settings.model.init;
     *init = init.named("W0");
     if let Some(dir) = &out {
-        write_atomic(&dir.join("summary.json"), &summary_bytes(&outcome.summary)).map_err(py_err)?;
+        write_atomic(&dir.join("summary.json"), &summary_bytes(&marginflow::flow::verdict::summary_json(&outcome.summary)))
+            .map_err(py_err)?;
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
         }
@@ -459,7 +460,7 @@ fn run_flow(
         None => None,
     };
     Ok(FlowResult {
-        summary: to_py(py, &outcome.summary)?.unbind(),
+        summary: to_py(py, &marginflow::flow::verdict::summary_json(&outcome.summary))?.unbind(),
         trajectory: columns(py, &watch.rows)?.into_any().unbind(),
         kept: Kept { source, checkpoint: outcome.checkpoint },
         weights,
@@ -742,7 +743,7 @@ fn descent(
         None => py.None(),
     };
     Ok(DescentResult {
-        summary: to_py(py, &outcome.summary)?.unbind(),
+        summary: to_py(py, &marginflow::flow::verdict::summary_json(&outcome.summary))?.unbind(),
         trajectory: columns(py, &watch.rows)?.into_any().unbind(),
         weights,
     })

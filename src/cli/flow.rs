@@ -292,13 +292,15 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     let outcome = flow::run(&data, &settings, resume, want_weights, &mut files);
     files.progress.finish();
     let outcome = outcome?;
+    let verdict = flow::verdict::verdict(&outcome.summary);
+    let summary_json = flow::verdict::summary_json(&outcome.summary);
     if let Some(dir) = &out {
-        write_results(dir, &outcome, [settings.model.width, data.d], &mut manifest)?;
+        write_results(dir, &outcome, &summary_json, [settings.model.width, data.d], &mut manifest)?;
     }
     let f = &outcome.summary;
     let status = f.status;
     if args.json {
-        print_json(&outcome.summary)?;
+        print_json(&summary_json)?;
     } else {
         let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
@@ -311,6 +313,8 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             j(f.state.stable_rank)
         );
     }
+    // The last line: which point the flow reached.
+    eprintln!("{}", verdict.text);
     if status != FlowStatus::Reached {
         let detail = f.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
         eprintln!("marginflow: the run ended before its horizon: {status}{detail} (exit status 3)");
@@ -354,11 +358,11 @@ fn open_run_dir(
 fn write_results(
     dir: &Path,
     outcome: &flow::FlowOutcome,
+    summary: &serde_json::Value,
     shape: [usize; 2],
     manifest: &mut Manifest,
 ) -> anyhow::Result<()> {
-    let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
-    write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
+    write_atomic(&dir.join(rundir::SUMMARY), &serde_json::to_vec_pretty(summary)?)?;
     if let Some(w) = &outcome.weights {
         let path = dir.join(rundir::WEIGHTS);
         let bytes = encode_npy(&path, &shape, w)?;

@@ -18,6 +18,7 @@ pub mod run;
 pub mod settings;
 pub mod summary;
 pub mod system;
+pub mod verdict;
 pub mod woodbury;
 
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};

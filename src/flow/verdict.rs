@@ -4,8 +4,8 @@
 //! A pure function of the summary, so a reader of summary.json gets the same answer as the CLI.
 //!
 //! Thresholds are `validate`'s defaults ([`Thresholds`]): the theory pattern counts as reached
-//! when its W* is certified, 1 − cos(dW/ds, W*) ≤ `velocity_gap` and the flow's normalized margin
-//! is within `margin_tolerance` of W*'s; the rank counts the singular values of the flow's W above
+//! when its W* is certified, 1 − cos(dW/ds, W*) ≤ `velocity_gap` and the limit point's normalized
+//! margin is within `margin_tolerance` of W*'s; the rank counts the singular values of the flow's W above
 //! `sigma_ratio` σ1 (the `rank` claim's test of σ3/σ1).
 
 use crate::experiments::validate::Thresholds;
@@ -39,7 +39,8 @@ pub struct TheoryVerdict {
     pub reached: bool,
     /// 1 − cos(dW/ds, W*) against the theory pattern's W*.
     pub velocity_gap: Option<f64>,
-    /// The flow's normalized margin over W*'s (1 at the point itself).
+    /// The limit point's normalized margin over the theory pattern's W*'s (1 when they are the
+    /// same point; the flow's own margin when the limit pattern has no certified QP).
     pub margin_ratio: Option<f64>,
     /// Why it is not reached, when the reference is missing or not certified.
     pub because: Option<String>,
@@ -88,7 +89,15 @@ pub fn verdict_with(summary: &FlowSummary, th: &Thresholds) -> Verdict {
             TheoryVerdict { reached: false, velocity_gap: None, margin_ratio: None, because: Some(error.clone()) }
         }
         Some(FlowReference::Compared(c)) => {
-            let margin_ratio = match (summary.state.normalized_margin, c.normalized_margin) {
+            // The limit point's margin (the flow's own, which lags by O(1/s), without one) over W*'s.
+            let limit_margin = summary
+                .limit_reference
+                .as_ref()
+                .and_then(|r| r.comparison())
+                .filter(|l| l.certified)
+                .and_then(|l| l.normalized_margin)
+                .or(summary.state.normalized_margin);
+            let margin_ratio = match (limit_margin, c.normalized_margin) {
                 (Some(f), Some(q)) if q > 0.0 => Some(f / q),
                 _ => None,
             };
@@ -100,6 +109,16 @@ pub fn verdict_with(summary: &FlowSummary, th: &Thresholds) -> Verdict {
     };
     let mut v = Verdict { limit, theory_pattern, text: String::new() };
     v.text = v.line();
+    v
+}
+
+/// The summary as summary.json holds it: the run's numbers and, under `verdict`, which point the
+/// flow reached (the CLI's files and `--json`, and the Python module's `summary`, all use this).
+pub fn summary_json(summary: &FlowSummary) -> serde_json::Value {
+    let mut v = crate::metrics::to_json_value(summary);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("verdict".into(), crate::metrics::to_json_value(&verdict(summary)));
+    }
     v
 }
 
