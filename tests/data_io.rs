@@ -531,8 +531,11 @@ fn numpy_data_is_the_same_data_set_as_its_csv() {
     assert_eq!(hash_of(&[&fixture("numpy/mixture.npz")]), want, "np.savez (ZIP64 members)");
     assert_eq!(hash_of(&[&fixture("numpy/mixture_compressed.npz")]), want, "np.savez_compressed (deflate)");
     // float32 in Fortran order, labels 0/1 as uint8: the CSV's values rounded to f32.
-    let d = Dataset::load_with_labels(&fixture("numpy/mixture_X_f32_fortran.npy"), Some(&fixture("numpy/mixture_y01_u8.npy")))
-        .unwrap();
+    let d = Dataset::load_with_labels(
+        &fixture("numpy/mixture_X_f32_fortran.npy"),
+        Some(&fixture("numpy/mixture_y01_u8.npy")),
+    )
+    .unwrap();
     let c = Dataset::load(&csv).unwrap();
     assert_eq!((d.n, d.d, &d.y), (c.n, c.d, &c.y));
     assert!(d.x.iter().zip(&c.x).all(|(a, b)| *a == (*b as f32) as f64));
@@ -583,11 +586,19 @@ fn numpy_data_errors_say_what_to_do() {
     let err = run(&[&fixture("numpy/mixture.npz"), &two]);
     assert!(err.contains("holds its own labels"), "{err}");
     // An archive without y names what it holds; a float16 array names its dtype.
-    expect_bad_path(&fixture("numpy/mixture_no_y.npz"), None, "holds the arrays [points]; a data set needs X (n × d) and y (n)");
+    expect_bad_path(
+        &fixture("numpy/mixture_no_y.npz"),
+        None,
+        "holds the arrays [points]; a data set needs X (n × d) and y (n)",
+    );
     let half = dir.path().join("h.npy");
     std::fs::write(&half, npy_bytes(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", &[0; 4])).unwrap();
     let err = run(&[&x, &half]);
     assert!(err.contains("dtype '<f2' is not supported: use float64 or float32"), "{err}");
-    let o = bin().args(["gen", "--kind", "gaussian", "--n", "4", "--d", "4", "--out"]).arg(dir.path().join("g.npy")).output().unwrap();
+    let o = bin()
+        .args(["gen", "--kind", "gaussian", "--n", "4", "--d", "4", "--out"])
+        .arg(dir.path().join("g.npy"))
+        .output()
+        .unwrap();
     assert!(one_line_failure(&o, "gen npy").contains("NumPy files are read only"));
 }

@@ -76,7 +76,10 @@ fn resume_of_a_finished_run_without_a_horizon_says_so() {
     let run = t.path().join("run");
     ok(bin().args(["flow", "--data", s(&data), "--width", "4", "--until-log10-time", "10", "-q", "--out", s(&run)]));
     let err = bad(&bin().args(["flow", "--resume", s(&run)]).output().unwrap());
-    assert!(err.contains("already reached its horizon (--until-log10-time 10") && err.contains("nothing to do"), "{err}");
+    assert!(
+        err.contains("already reached its horizon (--until-log10-time 10") && err.contains("nothing to do"),
+        "{err}"
+    );
 }
 
 /// Every link and path the docs give is inside the repository: no `../` out of it, no
@@ -84,7 +87,8 @@ fn resume_of_a_finished_run_without_a_horizon_says_so() {
 #[test]
 fn docs_link_nothing_outside_the_repository() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("README.md"), root.join("validation/README.md"), root.join("examples/quickstart.py")];
+    let mut files =
+        vec![root.join("README.md"), root.join("validation/README.md"), root.join("examples/quickstart.py")];
     for e in std::fs::read_dir(root.join("docs")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "md") {
@@ -93,7 +97,11 @@ fn docs_link_nothing_outside_the_repository() {
     }
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("shared/DESIGN.md") && !text.contains("shared/STYLE.md"), "{} names shared/", f.display());
+        assert!(
+            !text.contains("shared/DESIGN.md") && !text.contains("shared/STYLE.md"),
+            "{} names shared/",
+            f.display()
+        );
         // Markdown links [text](target): relative targets must exist.
         for (k, _) in text.match_indices("](") {
             let rest = &text[k + 2..];
@@ -136,7 +144,10 @@ fn docs_agree_on_rates_defaults_and_claims() {
     let help = String::from_utf8(bin().args(["descent", "--help"]).output().unwrap().stdout).unwrap();
     assert!(help.contains(&format!("[default: {scale:e}]")), "{help}");
     let readme = read("README.md");
-    assert!(readme.contains(&format!("the\ndefault `--init-scale` is {scale:e}")) || readme.contains(&format!("default `--init-scale` is {scale:e}")));
+    assert!(
+        readme.contains(&format!("the\ndefault `--init-scale` is {scale:e}"))
+            || readme.contains(&format!("default `--init-scale` is {scale:e}"))
+    );
     assert!(!readme.contains("default 1/√d"));
     // Every claim of validate is named in README and validation/README.md.
     for c in marginflow::experiments::validate::ClaimKind::ALL {
@@ -166,7 +177,10 @@ fn flow_ends_with_its_verdict() {
     };
     let (line, summary) = run(10, 500, "4", "30");
     assert!(line.starts_with("limit: certified KKT point of its own pattern (rank "), "{line}");
-    assert!(line.contains("; theory pattern: reached (velocity gap ") && line.contains("margin ratio 1.0000)"), "{line}");
+    assert!(
+        line.contains("; theory pattern: reached (velocity gap ") && line.contains("margin ratio 1.0000)"),
+        "{line}"
+    );
     assert_eq!(summary["verdict"]["text"], line.as_str());
     assert_eq!(summary["verdict"]["theory_pattern"]["reached"], true);
     assert_eq!(summary["verdict"]["limit"]["kind"], "certified");
@@ -175,4 +189,34 @@ fn flow_ends_with_its_verdict() {
     assert!(line.contains("theory pattern: not reached (velocity gap "), "{line}");
     let gap = summary["verdict"]["theory_pattern"]["velocity_gap"].as_f64().unwrap();
     assert!(gap > 1e-8 && gap == summary["reference"]["velocity_gap"].as_f64().unwrap(), "{gap}");
+}
+
+/// runs.csv of a flow sweep: s, log10 t, the references' gaps, KKT numbers, the verdict, and
+/// the stable rank of W(0) (the same as descent's step 0 from the same initialization).
+#[test]
+fn flow_sweep_runs_csv_has_the_flow_columns() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::data_file(t.path(), 10, 500, 2);
+    let out = t.path().join("sw");
+    ok(bin().args(["sweep", "flow", "--data", s(&data), "--width", "4", "--until-log10-time", "20", "--out", s(&out)]));
+    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row = lines.next().unwrap();
+    // The verdict (quoted, with commas) is the last field before `error`.
+    let (head, verdict) = row.split_once(",\"").unwrap();
+    let fields: Vec<&str> = head.split(',').collect();
+    let col = |name: &str| fields[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"))];
+    for c in ["s", "log10_time", "cosine_velocity", "velocity_gap", "position_gap", "multiplier_error", "kkt_stationarity"] {
+        assert!(col(c).parse::<f64>().is_ok(), "{c} = {:?} in {row}", col(c));
+    }
+    assert!((col("log10_time").parse::<f64>().unwrap() - 20.0).abs() < 1e-9, "the horizon");
+    assert_eq!(col("theory_pattern_reached"), "true");
+    assert!(verdict.starts_with("limit: certified KKT point"), "{verdict}");
+    let o = bin()
+        .args(["descent", "--data", s(&data), "--width", "4", "--step-size", "0.1", "--steps", "1", "--json"])
+        .output()
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(col("initial_stable_rank").parse::<f64>().unwrap(), d["initial_stable_rank"].as_f64().unwrap());
 }

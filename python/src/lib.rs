@@ -583,12 +583,8 @@ fn resume(
         (Some(x), Some(y)) => (dataset(py, x, y, true)?, Source::Arrays(x.clone().unbind(), y.clone().unbind())),
         (None, None) => {
             let p = dir.join("data_path");
-            let path = std::fs::read_to_string(&p).map_err(|_| {
-                value_error(
-                    &format!("--resume {}", dir.display()),
-                    "no data_path file (pass X and y)",
-                )
-            })?;
+            let path = std::fs::read_to_string(&p)
+                .map_err(|_| value_error(&format!("--resume {}", dir.display()), "no data_path file (pass X and y)"))?;
             let (path, labels) = marginflow::io::rundir::parse_data_path(&path);
             let ds = Dataset::load_with_labels(&path, labels.as_deref()).map_err(py_err)?;
             ds.validate_for_training(&path).map_err(py_err)?;
@@ -743,7 +739,7 @@ fn descent(
         None => py.None(),
     };
     Ok(DescentResult {
-        summary: to_py(py, &marginflow::flow::verdict::summary_json(&outcome.summary))?.unbind(),
+        summary: to_py(py, &outcome.summary)?.unbind(),
         trajectory: columns(py, &watch.rows)?.into_any().unbind(),
         weights,
     })

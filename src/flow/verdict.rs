@@ -73,9 +73,9 @@ pub fn verdict_with(summary: &FlowSummary, th: &Thresholds) -> Verdict {
         None => LimitVerdict::Unknown,
         Some(r) => match r.comparison() {
             Some(c) if c.certified => LimitVerdict::Certified { rank, normalized_margin: c.normalized_margin },
-            _ => LimitVerdict::NotCertified {
-                reason: r.not_certified_because().unwrap_or("not certified").to_string(),
-            },
+            _ => {
+                LimitVerdict::NotCertified { reason: r.not_certified_because().unwrap_or("not certified").to_string() }
+            }
         },
     };
     let theory_pattern = match summary.reference.as_ref() {
@@ -125,7 +125,8 @@ pub fn summary_json(summary: &FlowSummary) -> serde_json::Value {
 /// A number as the line shows it: 3 significant digits, "?" when absent.
 fn g(x: Option<f64>) -> String {
     match x {
-        Some(v) if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e4) => format!("{v:.2e}"),
+        Some(v) if v == 0.0 => "0".into(),
+        Some(v) if v.abs() < 1e-3 || v.abs() >= 1e4 => format!("{v:.2e}"),
         Some(v) => format!("{v:.4}"),
         None => "?".into(),
     }
@@ -137,7 +138,10 @@ impl Verdict {
     pub fn line(&self) -> String {
         let limit = match &self.limit {
             LimitVerdict::Certified { rank, normalized_margin } => {
-                format!("certified KKT point of its own pattern (rank {rank}, normalized margin {})", g(*normalized_margin))
+                format!(
+                    "certified KKT point of its own pattern (rank {rank}, normalized margin {})",
+                    g(*normalized_margin)
+                )
             }
             LimitVerdict::NotCertified { reason } => format!("not certified ({reason})"),
             LimitVerdict::Unknown => "unknown (no limit-pattern reference)".into(),

@@ -123,7 +123,12 @@ pub fn parse_any_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)
         let what = if body.len() < count * size { "truncated" } else { "wrong length" };
         return Err(bad(
             path,
-            format!("{what}: shape {} of {size}-byte values needs {} data bytes, the file holds {}", shape_text(&shape), count * size, body.len()),
+            format!(
+                "{what}: shape {} of {size}-byte values needs {} data bytes, the file holds {}",
+                shape_text(&shape),
+                count * size,
+                body.len()
+            ),
         ));
     }
     let value = |c: &[u8]| -> f64 {

@@ -51,7 +51,8 @@ fn members(path: &Path, b: &[u8]) -> Result<Vec<Member>> {
     let not_zip = || bad(path, "not a NumPy .npz file (no ZIP end-of-central-directory record)");
     // The end record is 22 bytes plus a comment of at most 65535.
     let lowest = b.len().saturating_sub(22 + 65535);
-    let eocd = (lowest..b.len().saturating_sub(21)).rev().find(|&k| u32_at(b, k) == Some(0x0605_4b50)).ok_or_else(not_zip)?;
+    let eocd =
+        (lowest..b.len().saturating_sub(21)).rev().find(|&k| u32_at(b, k) == Some(0x0605_4b50)).ok_or_else(not_zip)?;
     let short = || bad(path, "truncated ZIP directory");
     let mut entries = u16_at(b, eocd + 10).ok_or_else(short)?;
     let mut cd_offset = u32_at(b, eocd + 16).ok_or_else(short)?;
@@ -123,12 +124,13 @@ pub fn read_members(path: &Path, b: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
                 miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit)
                     .map_err(|e| bad(path, format!("member '{}': cannot inflate: {e:?}", m.name)))?
             }
-            other => {
-                return Err(bad(
-                    path,
-                    format!("member '{}': ZIP compression method {other} is not supported (np.savez or np.savez_compressed)", m.name),
-                ))
-            }
+            other => return Err(bad(
+                path,
+                format!(
+                    "member '{}': ZIP compression method {other} is not supported (np.savez or np.savez_compressed)",
+                    m.name
+                ),
+            )),
         };
         if data.len() as u64 != m.size || crc32(&data) != m.crc {
             return Err(bad(path, format!("member '{}': size or CRC-32 does not match the ZIP directory", m.name)));

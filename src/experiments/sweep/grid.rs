@@ -306,17 +306,26 @@ pub struct PointSummary {
 pub trait Columns: Serialize + serde::de::DeserializeOwned {
     /// The row of a run that failed with `error`.
     fn failed(error: &str) -> Self;
+    /// The row of a run whose summary (its JSON object) is `summary`.
+    fn of_summary(summary: &serde_json::Value) -> std::result::Result<Self, serde_json::Error> {
+        Self::deserialize(summary)
+    }
 }
 
-/// runs.csv columns of a flow or descent sweep (from the run's summary).
+/// runs.csv columns of a flow or descent sweep (from the run's summary; the flow's comparison
+/// with the references and its verdict read from `reference`, `limit_reference` and `verdict`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunColumns {
     /// How the run ended (`error` for a run that failed).
     pub status: Option<String>,
+    /// Final normalized time s (flow).
+    pub s: Option<f64>,
+    /// Final log10 t (flow).
+    pub log10_time: Option<f64>,
     /// Final stable rank.
     pub stable_rank: Option<f64>,
-    /// Stable rank at the initialization (descent).
+    /// Stable rank at the initialization W(0).
     pub initial_stable_rank: Option<f64>,
     /// Final σ3/σ1.
     pub sigma3_over_sigma1: Option<f64>,
@@ -328,6 +337,24 @@ pub struct RunColumns {
     pub frobenius_norm: Option<f64>,
     /// Final agreement with the theory pattern.
     pub pattern_agreement: Option<f64>,
+    /// cos(dW/ds, W*) against the theory pattern's W* (flow).
+    pub cosine_velocity: Option<f64>,
+    /// 1 − cos(dW/ds, W*), theory pattern (flow).
+    pub velocity_gap: Option<f64>,
+    /// 1 − cos(W, W*), theory pattern (flow).
+    pub position_gap: Option<f64>,
+    /// max_i |w_i − λ_i/Σλ|, theory pattern (flow).
+    pub multiplier_error: Option<f64>,
+    /// 1 − cos(dW/ds, W*) against the limit pattern's certified W* (flow).
+    pub limit_velocity_gap: Option<f64>,
+    /// The flow direction's KKT stationarity residual (flow).
+    pub kkt_stationarity: Option<f64>,
+    /// The flow direction's KKT complementarity residual (flow).
+    pub kkt_complementarity: Option<f64>,
+    /// Whether the theory pattern's W* was reached ([`crate::flow::verdict`]; flow).
+    pub theory_pattern_reached: Option<bool>,
+    /// The verdict's line (flow).
+    pub verdict: Option<String>,
     /// The error of a run that failed.
     pub error: Option<String>,
 }
@@ -335,6 +362,25 @@ pub struct RunColumns {
 impl Columns for RunColumns {
     fn failed(error: &str) -> Self {
         RunColumns { status: Some("error".into()), error: Some(error.into()), ..Default::default() }
+    }
+    fn of_summary(summary: &serde_json::Value) -> std::result::Result<Self, serde_json::Error> {
+        let mut flat = summary.clone();
+        let get = |path: &[&str]| path.iter().try_fold(summary, |v, k| v.get(k)).cloned();
+        let nested: [(&str, &[&str]); 7] = [
+            ("cosine_velocity", &["reference", "cosine_velocity"]),
+            ("velocity_gap", &["reference", "velocity_gap"]),
+            ("position_gap", &["reference", "position_gap"]),
+            ("multiplier_error", &["reference", "multiplier_error"]),
+            ("limit_velocity_gap", &["limit_reference", "velocity_gap"]),
+            ("theory_pattern_reached", &["verdict", "theory_pattern", "reached"]),
+            ("verdict", &["verdict", "text"]),
+        ];
+        if let Some(map) = flat.as_object_mut() {
+            for (column, path) in nested {
+                map.insert(column.into(), get(path).unwrap_or(serde_json::Value::Null));
+            }
+        }
+        Self::deserialize(&flat)
     }
 }
 

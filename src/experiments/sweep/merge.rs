@@ -117,7 +117,7 @@ fn csv_of<C: Columns>(settings: &SweepSettings, results: &[RunResult]) -> Result
     out.push('\n');
     for r in results {
         let row = match &r.summary {
-            Ok(s) => C::deserialize(s).map_err(|e| Error::BadData {
+            Ok(s) => C::of_summary(s).map_err(|e| Error::BadData {
                 path: format!("runs/{}/{RESULT_FILE}", r.index).into(),
                 line: None,
                 reason: format!("summary: {e}"),

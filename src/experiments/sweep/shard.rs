@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::experiments::validate::{self, RowCollector, Scenario};
 use crate::flow;
 use crate::io::fsutil::create_dir;
-use crate::metrics::to_json_value;
+use crate::metrics::{self, to_json_value, StateNumbers};
 use crate::model::data::{self, Dataset, GenSettings};
+use crate::model::network::Network;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -70,7 +71,12 @@ pub fn run_task(
                 let data = shared_or(&generated, loaded)?;
                 let mut rows = RowCollector::default();
                 let out = flow::run(data, s, None, false, &mut rows)?;
-                Ok((to_json_value(&out.summary), rows.rows.iter().map(to_json_value).collect()))
+                // The summary with its verdict, and the stable rank of W(0) (as descent reports it).
+                let mut summary = flow::verdict::summary_json(&out.summary);
+                let net = Network::<f64>::new(data, &s.model, 53)?;
+                let initial = metrics::measure(&net, &vec![0.0; net.m * net.n])?;
+                summary["initial_stable_rank"] = serde_json::json!(StateNumbers::of(&initial).stable_rank);
+                Ok((summary, rows.rows.iter().map(to_json_value).collect()))
             }
             RunTask::Validate { scenario } => {
                 let (summary, rows) = run_point(scenario, base)?;

@@ -131,7 +131,10 @@ impl Dataset {
             return Err(bad(
                 path,
                 None,
-                format!("holds the arrays [{}]; a data set needs X (n × d) and y (n): np.savez(f, X=X, y=y)", names.join(", ")),
+                format!(
+                    "holds the arrays [{}]; a data set needs X (n × d) and y (n): np.savez(f, X=X, y=y)",
+                    names.join(", ")
+                ),
             ));
         };
         let member = |n: &str| path.join(format!("{n}.npy"));
@@ -186,7 +189,9 @@ impl Dataset {
                     s.push('\n');
                 }
             }
-            Format::Npy | Format::Npz => unreachable!("NumPy data files are not written (check_extension refuses them)"),
+            Format::Npy | Format::Npz => {
+                unreachable!("NumPy data files are not written (check_extension refuses them)")
+            }
             Format::Json => {
                 s.push_str("{\"x\": [\n");
                 for i in 0..self.n {

@@ -26,7 +26,9 @@ const KINDS: &str = ".svm/.libsvm/.txt (LIBSVM), .csv, .json, .npz (X and y) or 
 /// files are read, not written).
 pub fn check_extension(path: &Path) -> Result<()> {
     match format_of(path)? {
-        Format::Npy | Format::Npz => Err(bad(path, None, "gen writes .svm/.libsvm/.txt, .csv or .json (NumPy files are read only)")),
+        Format::Npy | Format::Npz => {
+            Err(bad(path, None, "gen writes .svm/.libsvm/.txt, .csv or .json (NumPy files are read only)"))
+        }
         _ => Ok(()),
     }
 }
@@ -37,7 +39,11 @@ fn array_labels(path: &Path, what: &str, y: &[f64]) -> Result<Vec<f64>> {
     let zero = y.iter().position(|&v| v == 0.0);
     let minus = y.iter().position(|&v| v == -1.0);
     if let (Some(z), Some(m)) = (zero, minus) {
-        return Err(bad(path, None, format!("{what} mixes label 0 (index {z}) and label -1 (index {m}): use -1/+1 or 0/1, not both")));
+        return Err(bad(
+            path,
+            None,
+            format!("{what} mixes label 0 (index {z}) and label -1 (index {m}): use -1/+1 or 0/1, not both"),
+        ));
     }
     if let Some(k) = y.iter().position(|&v| v != 1.0 && v != -1.0 && v != 0.0) {
         let v = y[k];
@@ -61,7 +67,11 @@ pub(super) fn from_arrays(
 ) -> Result<Dataset> {
     let shape = crate::io::npy::shape_text;
     let [n, d] = x_shape[..] else {
-        return Err(bad(x_path, None, format!("the points have shape {} but need (n, d): one row per point", shape(&x_shape))));
+        return Err(bad(
+            x_path,
+            None,
+            format!("the points have shape {} but need (n, d): one row per point", shape(&x_shape)),
+        ));
     };
     if n == 0 || d == 0 {
         return Err(bad(x_path, None, format!("the points have shape {}: no data", shape(&x_shape))));
@@ -75,7 +85,11 @@ pub(super) fn from_arrays(
         ));
     }
     if let Some(k) = x.iter().position(|v| !v.is_finite()) {
-        return Err(bad(x_path, None, format!("point {}, feature {} is {}: features must be finite", k / d, k % d + 1, x[k])));
+        return Err(bad(
+            x_path,
+            None,
+            format!("point {}, feature {} is {}: features must be finite", k / d, k % d + 1, x[k]),
+        ));
     }
     Ok(Dataset { n, d, x, y: array_labels(y_path, y_what, &y)? })
 }
