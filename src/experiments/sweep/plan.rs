@@ -149,14 +149,19 @@ impl Plan {
     pub fn read(dir: &Path) -> Result<Plan> {
         let path = dir.join(PLAN_FILE);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::BadData {
-            path: path.clone(),
+        Plan::parse_bytes(&path, &bytes)
+    }
+
+    /// A plan from the bytes of `path` (its format version checked).
+    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Plan> {
+        let plan: Plan = serde_json::from_slice(bytes).map_err(|e| Error::BadData {
+            path: path.to_path_buf(),
             line: Some(e.line()),
             reason: format!("not a sweep plan: {e}"),
         })?;
         if plan.format != PLAN_FORMAT {
             return Err(Error::BadData {
-                path,
+                path: path.to_path_buf(),
                 line: None,
                 reason: format!("plan format {} (this marginflow reads {PLAN_FORMAT})", plan.format),
             });
