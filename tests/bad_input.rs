@@ -311,8 +311,9 @@ fn descent_init_file_not_a_regular_file() {
 
 #[test]
 fn leak_outside_unit_interval() {
-    for leak in ["0", "1", "1.5", "-0.2", "NaN"] {
-        flow_bad_flags(&["--leak", leak], &["--leak", "(0, 1)"]);
+    // γ = 0 is the plain ReLU (accepted); the unit interval's other end and beyond are not.
+    for leak in ["1", "1.5", "-0.2", "NaN"] {
+        flow_bad_flags(&["--leak", leak], &["--leak", "[0, 1)"]);
     }
 }
 

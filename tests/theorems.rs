@@ -159,3 +159,24 @@ fn list_theorems_and_theorem_filter() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("### frei2023-gd") && md.contains("arXiv:2210.07082"));
 }
+
+/// ReLU (γ = 0): the flow runs, Lyu–Li's and Ji–Telgarsky's claims hold, Kou–Chen–Gu's bounded
+/// stable rank holds, and the claims of theorems that assume γ > 0 are reported, not gating.
+#[test]
+fn relu_flow_checks_the_theorems_that_cover_it() {
+    let text =
+        "name = \"relu\"\nwidth = 8\nleak = 0.0\nuntil_log10_time = 200\n\n[generate]\nn = 10\nd = 2000\nseed = 1\n";
+    let r = validate::run_scenario(&validate::prepare(text, "relu.toml", None).unwrap()).unwrap();
+    for c in &r.claims {
+        match c.theorem.as_str() {
+            "frei2023-gf" => {
+                assert!(matches!(c.verdict, Verdict::Reported | Verdict::NotApplicable), "{c:?}");
+                assert!(c.measurements.iter().all(|m| !m.gating));
+            }
+            _ => assert_eq!(c.verdict, Verdict::Holds, "{c:?}"),
+        }
+    }
+    let b = r.claims.iter().find(|c| c.claim == ClaimKind::BlockStableRank).unwrap();
+    assert!(b.measurements.iter().any(|m| m.gating && m.name.contains("ReLU: bounded")));
+    assert!(!r.fails());
+}

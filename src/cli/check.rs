@@ -17,7 +17,7 @@ pub struct CheckArgs {
     /// Labels (n values, -1/+1 or 0/1) in a .npy file, for --data X.npy.
     #[arg(long, value_name = "Y.npy")]
     pub labels: Option<PathBuf>,
-    /// Leak gamma of the leaky ReLU, in (0, 1).
+    /// Leak gamma of the leaky ReLU, in [0, 1) (0: the plain ReLU).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
     /// Constant C of the near-orthogonality condition R_min^2 >= C gamma^-3 R^2 n p.

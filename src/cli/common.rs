@@ -19,7 +19,7 @@ pub struct ModelArgs {
     /// Width m of the hidden layer.
     #[arg(long, required = true)]
     pub width: Option<usize>,
-    /// Leak γ of the leaky ReLU, in (0, 1).
+    /// Leak γ of the leaky ReLU, in [0, 1) (0: the plain ReLU).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
     /// Second layer: balanced (a_j = +1/√m for j < ⌈m/2⌉, −1/√m after; exactly balanced

@@ -96,7 +96,7 @@ impl Init {
 pub struct ModelSettings {
     /// Width m (default: 16).
     pub width: usize,
-    /// Leak γ of the activation, in (0, 1) (default: 0.1).
+    /// Leak γ of the activation, in [0, 1); 0 is the plain ReLU (default: 0.1).
     pub leak: f64,
     /// Second layer (default: balanced).
     pub outer: OuterLayer,
@@ -122,12 +122,11 @@ impl Default for ModelSettings {
 }
 
 /// The one check of the leak γ for every command and scenario: the leaky ReLU
-/// φ(z) = max(z, γz) needs γ ∈ (0, 1) (γ = 0, plain ReLU, is refused: the flow's loss weights
-/// and the max-margin pattern constraints assume φ' ≥ γ > 0).
+/// φ(z) = max(z, γz) needs γ ∈ [0, 1). γ = 0 is the plain ReLU: φ' ∈ {0, 1} off the kinks and the
+/// Clarke slope σ ∈ [0, 1] on them; a neuron whose pre-activations are all negative stops moving.
 pub fn validate_leak(leak: f64) -> Result<()> {
-    if !(leak > 0.0 && leak < 1.0) {
-        let why = if leak == 0.0 { " (γ = 0, plain ReLU, is not supported)" } else { "" };
-        return Err(Error::setting("leak", format!("must be in (0, 1), got {leak}{why}")));
+    if !(leak >= 0.0 && leak < 1.0) {
+        return Err(Error::setting("leak", format!("must be in [0, 1) (0 is the plain ReLU), got {leak}")));
     }
     Ok(())
 }

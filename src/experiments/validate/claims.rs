@@ -369,7 +369,7 @@ pub(super) fn flow_claims(ev: &Evidence<'_>, geometry: &Geometry) -> Result<Vec<
                 tc::path_length_claim(sc.loss, ev.p.data.n, &rows, &gaps, fin, th, expect)
             }
             ClaimKind::BlockStableRank => {
-                tc::block_stable_rank_claim(ev.weights, ev.a, ev.p.data.d, sc.leak, th, expect)
+                tc::block_stable_rank_claim(ev.weights, ev.a, &ev.p.data, sc.leak, th, expect)
             }
             ClaimKind::MarginRatio => tc::margin_ratio_claim(train_margins.as_deref(), th, expect),
             ClaimKind::BenignOverfitting => {
@@ -380,7 +380,30 @@ pub(super) fn flow_claims(ev: &Evidence<'_>, geometry: &Geometry) -> Result<Vec<
             ClaimKind::GdStableRank => continue,
         });
     }
-    Ok(out)
+    Ok(relu_reported(out, sc.leak))
+}
+
+/// With γ = 0 (ReLU) the claims of theorems that assume γ > 0 are measured and reported, never
+/// gating (their theorem says nothing there).
+pub(super) fn relu_reported(mut claims: Vec<ClaimResult>, leak: f64) -> Vec<ClaimResult> {
+    if leak != 0.0 {
+        return claims;
+    }
+    for c in claims.iter_mut().filter(|c| theorem_of(c.claim).needs_leak) {
+        if c.verdict == Verdict::NotApplicable {
+            continue;
+        }
+        for m in c.measurements.iter_mut() {
+            m.gating = false;
+        }
+        c.verdict = Verdict::Reported;
+        let note = format!("{} assumes γ > 0: measured and reported at γ = 0 (ReLU), not gating", c.theorem);
+        c.note = Some(match c.note.take() {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        });
+    }
+    claims
 }
 
 /// The final position and velocity gaps with the limit-pattern reference when it is certified,

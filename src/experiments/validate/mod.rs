@@ -376,12 +376,13 @@ fn run_descent_scenario(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> 
         claims.push(match kind {
             ClaimKind::GdStableRank => theorem_claims::gd_stable_rank_claim(&ranks, steps, th, expect),
             ClaimKind::BlockStableRank => {
-                theorem_claims::block_stable_rank_claim(weights, &a, p.data.d, sc.leak, th, expect)
+                theorem_claims::block_stable_rank_claim(weights, &a, &p.data, sc.leak, th, expect)
             }
             ClaimKind::MarginRatio => theorem_claims::margin_ratio_claim(q.as_deref(), th, expect),
             _ => continue,
         });
     }
+    let claims = claims::relu_reported(claims, sc.leak);
     let status = out.summary.status;
     Ok(ScenarioReport {
         name: sc.name.clone(),

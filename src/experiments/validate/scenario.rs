@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The built-in default suite: (file name, contents), the same files as `validation/*.toml`
-/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md).
+/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md) and
+/// `relu_gd.toml` (a finding: gradient descent's margins have not equalized at T = 2·10⁴).
 pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("gaussian.toml", include_str!("../../../validation/gaussian.toml")),
     ("mixture.toml", include_str!("../../../validation/mixture.toml")),
@@ -22,6 +23,7 @@ pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("gd_default_init.toml", include_str!("../../../validation/gd_default_init.toml")),
     ("benign.toml", include_str!("../../../validation/benign.toml")),
     ("benign_low_snr.toml", include_str!("../../../validation/benign_low_snr.toml")),
+    ("relu.toml", include_str!("../../../validation/relu.toml")),
 ];
 
 /// The `[generate]` table of a scenario: the options of `marginflow gen`, as the generator's own
@@ -73,6 +75,9 @@ pub struct Thresholds {
     pub gd_drop: f64,
     /// Largest error on the clean test set (`benign_overfitting`) (default: 0.05).
     pub test_error: f64,
+    /// ReLU (γ = 0): largest stable rank of W, the constant of Kou–Chen–Gu's bound
+    /// (`block_stable_rank`) (default: 4).
+    pub relu_stable_rank: f64,
 }
 
 impl Default for Thresholds {
@@ -96,6 +101,7 @@ impl Default for Thresholds {
             gd_stable_rank: 2.0,
             gd_drop: 0.5,
             test_error: 0.05,
+            relu_stable_rank: 4.0,
         }
     }
 }
@@ -426,6 +432,7 @@ pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> 
         ("stable_rank_excess", t.stable_rank_excess),
         ("gd_stable_rank", t.gd_stable_rank),
         ("gd_drop", t.gd_drop),
+        ("relu_stable_rank", t.relu_stable_rank),
     ] {
         if !(v.is_finite() && v > 0.0) {
             return Err(bad(source, None, format!("key `thresholds.{k}`: must be finite and > 0, got {v}")));

@@ -197,7 +197,7 @@ pub fn margins_on(w: &[f64], a: &[f64], act: Activation, d: usize, x: &[f64], y:
 pub fn block_stable_rank_claim(
     w: Option<&[f64]>,
     a: &[f64],
-    d: usize,
+    data: &Dataset,
     gamma: f64,
     th: &Thresholds,
     expect: &[ClaimKind],
@@ -206,41 +206,57 @@ pub fn block_stable_rank_claim(
         let ms = vec![Measurement::gate("final weights available (1 = yes)", Some(0.0), Comparison::AtLeast, 1.0)];
         return claim(ClaimKind::BlockStableRank, ms, Some("no final weights".into()), expect);
     };
+    let d = data.d;
     let pos: Vec<usize> = (0..a.len()).filter(|&j| a[j] > 0.0).collect();
     let neg: Vec<usize> = (0..a.len()).filter(|&j| a[j] < 0.0).collect();
     let all: Vec<usize> = (0..a.len()).collect();
     let limit = 1.0 + th.stable_rank_excess;
     let whole = block_stable_rank(w, d, &all);
+    let dead = (0..a.len())
+        .filter(|&j| {
+            data.x.chunks(d).all(|x| w[j * d..(j + 1) * d].iter().zip(x).map(|(p, q)| p * q).sum::<f64>() <= 0.0)
+        })
+        .count();
+    let relu = gamma == 0.0;
     let mut ms = Vec::new();
-    if !pos.is_empty() {
-        ms.push(Measurement::gate(
-            "stable rank of W₊ (a_j > 0)",
-            block_stable_rank(w, d, &pos),
-            Comparison::AtMost,
-            limit,
-        ));
+    for (label, rows) in [("stable rank of W₊ (a_j > 0)", &pos), ("stable rank of W₋ (a_j < 0)", &neg)] {
+        if rows.is_empty() {
+            continue;
+        }
+        let v = block_stable_rank(w, d, rows);
+        ms.push(if relu {
+            Measurement::info_threshold(label, v, Comparison::AtMost, limit)
+        } else {
+            Measurement::gate(label, v, Comparison::AtMost, limit)
+        });
     }
-    if !neg.is_empty() {
-        ms.push(Measurement::gate(
-            "stable rank of W₋ (a_j < 0)",
-            block_stable_rank(w, d, &neg),
-            Comparison::AtMost,
-            limit,
-        ));
+    if relu {
+        ms.push(Measurement::gate("stable rank of W (ReLU: bounded)", whole, Comparison::AtMost, th.relu_stable_rank));
+    } else {
+        ms.push(Measurement::info_threshold("stable rank of W (the other reading)", whole, Comparison::AtMost, limit));
     }
-    ms.push(Measurement::info_threshold("stable rank of W (the other reading)", whole, Comparison::AtMost, limit));
     ms.push(Measurement::report(
         "2(1+γ²)/(1+γ)² (W at the balanced max-margin point, orthogonal equal-norm data)",
         Some(2.0 * (1.0 + gamma * gamma) / ((1.0 + gamma) * (1.0 + gamma))),
     ));
-    let reading =
-        match (ms.iter().filter(|m| m.gating).all(|m| m.pass == Some(true)), whole.is_some_and(|v| v <= limit)) {
-            (true, true) => "both readings hold",
-            (true, false) => "the sign-block reading holds, the whole-W reading does not",
-            (false, true) => "the whole-W reading holds, the sign-block reading does not",
-            (false, false) => "neither reading holds",
-        };
-    let note = format!("readings: W₊ and W₋ each (gating) or the whole W (reported); here {reading}");
+    ms.push(Measurement::report("dead neurons (⟨w_j, x_i⟩ ≤ 0 for every i)", Some(dead as f64)));
+    let blocks_hold =
+        ms.iter().filter(|m| m.name.contains("W₊") || m.name.contains("W₋")).all(|m| m.pass == Some(true));
+    let reading = match (blocks_hold, whole.is_some_and(|v| v <= limit)) {
+        (true, true) => "both readings hold",
+        (true, false) => "the sign-block reading holds, the whole-W reading does not",
+        (false, true) => "the whole-W reading holds, the sign-block reading does not",
+        (false, false) => "neither reading holds",
+    };
+    let note = if relu {
+        format!(
+            "ReLU: the theorem bounds the stable rank of W by a constant (gating: at most {}); the rank-one readings \
+             are reported: {reading}",
+            th.relu_stable_rank
+        )
+    } else {
+        format!("readings: W₊ and W₋ each (gating) or the whole W (reported); here {reading}")
+    };
     claim(ClaimKind::BlockStableRank, ms, Some(note), expect)
 }
 
@@ -355,12 +371,25 @@ mod tests {
         let w = [1.0, -g, 1.0, -g, -g, 1.0, -g, 1.0];
         let a = [0.5, 0.5, -0.5, -0.5];
         let th = Thresholds::default();
-        let c = block_stable_rank_claim(Some(&w), &a, 2, g, &th, &[]);
+        let data = Dataset { n: 2, d: 2, x: vec![1.0, 0.0, 0.0, 1.0], y: vec![1.0, -1.0] };
+        let c = block_stable_rank_claim(Some(&w), &a, &data, g, &th, &[]);
         assert_eq!(c.verdict, super::super::Verdict::Holds, "{c:?}");
         assert!(c.note.as_deref().unwrap().contains("sign-block reading holds"));
         let w2 = [1.0, 0.0, 0.0, 1.0, -g, 1.0, -g, 1.0];
-        let c = block_stable_rank_claim(Some(&w2), &a, 2, g, &th, &[]);
+        let c = block_stable_rank_claim(Some(&w2), &a, &data, g, &th, &[]);
         assert_eq!(c.verdict, super::super::Verdict::Fails);
+        // ReLU: the whole W's stable rank gates (bounded), the blocks are reported; a neuron with
+        // ⟨w_j, x_i⟩ ≤ 0 on both points is dead.
+        let w3 = [1.0, 0.0, 0.0, 1.0, -1.0, -1.0, 0.0, 1.0];
+        let c = block_stable_rank_claim(Some(&w3), &a, &data, 0.0, &th, &[]);
+        assert_eq!(c.verdict, super::super::Verdict::Holds, "{c:?}");
+        let dead = c.measurements.iter().find(|m| m.name.starts_with("dead")).unwrap().value;
+        assert_eq!(dead, Some(1.0));
+        let strict = Thresholds { relu_stable_rank: 1.5, ..Thresholds::default() };
+        assert_eq!(
+            block_stable_rank_claim(Some(&w3), &a, &data, 0.0, &strict, &[]).verdict,
+            super::super::Verdict::Fails
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Theorem {
     pub kinds: &'static [ScenarioKind],
     /// Its claims, in report order.
     pub claims: &'static [ClaimKind],
+    /// Whether it assumes a leak γ > 0: with γ = 0 (ReLU) its claims are measured and reported,
+    /// never gating.
+    pub needs_leak: bool,
     /// Whether a scenario checks it by default (without `theorems = [...]`); `frei2023-benign`
     /// needs a `[test]` table and is checked only where one is given.
     pub default_on: bool,
@@ -68,6 +71,7 @@ pub const THEOREMS: &[Theorem] = &[
             ClaimKind::GlobalMaxMargin,
             ClaimKind::LinearBoundary,
         ],
+        needs_leak: true,
         default_on: true,
     },
     Theorem {
@@ -83,6 +87,7 @@ pub const THEOREMS: &[Theorem] = &[
         assumptions: &["separability reached along the flow: nL < ℓ(0) at some time"],
         kinds: &[ScenarioKind::Flow],
         claims: &[ClaimKind::SmoothedMargin, ClaimKind::LossRates, ClaimKind::Kkt],
+        needs_leak: false,
         default_on: true,
     },
     Theorem {
@@ -98,6 +103,7 @@ pub const THEOREMS: &[Theorem] = &[
         assumptions: &["separability reached along the flow: nL < ℓ(0) at some time"],
         kinds: &[ScenarioKind::Flow],
         claims: &[ClaimKind::PathLength],
+        needs_leak: false,
         default_on: true,
     },
     Theorem {
@@ -111,6 +117,7 @@ pub const THEOREMS: &[Theorem] = &[
         assumptions: &["near orthogonality", "initialization scale small (ω ≪ 1/√d)", "step size α ≤ 1/C_smooth"],
         kinds: &[ScenarioKind::Descent],
         claims: &[ClaimKind::GdStableRank],
+        needs_leak: true,
         default_on: true,
     },
     Theorem {
@@ -122,11 +129,14 @@ pub const THEOREMS: &[Theorem] = &[
                     the same normalized margin asymptotically (max_i q_i / min_i q_i → 1). Which matrix has stable \
                     rank 1 is read two ways: the whole W, or each sign block W₊ (a_j > 0) and W₋ (a_j < 0); at the \
                     balanced max-margin point on orthogonal equal-norm data W has stable rank 2(1+γ²)/(1+γ)², not 1. \
-                    Both are measured; the blocks gate, the whole W is reported. On flows it is checked in the \
+                    Both are measured; the blocks gate, the whole W is reported. For the ReLU (γ = 0) the theorem \
+                    bounds the stable rank of W by a constant: that gates (at most `relu_stable_rank`) and the \
+                    neurons that are dead (all pre-activations ≤ 0) are counted. On flows it is checked in the \
                     step-size → 0 limit.",
         assumptions: &["near orthogonality ‖x_i‖² ≥ C n max_{k≠i}|⟨x_i,x_k⟩|", "small initialization"],
         kinds: &[ScenarioKind::Descent, ScenarioKind::Flow],
         claims: &[ClaimKind::BlockStableRank, ClaimKind::MarginRatio],
+        needs_leak: false,
         default_on: true,
     },
     Theorem {
@@ -141,6 +151,7 @@ pub const THEOREMS: &[Theorem] = &[
         assumptions: &["near orthogonality", "‖μ‖ large enough against d and n (signal-to-noise)"],
         kinds: &[ScenarioKind::Flow],
         claims: &[ClaimKind::BenignOverfitting],
+        needs_leak: true,
         default_on: false,
     },
 ];
