@@ -354,8 +354,8 @@ fn check<'py>(
     leak: f64,
     constant: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if !(leak > 0.0 && leak < 1.0) {
-        return Err(value_error("--leak", format!("{leak} is outside (0, 1)")));
+    if !(leak >= 0.0 && leak < 1.0) {
+        return Err(value_error("--leak", format!("{leak} is outside [0, 1)")));
     }
     if !(constant.is_finite() && constant > 0.0) {
         return Err(value_error("--constant", format!("{constant} is not a finite number > 0")));

@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(c.verdict, super::super::Verdict::Holds, "{c:?}");
         let dead = c.measurements.iter().find(|m| m.name.starts_with("dead")).unwrap().value;
         assert_eq!(dead, Some(1.0));
-        let strict = Thresholds { relu_stable_rank: 1.5, ..Thresholds::default() };
+        let strict = Thresholds { relu_stable_rank: 1.2, ..Thresholds::default() };
         assert_eq!(
             block_stable_rank_claim(Some(&w3), &a, &data, 0.0, &strict, &[]).verdict,
             super::super::Verdict::Fails
