@@ -28,7 +28,7 @@ print(f"  normalized margin {s['normalized_margin']:.6f}, stable rank {s['stable
 ref = r.reference
 print(f"reference (certified: {ref['certified']}): normalized margin {ref['normalized_margin']:.6f}")
 print(f"  cosine(velocity, W*) = 1 - {ref['velocity_gap']:.2e}   (converges exponentially in s)")
-print(f"  cosine(position, W*) = 1 - {ref['position_gap']:.2e}   (converges like 1/s)")
+print(f"  cosine(position, W*) = 1 - {ref['position_gap']:.2e}   (falls like 1/s^2: the direction error is 1/s)")
 print(f"  multiplier error {ref['multiplier_error']:.2e}")
 
 W = r.W  # m x d float64, computed on request

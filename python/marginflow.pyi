@@ -127,8 +127,9 @@ def flow(
     init_scale 1e-3 (or W0, m×d), horizon t = 10^100, rtol 1e-10, atol 1e-12, method "auto",
     events on, precision 53 (f64; more needs the MPFR build). With `out`, DIR gets
     trajectory.jsonl, summary.json, checkpoint (every `checkpoint_every` s, at the end and on
-    Ctrl-C) and, with `save_weights`, W.npy. `progress`: a status line on sys.stderr for runs
-    longer than a second.
+    Ctrl-C), with `save_weights` W.npy, and the data (data_X.npy, data_y.npy, named in
+    data_path) so that `marginflow flow --resume DIR` continues the run. `progress`: a status
+    line on sys.stderr for runs longer than a second.
 
     >>> r = flow(X, y, 16, leak=0.2, until_log10_time=100)
     >>> r.reference["cosine_velocity"]

@@ -89,13 +89,82 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(if e.use_stderr() { 2 } else { 0 })
         }
         _ => {
-            // Clap's first line is the reason ("error: the argument '--x' cannot be used with
-            // '--y'"); the rest is usage and tips.
-            let text = e.to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-            let reason = first.trim().strip_prefix("error:").unwrap_or(first).trim();
-            eprintln!("marginflow: {reason} (see --help)");
+            eprintln!("marginflow: {} (see --help)", clap_one_line(&e.to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Clap's whole message on one line: the reason, what it lists (the missing flags, the valid
+/// values), and its tips, with "a similar argument exists: 'X'" said as "did you mean 'X'?".
+/// The usage block and the "try '--help'" line are dropped (the line ends in "(see --help)").
+fn clap_one_line(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let line = line.strip_prefix("error:").unwrap_or(line).trim();
+        let line = match line.strip_prefix("tip:").map(str::trim) {
+            Some(tip) => did_you_mean(tip),
+            // "[possible values: a, b]" → "possible values: a, b".
+            None => line.strip_prefix('[').and_then(|l| l.strip_suffix(']')).unwrap_or(line).to_string(),
+        };
+        match parts.last_mut() {
+            // "… were not provided:" followed by the list, one flag a line.
+            Some(last) if last.ends_with(':') => {
+                last.push(' ');
+                last.push_str(&line);
+            }
+            Some(last) if last.ends_with('>') && line.starts_with("--") => {
+                last.push_str(", ");
+                last.push_str(&line);
+            }
+            _ => parts.push(line),
+        }
+    }
+    if parts.is_empty() {
+        return "invalid arguments".into();
+    }
+    parts.join("; ")
+}
+
+/// A clap tip as a question: "a similar argument exists: '--width'" → "did you mean '--width'?".
+fn did_you_mean(tip: &str) -> String {
+    for lead in ["a similar argument exists:", "a similar value exists:", "a similar subcommand exists:"] {
+        if let Some(rest) = tip.strip_prefix(lead) {
+            return format!("did you mean {}?", rest.trim());
+        }
+    }
+    for lead in ["some similar arguments exist:", "some similar values exist:", "some similar subcommands exist:"] {
+        if let Some(rest) = tip.strip_prefix(lead) {
+            return format!("did you mean one of {}?", rest.trim());
+        }
+    }
+    tip.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clap_one_line;
+
+    #[test]
+    fn missing_flags_are_listed_on_the_line() {
+        let text = "error: the following required arguments were not provided:\n  --width <WIDTH>\n  --steps <STEPS>\n\nUsage: marginflow descent --width <WIDTH>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_one_line(text),
+            "the following required arguments were not provided: --width <WIDTH>, --steps <STEPS>"
+        );
+    }
+
+    #[test]
+    fn tips_become_questions() {
+        let text =
+            "error: unexpected argument '--witdh' found\n\n  tip: a similar argument exists: '--width'\n\nUsage: x\n";
+        assert_eq!(clap_one_line(text), "unexpected argument '--witdh' found; did you mean '--width'?");
     }
 }

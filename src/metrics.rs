@@ -166,25 +166,6 @@ pub struct Shape {
     pub m: usize,
 }
 
-/// Insert `name` (and `name_decimal` when present) into a JSON object.
-pub fn put(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, v: &Num) {
-    obj.insert(name.to_string(), serde_json::json!(v.value));
-    if let Some(d) = &v.decimal {
-        obj.insert(format!("{name}_decimal"), serde_json::json!(d));
-    }
-}
-
-/// Insert a list `name` (and `name_decimal`).
-pub fn put_list(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, v: &[Num]) {
-    obj.insert(name.to_string(), serde_json::json!(v.iter().map(|x| x.value).collect::<Vec<_>>()));
-    if v.iter().any(|x| x.decimal.is_some()) {
-        obj.insert(
-            format!("{name}_decimal"),
-            serde_json::json!(v.iter().map(|x| x.decimal.clone().unwrap_or_default()).collect::<Vec<_>>()),
-        );
-    }
-}
-
 /// Measurements of one state W = W0 + B X (with log(1+t) = u for the flow).
 #[derive(Clone, Debug)]
 pub struct StateMetrics<T> {

@@ -311,8 +311,9 @@ fn descent_init_file_not_a_regular_file() {
 
 #[test]
 fn leak_outside_unit_interval() {
-    for leak in ["0", "1", "1.5", "-0.2", "NaN"] {
-        flow_bad_flags(&["--leak", leak], &["--leak", "(0, 1)"]);
+    // γ = 0 is the plain ReLU (accepted); the unit interval's other end and beyond are not.
+    for leak in ["1", "1.5", "-0.2", "NaN"] {
+        flow_bad_flags(&["--leak", leak], &["--leak", "[0, 1)"]);
     }
 }
 
@@ -367,6 +368,25 @@ fn unknown_flag_is_one_line() {
     let mut args = flow_args(Path::new("d.csv"), "2");
     args.push("--no-such-flag");
     expect_bad(&args, &["--no-such-flag"]);
+}
+
+#[test]
+fn missing_flags_are_named() {
+    let line = expect_bad(&["flow", "--data", "g.json"], &["--width <WIDTH>", "not provided"]);
+    assert!(!line.contains("provided: (see"), "{line}");
+    expect_bad(&["descent", "--data", "g.json"], &["--width <WIDTH>, --step-size <STEP_SIZE>, --steps <STEPS>"]);
+}
+
+#[test]
+fn a_misspelt_flag_or_value_gets_did_you_mean_and_the_valid_values() {
+    let mut args = flow_args(Path::new("d.csv"), "2");
+    args.extend(["--witdh", "32"]);
+    expect_bad(&args, &["'--witdh'", "did you mean '--width'?"]);
+    expect_bad(
+        &["gen", "--kind", "gauss", "--n", "4", "--d", "4", "--out", "x.json"],
+        &["'gauss'", "possible values: gaussian, mixture, orthogonal", "did you mean 'gaussian'?"],
+    );
+    expect_bad(&["flwo"], &["did you mean 'flow'?"]);
 }
 
 #[test]

@@ -82,6 +82,61 @@ fn csv_errors() {
     expect_bad("e.csv", b"1,0.5,\n", Some(1), "feature 2 '' is not a number");
 }
 
+/// `check --json` on a CSV text: the data set's sha256, n and d (exit 0 required).
+fn csv_check(contents: &str) -> (String, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.csv");
+    std::fs::write(&path, contents).unwrap();
+    let o = check(&path).arg("--json").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (v["hash"].as_str().unwrap().to_string(), v["n"].as_u64().unwrap(), v["d"].as_u64().unwrap())
+}
+
+#[test]
+fn csv_header_names_the_label_and_pandas_index_is_recognized() {
+    let plain = csv_check("1,0.5,2\n-1,1,3\n");
+    assert_eq!((plain.1, plain.2), (2, 2));
+    // pandas' default to_csv: an unnamed index first, the label column named (anywhere).
+    assert_eq!(csv_check(",a,b,label\n0,0.5,2,1\n1,1,3,-1\n"), plain);
+    assert_eq!(csv_check("Unnamed: 0,y,a,b\n0,1,0.5,2\n1,-1,1,3\n"), plain);
+    assert_eq!(csv_check("a,TARGET,b\n0.5,1,2\n1,-1,3\n"), plain);
+    // A header without a label name keeps the label first.
+    assert_eq!(csv_check("class,a,b\n1,0.5,2\n-1,1,3\n"), plain);
+    // An index column but no label column: refused, naming the index.
+    expect_bad("i.csv", b",a,b\n0,0.5,2\n1,1,3\n", Some(1), "the first column has no name, as pandas writes its index");
+    expect_bad("i.csv", b"index,a,b\n0,0.5,2\n", Some(1), "the first column is named 'index'");
+    expect_bad(
+        "two.csv",
+        b"y,a,label\n1,0.5,2\n",
+        Some(1),
+        "more than one label column: 'y' (column 1), 'label' (column 3)",
+    );
+    // A feature named by the header is named in its error.
+    expect_bad("f.csv", b",x1,x2,label\n0,0.5,oops,1\n", Some(2), "feature 2 ('x2') 'oops' is not a number");
+}
+
+#[test]
+fn csv_other_separators_are_named_and_echoes_are_cut() {
+    let row: Vec<String> = (0..2000).map(|k| format!("{}", k as f64 * 0.001)).collect();
+    let semi = format!("1;{}\n-1;{}\n", row.join(";"), row.join(";"));
+    expect_bad("s.csv", semi.as_bytes(), Some(1), "fields are separated by ';' (2001 fields), not ','");
+    expect_bad("t.csv", b"label\ta\tb\n1\t2\t3\n", Some(1), "separated by a tab");
+    // A 10 KB field is echoed by its first 40 characters.
+    let long = "7".repeat(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.csv");
+    std::fs::write(&path, format!("1,0.5\n{long}x,1\n")).unwrap();
+    let err = one_line_failure(&check(&path).output().unwrap(), "long label");
+    assert!(err.contains(&format!("label '{}… (10001 characters)' is not a number", "7".repeat(40))), "{err}");
+    assert!(err.len() < 300, "{err}");
+}
+
+#[test]
+fn labels_outside_the_set_get_the_mapping_hint() {
+    expect_bad("l.csv", b"1,0.5\n2,1\n", Some(2), "map the two classes to -1/+1 (or 0/1) first");
+}
+
 #[test]
 fn libsvm_errors() {
     expect_bad("z.svm", b"1 0:0.5\n", Some(1), "feature index 0: indices are 1-based");
@@ -297,8 +352,8 @@ fn check_json_parses() {
 fn check_rejects_bad_leak_and_constant() {
     let dir = tempfile::tempdir().unwrap();
     let p = gen_file(dir.path(), "g.csv", &["--n", "4", "--d", "5"]);
+    // `--leak 0` is the plain ReLU (accepted: the paper's ratio, with γ³ in it, is then 0).
     for (flag, v) in [
-        ("--leak", "0"),
         ("--leak", "1"),
         ("--leak", "-0.2"),
         ("--leak", "NaN"),
@@ -447,4 +502,103 @@ proptest! {
         prop_assert_eq!(s, shape);
         prop_assert_eq!(le(&back), le(&vals));
     }
+}
+
+/// The shipped NumPy fixtures (written by numpy 2.4 from data/mixture_n10_d50.csv).
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// `check --json ARGS`: the data hash (exit 0 required).
+fn hash_of(args: &[&Path]) -> String {
+    let mut c = bin();
+    c.arg("check").arg("--data").arg(args[0]);
+    if let Some(l) = args.get(1) {
+        c.arg("--labels").arg(l);
+    }
+    let o = c.arg("--json").output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["hash"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn numpy_data_is_the_same_data_set_as_its_csv() {
+    let csv = fixture("mixture_n10_d50.csv");
+    let want = Dataset::load(&csv).unwrap().hash();
+    let (x, y) = (fixture("numpy/mixture_X.npy"), fixture("numpy/mixture_y.npy"));
+    assert_eq!(hash_of(&[&x, &y]), want, "X.npy + int64 y.npy");
+    assert_eq!(hash_of(&[&fixture("numpy/mixture.npz")]), want, "np.savez (ZIP64 members)");
+    assert_eq!(hash_of(&[&fixture("numpy/mixture_compressed.npz")]), want, "np.savez_compressed (deflate)");
+    // float32 in Fortran order, labels 0/1 as uint8: the CSV's values rounded to f32.
+    let d = Dataset::load_with_labels(
+        &fixture("numpy/mixture_X_f32_fortran.npy"),
+        Some(&fixture("numpy/mixture_y01_u8.npy")),
+    )
+    .unwrap();
+    let c = Dataset::load(&csv).unwrap();
+    assert_eq!((d.n, d.d, &d.y), (c.n, c.d, &c.y));
+    assert!(d.x.iter().zip(&c.x).all(|(a, b)| *a == (*b as f32) as f64));
+    assert!(d.x != c.x);
+}
+
+#[test]
+fn numpy_data_in_every_command_and_in_scenarios() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (x, y) = (fixture("numpy/mixture_X.npy"), fixture("numpy/mixture_y.npy"));
+    let data = ["--data", x.to_str().unwrap(), "--labels", y.to_str().unwrap()];
+    for (cmd, extra) in [
+        ("flow", vec!["--width", "4", "--until-s", "2"]),
+        ("descent", vec!["--width", "4", "--step-size", "0.1", "--steps", "5"]),
+        ("maxmargin", vec!["--width", "4", "--test-points", "10"]),
+    ] {
+        let o = bin().arg(cmd).args(data).args(&extra).arg("--json").output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let npz = fixture("numpy/mixture_compressed.npz");
+    let o = bin().args(["flow", "--width", "4", "--until-s", "2", "--json", "--data"]).arg(&npz).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A scenario naming X.npy and its labels (paths relative to the scenario file).
+    std::fs::copy(&x, tmp.path().join("X.npy")).unwrap();
+    std::fs::copy(&y, tmp.path().join("y.npy")).unwrap();
+    let sc = tmp.path().join("np.toml");
+    std::fs::write(&sc, "data = \"X.npy\"\nlabels = \"y.npy\"\nwidth = 4\nuntil_log10_time = 3\n").unwrap();
+    let p = marginflow::experiments::validate::prepare_file(&sc).unwrap();
+    assert_eq!(p.data.hash(), Dataset::load(&fixture("mixture_n10_d50.csv")).unwrap().hash());
+}
+
+#[test]
+fn numpy_data_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = fixture("numpy/mixture_X.npy");
+    expect_bad_path(&x, None, "give the labels with --labels y.npy");
+    let run = |args: &[&Path]| {
+        let mut c = check(args[0]);
+        c.arg("--labels").arg(args[1]);
+        one_line_failure(&c.output().unwrap(), "labels")
+    };
+    let err = run(&[&x, &x]);
+    assert!(err.contains("--labels has shape (10, 50) but the 10 points need (10,)"), "{err}");
+    let two = dir.path().join("y2.npy");
+    npy::write_npy(&two, &[10], &[2.0; 10]).unwrap();
+    let err = run(&[&x, &two]);
+    assert!(err.contains("--labels[0] = 2 is not one of -1, 0, +1: map the two classes"), "{err}");
+    let err = run(&[&fixture("numpy/mixture.npz"), &two]);
+    assert!(err.contains("holds its own labels"), "{err}");
+    // An archive without y names what it holds; a float16 array names its dtype.
+    expect_bad_path(
+        &fixture("numpy/mixture_no_y.npz"),
+        None,
+        "holds the arrays [points]; a data set needs X (n × d) and y (n)",
+    );
+    let half = dir.path().join("h.npy");
+    std::fs::write(&half, npy_bytes(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", &[0; 4])).unwrap();
+    let err = run(&[&x, &half]);
+    assert!(err.contains("dtype '<f2' is not supported: use float64 or float32"), "{err}");
+    let o = bin()
+        .args(["gen", "--kind", "gaussian", "--n", "4", "--d", "4", "--out"])
+        .arg(dir.path().join("g.npy"))
+        .output()
+        .unwrap();
+    assert!(one_line_failure(&o, "gen npy").contains("NumPy files are read only"));
 }

@@ -285,20 +285,21 @@ fn item07_scenario_name_defaults_to_stem_and_keys_are_documented() {
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## tiny_case"));
 }
 
-/// Item 8: `--leak 0` is refused with one and the same message by every command.
+/// Item 8: a leak outside [0, 1) (`--leak 1`) is refused with one and the same message by every
+/// command (`--leak 0`, the plain ReLU, is accepted since issue 24).
 #[test]
 fn item08_one_leak_message_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let data = data_file(t.path(), 6, 50, 1);
     let sc = t.path().join("z.toml");
-    std::fs::write(&sc, "leak = 0\n[generate]\nn = 6\nd = 50\n").unwrap();
+    std::fs::write(&sc, "leak = 1\n[generate]\nn = 6\nd = 50\n").unwrap();
     let d = s(&data);
     let vout = t.path().join("v");
     let cases: Vec<Vec<&str>> = vec![
-        vec!["flow", "--data", d, "--width", "4", "--leak", "0"],
-        vec!["check", "--data", d, "--leak", "0"],
-        vec!["maxmargin", "--data", d, "--width", "4", "--leak", "0"],
-        vec!["descent", "--data", d, "--width", "4", "--leak", "0", "--step-size", "0.1", "--steps", "2"],
+        vec!["flow", "--data", d, "--width", "4", "--leak", "1"],
+        vec!["check", "--data", d, "--leak", "1"],
+        vec!["maxmargin", "--data", d, "--width", "4", "--leak", "1"],
+        vec!["descent", "--data", d, "--width", "4", "--leak", "1", "--step-size", "0.1", "--steps", "2"],
         vec!["validate", s(&sc), "--out", s(&vout)],
     ];
     let mut messages = Vec::new();

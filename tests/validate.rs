@@ -31,7 +31,7 @@ fn default_suite_passes_and_writes_report_and_plots() {
     }
     let report = read_report(&out);
     assert!(report.passed);
-    assert_eq!(report.scenarios.len(), 4);
+    assert_eq!(report.scenarios.len(), 9);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for s in &report.scenarios {
         assert!(md.contains(&format!("## {}", s.name)));

@@ -171,7 +171,7 @@ fn rows_to_py<'py>(
         }
         match &r.summary {
             Ok(summary) => {
-                for (k, v) in summary {
+                for (k, v) in summary.as_object().into_iter().flatten() {
                     row.set_item(k, to_py(py, v)?)?;
                 }
             }

@@ -50,6 +50,19 @@ fn check_precision(precision: u32) -> PyResult<()> {
     Ok(())
 }
 
+/// `Class(key=repr(summary[key]), …)`: the result classes' `__repr__`.
+fn summary_repr(py: Python<'_>, class: &str, summary: &Py<PyAny>, keys: &[&str]) -> String {
+    let s = summary.bind(py);
+    let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
+    let fields: Vec<String> = keys.iter().map(|k| format!("{k}={}", get(k))).collect();
+    format!("{class}({})", fields.join(", "))
+}
+
+/// A summary as summary.json holds it (pretty-printed).
+fn summary_bytes<S: serde::Serialize>(summary: &S) -> Vec<u8> {
+    serde_json::to_vec_pretty(summary).expect("the summary serializes")
+}
+
 /// A flat row-major vector as an (rows × cols) float64 array.
 fn array2(py: Python<'_>, v: Vec<f64>, rows: usize, cols: usize) -> PyResult<Py<PyAny>> {
     Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any().unbind())
@@ -73,25 +86,31 @@ fn as_path(obj: &Bound<'_, PyAny>) -> Option<PathBuf> {
 }
 
 /// The model keywords shared by flow, maxmargin and descent, as library settings, with the
-/// input files/arrays checked against the data dimension `d` (as the CLI does before any output).
+/// input files/arrays checked against the data dimension `d` (as the CLI does before any output);
+/// `outer` None is "balanced".
 #[allow(clippy::too_many_arguments)]
 fn model_settings(
     py: Python<'_>,
     d: usize,
     width: usize,
     leak: f64,
-    outer: &Bound<'_, PyAny>,
+    outer: Option<&Bound<'_, PyAny>>,
     init_scale: Option<f64>,
     w0: Option<&Bound<'_, PyAny>>,
     seed: u64,
     loss: &str,
 ) -> PyResult<ModelSettings> {
-    let outer = if let Ok(s) = outer.extract::<String>() {
-        s.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?
-    } else if let Some(p) = as_path(outer) {
-        OuterLayer::File(p)
-    } else {
-        OuterLayer::Vector(convert::vector_f64(py, outer, "outer")?)
+    let outer = match outer {
+        None => OuterLayer::Balanced,
+        Some(o) => {
+            if let Ok(s) = o.extract::<String>() {
+                s.parse::<OuterLayer>().map_err(|e| value_error("--outer", e))?
+            } else if let Some(p) = as_path(o) {
+                OuterLayer::File(p)
+            } else {
+                OuterLayer::Vector(convert::vector_f64(py, o, "outer")?)
+            }
+        }
     };
     let init = match (w0, init_scale) {
         (Some(_), Some(_)) => return Err(value_error("--init-scale", "cannot be used with W0 (--init-file)")),
@@ -150,8 +169,8 @@ fn goal_text(h: &FlowHorizon) -> String {
 enum Source {
     /// The Python objects passed as X and y.
     Arrays(Py<PyAny>, Py<PyAny>),
-    /// A data file (DIR/data_path of a CLI run).
-    File(PathBuf),
+    /// A data file and, for .npy points, the labels file (DIR/data_path of a run).
+    File(PathBuf, Option<PathBuf>),
 }
 
 /// Data source and final state of a run, for `.W`.
@@ -192,7 +211,7 @@ impl FlowResult {
         }
         let data = match &self.kept.source {
             Source::Arrays(x, y) => dataset(py, x.bind(py), y.bind(py), false)?,
-            Source::File(path) => Dataset::load(path).map_err(py_err)?,
+            Source::File(path, labels) => Dataset::load_with_labels(path, labels.as_deref()).map_err(py_err)?,
         };
         let cp = &self.kept.checkpoint;
         let w = py.detach(|| cp.weights(&data)).map_err(py_err)?;
@@ -211,16 +230,8 @@ impl FlowResult {
     fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.summary.bind(py).get_item("status")?.unbind())
     }
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!(
-            "FlowResult(status={}, log10_time={}, normalized_margin={}, stable_rank={})",
-            get("status"),
-            get("log10_time"),
-            get("normalized_margin"),
-            get("stable_rank")
-        ))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "FlowResult", &self.summary, &["status", "log10_time", "normalized_margin", "stable_rank"])
     }
 }
 
@@ -238,10 +249,8 @@ struct MaxMarginResult {
 
 #[pymethods]
 impl MaxMarginResult {
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!("MaxMarginResult(certified={}, norm={}, rank={})", get("certified"), get("norm"), get("rank")))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "MaxMarginResult", &self.summary, &["certified", "norm", "rank"])
     }
 }
 
@@ -262,10 +271,8 @@ struct DescentResult {
 
 #[pymethods]
 impl DescentResult {
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let s = self.summary.bind(py);
-        let get = |k: &str| s.get_item(k).and_then(|v| v.repr()).map(|r| r.to_string()).unwrap_or_default();
-        Ok(format!("DescentResult(status={}, step={}, stable_rank={})", get("status"), get("step"), get("stable_rank")))
+    fn __repr__(&self, py: Python<'_>) -> String {
+        summary_repr(py, "DescentResult", &self.summary, &["status", "step", "stable_rank"])
     }
 }
 
@@ -347,8 +354,8 @@ fn check<'py>(
     leak: f64,
     constant: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if !(leak > 0.0 && leak < 1.0) {
-        return Err(value_error("--leak", format!("{leak} is outside (0, 1)")));
+    if !(leak >= 0.0 && leak < 1.0) {
+        return Err(value_error("--leak", format!("{leak} is outside [0, 1)")));
     }
     if !(constant.is_finite() && constant > 0.0) {
         return Err(value_error("--constant", format!("{constant} is not a finite number > 0")));
@@ -359,6 +366,22 @@ fn check<'py>(
     dict.set_item("hash", hash)?;
     Ok(dict.into_any())
 }
+
+/// The files that let `marginflow flow --resume DIR` continue a run started from arrays: the
+/// data as DIR/data_X.npy (n×d float64) and DIR/data_y.npy (±1), named in DIR/data_path as the
+/// CLI writes it (the points on its first line, the labels on the second).
+fn write_run_data(dir: &std::path::Path, data: &Dataset) -> PyResult<()> {
+    let (x, y) = (dir.join(DATA_X), dir.join(DATA_Y));
+    write_npy(&x, &[data.n, data.d], &data.x).map_err(py_err)?;
+    write_npy(&y, &[data.n], &data.y).map_err(py_err)?;
+    let text = marginflow::io::rundir::data_path_text(&x, Some(&y));
+    write_atomic(&dir.join(marginflow::io::rundir::DATA_PATH), text.as_bytes()).map_err(py_err)
+}
+
+/// The points and the labels of a run started from arrays, in its folder.
+const DATA_X: &str = "data_X.npy";
+/// See [`DATA_X`].
+const DATA_Y: &str = "data_y.npy";
 
 /// Run (or resume) a flow with a [`Watch`], write DIR's files as `marginflow flow` does, and
 /// build the result; a signal's exception is raised after the files are written.
@@ -403,6 +426,9 @@ fn run_flow(
             }
         } else {
             write_atomic(&tpath, b"").map_err(py_err)?;
+            if matches!(source, Source::Arrays(..)) {
+                write_run_data(dir, &data)?;
+            }
         }
         let f = std::fs::OpenOptions::new()
             .append(true)
@@ -412,10 +438,13 @@ fn run_flow(
     }
     let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
     watch.finish(py);
-    let outcome = result.map_err(py_err)?;
+    let mut outcome = result.map_err(py_err)?;
+    // The summary names a W0 array instead of copying it (the checkpoint keeps it, for resume).
+    let init = &mut outcome.summary.settings.model.init;
+    *init = init.named("W0");
     if let Some(dir) = &out {
-        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
-        write_atomic(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        write_atomic(&dir.join("summary.json"), &summary_bytes(&marginflow::flow::verdict::summary_json(&outcome.summary)))
+            .map_err(py_err)?;
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
         }
@@ -431,7 +460,7 @@ fn run_flow(
         None => None,
     };
     Ok(FlowResult {
-        summary: to_py(py, &outcome.summary)?.unbind(),
+        summary: to_py(py, &marginflow::flow::verdict::summary_json(&outcome.summary))?.unbind(),
         trajectory: columns(py, &watch.rows)?.into_any().unbind(),
         kept: Kept { source, checkpoint: outcome.checkpoint },
         weights,
@@ -447,7 +476,8 @@ fn run_flow(
 /// t = 10^100, rtol 1e-10, atol 1e-12, method "auto", events on, 53 bits (f64). `outer` is
 /// "balanced", "random", a .npy path or a length-m array; `W0` an m×d array or .npy path
 /// (instead of `init_scale`, default 1e-3). With `out`, DIR gets trajectory.jsonl, summary.json,
-/// checkpoint (and W.npy with `save_weights`), as from the CLI.
+/// checkpoint (and W.npy with `save_weights`), as from the CLI, and the data (data_X.npy,
+/// data_y.npy, named in data_path) so that `marginflow flow --resume DIR` continues the run.
 ///
 ///     r = marginflow.flow(X, y, 16, leak=0.2, until_log10_time=100)
 ///     r.summary["reference"]["cosine_velocity"], r.trajectory["stable_rank"], r.W
@@ -511,8 +541,7 @@ fn flow(
     }
     settings.max_steps = max_steps;
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    settings.model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    settings.model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let source = Source::Arrays(X.clone().unbind(), y.clone().unbind());
     run_flow(py, ds, source, settings, None, out, save_weights, checkpoint_every, progress)
 }
@@ -523,7 +552,9 @@ fn flow(
 /// Continue the flow run in `dir` from its checkpoint (`marginflow flow --resume DIR`), bit for
 /// bit as an uninterrupted run. The data are (X, y) when given (a run started from Python has no
 /// data file), else the file recorded in DIR/data_path by the CLI; the checkpoint refuses other
-/// data. The trajectory returned holds the rows already in DIR too.
+/// data. A run started from Python with `out=` wrote its data beside it (data_X.npy,
+/// data_y.npy, named in DIR/data_path), so the CLI's `flow --resume DIR` continues it too. The
+/// trajectory returned holds the rows already in DIR too.
 #[pyfunction]
 #[pyo3(signature = (dir, X=None, y=None, until_time=None, until_log10_time=None, until_s=None, max_steps=None,
     save_weights=false, checkpoint_every=60.0, progress=true))]
@@ -552,16 +583,12 @@ fn resume(
         (Some(x), Some(y)) => (dataset(py, x, y, true)?, Source::Arrays(x.clone().unbind(), y.clone().unbind())),
         (None, None) => {
             let p = dir.join("data_path");
-            let path = std::fs::read_to_string(&p).map_err(|_| {
-                value_error(
-                    &format!("--resume {}", dir.display()),
-                    "no data_path file (a run started from Python: pass X and y)",
-                )
-            })?;
-            let path = PathBuf::from(path.trim());
-            let ds = Dataset::load(&path).map_err(py_err)?;
+            let path = std::fs::read_to_string(&p)
+                .map_err(|_| value_error(&format!("--resume {}", dir.display()), "no data_path file (pass X and y)"))?;
+            let (path, labels) = marginflow::io::rundir::parse_data_path(&path);
+            let ds = Dataset::load_with_labels(&path, labels.as_deref()).map_err(py_err)?;
             ds.validate_for_training(&path).map_err(py_err)?;
-            (ds, Source::File(path))
+            (ds, Source::File(path, labels))
         }
         _ => return Err(PyTypeError::new_err("resume: give both X and y, or neither")),
     };
@@ -599,18 +626,19 @@ fn maxmargin(
 ) -> PyResult<MaxMarginResult> {
     check_precision(precision)?;
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let source = match pattern_from {
         Some(dir) => PatternSource::Given {
             name: dir.display().to_string(),
-            signs: marginflow::io::run_pattern::pattern_from_run(&dir, &ds, &model).map_err(py_err)?,
+            signs: marginflow::experiments::run_pattern::pattern_from_run(&dir, &ds, &model).map_err(py_err)?,
         },
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
-    let report =
+    let mut report =
         py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
+    let init = &mut report.summary.settings.model.init;
+    *init = init.named("W0");
     let value = marginflow::metrics::to_json_value(&report.summary);
     if let Some(path) = &out {
         let mut bytes = serde_json::to_vec_pretty(&value).expect("the report serializes");
@@ -675,8 +703,7 @@ fn descent(
         other => return Err(value_error("--activation", format!("expected leaky or smooth, got {other:?}"))),
     };
     let ds = dataset(py, X, y, true)?;
-    let balanced = PyString::new(py, "balanced").into_any();
-    let model = model_settings(py, ds.d, width, leak, outer.unwrap_or(&balanced), init_scale, W0, seed, loss)?;
+    let model = model_settings(py, ds.d, width, leak, outer, init_scale, W0, seed, loss)?;
     let settings = DescentSettings { model, activation, step_size, steps, precision, ..Default::default() };
     settings.validate().map_err(py_err)?;
     if save_weights && out.is_none() {
@@ -688,15 +715,16 @@ fn descent(
     let mut watch = Watch::new(None, Duration::MAX, progress.then_some("descent"), format!("of {steps}"));
     let result = py.detach(|| marginflow::descent::run(&ds, &settings, true, &mut watch));
     watch.finish(py);
-    let outcome = result.map_err(py_err)?;
+    let mut outcome = result.map_err(py_err)?;
+    let init = &mut outcome.summary.settings.model.init;
+    *init = init.named("W0");
     let (m, d) = (settings.model.width, ds.d);
     if let Some(dir) = &out {
         let text: String =
             watch.rows.iter().map(|r| format!("{}\n", serde_json::to_string(r).expect("a row serializes"))).collect();
         let mut batch = AtomicBatch::new();
         batch.add_bytes(&dir.join("trajectory.jsonl"), text.as_bytes()).map_err(py_err)?;
-        let summary = serde_json::to_vec_pretty(&outcome.summary).expect("the summary serializes");
-        batch.add_bytes(&dir.join("summary.json"), &summary).map_err(py_err)?;
+        batch.add_bytes(&dir.join("summary.json"), &summary_bytes(&outcome.summary)).map_err(py_err)?;
         if let (true, Some(w)) = (save_weights, &outcome.weights) {
             let path = dir.join("W.npy");
             batch.add_bytes(&path, &encode_npy(&path, &[m, d], w).map_err(py_err)?).map_err(py_err)?;

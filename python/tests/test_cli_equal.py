@@ -1,4 +1,5 @@
 """The Python module and the CLI give the same results bit for bit on the same data and seed."""
+import hashlib
 import json
 
 import numpy as np
@@ -79,6 +80,16 @@ def test_resume_of_a_cli_run_reads_its_data_path(cli, gauss, tmp_path):
     assert same_bits(r.W, whole.W)
 
 
+def test_a_python_run_with_out_resumes_from_the_cli(cli, gauss, tmp_path):
+    _, X, y = gauss
+    part = mf.flow(X, y, 6, until_log10_time=30, max_steps=40, out=tmp_path / "p", progress=False)
+    assert part.status == "max_steps"
+    assert (tmp_path / "p" / "data_path").read_text().splitlines()[1].endswith("data_y.npy")
+    run_cli(cli, "flow", "--resume", tmp_path / "p", "--save-weights")
+    whole = mf.flow(X, y, 6, until_log10_time=30, progress=False)
+    assert same_bits(np.load(tmp_path / "p" / "W.npy"), whole.W)
+
+
 def test_descent_equals_cli_descent(cli, gauss, tmp_path):
     f, X, y = gauss
     out = run_cli(cli, "descent", "--data", f, "--width", 8, "--step-size", 0.1, "--steps", 300,
@@ -113,8 +124,11 @@ def test_outer_and_W0_arrays_equal_cli_files(cli, gauss, tmp_path):
     r = mf.flow(X, y, 6, outer=a.tolist(), W0=W0, until_log10_time=20, progress=False)
     assert same_bits(r.W, np.load(tmp_path / "c" / "W.npy"))
     sc = json.loads((tmp_path / "c" / "summary.json").read_text())
-    skip = ("wall_seconds", "settings")  # settings name the files vs hold the arrays
+    skip = ("wall_seconds", "settings")  # settings name the files vs the arrays
     assert {k: v for k, v in r.summary.items() if k not in skip} == {k: v for k, v in sc.items() if k not in skip}
+    # The W0 array is named in the summary (with the SHA-256 of its float64 entries), not copied.
+    sha = hashlib.sha256(np.ascontiguousarray(W0, dtype="<f8").tobytes()).hexdigest()
+    assert r.summary["settings"]["model"]["init"] == {"named": {"name": "W0", "sha256": sha}}
     # W0 as a .npy path is the CLI's --init-file exactly, settings included.
     r2 = mf.flow(X, y, 6, outer=str(tmp_path / "a.npy"), W0=tmp_path / "W0.npy", until_log10_time=20,
                  progress=False)

@@ -10,10 +10,14 @@ use std::process::ExitCode;
 /// Flags of `marginflow check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// Data file: .svm/.libsvm/.txt (LIBSVM), .csv or .json.
+    /// Data file: .svm/.libsvm/.txt (LIBSVM), .csv, .json, .npz (arrays X and y), or .npy (the
+    /// points X, with --labels).
     #[arg(long)]
     pub data: PathBuf,
-    /// Leak gamma of the leaky ReLU, in (0, 1).
+    /// Labels (n values, -1/+1 or 0/1) in a .npy file, for --data X.npy.
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: Option<PathBuf>,
+    /// Leak gamma of the leaky ReLU, in [0, 1) (0: the plain ReLU).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
     /// Constant C of the near-orthogonality condition R_min^2 >= C gamma^-3 R^2 n p.
@@ -46,7 +50,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if !(args.constant.is_finite() && args.constant > 0.0) {
         return Err(Error::setting("constant", format!("{} is not a finite number > 0", args.constant)).into());
     }
-    let dataset = Dataset::load(&args.data)?;
+    let dataset = Dataset::load_with_labels(&args.data, args.labels.as_deref())?;
     let g = data::geometry(&dataset, args.leak, args.constant);
     let path = args.data.display().to_string();
     if args.json {

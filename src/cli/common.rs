@@ -9,13 +9,17 @@ use std::path::{Path, PathBuf};
 /// Data and model flags (`--data --width --leak --outer --init-scale|--init-file --seed --loss`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Data file (.svm/.libsvm/.txt, .csv or .json).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Data file: .svm/.libsvm/.txt (LIBSVM), .csv, .json, .npz (arrays X and y), or .npy (the
+    /// points X, n×d float64/float32, with --labels).
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
+    /// Labels (n values, -1/+1 or 0/1) in a .npy file, for --data X.npy.
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: Option<PathBuf>,
     /// Width m of the hidden layer.
-    #[arg(long)]
-    pub width: usize,
-    /// Leak γ of the leaky ReLU, in (0, 1).
+    #[arg(long, required = true)]
+    pub width: Option<usize>,
+    /// Leak γ of the leaky ReLU, in [0, 1) (0: the plain ReLU).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub leak: f64,
     /// Second layer: balanced (a_j = +1/√m for j < ⌈m/2⌉, −1/√m after; exactly balanced
@@ -45,10 +49,22 @@ fn parse_loss(s: &str) -> Result<Loss, String> {
 }
 
 impl ModelArgs {
+    /// `--data` (clap requires it wherever it is read; flow: unless --resume).
+    pub fn data(&self) -> &Path {
+        self.data.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Load `--data` (with `--labels`) for training.
+    pub fn load(&self) -> anyhow::Result<Dataset> {
+        load_training_data(self.data(), self.labels.as_deref())
+    }
+
     /// The library settings these flags mean.
     pub fn settings(&self) -> ModelSettings {
         ModelSettings {
-            width: self.width,
+            // clap requires --width wherever settings are built from flags (flow: unless
+            // --resume, whose settings come from the checkpoint); 0 would fail validate().
+            width: self.width.unwrap_or(0),
             leak: self.leak,
             outer: self.outer.clone(),
             init: match (&self.init_file, self.init_scale) {
@@ -62,9 +78,9 @@ impl ModelArgs {
     }
 }
 
-/// Load a data set for training (both classes required).
-pub fn load_training_data(path: &Path) -> anyhow::Result<Dataset> {
-    let data = Dataset::load(path)?;
+/// Load a data set for training (both classes required), the labels from `labels` for .npy points.
+pub fn load_training_data(path: &Path, labels: Option<&Path>) -> anyhow::Result<Dataset> {
+    let data = Dataset::load_with_labels(path, labels)?;
     data.validate_for_training(path)?;
     Ok(data)
 }
@@ -103,7 +119,7 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// The flag of each library setting (errors name settings by field name; the binary shows flags).
-/// Settings without a flag (`rows_per_decade`, `tolerance_factor`, `sweep`, `plot`) keep their name.
+/// Settings without a flag (`tolerance_factor`, `sweep`, `plot`) keep their name.
 pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
     ("width", "--width"),
     ("leak", "--leak"),
@@ -118,6 +134,7 @@ pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
     ("until_s", "--until-s"),
     ("step_size", "--step-size"),
     ("steps", "--steps"),
+    ("rows_per_decade", "--rows-per-decade"),
     ("smoothness", "--smoothness"),
     ("n", "--n"),
     ("d", "--d"),

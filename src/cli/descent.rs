@@ -1,7 +1,7 @@
 //! `marginflow descent`: full-batch gradient descent, writing the trajectory (every step for the
 //! first 100, log-spaced after), the summary, and optionally the final weights.
 
-use super::common::{check_model_files, load_training_data, print_json, ModelArgs};
+use super::common::{check_model_files, print_json, ModelArgs};
 use anyhow::{bail, Context};
 use marginflow::descent::{self, DescentActivation, DescentObserver, DescentRow, DescentSettings};
 use marginflow::io::fsutil::AtomicBatch;
@@ -92,7 +92,7 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
     if args.save_weights && args.out.is_none() {
         bail!("--save-weights needs --out DIR");
     }
-    let data = load_training_data(&args.model.data)?;
+    let data = args.model.load()?;
     check_model_files(&settings.model, data.d)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

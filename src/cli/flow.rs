@@ -19,14 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Flags of `marginflow flow`.
+/// Flags of `marginflow flow`. `--data` and `--width` are required unless `--resume` is given;
+/// `--resume DIR --data PATH` points a run at its moved data (checked against the run's hash).
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("data", |a| a.required(false).required_unless_present("resume")))]
+#[command(mut_arg("width", |a| a.required(false).required_unless_present("resume")))]
 pub struct FlowArgs {
     /// Resume the run whose output directory (with its checkpoint) is DIR.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "width"])]
+    #[arg(long, value_name = "DIR", conflicts_with = "width")]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
-    pub model: Option<ModelArgs>,
+    pub model: ModelArgs,
     /// Stop at physical time t = T [default horizon: t = 10^100].
     #[arg(long, group = "horizon", allow_negative_numbers = true)]
     pub until_time: Option<f64>,
@@ -57,6 +60,10 @@ pub struct FlowArgs {
     /// (≥ 64) need the `mpfr` feature [default: 53].
     #[arg(long)]
     pub precision: Option<u32>,
+    /// Trajectory rows per decade of s (late in a run s grows like ln t, so t = 10^100 is about
+    /// 2.4 decades of s past s = 1; at most 2000 rows) [default: 20; on --resume: the run's].
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub rows_per_decade: Option<u32>,
     /// Step limit (accepted + rejected); a run that hits it exits 3 [default: none].
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -181,14 +188,33 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
             bail!("--resume: tolerances, method, precision, events and engine are fixed by the checkpoint");
         }
         settings.max_steps = args.max_steps;
-        if let Some(h) = horizon(args) {
-            refuse_past_horizon(dir, &cp, h)?;
-        }
-        let data_path = cp_data_path(dir)?;
-        let data = load_training_data(&data_path)?;
+        // Without a new horizon a finished run has nothing to do: say so rather than exit 0.
+        refuse_past_horizon(dir, &cp, settings.horizon, horizon(args).is_some())?;
+        let data = match &args.model.data {
+            // Moved data: accepted when it is the run's (the checkpoint's hash of it).
+            Some(_) => {
+                let data = args.model.load()?;
+                if data.hash() != cp.data_hash {
+                    bail!(
+                        "--data {}: its data hash {} differs from the run's {} in {}: not the data this run was made on",
+                        args.model.data().display(),
+                        &data.hash()[..12],
+                        &cp.data_hash[..cp.data_hash.len().min(12)],
+                        dir.display()
+                    );
+                }
+                data
+            }
+            None => {
+                let (data_path, labels) = cp_data_path(dir)?;
+                load_training_data(&data_path, labels.as_deref()).with_context(|| {
+                    format!("--resume {}: the run's data (moved? give its new path with --data)", dir.display())
+                })?
+            }
+        };
         (settings, data, Some(cp), Some(dir.clone()))
     } else {
-        let model = args.model.as_ref().context("--data and --width are required (or --resume DIR)")?;
+        let model = &args.model;
         let mut settings = FlowSettings { model: model.settings(), ..Default::default() };
         if let Some(h) = horizon(args) {
             settings.horizon = h;
@@ -211,9 +237,12 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         if let Some(p) = args.precision {
             settings.precision = p;
         }
+        if let Some(r) = args.rows_per_decade {
+            settings.rows_per_decade = r;
+        }
         settings.max_steps = args.max_steps;
         settings.validate()?;
-        let data = load_training_data(&model.data)?;
+        let data = model.load()?;
         check_model_files(&settings.model, data.d)?;
         (settings, data, None, args.out.clone())
     };
@@ -271,13 +300,15 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     let outcome = flow::run(&data, &settings, resume, want_weights, &mut files);
     files.progress.finish();
     let outcome = outcome?;
+    let verdict = flow::verdict::verdict(&outcome.summary);
+    let summary_json = flow::verdict::summary_json(&outcome.summary);
     if let Some(dir) = &out {
-        write_results(dir, &outcome, [settings.model.width, data.d], &mut manifest)?;
+        write_results(dir, &outcome, &summary_json, [settings.model.width, data.d], &mut manifest)?;
     }
     let f = &outcome.summary;
     let status = f.status;
     if args.json {
-        print_json(&outcome.summary)?;
+        print_json(&summary_json)?;
     } else {
         let j = |v: Option<f64>| serde_json::json!(v);
         eprintln!(
@@ -290,6 +321,8 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
             j(f.state.stable_rank)
         );
     }
+    // The last line: which point the flow reached.
+    eprintln!("{}", verdict.text);
     if status != FlowStatus::Reached {
         let detail = f.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
         eprintln!("marginflow: the run ended before its horizon: {status}{detail} (exit status 3)");
@@ -308,6 +341,10 @@ fn open_run_dir(
 ) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
     if resume.is_some() {
         manifest.save(dir)?;
+        // Moved data given with --data: the next --resume finds it there.
+        if args.model.data.is_some() {
+            write_data_path(dir, args.model.data(), args.model.labels.as_deref())?;
+        }
     } else {
         rundir::prepare_out_dir(dir, args.force, manifest)?;
     }
@@ -315,9 +352,7 @@ fn open_run_dir(
     if let Some(cp) = resume {
         truncate_rows(&tpath, cp.rows_written)?;
     } else {
-        let data_path = args.model.as_ref().map(|m| m.data.clone()).unwrap_or_default();
-        let abs = std::fs::canonicalize(&data_path).unwrap_or(data_path);
-        write_atomic(&dir.join("data_path"), abs.to_string_lossy().as_bytes())?;
+        write_data_path(dir, args.model.data(), args.model.labels.as_deref())?;
         write_atomic(&tpath, b"")?;
     }
     let f = std::fs::OpenOptions::new()
@@ -331,11 +366,11 @@ fn open_run_dir(
 fn write_results(
     dir: &Path,
     outcome: &flow::FlowOutcome,
+    summary: &serde_json::Value,
     shape: [usize; 2],
     manifest: &mut Manifest,
 ) -> anyhow::Result<()> {
-    let summary = serde_json::to_vec_pretty(&to_json_value(&outcome.summary))?;
-    write_atomic(&dir.join(rundir::SUMMARY), &summary)?;
+    write_atomic(&dir.join(rundir::SUMMARY), &serde_json::to_vec_pretty(summary)?)?;
     if let Some(w) = &outcome.weights {
         let path = dir.join(rundir::WEIGHTS);
         let bytes = encode_npy(&path, &shape, w)?;
@@ -354,7 +389,7 @@ fn write_results(
 /// Refuse to resume toward a horizon the run has already reached (nothing would be computed, and
 /// the recorded settings would name a horizon that was not used). The position is read from the
 /// checkpoint (f64 runs) or, at other precisions, from the summary.
-fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::Result<()> {
+fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon, given: bool) -> anyhow::Result<()> {
     let at = match (f64::from_exact(&cp.s), cp.y.last().and_then(|u| f64::from_exact(u))) {
         (Some(s), Some(u)) if cp.precision == 53 => Some((s, u, marginflow::metrics::log10_time(&u))),
         _ => std::fs::read(dir.join(rundir::SUMMARY)).ok().and_then(|b| {
@@ -369,6 +404,13 @@ fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::R
         FlowHorizon::Time(t) => (format!("--until-time {t}"), u >= t.ln_1p()),
         FlowHorizon::Log10Time(x) => (format!("--until-log10-time {x}"), log10_t >= x),
     };
+    if past && !given {
+        bail!(
+            "--resume {}: the run already reached its horizon ({flag}; s = {s:.6}, log10 t = {log10_t:.6}): \
+             nothing to do; give a later horizon (--until-log10-time, --until-time or --until-s) to extend it",
+            dir.display()
+        );
+    }
     if past {
         bail!(
             "{flag}: the run in {} is already at s = {s:.6}, log10 t = {log10_t:.6}, at or past this horizon; \
@@ -379,9 +421,16 @@ fn refuse_past_horizon(dir: &Path, cp: &Checkpoint, h: FlowHorizon) -> anyhow::R
     Ok(())
 }
 
-/// The data path a run recorded in DIR/data_path.
-fn cp_data_path(dir: &Path) -> anyhow::Result<PathBuf> {
-    let p = dir.join("data_path");
+/// The data path (and labels path, for .npy points) a run recorded in DIR/data_path.
+fn cp_data_path(dir: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let p = dir.join(rundir::DATA_PATH);
     let s = std::fs::read_to_string(&p).with_context(|| format!("--resume {}: no data_path file", dir.display()))?;
-    Ok(PathBuf::from(s.trim()))
+    let (data, labels) = rundir::parse_data_path(&s);
+    Ok((data, labels))
+}
+
+/// Record the data (and labels) paths, absolute, in DIR/data_path.
+fn write_data_path(dir: &Path, data: &Path, labels: Option<&Path>) -> anyhow::Result<()> {
+    write_atomic(&dir.join(rundir::DATA_PATH), rundir::data_path_text(data, labels).as_bytes())?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `marginflow gen`: generate a seeded synthetic data set and write it (format by extension).
 
-use marginflow::model::data::{self, DataKind, GenSettings};
+use anyhow::bail;
+use marginflow::model::data::{self, DataKind, Dataset, GenSettings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,9 +26,13 @@ pub struct GenArgs {
     /// Fraction of labels flipped after generation, in [0, 0.5) (mixture only).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub label_noise: f64,
-    /// Output file: .svm/.libsvm/.txt (LIBSVM), .csv or .json.
+    /// Output file: .svm/.libsvm/.txt (LIBSVM), .csv or .json. An existing file is refused
+    /// unless it already holds exactly this data set (or --force is given).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing --out file (runs made on the old data then no longer resume).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl GenArgs {
@@ -50,6 +55,25 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     settings.validate()?;
     data::check_extension(&args.out)?;
     let dataset = data::generate(&settings)?;
+    if !args.force && std::fs::symlink_metadata(&args.out).is_ok() {
+        match Dataset::load(&args.out) {
+            Ok(old) if old == dataset => {
+                eprintln!("{} already holds this data set (sha256 {}): left as it is", args.out.display(), dataset.hash());
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(old) => bail!(
+                "--out {}: the file exists and holds other data (n = {}, d = {}, sha256 {}…); runs made on it would no longer resume: pass --force to replace it, or choose another name",
+                args.out.display(),
+                old.n,
+                old.d,
+                &old.hash()[..12]
+            ),
+            Err(_) => bail!(
+                "--out {}: the file exists: pass --force to replace it, or choose another name",
+                args.out.display()
+            ),
+        }
+    }
     dataset.save(&args.out)?;
     let (pos, neg) = dataset.class_counts();
     eprintln!(

@@ -1,10 +1,10 @@
 //! `marginflow maxmargin`: solve and certify the network max-margin QP on an activation pattern
 //! (the theory's, or the final one of a flow run) and the linear max-margin problem.
 
-use super::common::{load_training_data, print_json, ModelArgs};
+use super::common::{print_json, ModelArgs};
+use marginflow::experiments::run_pattern;
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::npy::write_npy;
-use marginflow::io::run_pattern;
 use marginflow::maxmargin::{self, MaxMarginSettings, PatternSource};
 use marginflow::metrics::to_json_value;
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ pub struct MaxmarginArgs {
 pub fn run(args: MaxmarginArgs) -> anyhow::Result<ExitCode> {
     let model = args.model.settings();
     model.validate()?;
-    let data = load_training_data(&args.model.data)?;
+    let data = args.model.load()?;
     let source = match &args.pattern_from {
         Some(dir) => PatternSource::Given {
             name: dir.display().to_string(),

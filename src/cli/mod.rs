@@ -1,4 +1,8 @@
 //! Subcommands of the binary. Each file holds one subcommand's flags and its `run`.
+//!
+//! The top of the tree: the files import the library (`marginflow::…`) and `common` (data
+//! loading, output folders, errors shown by flag) and `progress` (the terminal line); nothing
+//! imports the binary.
 
 pub mod check;
 pub mod common;

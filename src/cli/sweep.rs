@@ -12,10 +12,11 @@
 use super::common::{create_out_dir, load_training_data};
 use anyhow::{bail, Context};
 use marginflow::descent::DescentActivation;
-use marginflow::experiments::phase::ScenarioBase;
-use marginflow::experiments::shard::{self, Plan, Shard};
 use marginflow::experiments::slurm::{self, SubmitSettings};
-use marginflow::experiments::sweep::{Axis, DataSource, SweepKind, SweepSettings, Variable};
+use marginflow::experiments::sweep::plan::PLAN_FILE;
+use marginflow::experiments::sweep::shard::{self, RUNS_DIR};
+use marginflow::experiments::sweep::{merge as merging, Axis, DataSource, Plan, RunTask, ScenarioBase, Shard};
+use marginflow::experiments::sweep::{SweepKind, SweepSettings, Variable};
 use marginflow::experiments::validate;
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::rundir;
@@ -49,16 +50,10 @@ enum SweepSub {
     Submit(SubmitArgs),
 }
 
-/// Flags of `marginflow sweep flow|descent`. Every numeric option takes a comma list
+/// The swept flags of every local sweep (flow, descent, validate). Each takes a comma list
 /// (`--init-scale 1e-8,1e-4,1`) or an integer range (`--seed 0..9`, inclusive).
 #[derive(clap::Args, Debug)]
-pub struct SweepArgs {
-    /// Data file shared by all runs (otherwise data are generated per run from --kind/--n/--d/--data-seed).
-    #[arg(long, conflicts_with_all = ["kind", "n", "d", "data_seed", "mean_norm"])]
-    pub data: Option<PathBuf>,
-    /// Kind of generated data.
-    #[arg(long, value_enum)]
-    pub kind: Option<DataKind>,
+pub struct GridArgs {
     /// Number of generated points (list).
     #[arg(long)]
     pub n: Option<String>,
@@ -77,18 +72,73 @@ pub struct SweepArgs {
     /// Leak γ (list).
     #[arg(long)]
     pub leak: Option<String>,
-    /// Second layer: balanced, random, or a .npy vector.
-    #[arg(long, default_value = "balanced")]
-    pub outer: OuterLayer,
     /// Initialization scale ω (list).
     #[arg(long)]
     pub init_scale: Option<String>,
+    /// Initialization seed (list); for `sweep validate` the replicate seed.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Horizon t = 10^X (flow, validate; list).
+    #[arg(long)]
+    pub until_log10_time: Option<String>,
+    /// Relative tolerance (flow, validate; list).
+    #[arg(long)]
+    pub rtol: Option<String>,
+}
+
+impl GridArgs {
+    /// The lists in axis order, with `more` (the descent lists) after `--seed`.
+    fn lists<'a>(&'a self, more: &[(&'a Option<String>, Variable)]) -> Vec<(&'a Option<String>, Variable)> {
+        let mut out = vec![
+            (&self.n, Variable::N),
+            (&self.d, Variable::D),
+            (&self.data_seed, Variable::DataSeed),
+            (&self.mean_norm, Variable::MeanNorm),
+            (&self.width, Variable::Width),
+            (&self.leak, Variable::Leak),
+            (&self.init_scale, Variable::InitScale),
+            (&self.seed, Variable::Seed),
+        ];
+        out.extend_from_slice(more);
+        out.extend([(&self.until_log10_time, Variable::UntilLog10Time), (&self.rtol, Variable::Rtol)]);
+        out
+    }
+}
+
+/// Where and how a local sweep runs.
+#[derive(clap::Args, Debug)]
+pub struct LocalArgs {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace another run in --out (removes only the files marginflow wrote there).
+    #[arg(long)]
+    pub force: bool,
+    /// Only write DIR/plan.json (for `sweep run`/`sweep submit`).
+    #[arg(long)]
+    pub plan_only: bool,
+}
+
+/// Flags of `marginflow sweep flow|descent`.
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// Data file shared by all runs (otherwise data are generated per run from --kind/--n/--d/--data-seed).
+    #[arg(long, conflicts_with_all = ["kind", "n", "d", "data_seed", "mean_norm"])]
+    pub data: Option<PathBuf>,
+    /// Kind of generated data.
+    #[arg(long, value_enum)]
+    pub kind: Option<DataKind>,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    /// Second layer: balanced, random, or a .npy vector.
+    #[arg(long, default_value = "balanced")]
+    pub outer: OuterLayer,
     /// Read --init-scale as multiples of 1/√d (the default-initialization scale).
     #[arg(long)]
     pub init_relative: bool,
-    /// Initialization seed (list).
-    #[arg(long)]
-    pub seed: Option<String>,
     /// Loss: logistic or exponential.
     #[arg(long, default_value = "logistic", value_parser = ["logistic", "exponential"])]
     pub loss: String,
@@ -104,75 +154,21 @@ pub struct SweepArgs {
     /// Smoothness H of the smooth activation (descent; list).
     #[arg(long)]
     pub smoothness: Option<String>,
-    /// Horizon t = 10^X (flow; list).
-    #[arg(long)]
-    pub until_log10_time: Option<String>,
-    /// Relative tolerance (flow; list).
-    #[arg(long)]
-    pub rtol: Option<String>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Output directory.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace another run in --out (removes only the files marginflow wrote there).
-    #[arg(long)]
-    pub force: bool,
-    /// Only write DIR/plan.json (for `sweep run`/`sweep submit`).
-    #[arg(long)]
-    pub plan_only: bool,
+    #[command(flatten)]
+    pub local: LocalArgs,
 }
 
 /// Flags of `marginflow sweep validate SCENARIO.toml`: the scenario is the base, the listed keys
-/// are swept (comma lists or `A..B` integer ranges). `--seed` is the replicate seed: it seeds the
-/// initialization and, unless `--data-seed` is swept too, the generated data.
+/// are swept. `--seed` is the replicate seed: it seeds the initialization and, unless
+/// `--data-seed` is swept too, the generated data.
 #[derive(clap::Args, Debug)]
 pub struct PhaseArgs {
     /// The base scenario file (TOML, as for `marginflow validate`).
     pub scenario: PathBuf,
-    /// Number of generated points (list).
-    #[arg(long)]
-    pub n: Option<String>,
-    /// Dimension of generated data (list).
-    #[arg(long)]
-    pub d: Option<String>,
-    /// Seed of generated data (list).
-    #[arg(long)]
-    pub data_seed: Option<String>,
-    /// Cluster mean norm of mixture data (list).
-    #[arg(long)]
-    pub mean_norm: Option<String>,
-    /// Width m (list).
-    #[arg(long)]
-    pub width: Option<String>,
-    /// Leak γ (list).
-    #[arg(long)]
-    pub leak: Option<String>,
-    /// Initialization scale ω (list).
-    #[arg(long)]
-    pub init_scale: Option<String>,
-    /// Replicate seed (list).
-    #[arg(long)]
-    pub seed: Option<String>,
-    /// Horizon t = 10^X (list).
-    #[arg(long)]
-    pub until_log10_time: Option<String>,
-    /// Relative tolerance (list).
-    #[arg(long)]
-    pub rtol: Option<String>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Output directory.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Only write DIR/plan.json.
-    #[arg(long)]
-    pub plan_only: bool,
-    /// Replace another run in --out (removes only the files marginflow wrote there).
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[command(flatten)]
+    pub local: LocalArgs,
 }
 
 /// Flags of `marginflow sweep run DIR`.
@@ -286,24 +282,12 @@ impl SweepArgs {
                 ..Default::default()
             }),
         };
-        push_axes(
-            &mut s,
-            &[
-                (&self.n, Variable::N),
-                (&self.d, Variable::D),
-                (&self.data_seed, Variable::DataSeed),
-                (&self.mean_norm, Variable::MeanNorm),
-                (&self.width, Variable::Width),
-                (&self.leak, Variable::Leak),
-                (&self.init_scale, Variable::InitScale),
-                (&self.seed, Variable::Seed),
-                (&self.step_size, Variable::StepSize),
-                (&self.steps, Variable::Steps),
-                (&self.smoothness, Variable::Smoothness),
-                (&self.until_log10_time, Variable::UntilLog10Time),
-                (&self.rtol, Variable::Rtol),
-            ],
-        )?;
+        let descent = [
+            (&self.step_size, Variable::StepSize),
+            (&self.steps, Variable::Steps),
+            (&self.smoothness, Variable::Smoothness),
+        ];
+        push_axes(&mut s, &self.grid.lists(&descent))?;
         s.validate()?;
         Ok(s)
     }
@@ -323,21 +307,7 @@ impl PhaseArgs {
             scenario: Some(ScenarioBase { scenario, source, base_dir }),
             ..Default::default()
         };
-        push_axes(
-            &mut s,
-            &[
-                (&self.n, Variable::N),
-                (&self.d, Variable::D),
-                (&self.data_seed, Variable::DataSeed),
-                (&self.mean_norm, Variable::MeanNorm),
-                (&self.width, Variable::Width),
-                (&self.leak, Variable::Leak),
-                (&self.init_scale, Variable::InitScale),
-                (&self.seed, Variable::Seed),
-                (&self.until_log10_time, Variable::UntilLog10Time),
-                (&self.rtol, Variable::Rtol),
-            ],
-        )?;
+        push_axes(&mut s, &self.grid.lists(&[]))?;
         s.validate()?;
         Ok(s)
     }
@@ -346,18 +316,9 @@ impl PhaseArgs {
 /// Run `marginflow sweep …`.
 pub fn run(cmd: SweepCommand) -> anyhow::Result<ExitCode> {
     match cmd.command {
-        SweepSub::Flow(a) => {
-            let settings = a.settings(SweepKind::Flow)?;
-            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only, a.force)
-        }
-        SweepSub::Descent(a) => {
-            let settings = a.settings(SweepKind::Descent)?;
-            local(settings, a.data.as_deref(), &a.out, a.threads, a.plan_only, a.force)
-        }
-        SweepSub::Validate(a) => {
-            let settings = a.settings()?;
-            local(settings, None, &a.out, a.threads, a.plan_only, a.force)
-        }
+        SweepSub::Flow(a) => local(a.settings(SweepKind::Flow)?, a.data.as_deref(), &a.local),
+        SweepSub::Descent(a) => local(a.settings(SweepKind::Descent)?, a.data.as_deref(), &a.local),
+        SweepSub::Validate(a) => local(a.settings()?, None, &a.local),
         SweepSub::Run(a) => run_shard(a),
         SweepSub::Merge(a) => merge(a),
         SweepSub::Submit(a) => submit(a),
@@ -380,7 +341,7 @@ fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
 fn check_points(plan: &Plan) -> anyhow::Result<()> {
     let Some(base) = &plan.settings.scenario else { return Ok(()) };
     for r in &plan.runs {
-        if let shard::RunTask::Validate { scenario } = &r.task {
+        if let RunTask::Validate { scenario } = &r.task {
             validate::prepare_parsed(scenario.clone(), &base.source, base.base_dir.as_deref())?;
         }
     }
@@ -388,16 +349,10 @@ fn check_points(plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// The local sweep: plan, one shard of every run, merge.
-fn local(
-    settings: SweepSettings,
-    data: Option<&std::path::Path>,
-    out: &std::path::Path,
-    threads: Option<usize>,
-    plan_only: bool,
-    force: bool,
-) -> anyhow::Result<ExitCode> {
+fn local(settings: SweepSettings, data: Option<&std::path::Path>, args: &LocalArgs) -> anyhow::Result<ExitCode> {
+    let LocalArgs { threads, ref out, force, plan_only } = *args;
     let loaded: Option<Dataset> = match data {
-        Some(p) => Some(load_training_data(p)?),
+        Some(p) => Some(load_training_data(p, None)?),
         None => None,
     };
     let plan = Plan::new(&settings, loaded.as_ref().map(|d| d.d))?;
@@ -413,12 +368,12 @@ fn local(
     rundir::prepare_out_dir(out, force, &manifest)?;
     if plan_only {
         plan.write(out)?;
-        eprintln!("{} runs planned in {}", plan.runs.len(), out.join(shard::PLAN_FILE).display());
+        eprintln!("{} runs planned in {}", plan.runs.len(), out.join(PLAN_FILE).display());
         return Ok(ExitCode::SUCCESS);
     }
     // The same plan continues (completed runs are kept); another sweep's runs are discarded.
     if Plan::read(out).ok().as_ref() != Some(&plan) {
-        let runs = out.join(shard::RUNS_DIR);
+        let runs = out.join(RUNS_DIR);
         if runs.exists() {
             std::fs::remove_dir_all(&runs).with_context(|| format!("{}: cannot remove", runs.display()))?;
         }
@@ -426,11 +381,11 @@ fn local(
     }
     let pool = pool(threads)?;
     pool.install(|| shard::run_shard(out, &plan, Shard::ALL, loaded.as_ref(), &|e| super::common::describe(e)))?;
-    let merged = shard::collect(out, &plan)?;
+    let merged = merging::collect(out, &plan)?;
     if !merged.missing.is_empty() {
         bail!("{}: runs {:?} have no result", out.display(), merged.missing);
     }
-    manifest.files = shard::write_outputs(out, &plan, &merged)?;
+    manifest.files = merging::write_outputs(out, &plan, &merged)?;
     manifest.save(out)?;
     eprintln!("{} runs ({} failed) written to {}", merged.results.len(), merged.failed.len(), out.display());
     for (i, e) in &merged.failed {
@@ -466,7 +421,7 @@ fn run_shard(a: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::read(&a.dir)?;
-    let merged = shard::collect(&a.dir, &plan)?;
+    let merged = merging::collect(&a.dir, &plan)?;
     if !merged.missing.is_empty() {
         for i in &merged.missing {
             eprintln!("run {i}: missing");
@@ -483,7 +438,7 @@ fn merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(3));
     }
-    let files = shard::write_outputs(&a.dir, &plan, &merged)?;
+    let files = merging::write_outputs(&a.dir, &plan, &merged)?;
     // The folder's manifest (written when the sweep was planned) lists what the merge wrote.
     if let Some(mut manifest) = rundir::Manifest::load(&a.dir)? {
         manifest.files = files;

@@ -32,9 +32,27 @@ pub struct ValidateArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Check only this theorem (an id of `--list-theorems`): scenarios that do not check it are
+    /// skipped, the others report only its claims.
+    #[arg(long, value_name = "ID")]
+    pub theorem: Option<String>,
+    /// Print the theorems (id, kinds, claims, citation) and exit.
+    #[arg(long)]
+    pub list_theorems: bool,
     /// Seconds between plain progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = super::progress::PLAIN_EVERY, hide = true)]
     pub progress_every: f64,
+}
+
+/// The table of `--list-theorems`.
+fn list_theorems() -> String {
+    let mut out = String::from("| theorem | kinds | claims | citation |\n|---|---|---|---|\n");
+    for t in validate::THEOREMS {
+        let kinds: Vec<&str> = t.kinds.iter().map(|k| k.name()).collect();
+        let claims: Vec<&str> = t.claims.iter().map(|c| c.name()).collect();
+        out.push_str(&format!("| {} | {} | {} | {} |\n", t.id, kinds.join(", "), claims.join(", "), t.citation));
+    }
+    out
 }
 
 /// Parse and load every scenario (the default suite without files), names unique.
@@ -44,6 +62,19 @@ fn load_scenarios(args: &ValidateArgs) -> anyhow::Result<Vec<PreparedScenario>> 
     } else {
         args.scenarios.iter().map(|p| validate::prepare_file(p)).collect::<Result<_, _>>()?
     };
+    let mut prepared = prepared;
+    if let Some(id) = &args.theorem {
+        if validate::theorem(id).is_none() {
+            anyhow::bail!(
+                "--theorem {id}: unknown theorem (known: {})",
+                validate::THEOREMS.iter().map(|t| t.id).collect::<Vec<_>>().join(", ")
+            );
+        }
+        prepared.retain_mut(|p| p.restrict_to(id));
+        if prepared.is_empty() {
+            anyhow::bail!("--theorem {id}: no scenario checks it");
+        }
+    }
     let mut names = std::collections::HashSet::new();
     for p in &prepared {
         if !names.insert(p.scenario.name.clone()) {
@@ -118,6 +149,10 @@ fn write_report(
 
 /// Run `marginflow validate`.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    if args.list_theorems {
+        print!("{}", list_theorems());
+        return Ok(ExitCode::SUCCESS);
+    }
     // Parse and load everything first, so bad input exits 2 before any work.
     let prepared = load_scenarios(&args)?;
     // The same scenarios (settings and data) into the same folder are the same run.

@@ -1,6 +1,6 @@
-//! SVG plots of a validation scenario, drawn with `plotters`' SVG backend (text as SVG `<text>`
-//! elements, so no font library is needed). Every function returns the SVG as a string; the binary
-//! writes the files.
+//! SVG plots of a validation scenario, and the line charts of sweeps and phase diagrams
+//! ([`LineChart`]), drawn with `plotters`' SVG backend (text as SVG `<text>` elements, so no font
+//! library is needed). Every function returns the SVG as a string; the binary writes the files.
 
 use crate::error::{Error, Result};
 use crate::experiments::validate::{PlotFile, ScenarioReport, TrajectoryPoint};
@@ -339,11 +339,217 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
     }
 }
 
+/// The plots of a descent scenario (as in docs/descent.md): stable rank and −log10 L against
+/// step + 1 on log axes (the initialization sits at 1, the one-step drop is the segment to 2).
+fn render_descent(
+    sc: &ScenarioReport,
+    dr: &crate::experiments::validate::DescentReport,
+) -> Result<Vec<(PlotFile, String)>> {
+    let slug = sc.slug();
+    let line = |label: &str, points: Vec<(f64, f64)>| Series { label: label.into(), points, dashed: false };
+    let x = |step: u64| step as f64 + 1.0;
+    let sr: Vec<(f64, f64)> =
+        dr.rows.iter().filter(|r| r.stable_rank > 0.0).map(|r| (x(r.step), r.stable_rank)).collect();
+    let loss: Vec<(f64, f64)> =
+        dr.rows.iter().filter(|r| r.log10_loss < 0.0).map(|r| (x(r.step), -r.log10_loss)).collect();
+    let xlabel = "step + 1 (log scale)";
+    let rank = draw(
+        &format!("{}: stable rank", sc.name),
+        xlabel,
+        "stable rank ||W||_F^2/||W||_2^2 (log scale)",
+        &[line("stable rank of W", sr)],
+        true,
+        true,
+    )?;
+    let loss =
+        draw(&format!("{}: loss", sc.name), xlabel, "-log10 L (log scale)", &[line("-log10 L", loss)], true, true)?;
+    Ok(vec![
+        (PlotFile { title: "stable rank".into(), file: format!("{slug}-stable-rank.svg") }, rank),
+        (PlotFile { title: "loss".into(), file: format!("{slug}-loss.svg") }, loss),
+    ])
+}
+
 /// Every plot of a scenario: (file entry, SVG text).
 pub fn render_all(sc: &ScenarioReport) -> Result<Vec<(PlotFile, String)>> {
+    if let Some(dr) = &sc.descent {
+        return render_descent(sc, dr);
+    }
     let slug = sc.slug();
     PlotKind::ALL
         .iter()
         .map(|k| Ok((PlotFile { title: k.title().to_string(), file: k.file_name(&slug) }, render(*k, sc)?)))
         .collect()
+}
+
+/// A line of a plot: label and (x, y) points.
+pub type ChartLine = (String, Vec<(f64, f64)>);
+
+/// Render line series as an SVG string. `log_x` / `log_y` choose logarithmic axes (points with
+/// non-positive coordinates are then dropped).
+pub fn line_plot_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[ChartLine],
+    log_x: bool,
+    log_y: bool,
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| Error::setting("plot", e.to_string()))?;
+        let chart = LineChart { title, x_label, y_label, series, log_x, log_y, y_range: None };
+        draw_line_chart(&root, &chart)?;
+        root.present().map_err(|e| Error::setting("plot", e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// A line chart: labelled series on linear or logarithmic axes.
+pub struct LineChart<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// x-axis description.
+    pub x_label: &'a str,
+    /// y-axis description.
+    pub y_label: &'a str,
+    /// The lines.
+    pub series: &'a [ChartLine],
+    /// Logarithmic x axis (points with x ≤ 0 dropped).
+    pub log_x: bool,
+    /// Logarithmic y axis (points with y ≤ 0 dropped).
+    pub log_y: bool,
+    /// A fixed y range instead of the data's (linear y only; tick labels then show 2 decimals).
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// The axes' ranges of `chart` drawn over `pts` (its kept points): the data's extent padded by 5%
+/// (of the decades on a log axis), y from 0 on a linear axis unless `y_range` fixes it.
+fn chart_ranges(pts: &[(f64, f64)], chart: &LineChart<'_>) -> ((f64, f64), (f64, f64)) {
+    let (log_x, log_y, y_range) = (chart.log_x, chart.log_y, chart.y_range);
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for (x, y) in pts {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if pts.is_empty() {
+        (x0, x1, y0, y1) = (1.0, 10.0, 1.0, 10.0);
+    }
+    let pad = |a: f64, b: f64, log: bool| -> (f64, f64) {
+        if log {
+            let (a, b) = if a == b { (a / 2.0, b * 2.0) } else { (a, b) };
+            (a / (b / a).powf(0.05), b * (b / a).powf(0.05))
+        } else {
+            let w = if a == b { a.abs().max(1.0) * 0.1 } else { (b - a) * 0.05 };
+            (a - w, b + w)
+        }
+    };
+    let x = pad(x0, x1, log_x);
+    let y = match y_range {
+        Some(r) if !log_y => r,
+        _ if log_y => pad(y0, y1, true),
+        _ => pad(y0.min(0.0), y1, false),
+    };
+    (x, y)
+}
+
+/// Draw `chart` on a drawing area (a whole SVG or one panel of it).
+pub fn draw_line_chart(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    chart: &LineChart<'_>,
+) -> Result<()> {
+    let LineChart { title, x_label, y_label, series, log_x, log_y, y_range } = *chart;
+    let keep = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().filter(keep).copied()).collect();
+    let ((x0, x1), (y0, y1)) = chart_ranges(&pts, chart);
+    let err = |e: String| Error::setting("plot", e);
+    {
+        let mut b = ChartBuilder::on(root);
+        b.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(40).y_label_area_size(60);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart.map_err(|e| err(e.to_string()))?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .x_label_formatter(&|v| fmt_tick(*v))
+                    .y_label_formatter(&|v| {
+                        if y_range.is_some() {
+                            format!("{v:.2}")
+                        } else {
+                            fmt_tick(*v)
+                        }
+                    })
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
+                // Lines that coincide stay distinguishable: each series has its own colour, dash
+                // pattern (solid, dashed, dotted, …) and marker shape, and later series are drawn
+                // thinner on top of earlier ones.
+                for (k, (label, points)) in series.iter().enumerate() {
+                    let color = TAB10[k % TAB10.len()];
+                    let p: Vec<(f64, f64)> = points.iter().filter(keep).copied().collect();
+                    let width = (4 - (k as u32).min(2)).max(2);
+                    let style = color.stroke_width(width);
+                    let (dash, gap) = [(0, 0), (10, 5), (3, 4), (12, 4), (6, 3)][k % 5];
+                    let shape = k % 4;
+                    let anno = if dash == 0 {
+                        chart.draw_series(LineSeries::new(p.clone(), style)).map_err(|e| err(e.to_string()))?
+                    } else {
+                        chart
+                            .draw_series(DashedLineSeries::new(p.clone(), dash, gap, style))
+                            .map_err(|e| err(e.to_string()))?
+                    };
+                    let anno = anno.label(label.clone());
+                    let line =
+                        move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2));
+                    // Markers on at most ~25 points per series (the first two always: the
+                    // initialization and the first step), staggered between series so that
+                    // coinciding curves still show every series' markers.
+                    let every = (p.len() / 25).max(1);
+                    let marked: Vec<(f64, f64)> = p
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i < 2 || i % every == (k * every / series.len().max(1)) % every)
+                        .map(|(_, q)| *q)
+                        .collect();
+                    macro_rules! with_marker {
+                        ($mk:expr) => {{
+                            let mk = $mk;
+                            anno.legend(move |(x, y)| EmptyElement::at((x, y)) + line((0, 0)) + mk((11, 0)));
+                            chart
+                                .draw_series(marked.iter().map(|&q| EmptyElement::at(q) + mk((0, 0))))
+                                .map_err(|e| err(e.to_string()))?;
+                        }};
+                    }
+                    match shape {
+                        0 => with_marker!(move |c| Circle::new(c, 4, color.filled())),
+                        1 => with_marker!(move |c| TriangleMarker::new(c, 5, color.filled())),
+                        2 => with_marker!(move |c| Cross::new(c, 4, color.stroke_width(2))),
+                        _ => with_marker!(move |c| Circle::new(c, 5, color.stroke_width(2))),
+                    }
+                }
+                if series.len() > 1 {
+                    let frac = |x: f64, y: f64| (axis_frac(x, x0, x1, log_x), axis_frac(y, y0, y1, log_y));
+                    let corner = legend_corner(&pts, frac, series.len());
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .position(corner)
+                        .draw()
+                        .map_err(|e| err(e.to_string()))?;
+                }
+            }};
+        }
+        match (log_x, log_y) {
+            (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1)),
+            (true, false) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)),
+            (false, true) => draw!(b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())),
+            (true, true) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())),
+        }
+    }
+    Ok(())
 }

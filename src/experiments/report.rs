@@ -108,7 +108,24 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
     let loss = serde_json::to_value(sc.loss).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let _ = writeln!(md, "Source: `{}`. Data: n = {}, d = {} ({} positive, {} negative). Model: m = {}, γ = {}, outer layer {}, init scale {}, seed {}, {loss} loss.",
         s.source, g.n, g.d, g.positives, g.negatives, sc.width, sc.leak, outer, fmt_num(Some(sc.init_scale)), sc.seed);
-    let _ = writeln!(
+    if let Some(dr) = &s.descent {
+        let at = |k: u64| dr.rows.iter().find(|r| r.step == k).map(|r| r.stable_rank);
+        let _ = writeln!(
+            md,
+            "Gradient descent, {} activation, step size {}, {} steps: status `{}`; stable rank {} (step 0), {} (1), {} (10), {} (T); final log10 L = {}; {:.2} s wall.\n",
+            dr.activation,
+            fmt_num(Some(dr.step_size)),
+            dr.steps,
+            dr.status,
+            fmt_num(at(0)),
+            fmt_num(at(1)),
+            fmt_num(at(10)),
+            fmt_num(at(dr.steps)),
+            fmt_num(dr.rows.last().map(|r| r.log10_loss)),
+            s.wall_seconds
+        );
+    } else {
+        let _ = writeln!(
         md,
         "Flow to t = 10^{}: status `{}`, final s = {}, reference {} (QP normalized margin {}), {} restart(s), {:.2} s wall.\n",
         sc.until_log10_time,
@@ -119,6 +136,7 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         s.restarts.len(),
         s.wall_seconds
     );
+    }
     if let Some(work) = work_text(&s.statistics) {
         let _ = writeln!(md, "Work: {work}.\n");
     }
@@ -126,23 +144,28 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         let names: Vec<&str> = sc.expect_fail.iter().map(|c| c.name()).collect();
         let _ = writeln!(md, "Negative control: expected to fail: {}.\n", names.join(", "));
     }
-    let _ = writeln!(md, "| claim | verdict | measurement | value | threshold | |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
-    for c in &s.claims {
-        if c.measurements.is_empty() {
-            let _ = writeln!(md, "| {} | {} | — | — | — | |", c.claim.name(), c.verdict.label());
+    for tid in &s.theorems {
+        let cite = crate::experiments::validate::theorem(tid).map_or("", |t| t.citation);
+        let _ = writeln!(md, "### {tid}\n\n{cite}.\n");
+        let _ = writeln!(md, "| claim | verdict | measurement | value | threshold | |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for c in s.claims.iter().filter(|c| &c.theorem == tid) {
+            if c.measurements.is_empty() {
+                let _ = writeln!(md, "| {} | {} | — | — | — | |", c.claim.name(), c.verdict.label());
+            }
+            for (k, m) in c.measurements.iter().enumerate() {
+                let (name, verdict) = if k == 0 { (c.claim.name(), c.verdict.label()) } else { ("", "") };
+                let mname = m.name.replace('|', "\\|");
+                let _ = writeln!(
+                    md,
+                    "| {name} | {verdict} | {mname} | {} | {} | {} |",
+                    fmt_value(m),
+                    fmt_threshold(m),
+                    fmt_pass(m)
+                );
+            }
         }
-        for (k, m) in c.measurements.iter().enumerate() {
-            let (name, verdict) = if k == 0 { (c.claim.name(), c.verdict.label()) } else { ("", "") };
-            let mname = m.name.replace('|', "\\|");
-            let _ = writeln!(
-                md,
-                "| {name} | {verdict} | {mname} | {} | {} | {} |",
-                fmt_value(m),
-                fmt_threshold(m),
-                fmt_pass(m)
-            );
-        }
+        let _ = writeln!(md);
     }
     let notes: Vec<String> =
         s.claims.iter().filter_map(|c| c.note.as_ref().map(|n| format!("- `{}`: {n}", c.claim.name()))).collect();
@@ -172,20 +195,38 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(md, "# marginflow validation report\n");
     let _ = writeln!(
         md,
-        "marginflow {}. Claims of Frei, Vardi, Bartlett, Srebro, Hu, \"Implicit Bias in Leaky ReLU Networks Trained on High-Dimensional Data\" (ICLR 2023). Overall: **{}**.\n",
+        "marginflow {}. Overall: **{}**.\n",
         report.version,
         if report.passed { "every claim holds or fails as expected" } else { "some claim failed" }
     );
-    let _ = writeln!(md, "Verdicts: ✓/✗ mark gating measurements; (✓)/(✗) compare a reported value with a threshold without gating (the near-orthogonality assumption is reported, never gating).\n");
-    let _ =
-        writeln!(md, "| scenario | {} |", crate::experiments::validate::ClaimKind::ALL.map(|c| c.name()).join(" | "));
-    let _ = writeln!(md, "|---|{}", "---|".repeat(crate::experiments::validate::ClaimKind::ALL.len()));
-    for s in &report.scenarios {
-        let cells: Vec<&str> = crate::experiments::validate::ClaimKind::ALL
-            .iter()
-            .map(|k| s.claims.iter().find(|c| c.claim == *k).map_or("—", |c| c.verdict.label()))
-            .collect();
-        let _ = writeln!(md, "| {} | {} |", s.name, cells.join(" | "));
+    let _ = writeln!(md, "Verdicts: ✓/✗ mark gating measurements; (✓)/(✗) compare a reported value with a threshold without gating (assumptions are reported, never gating).\n");
+    let used: Vec<&crate::experiments::validate::Theorem> = crate::experiments::validate::THEOREMS
+        .iter()
+        .filter(|t| report.scenarios.iter().any(|s| s.theorems.iter().any(|id| id == t.id)))
+        .collect();
+    let _ = writeln!(md, "## Theorems\n");
+    for t in &used {
+        let _ = writeln!(
+            md,
+            "- **{}**: {}. {} Assumptions (reported): {}.\n",
+            t.id,
+            t.citation,
+            t.statement,
+            t.assumptions.join("; ")
+        );
+    }
+    let _ = writeln!(md, "| theorem | scenario | verdicts |");
+    let _ = writeln!(md, "|---|---|---|");
+    for t in &used {
+        for s in report.scenarios.iter().filter(|s| s.theorems.iter().any(|id| id == t.id)) {
+            let cells: Vec<String> = s
+                .claims
+                .iter()
+                .filter(|c| c.theorem == t.id)
+                .map(|c| format!("{}: {}", c.claim.name(), c.verdict.label()))
+                .collect();
+            let _ = writeln!(md, "| {} | {} | {} |", t.id, s.name, cells.join(", "));
+        }
     }
     let fails = failure_lines(report);
     if !fails.is_empty() {

@@ -19,6 +19,7 @@ pub mod run;
 pub mod settings;
 pub mod span;
 pub mod summary;
+pub mod verdict;
 pub mod weights;
 
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};

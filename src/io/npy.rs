@@ -45,6 +45,133 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     }
 }
 
+/// The element types a data array may have (`descr` of the header), read as f64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dtype {
+    /// IEEE float of 4 or 8 bytes.
+    Float(usize),
+    /// Signed integer of 1, 2, 4 or 8 bytes.
+    Int(usize),
+    /// Unsigned integer of 1, 2, 4 or 8 bytes.
+    Uint(usize),
+    /// NumPy bool (one byte, 0 or 1).
+    Bool,
+}
+
+impl Dtype {
+    fn size(self) -> usize {
+        match self {
+            Dtype::Float(b) | Dtype::Int(b) | Dtype::Uint(b) => b,
+            Dtype::Bool => 1,
+        }
+    }
+}
+
+/// The parsed header of any `.npy` array: (dtype, big-endian, fortran order, shape).
+type AnyHeader = (Dtype, bool, bool, Vec<usize>);
+
+/// Parse a header with any numeric dtype and either order (for data arrays).
+fn parse_any_header(path: &Path, header: &str) -> Result<AnyHeader> {
+    let descr =
+        dict_value(header, "descr").ok_or_else(|| bad(path, format!("header has no 'descr': {}", header.trim())))?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let unsupported = || {
+        bad(
+            path,
+            format!("dtype '{descr}' is not supported: use float64 or float32 (integers and bools for labels); convert with a.astype('<f8')"),
+        )
+    };
+    let (order, kind) = descr.split_at(descr.len().min(1));
+    let big = match order {
+        "<" | "|" | "=" => false,
+        ">" => true,
+        _ => return Err(unsupported()),
+    };
+    let bytes: usize = kind.get(1..).and_then(|b| b.parse().ok()).ok_or_else(unsupported)?;
+    let dtype = match (kind.chars().next(), bytes) {
+        (Some('f'), 4 | 8) => Dtype::Float(bytes),
+        (Some('i'), 1 | 2 | 4 | 8) => Dtype::Int(bytes),
+        (Some('u'), 1 | 2 | 4 | 8) => Dtype::Uint(bytes),
+        (Some('b'), 1) => Dtype::Bool,
+        _ => return Err(unsupported()),
+    };
+    let fortran = match dict_value(header, "fortran_order") {
+        Some("False") => false,
+        Some("True") => true,
+        other => return Err(bad(path, format!("header has no valid 'fortran_order' ({other:?})"))),
+    };
+    Ok((dtype, big, fortran, parse_shape(path, header)?))
+}
+
+/// A data array read from `.npy` bytes: float64/float32 (or integer, bool), either byte order,
+/// C or Fortran order. Returns the shape and the values in C (row-major) order as f64.
+pub fn parse_any_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
+    let (start, end) = data_offset(path, bytes)?;
+    if end > bytes.len() {
+        return Err(bad(path, format!("truncated header: {} bytes announced", end - start)));
+    }
+    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad(path, "header is not valid text"))?;
+    let (dtype, big, fortran, shape) = parse_any_header(path, header)?;
+    let size = dtype.size();
+    let body = &bytes[end..];
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .filter(|c| c.checked_mul(size).is_some())
+        .ok_or_else(|| bad(path, format!("shape {} is too large", shape_text(&shape))))?;
+    if body.len() != count * size {
+        let what = if body.len() < count * size { "truncated" } else { "wrong length" };
+        return Err(bad(
+            path,
+            format!(
+                "{what}: shape {} of {size}-byte values needs {} data bytes, the file holds {}",
+                shape_text(&shape),
+                count * size,
+                body.len()
+            ),
+        ));
+    }
+    let value = |c: &[u8]| -> f64 {
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(c);
+        if big {
+            b[..size].reverse();
+        }
+        match dtype {
+            Dtype::Float(8) => f64::from_le_bytes(b),
+            Dtype::Float(_) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+            Dtype::Int(n) => {
+                let shift = 64 - 8 * n as u32;
+                ((i64::from_le_bytes(b) << shift) >> shift) as f64
+            }
+            Dtype::Uint(_) => u64::from_le_bytes(b) as f64,
+            Dtype::Bool => f64::from(b[0] != 0),
+        }
+    };
+    let flat: Vec<f64> = body.chunks_exact(size).map(value).collect();
+    if !fortran || shape.len() < 2 {
+        return Ok((shape, flat));
+    }
+    // Fortran order: the first index varies fastest. Reorder to C order.
+    let mut c_order = vec![0.0; count];
+    let mut index = vec![0usize; shape.len()];
+    for &v in &flat {
+        let mut at = 0;
+        for (k, &i) in index.iter().enumerate() {
+            at = at * shape[k] + i;
+        }
+        c_order[at] = v;
+        for (k, i) in index.iter_mut().enumerate() {
+            *i += 1;
+            if *i < shape[k] {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Ok((shape, c_order))
+}
+
 fn parse_header(path: &Path, header: &str) -> Result<Vec<usize>> {
     let descr =
         dict_value(header, "descr").ok_or_else(|| bad(path, format!("header has no 'descr': {}", header.trim())))?;
@@ -66,6 +193,11 @@ fn parse_header(path: &Path, header: &str) -> Result<Vec<usize>> {
             return Err(bad(path, format!("header has no valid 'fortran_order' ({other:?})")));
         }
     }
+    parse_shape(path, header)
+}
+
+/// The 'shape' tuple of a header.
+fn parse_shape(path: &Path, header: &str) -> Result<Vec<usize>> {
     let shape =
         dict_value(header, "shape").ok_or_else(|| bad(path, format!("header has no 'shape': {}", header.trim())))?;
     let inner = shape

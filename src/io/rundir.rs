@@ -35,6 +35,24 @@ pub const WEIGHTS: &str = "W.npy";
 /// The absolute path of a flow's data file (read by `flow --resume`).
 pub const DATA_PATH: &str = "data_path";
 
+/// The text of a run's `data_path` file: the data file's absolute path on the first line and,
+/// for points in a `.npy` file, the labels file's on the second (`flow --resume` reads it; the
+/// Python module writes it too).
+pub fn data_path_text(data: &Path, labels: Option<&Path>) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned();
+    match labels {
+        Some(l) => format!("{}\n{}\n", abs(data), abs(l)),
+        None => abs(data),
+    }
+}
+
+/// The data and labels paths of a `data_path` file's text (see [`data_path_text`]).
+pub fn parse_data_path(text: &str) -> (PathBuf, Option<PathBuf>) {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let data = PathBuf::from(lines.next().unwrap_or(""));
+    (data, lines.next().map(PathBuf::from))
+}
+
 /// The command that owns a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,9 @@
 //! Max-margin references, solved independently of the flow, and certified.
 //!
+//! Imports go one way: this file (settings, certificate, the shared solve and polish) ←
+//! `linear`, `network` ← `report` (the typed summary); from outside only `model`, `metrics`
+//! and `error`, never the flow.
+//!
 //! **Network, on a pattern.** Within an activation pattern S (S_ji = sign⟨w_j, x_i⟩) the network
 //! is linear in W: f(x_i; W) = Σ_j a_j s_ji ⟨w_j, x_i⟩ with slope s_ji = 1 for S_ji = +1 and γ
 //! otherwise, so
@@ -324,7 +328,7 @@ pub enum PatternSource {
     /// S_ji = sign(a_j) y_i.
     Theory,
     /// A given pattern (±1, m×n row-major), e.g. the final one of a flow run
-    /// ([`crate::io::run_pattern::pattern_from_run`]).
+    /// ([`crate::experiments::run_pattern::pattern_from_run`]).
     Given {
         /// What the report's `pattern` field names it (a run folder).
         name: String,

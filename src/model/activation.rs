@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Activation {
-    /// φ(z) = z for z > 0, γz for z < 0; φ'(z) = 1 or γ.
+    /// φ(z) = z for z > 0, γz for z < 0; φ'(z) = 1 or γ. γ = 0 is the plain ReLU.
     Leaky {
-        /// The leak γ ∈ (0, 1).
+        /// The leak γ ∈ [0, 1).
         gamma: f64,
     },
     /// H-smooth leaky ReLU (Frei et al. 2023):
@@ -115,5 +115,17 @@ mod tests {
         assert_eq!(a.value(&-2.0f64), -0.2);
         assert_eq!(a.value(&3.0f64), 3.0);
         assert_eq!(a.derivative(&-1.0f64), 0.1);
+    }
+
+    /// γ = 0 is the plain ReLU: max(z, 0), slope 0 on the negative side, 1 (the right
+    /// derivative) at 0.
+    #[test]
+    fn relu_values() {
+        let a = Activation::Leaky { gamma: 0.0 };
+        assert_eq!(a.value(&-2.0f64), 0.0);
+        assert_eq!(a.value(&3.0f64), 3.0);
+        assert_eq!(a.derivative(&-1.0f64), 0.0);
+        assert_eq!(a.derivative(&0.0f64), 1.0);
+        assert_eq!(a.derivative(&2.0f64), 1.0);
     }
 }

@@ -58,6 +58,37 @@ pub enum Init {
     File(PathBuf),
     /// An m×d matrix given in memory, row-major (the Python module's `W0=ndarray`).
     Weights(Vec<f64>),
+    /// An in-memory matrix as reports name it instead of copying it ([`Init::named`]); it
+    /// cannot initialize a run.
+    Named {
+        /// The argument that held it (`W0`).
+        name: String,
+        /// SHA-256 of its entries' little-endian f64 bit patterns, row-major.
+        sha256: String,
+    },
+}
+
+impl Init {
+    /// The initialization as a summary records it: [`Init::Weights`] named `name` with the
+    /// SHA-256 of its entries, any other unchanged.
+    pub fn named(&self, name: &str) -> Init {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
+        match self {
+            Init::Weights(w) => {
+                let mut h = Sha256::new();
+                for v in w {
+                    h.update(v.to_bits().to_le_bytes());
+                }
+                let sha256 = h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+                    let _ = write!(s, "{b:02x}");
+                    s
+                });
+                Init::Named { name: name.to_string(), sha256 }
+            }
+            other => other.clone(),
+        }
+    }
 }
 
 /// Everything that defines the model apart from the data.
@@ -65,7 +96,7 @@ pub enum Init {
 pub struct ModelSettings {
     /// Width m (default: 16).
     pub width: usize,
-    /// Leak γ of the activation, in (0, 1) (default: 0.1).
+    /// Leak γ of the activation, in [0, 1); 0 is the plain ReLU (default: 0.1).
     pub leak: f64,
     /// Second layer (default: balanced).
     pub outer: OuterLayer,
@@ -91,12 +122,11 @@ impl Default for ModelSettings {
 }
 
 /// The one check of the leak γ for every command and scenario: the leaky ReLU
-/// φ(z) = max(z, γz) needs γ ∈ (0, 1) (γ = 0, plain ReLU, is refused: the flow's loss weights
-/// and the max-margin pattern constraints assume φ' ≥ γ > 0).
+/// φ(z) = max(z, γz) needs γ ∈ [0, 1). γ = 0 is the plain ReLU: φ' ∈ {0, 1} off the kinks and the
+/// Clarke slope σ ∈ [0, 1] on them; a neuron whose pre-activations are all negative stops moving.
 pub fn validate_leak(leak: f64) -> Result<()> {
-    if !(leak > 0.0 && leak < 1.0) {
-        let why = if leak == 0.0 { " (γ = 0, plain ReLU, is not supported)" } else { "" };
-        return Err(Error::setting("leak", format!("must be in (0, 1), got {leak}{why}")));
+    if !(leak >= 0.0 && leak < 1.0) {
+        return Err(Error::setting("leak", format!("must be in [0, 1) (0 is the plain ReLU), got {leak}")));
     }
     Ok(())
 }
@@ -195,6 +225,9 @@ impl ModelSettings {
                     return Err(Error::setting("W0", format!("non-finite initial weight {bad}")));
                 }
                 w.iter().for_each(|&v| f(v));
+            }
+            Init::Named { name, .. } => {
+                return Err(Error::setting(name, "an array named in a summary, not held: pass it again"));
             }
         }
         Ok(())
@@ -408,6 +441,22 @@ pub const FULL_WEIGHTS_BLOCK: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-memory W0 is named by the SHA-256 of its entries' bits; other inits are unchanged.
+    #[test]
+    fn named_init_hashes_the_weights_and_cannot_run() {
+        let named = Init::Weights(vec![1.0, -0.5]).named("W0");
+        // sha256 of the little-endian bytes of 1.0 and -0.5 (f64).
+        let mut bytes = Vec::new();
+        bytes.extend(1.0f64.to_bits().to_le_bytes());
+        bytes.extend((-0.5f64).to_bits().to_le_bytes());
+        use sha2::Digest;
+        let expect: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(named, Init::Named { name: "W0".into(), sha256: expect });
+        assert_eq!(Init::Scale(1e-3).named("W0"), Init::Scale(1e-3));
+        let model = ModelSettings { width: 1, init: named, ..Default::default() };
+        assert!(model.initial_weights(2).is_err());
+    }
 
     /// The deferred small representation (X̃, W̃0) reproduces the inner products of X and W0
     /// (computed directly from the full d-dimensional rows), whether it is first used by one

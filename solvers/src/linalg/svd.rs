@@ -1,7 +1,10 @@
 //! Singular values and vectors by one-sided Jacobi (Demmel–Veselić), on a QR-preconditioned
 //! start; accurate to relative precision for graded matrices.
 
-use super::*;
+use super::qr::{qr_from_columns, Qr};
+use super::{axpy, dot4, two_rows, Mat};
+use crate::error::SolverError;
+use crate::scalar::Real;
 
 /// Rank estimate: the number of singular values greater than `rel_tol`·σ_max (0 for an empty or
 /// zero list). `sv` need not be sorted.

@@ -2,11 +2,14 @@
 //! significant bits (32 decimal digits) and f64's exponent range (Dekker 1971; Hida, Li, Bailey
 //! 2001). Addition is the accurate ("IEEE") two-sum form, multiplication the two-product form,
 //! division three f64 quotient digits with a correction, √ one Newton step from the f64 root;
-//! e^x, ln, ln(1 + x) and decimal conversion come from [`super::ext`].
+//! e^x, ln, ln(1 + x) and decimal conversion come from [`super::ext`], the matrix product's
+//! row updates from [`super::kernels`].
 
 use super::eft::{ldexp, quick_two_sum, two_prod, two_sum};
 use super::ext::{self, Expansion};
+use super::kernels;
 use super::Real;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 /// A double-double number hi + lo (≈ 106 bits). See the module documentation.
@@ -47,19 +50,16 @@ impl Dd {
         Dd { hi, lo }
     }
 
-    /// a/b: quotient digits q1 = a/b, q2, q3 from the exact-ish remainders.
+    /// a/b: three quotient digits ([`ext::quotient_digits`]), the first two summed exactly.
     #[inline]
     pub fn div_dd(a: Dd, b: Dd) -> Dd {
-        let q1 = a.hi / b.hi;
-        if !q1.is_finite() || b.hi == 0.0 {
-            return Dd::from_f64_exact(q1);
+        match ext::quotient_digits::<Dd, 3>(a, b) {
+            Err(q1) => Dd::from_f64_exact(q1),
+            Ok([q1, q2, q3]) => {
+                let (q1, q2) = quick_two_sum(q1, q2);
+                Dd::add_dd(Dd { hi: q1, lo: q2 }, Dd::from_f64_exact(q3))
+            }
         }
-        let r = Dd::add_dd(a, -Dd::mul_dd(b, Dd::from_f64_exact(q1)));
-        let q2 = r.hi / b.hi;
-        let r = Dd::add_dd(r, -Dd::mul_dd(b, Dd::from_f64_exact(q2)));
-        let q3 = r.hi / b.hi;
-        let (q1, q2) = quick_two_sum(q1, q2);
-        Dd::add_dd(Dd { hi: q1, lo: q2 }, Dd::from_f64_exact(q3))
     }
 
     /// √a: y = √hi, then one Newton step y + (a − y²)/(2y) in double-double.
@@ -120,12 +120,7 @@ impl Expansion for Dd {
 }
 
 impl Real for Dd {
-    fn precision(&self) -> u32 {
-        DD_BITS
-    }
-    fn from_f64(x: f64, _prec: u32) -> Self {
-        Dd::from_f64_exact(x)
-    }
+    ext::real_methods!(DD_BITS);
     /// p and q split exactly into two f64 each; one double-double division.
     fn ratio(p: i64, q: i64, _prec: u32) -> Self {
         Dd::div_dd(exact_i64(p), exact_i64(q))
@@ -133,68 +128,22 @@ impl Real for Dd {
     fn to_f64(&self) -> f64 {
         self.hi + self.lo
     }
-    fn assign(&mut self, other: &Self) {
-        *self = *other;
-    }
-    fn assign_f64(&mut self, x: f64) {
-        *self = Dd::from_f64_exact(x);
-    }
-    #[inline(always)]
-    fn add_mul_mut(&mut self, a: &Self, b: &Self) {
-        *self = Dd::add_dd(*self, Dd::mul_dd(*a, *b));
-    }
-    fn exp(&self) -> Self {
-        ext::exp(self)
-    }
-    fn ln(&self) -> Self {
-        ext::ln(self)
-    }
-    fn ln_1p(&self) -> Self {
-        ext::ln_1p(self)
-    }
-    fn exp_m1(&self) -> Self {
-        ext::exp_m1(self)
-    }
     fn sqrt(&self) -> Self {
         Dd::sqrt_dd(*self)
-    }
-    fn abs(&self) -> Self {
-        if self.hi.is_sign_negative() {
-            -*self
-        } else {
-            *self
-        }
     }
     fn is_finite(&self) -> bool {
         self.hi.is_finite() && self.lo.is_finite()
     }
-    fn is_sign_negative(&self) -> bool {
-        self.hi.is_sign_negative()
-    }
-    fn direct_exp_range() -> f64 {
-        500.0
-    }
-    fn to_decimal(&self) -> String {
-        ext::to_decimal(self)
-    }
-    fn parse_decimal(s: &str, prec: u32) -> Option<Self> {
-        ext::parse_decimal(s, prec)
-    }
     /// `dd:` and the two bit patterns in hexadecimal.
     fn to_exact(&self) -> String {
-        format!("dd:{:016x}:{:016x}", self.hi.to_bits(), self.lo.to_bits())
+        ext::exact_string("dd", &[self.hi, self.lo])
     }
     fn from_exact(s: &str) -> Option<Self> {
-        let mut parts = s.strip_prefix("dd:")?.split(':');
-        let hi = f64::from_bits(u64::from_str_radix(parts.next()?, 16).ok()?);
-        let lo = f64::from_bits(u64::from_str_radix(parts.next()?, 16).ok()?);
-        if parts.next().is_some() {
-            return None;
-        }
+        let [hi, lo] = ext::parse_exact("dd", s)?;
         Some(Dd { hi, lo })
     }
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
-        super::kernels::dd_gemm(m, k, n, a, b, c, accumulate);
+        gemm(m, k, n, a, b, c, accumulate);
     }
 }
 
@@ -203,4 +152,71 @@ pub(crate) fn exact_i64(p: i64) -> Dd {
     let hi = p as f64;
     let lo = (i128::from(p) - hi as i128) as f64;
     Dd { hi, lo }
+}
+
+thread_local! {
+    /// Scratch for [`gemm`]: B's components and one row of C, reused between calls (no
+    /// allocation once it has grown to the largest product seen on this thread).
+    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// C (m×n) = A (m×k)·B (k×n), or C += A·B, row-major, in double-double: B split once into
+/// leading and trailing arrays, each row of C accumulated in two f64 arrays.
+fn gemm(m: usize, k: usize, n: usize, a: &[Dd], b: &[Dd], c: &mut [Dd], accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let fma = kernels::have_fma();
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < 2 * k * n + 2 * n {
+            buf.resize(2 * k * n + 2 * n, 0.0);
+        }
+        let (bh, rest) = buf.split_at_mut(k * n);
+        let (bl, rest) = rest.split_at_mut(k * n);
+        let (ch, rest) = rest.split_at_mut(n);
+        let cl = &mut rest[..n];
+        for (idx, x) in b[..k * n].iter().enumerate() {
+            bh[idx] = x.hi;
+            bl[idx] = x.lo;
+        }
+        for i in 0..m {
+            let crow = &mut c[i * n..(i + 1) * n];
+            if accumulate {
+                for (j, x) in crow.iter().enumerate() {
+                    ch[j] = x.hi;
+                    cl[j] = x.lo;
+                }
+            } else {
+                ch.fill(0.0);
+                cl.fill(0.0);
+            }
+            for p in 0..k {
+                let aip = a[i * k + p];
+                let (brh, brl) = (&bh[p * n..(p + 1) * n], &bl[p * n..(p + 1) * n]);
+                kernels::dd_row_update(fma, aip.hi, aip.lo, brh, brl, ch, cl);
+            }
+            for (j, x) in crow.iter_mut().enumerate() {
+                *x = Dd { hi: ch[j], lo: cl[j] };
+            }
+        }
+    });
+}
+
+/// The portable double-double kernel alone (for the test that the FMA path is bitwise equal).
+#[cfg(test)]
+pub(crate) fn gemm_portable(m: usize, k: usize, n: usize, a: &[Dd], b: &[Dd], c: &mut [Dd]) {
+    let bh: Vec<f64> = b.iter().map(|x| x.hi).collect();
+    let bl: Vec<f64> = b.iter().map(|x| x.lo).collect();
+    for i in 0..m {
+        let (mut ch, mut cl) = (vec![0.0; n], vec![0.0; n]);
+        for p in 0..k {
+            let aip = a[i * k + p];
+            kernels::dd_row_update_portable(aip.hi, aip.lo, &bh[p * n..], &bl[p * n..], &mut ch, &mut cl);
+        }
+        for j in 0..n {
+            c[i * n + j] = Dd { hi: ch[j], lo: cl[j] };
+        }
+    }
 }

@@ -57,6 +57,101 @@ pub(crate) trait Expansion: Real + Copy {
     }
 }
 
+/// The quotient digits q_0..q_{N−1} of a/b: q_k = hi(r_k)/hi(b), r_0 = a, r_{k+1} = r_k − q_k b
+/// (Hida–Li–Bailey); `Err(q_0)` when q_0 is not finite or hi(b) = 0.
+#[inline]
+pub(crate) fn quotient_digits<T: Expansion, const N: usize>(a: T, b: T) -> Result<[f64; N], f64> {
+    let bh = b.hi();
+    let mut q = [0.0; N];
+    q[0] = a.hi() / bh;
+    if !q[0].is_finite() || bh == 0.0 {
+        return Err(q[0]);
+    }
+    let mut r = a;
+    for k in 1..N {
+        r = r - &(b * &T::of(q[k - 1]));
+        q[k] = r.hi() / bh;
+    }
+    Ok(q)
+}
+
+/// `tag:` and the bit patterns of the components in hexadecimal (`Real::to_exact`).
+pub(crate) fn exact_string(tag: &str, parts: &[f64]) -> String {
+    let mut out = tag.to_string();
+    for p in parts {
+        out.push_str(&format!(":{:016x}", p.to_bits()));
+    }
+    out
+}
+
+/// The N components written by [`exact_string`] with this tag, or `None`.
+pub(crate) fn parse_exact<const N: usize>(tag: &str, s: &str) -> Option<[f64; N]> {
+    let mut out = [0.0; N];
+    let mut parts = s.strip_prefix(tag)?.strip_prefix(':')?.split(':');
+    for o in out.iter_mut() {
+        *o = f64::from_bits(u64::from_str_radix(parts.next()?, 16).ok()?);
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+/// The [`Real`] methods that an f64 expansion takes from its [`Expansion`] impl and this
+/// module (the same for [`super::Dd`] and [`super::Qd`]); `$bits` is its precision.
+macro_rules! real_methods {
+    ($bits:expr) => {
+        fn precision(&self) -> u32 {
+            $bits
+        }
+        fn from_f64(x: f64, _prec: u32) -> Self {
+            <Self as super::ext::Expansion>::of(x)
+        }
+        fn assign(&mut self, other: &Self) {
+            *self = *other;
+        }
+        fn assign_f64(&mut self, x: f64) {
+            *self = <Self as super::ext::Expansion>::of(x);
+        }
+        #[inline(always)]
+        fn add_mul_mut(&mut self, a: &Self, b: &Self) {
+            *self = *self + &(*a * b);
+        }
+        fn exp(&self) -> Self {
+            super::ext::exp(self)
+        }
+        fn ln(&self) -> Self {
+            super::ext::ln(self)
+        }
+        fn ln_1p(&self) -> Self {
+            super::ext::ln_1p(self)
+        }
+        fn exp_m1(&self) -> Self {
+            super::ext::exp_m1(self)
+        }
+        fn abs(&self) -> Self {
+            if self.is_sign_negative() {
+                -*self
+            } else {
+                *self
+            }
+        }
+        fn is_sign_negative(&self) -> bool {
+            <Self as super::ext::Expansion>::hi(self).is_sign_negative()
+        }
+        fn direct_exp_range() -> f64 {
+            500.0
+        }
+        fn to_decimal(&self) -> String {
+            super::ext::to_decimal(self)
+        }
+        fn parse_decimal(s: &str, prec: u32) -> Option<Self> {
+            super::ext::parse_decimal(s, prec)
+        }
+    };
+}
+pub(crate) use real_methods;
+
 /// ln 2 = 2 Σ_j 3^{−(2j+1)}/(2j+1), terms until they are below 2^−(bits+8).
 pub(crate) fn ln2_series<T: Expansion>(prec: u32) -> T {
     let ninth = T::one(prec) / &T::of(9.0);

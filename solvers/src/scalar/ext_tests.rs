@@ -121,7 +121,7 @@ fn dd_gemm_fma_path_is_bitwise_the_portable_path_and_accurate() {
     let mut c = vec![Dd::default(); m * n];
     Dd::gemm(m, k, n, &a, &b, &mut c, false);
     let mut c2 = vec![Dd::default(); m * n];
-    super::kernels::dd_gemm_portable(m, k, n, &a, &b, &mut c2);
+    super::dd::gemm_portable(m, k, n, &a, &b, &mut c2);
     assert_eq!(c, c2);
     // C += A·B once more: 2·(A·B)
     let mut c3 = c.clone();

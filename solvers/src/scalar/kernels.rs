@@ -10,23 +10,16 @@
 //! a_lo·b_lo term dropped) and the "sloppy" double-double sum, so each entry of C has the
 //! classical dot-product bound |error| ≤ (k + 2)·4u²·Σ_p |a_ip||b_pj|.
 //!
-//! Quad-double: row-streamed i–p–j loops over `Copy` values with the Hida–Li–Bailey product and
-//! sum inlined (their renormalization branches keep the compiler from vectorizing them).
+//! This file holds the f64-array row updates; the drivers over `Dd` and `Qd` values are
+//! `dd::gemm` and `qd::gemm` (quad-double: row-streamed i–p–j loops with the Hida–Li–Bailey
+//! product and sum inlined; their renormalization branches keep the compiler from vectorizing
+//! them). Imports: `eft` only.
 
-use super::dd::Dd;
 use super::eft::two_prod;
-use super::qd::Qd;
-use std::cell::RefCell;
-
-thread_local! {
-    /// Scratch for [`dd_gemm`]: B's components and one row of C, reused between calls (no
-    /// allocation once it has grown to the largest product seen on this thread).
-    static DD_SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
 
 /// One row update c += a·b_row over the structure-of-arrays buffers (portable form).
 #[inline(always)]
-fn dd_row_update_portable(ah: f64, al: f64, bh: &[f64], bl: &[f64], ch: &mut [f64], cl: &mut [f64]) {
+pub(crate) fn dd_row_update_portable(ah: f64, al: f64, bh: &[f64], bl: &[f64], ch: &mut [f64], cl: &mut [f64]) {
     let n = ch.len();
     let (bh, bl, cl) = (&bh[..n], &bl[..n], &mut cl[..n]);
     for j in 0..n {
@@ -62,7 +55,7 @@ unsafe fn dd_row_update_fma(ah: f64, al: f64, bh: &[f64], bl: &[f64], ch: &mut [
 }
 
 /// Whether the FMA kernel may run on this machine.
-fn have_fma() -> bool {
+pub(crate) fn have_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
@@ -73,86 +66,15 @@ fn have_fma() -> bool {
     }
 }
 
-/// C (m×n) = A (m×k)·B (k×n), or C += A·B, row-major, in double-double.
-pub(crate) fn dd_gemm(m: usize, k: usize, n: usize, a: &[Dd], b: &[Dd], c: &mut [Dd], accumulate: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
+/// c += a·b_row with (ah, al) = a: the FMA form where `fma` (from [`have_fma`]), else portable.
+#[inline(always)]
+pub(crate) fn dd_row_update(fma: bool, ah: f64, al: f64, bh: &[f64], bl: &[f64], ch: &mut [f64], cl: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: the caller read `fma` from `have_fma`: the CPU has AVX2 and FMA.
+        unsafe { dd_row_update_fma(ah, al, bh, bl, ch, cl) };
         return;
     }
-    let fma = have_fma();
-    DD_SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < 2 * k * n + 2 * n {
-            buf.resize(2 * k * n + 2 * n, 0.0);
-        }
-        let (bh, rest) = buf.split_at_mut(k * n);
-        let (bl, rest) = rest.split_at_mut(k * n);
-        let (ch, rest) = rest.split_at_mut(n);
-        let cl = &mut rest[..n];
-        for (idx, x) in b[..k * n].iter().enumerate() {
-            bh[idx] = x.hi;
-            bl[idx] = x.lo;
-        }
-        for i in 0..m {
-            let crow = &mut c[i * n..(i + 1) * n];
-            if accumulate {
-                for (j, x) in crow.iter().enumerate() {
-                    ch[j] = x.hi;
-                    cl[j] = x.lo;
-                }
-            } else {
-                ch.fill(0.0);
-                cl.fill(0.0);
-            }
-            for p in 0..k {
-                let aip = a[i * k + p];
-                let (brh, brl) = (&bh[p * n..(p + 1) * n], &bl[p * n..(p + 1) * n]);
-                #[cfg(target_arch = "x86_64")]
-                if fma {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
-                    unsafe { dd_row_update_fma(aip.hi, aip.lo, brh, brl, ch, cl) };
-                    continue;
-                }
-                let _ = fma;
-                dd_row_update_portable(aip.hi, aip.lo, brh, brl, ch, cl);
-            }
-            for (j, x) in crow.iter_mut().enumerate() {
-                *x = Dd { hi: ch[j], lo: cl[j] };
-            }
-        }
-    });
-}
-
-/// C (m×n) = A (m×k)·B (k×n), or C += A·B, row-major, in quad-double.
-pub(crate) fn qd_gemm(m: usize, k: usize, n: usize, a: &[Qd], b: &[Qd], c: &mut [Qd], accumulate: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    for i in 0..m {
-        let crow = &mut c[i * n..(i + 1) * n];
-        if !accumulate {
-            crow.fill(Qd::default());
-        }
-        for p in 0..k {
-            let aip = a[i * k + p];
-            for (cj, bpj) in crow.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                *cj = Qd::add_qd(*cj, Qd::mul_qd(aip, *bpj));
-            }
-        }
-    }
-}
-
-/// The portable double-double kernel alone (for the test that the FMA path is bitwise equal).
-#[cfg(test)]
-pub(crate) fn dd_gemm_portable(m: usize, k: usize, n: usize, a: &[Dd], b: &[Dd], c: &mut [Dd]) {
-    let bh: Vec<f64> = b.iter().map(|x| x.hi).collect();
-    let bl: Vec<f64> = b.iter().map(|x| x.lo).collect();
-    for i in 0..m {
-        let (mut ch, mut cl) = (vec![0.0; n], vec![0.0; n]);
-        for p in 0..k {
-            let aip = a[i * k + p];
-            dd_row_update_portable(aip.hi, aip.lo, &bh[p * n..], &bl[p * n..], &mut ch, &mut cl);
-        }
-        for j in 0..n {
-            c[i * n + j] = Dd { hi: ch[j], lo: cl[j] };
-        }
-    }
+    let _ = fma;
+    dd_row_update_portable(ah, al, bh, bl, ch, cl);
 }

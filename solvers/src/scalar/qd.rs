@@ -66,22 +66,13 @@ impl Qd {
         Qd(renorm5([p0, p1, s0, s1, s2]))
     }
 
-    /// a/b: five f64 quotient digits, each from the remainder r ← r − q_k b, renormalized.
+    /// a/b: five quotient digits ([`ext::quotient_digits`]), renormalized.
     #[inline]
     pub fn div_qd(a: Qd, b: Qd) -> Qd {
-        let q0 = a.0[0] / b.0[0];
-        if !q0.is_finite() || b.0[0] == 0.0 {
-            return Qd::from_f64_exact(q0);
+        match ext::quotient_digits::<Qd, 5>(a, b) {
+            Err(q0) => Qd::from_f64_exact(q0),
+            Ok(q) => Qd(renorm5(q)),
         }
-        let mut r = Qd::add_qd(a, -Qd::mul_qd(b, Qd::from_f64_exact(q0)));
-        let q1 = r.0[0] / b.0[0];
-        r = Qd::add_qd(r, -Qd::mul_qd(b, Qd::from_f64_exact(q1)));
-        let q2 = r.0[0] / b.0[0];
-        r = Qd::add_qd(r, -Qd::mul_qd(b, Qd::from_f64_exact(q2)));
-        let q3 = r.0[0] / b.0[0];
-        r = Qd::add_qd(r, -Qd::mul_qd(b, Qd::from_f64_exact(q3)));
-        let q4 = r.0[0] / b.0[0];
-        Qd(renorm5([q0, q1, q2, q3, q4]))
     }
 
     /// √a: three Newton steps y ← (y + a/y)/2 from the f64 root (53 → 106 → 212 bits and one
@@ -174,12 +165,7 @@ impl Expansion for Qd {
 }
 
 impl Real for Qd {
-    fn precision(&self) -> u32 {
-        QD_BITS
-    }
-    fn from_f64(x: f64, _prec: u32) -> Self {
-        Qd::from_f64_exact(x)
-    }
+    ext::real_methods!(QD_BITS);
     /// p and q split exactly into two f64 each; one quad-double division.
     fn ratio(p: i64, q: i64, _prec: u32) -> Self {
         let (p, q) = (super::dd::exact_i64(p), super::dd::exact_i64(q));
@@ -188,70 +174,37 @@ impl Real for Qd {
     fn to_f64(&self) -> f64 {
         self.0[0] + self.0[1]
     }
-    fn assign(&mut self, other: &Self) {
-        *self = *other;
-    }
-    fn assign_f64(&mut self, x: f64) {
-        *self = Qd::from_f64_exact(x);
-    }
-    #[inline(always)]
-    fn add_mul_mut(&mut self, a: &Self, b: &Self) {
-        *self = Qd::add_qd(*self, Qd::mul_qd(*a, *b));
-    }
-    fn exp(&self) -> Self {
-        ext::exp(self)
-    }
-    fn ln(&self) -> Self {
-        ext::ln(self)
-    }
-    fn ln_1p(&self) -> Self {
-        ext::ln_1p(self)
-    }
-    fn exp_m1(&self) -> Self {
-        ext::exp_m1(self)
-    }
     fn sqrt(&self) -> Self {
         Qd::sqrt_qd(*self)
-    }
-    fn abs(&self) -> Self {
-        if self.0[0].is_sign_negative() {
-            -*self
-        } else {
-            *self
-        }
     }
     fn is_finite(&self) -> bool {
         self.0.iter().all(|c| c.is_finite())
     }
-    fn is_sign_negative(&self) -> bool {
-        self.0[0].is_sign_negative()
-    }
-    fn direct_exp_range() -> f64 {
-        500.0
-    }
-    fn to_decimal(&self) -> String {
-        ext::to_decimal(self)
-    }
-    fn parse_decimal(s: &str, prec: u32) -> Option<Self> {
-        ext::parse_decimal(s, prec)
-    }
     /// `qd:` and the four bit patterns in hexadecimal.
     fn to_exact(&self) -> String {
-        let [a, b, c, d] = self.0.map(f64::to_bits);
-        format!("qd:{a:016x}:{b:016x}:{c:016x}:{d:016x}")
+        ext::exact_string("qd", &self.0)
     }
     fn from_exact(s: &str) -> Option<Self> {
-        let mut out = [0.0; 4];
-        let mut parts = s.strip_prefix("qd:")?.split(':');
-        for o in out.iter_mut() {
-            *o = f64::from_bits(u64::from_str_radix(parts.next()?, 16).ok()?);
-        }
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Qd(out))
+        ext::parse_exact("qd", s).map(Qd)
     }
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self], accumulate: bool) {
-        super::kernels::qd_gemm(m, k, n, a, b, c, accumulate);
+        gemm(m, k, n, a, b, c, accumulate);
+    }
+}
+
+/// C (m×n) = A (m×k)·B (k×n), or C += A·B, row-major, in quad-double (row-streamed i–p–j).
+fn gemm(m: usize, k: usize, n: usize, a: &[Qd], b: &[Qd], c: &mut [Qd], accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    for i in 0..m {
+        let crow = &mut c[i * n..(i + 1) * n];
+        if !accumulate {
+            crow.fill(Qd::default());
+        }
+        for p in 0..k {
+            let aip = a[i * k + p];
+            for (cj, bpj) in crow.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cj = Qd::add_qd(*cj, Qd::mul_qd(aip, *bpj));
+            }
+        }
     }
 }

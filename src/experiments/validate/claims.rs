@@ -1,5 +1,6 @@
 //! The claims of the theorem, one function each, reading the typed flow summary and rows.
 
+use super::theorems::theorem_of;
 use super::{PreparedScenario, RestartResult, TrajectoryPoint};
 use crate::error::Result;
 use crate::flow::FlowSummary;
@@ -32,11 +33,45 @@ pub enum ClaimKind {
     GlobalMaxMargin,
     /// A linear decision boundary given by z = Σ λ_i y_i x_i (balanced outer layer).
     LinearBoundary,
+    /// Lyu–Li: the smoothed normalized margin ℓ⁻¹(nL)/‖W‖ is non-decreasing once nL < ℓ(0).
+    SmoothedMargin,
+    /// Lyu–Li: L·t and ‖W‖/ln t stay within fixed bounds over the late decades of t.
+    LossRates,
+    /// Ji–Telgarsky: the path length of W/‖W‖ over the last decade of s is small.
+    PathLength,
+    /// Frei et al. (GD): the stable rank drops after one step from a small initialization.
+    GdStableRank,
+    /// Kou–Chen–Gu: the stable rank tends to 1 (of the sign blocks W₊, W₋; of W reported).
+    BlockStableRank,
+    /// Kou–Chen–Gu: all training points reach the same normalized margin.
+    MarginRatio,
+    /// Frei et al. (benign): the noisy labels are interpolated and the clean test error is small.
+    BenignOverfitting,
 }
 
 impl ClaimKind {
-    /// All claims, in report order.
-    pub const ALL: [ClaimKind; 7] = [
+    /// All claims, in report order (grouped by theorem, in the order of
+    /// [`super::theorems::THEOREMS`]).
+    pub const ALL: [ClaimKind; 14] = [
+        ClaimKind::Assumption,
+        ClaimKind::Interpolation,
+        ClaimKind::TheoryPattern,
+        ClaimKind::Rank,
+        ClaimKind::GlobalMaxMargin,
+        ClaimKind::LinearBoundary,
+        ClaimKind::SmoothedMargin,
+        ClaimKind::LossRates,
+        ClaimKind::Kkt,
+        ClaimKind::PathLength,
+        ClaimKind::GdStableRank,
+        ClaimKind::BlockStableRank,
+        ClaimKind::MarginRatio,
+        ClaimKind::BenignOverfitting,
+    ];
+
+    /// The claims with typed columns in `sweep validate` (runs.csv, result.json, phase.csv):
+    /// frei2023-gf's and `kkt`.
+    pub const SWEPT: [ClaimKind; 7] = [
         ClaimKind::Assumption,
         ClaimKind::Interpolation,
         ClaimKind::Kkt,
@@ -56,6 +91,13 @@ impl ClaimKind {
             ClaimKind::Rank => "rank",
             ClaimKind::GlobalMaxMargin => "global_max_margin",
             ClaimKind::LinearBoundary => "linear_boundary",
+            ClaimKind::SmoothedMargin => "smoothed_margin",
+            ClaimKind::LossRates => "loss_rates",
+            ClaimKind::PathLength => "path_length",
+            ClaimKind::GdStableRank => "gd_stable_rank",
+            ClaimKind::BlockStableRank => "block_stable_rank",
+            ClaimKind::MarginRatio => "margin_ratio",
+            ClaimKind::BenignOverfitting => "benign_overfitting",
         }
     }
 }
@@ -129,7 +171,7 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    fn gate(name: &str, value: Option<f64>, comparison: Comparison, threshold: f64) -> Self {
+    pub(super) fn gate(name: &str, value: Option<f64>, comparison: Comparison, threshold: f64) -> Self {
         let pass = value.map(|v| match comparison {
             Comparison::AtMost => v <= threshold,
             Comparison::Below => v < threshold,
@@ -147,13 +189,13 @@ impl Measurement {
     }
 
     /// Compared with a threshold but not gating (shown for information).
-    fn info_threshold(name: &str, value: Option<f64>, comparison: Comparison, threshold: f64) -> Self {
+    pub(super) fn info_threshold(name: &str, value: Option<f64>, comparison: Comparison, threshold: f64) -> Self {
         let mut m = Measurement::gate(name, value, comparison, threshold);
         m.gating = false;
         m
     }
 
-    fn report(name: &str, value: Option<f64>) -> Self {
+    pub(super) fn report(name: &str, value: Option<f64>) -> Self {
         Measurement {
             name: name.into(),
             value: value.filter(|v| v.is_finite()),
@@ -170,6 +212,8 @@ impl Measurement {
 pub struct ClaimResult {
     /// Which claim.
     pub claim: ClaimKind,
+    /// The id of the theorem it belongs to.
+    pub theorem: String,
     /// The verdict, after `expect_fail`.
     pub verdict: Verdict,
     /// The measurements behind it.
@@ -228,11 +272,16 @@ fn apply_expectation(raw: Option<bool>, expected_fail: bool, not_gating: Verdict
     }
 }
 
-fn claim(kind: ClaimKind, measurements: Vec<Measurement>, note: Option<String>, expect: &[ClaimKind]) -> ClaimResult {
+pub(super) fn claim(
+    kind: ClaimKind,
+    measurements: Vec<Measurement>,
+    note: Option<String>,
+    expect: &[ClaimKind],
+) -> ClaimResult {
     let gating: Vec<&Measurement> = measurements.iter().filter(|m| m.gating).collect();
     let raw = if gating.is_empty() { None } else { Some(gating.iter().all(|m| m.pass == Some(true))) };
     let verdict = apply_expectation(raw, expect.contains(&kind), Verdict::Reported);
-    ClaimResult { claim: kind, verdict, measurements, note }
+    ClaimResult { claim: kind, theorem: theorem_of(kind).id.to_string(), verdict, measurements, note }
 }
 
 /// What the claims read: the scenario, the main flow's summary, rows, reference and final W, and
@@ -274,17 +323,96 @@ impl Evidence<'_> {
     }
 }
 
-/// Every claim, in report order.
-pub(super) fn all_claims(ev: &Evidence<'_>, geometry: &Geometry) -> Result<Vec<ClaimResult>> {
-    Ok(vec![
-        assumption_claim(ev, geometry),
-        interpolation_claim(ev),
-        kkt_claim(ev),
-        theory_pattern_claim(ev),
-        rank_claim(ev)?,
-        global_max_margin_claim(ev),
-        linear_boundary_claim(ev),
-    ])
+/// The rows as the numbers [`super::dynamics`] reads.
+pub(super) fn dynamics_rows(trajectory: &[TrajectoryPoint]) -> Vec<super::dynamics::Row> {
+    trajectory
+        .iter()
+        .map(|r| super::dynamics::Row {
+            s: r.s,
+            log10_time: r.log10_time,
+            log10_loss: r.log10_loss,
+            norm: r.frobenius_norm,
+        })
+        .collect()
+}
+
+/// Every claim of the scenario's theorems, in report order.
+pub(super) fn flow_claims(ev: &Evidence<'_>, geometry: &Geometry) -> Result<Vec<ClaimResult>> {
+    use super::theorem_claims as tc;
+    let sc = &ev.p.scenario;
+    let th = &sc.thresholds;
+    let expect = ev.expect();
+    let rows = dynamics_rows(ev.trajectory);
+    let act = crate::model::activation::Activation::Leaky { gamma: sc.leak };
+    let train_margins = ev.weights.map(|w| tc::margins(w, ev.a, act, &ev.p.data));
+    let mut out = Vec::new();
+    for kind in ClaimKind::ALL {
+        if !ev.p.checks(kind) {
+            continue;
+        }
+        out.push(match kind {
+            ClaimKind::Assumption => assumption_claim(ev, geometry),
+            ClaimKind::Interpolation => interpolation_claim(ev),
+            ClaimKind::Kkt => kkt_claim(ev),
+            ClaimKind::TheoryPattern => theory_pattern_claim(ev),
+            ClaimKind::Rank => rank_claim(ev)?,
+            ClaimKind::GlobalMaxMargin => global_max_margin_claim(ev),
+            ClaimKind::LinearBoundary => linear_boundary_claim(ev),
+            ClaimKind::SmoothedMargin => {
+                tc::smoothed_margin_claim(sc.loss, ev.p.data.n, &rows, ev.summary.state.normalized_margin, th, expect)
+            }
+            ClaimKind::LossRates => tc::loss_rates_claim(&rows, th, expect),
+            ClaimKind::PathLength => {
+                let gaps: Vec<(f64, f64)> =
+                    ev.trajectory.iter().filter_map(|r| r.position_gap.map(|g| (r.s, g))).collect();
+                let fin = final_gaps(ev);
+                tc::path_length_claim(sc.loss, ev.p.data.n, &rows, &gaps, fin, th, expect)
+            }
+            ClaimKind::BlockStableRank => {
+                tc::block_stable_rank_claim(ev.weights, ev.a, &ev.p.data, sc.leak, th, expect)
+            }
+            ClaimKind::MarginRatio => tc::margin_ratio_claim(train_margins.as_deref(), th, expect),
+            ClaimKind::BenignOverfitting => {
+                let test = ev.p.test.as_ref().zip(ev.weights).map(|(t, w)| tc::margins(w, ev.a, act, t));
+                let noise = sc.generate.as_ref().map_or(0.0, |g| g.label_noise);
+                tc::benign_claim(train_margins.as_deref(), test.as_deref(), noise, th, expect)
+            }
+            ClaimKind::GdStableRank => continue,
+        });
+    }
+    Ok(relu_reported(out, sc.leak))
+}
+
+/// With γ = 0 (ReLU) the claims of theorems that assume γ > 0 are measured and reported, never
+/// gating (their theorem says nothing there).
+pub(super) fn relu_reported(mut claims: Vec<ClaimResult>, leak: f64) -> Vec<ClaimResult> {
+    if leak != 0.0 {
+        return claims;
+    }
+    for c in claims.iter_mut().filter(|c| theorem_of(c.claim).needs_leak) {
+        if c.verdict == Verdict::NotApplicable {
+            continue;
+        }
+        for m in c.measurements.iter_mut() {
+            m.gating = false;
+        }
+        c.verdict = Verdict::Reported;
+        let note = format!("{} assumes γ > 0: measured and reported at γ = 0 (ReLU), not gating", c.theorem);
+        c.note = Some(match c.note.take() {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        });
+    }
+    claims
+}
+
+/// The final position and velocity gaps with the limit-pattern reference when it is certified,
+/// else with the theory pattern's.
+fn final_gaps(ev: &Evidence<'_>) -> Option<(f64, f64)> {
+    let pick = |r: Option<&crate::flow::FlowReference>| {
+        r.and_then(|r| r.comparison()).filter(|c| c.certified).and_then(|c| c.position_gap.zip(c.velocity_gap))
+    };
+    pick(ev.summary.limit_reference.as_ref()).or_else(|| pick(ev.summary.reference.as_ref()))
 }
 
 /// `assumption`: the paper's near-orthogonality ratio against C (reported, never gating).
@@ -339,7 +467,13 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
     let limit = ev.summary.limit_reference.as_ref();
     let comparison = limit.and_then(|r| r.comparison());
     let certified = comparison.is_some_and(|c| c.certified);
-    let mut notes = vec!["against the certified max-margin QP on the flow's own limit pattern".to_string()];
+    let kappa = ev.weights.and_then(|w| multiplier_conditioning(ev, w));
+    let wnorm = ev.summary.loss_weights.iter().map(|v| v.unwrap_or(0.0).powi(2)).sum::<f64>().sqrt();
+    let mut notes =
+        vec!["against the certified max-margin QP on the flow's own limit pattern; the loss weights w = −ℓ'(q)/(nL) \
+         are read from the velocity through A = G Gᵀ (G_i = ∇_W q_i at the end), so an error δ of the direction \
+         allows a relative multiplier error √κ(A)·δ: the multiplier threshold is scaled by √κ(A)"
+            .to_string()];
     if let Some(why) = limit.and_then(|r| r.not_certified_because()) {
         notes.push(format!("limit-pattern reference not certified: {why}"));
     }
@@ -359,10 +493,23 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
                 th.velocity_gap,
             ),
             Measurement::gate(
-                "multiplier error max|w_i − λ_i/Σλ| (limit pattern)",
+                "multiplier error max|w_i − λ_i/Σλ| (limit pattern), against multiplier_error·√κ(A)",
+                comparison.and_then(|c| c.multiplier_error),
+                Comparison::AtMost,
+                th.multiplier_error * kappa.map_or(f64::INFINITY, f64::sqrt),
+            ),
+            Measurement::info_threshold(
+                "the same against multiplier_error unscaled",
                 comparison.and_then(|c| c.multiplier_error),
                 Comparison::AtMost,
                 th.multiplier_error,
+            ),
+            Measurement::report("condition number κ(A) of the multiplier map", kappa),
+            Measurement::report(
+                "multiplier error the velocity gap allows, √κ(A)·√(2·gap)·‖w‖₂",
+                kappa
+                    .zip(comparison.and_then(|c| c.velocity_gap))
+                    .map(|(k, g)| k.sqrt() * (2.0 * g.max(0.0)).sqrt() * wnorm),
             ),
             Measurement::report("KKT stationarity (flow direction)", ev.summary.kkt_stationarity),
             Measurement::report("KKT complementarity (flow direction)", ev.summary.kkt_complementarity),
@@ -371,6 +518,85 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
         Some(notes.join("; ")),
         ev.expect(),
     )
+}
+
+/// κ(A) = σ_max/σ_min of the multiplier map's Gram matrix at the final W, on the support of the
+/// loss weights (w_i ≥ 1e-6 max w): A = Σ_j a_j² D_j K_j D_j with D_j = diag(y ⊙ σ_j),
+/// σ_ji = φ'(⟨w_j, x_i⟩), and K_j the Gram matrix of the data projected orthogonally to the points
+/// where row j is pinned at 0 (K − K_{:,S} K_SS⁻¹ K_{S,:}, DESIGN §8; a pinned entry's slope is free
+/// in [γ, 1], so its direction carries no information about w). The velocity is
+/// V = Σ_i w_i ∇_W q_i + (pinned directions), so w are V's coordinates in this Gram matrix.
+/// Infinite when A is singular to round-off (the weights are then not determined by the direction).
+fn multiplier_conditioning(ev: &Evidence<'_>, w: &[f64]) -> Option<f64> {
+    let data = &ev.p.data;
+    let (n, d, m) = (data.n, data.d, ev.a.len());
+    let gamma = ev.p.scenario.leak;
+    let weights: Vec<f64> = ev.summary.loss_weights.iter().map(|v| v.unwrap_or(0.0)).collect();
+    let wmax = weights.iter().cloned().fold(0.0, f64::max);
+    let support: Vec<usize> = (0..n).filter(|&i| weights[i] >= 1e-6 * wmax && wmax > 0.0).collect();
+    let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+    let k = ev.net.k_mat.to_f64();
+    let ns = support.len();
+    let mut amat = vec![0.0; ns * ns];
+    for j in 0..m {
+        let wj = &w[j * d..(j + 1) * d];
+        let wn = dot(wj, wj).sqrt();
+        let p: Vec<f64> = (0..n).map(|i| dot(wj, data.row(i))).collect();
+        let pinned: Vec<usize> = (0..n).filter(|&i| p[i].abs() <= 1e-9 * wn * k[i * n + i].sqrt()).collect();
+        let sigma: Vec<f64> = (0..n)
+            .map(|i| {
+                if pinned.contains(&i) {
+                    0.0
+                } else if p[i] > 0.0 {
+                    1.0
+                } else {
+                    gamma
+                }
+            })
+            .collect();
+        // Gram of the support points projected away from the pinned points (Gram–Schmidt).
+        let kj: Vec<f64> = if pinned.is_empty() {
+            support.iter().flat_map(|&i| support.iter().map(move |&l| (i, l))).map(|(i, l)| k[i * n + l]).collect()
+        } else {
+            let mut basis: Vec<Vec<f64>> = Vec::new();
+            for &s in &pinned {
+                let mut v = data.row(s).to_vec();
+                for b in &basis {
+                    let c = dot(&v, b);
+                    v.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+                }
+                let nv = dot(&v, &v).sqrt();
+                if nv > 1e-12 * k[s * n + s].sqrt() {
+                    v.iter_mut().for_each(|x| *x /= nv);
+                    basis.push(v);
+                }
+            }
+            let proj: Vec<Vec<f64>> = support
+                .iter()
+                .map(|&i| {
+                    let mut v = data.row(i).to_vec();
+                    for b in &basis {
+                        let c = dot(&v, b);
+                        v.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+                    }
+                    v
+                })
+                .collect();
+            proj.iter().flat_map(|u| proj.iter().map(move |v| (u, v))).map(|(u, v)| dot(u, v)).collect()
+        };
+        let aj2 = ev.a[j] * ev.a[j];
+        for (r, &i) in support.iter().enumerate() {
+            for (c, &l) in support.iter().enumerate() {
+                amat[r * ns + c] += aj2 * data.y[i] * sigma[i] * data.y[l] * sigma[l] * kj[r * ns + c];
+            }
+        }
+    }
+    let sv = linalg::singular_values(&linalg::Mat::from_vec(ns, ns, amat)).ok()?;
+    let (max, min) = (*sv.first()?, *sv.last()?);
+    if !(max > 0.0) {
+        return None;
+    }
+    Some(if min > 1e-15 * max { max / min } else { f64::INFINITY })
 }
 
 /// `theory_pattern`: the theory-pattern reference is certified, the velocity is parallel to its
@@ -510,6 +736,7 @@ fn linear_boundary_claim(ev: &Evidence<'_>) -> ClaimResult {
     let expect = ev.expect();
     ClaimResult {
         claim: ClaimKind::LinearBoundary,
+        theorem: theorem_of(ClaimKind::LinearBoundary).id.to_string(),
         verdict: if expect.contains(&ClaimKind::LinearBoundary) {
             Verdict::UnexpectedlyHeld
         } else {

@@ -24,13 +24,17 @@
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
 mod claims;
+pub mod dynamics;
 mod scenario;
+pub mod theorem_claims;
+pub mod theorems;
 
 pub use claims::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
 pub use scenario::{
     parse, prepare, prepare_default_suite, prepare_file, prepare_parsed, GenerateTable, PreparedScenario, Scenario,
-    Thresholds, DEFAULT_SUITE,
+    TestTable, Thresholds, DEFAULT_SUITE,
 };
+pub use theorems::{theorem, theorem_of, ScenarioKind, Theorem, THEOREMS};
 
 use crate::error::Result;
 use crate::flow::{self, FlowObserver, FlowSettings, FlowStatus, TrajectoryRow};
@@ -51,6 +55,12 @@ pub struct TrajectoryPoint {
     pub log10_time: f64,
     /// log10 L.
     pub log10_loss: f64,
+    /// ‖W‖_F.
+    #[serde(default)]
+    pub frobenius_norm: f64,
+    /// Stable rank ‖W‖_F²/‖W‖_2².
+    #[serde(default)]
+    pub stable_rank: f64,
     /// min_i q_i / ‖W‖_F.
     pub normalized_margin: f64,
     /// Top singular values of W, largest first.
@@ -75,6 +85,8 @@ impl TrajectoryPoint {
             s: row.time.s?,
             log10_time: nan(row.time.log10_time),
             log10_loss: nan(st.log10_loss),
+            frobenius_norm: nan(st.frobenius_norm),
+            stable_rank: nan(st.stable_rank),
             normalized_margin: nan(st.normalized_margin),
             singular_values: st.singular_values.iter().map(|v| nan(*v)).collect(),
             sigma3_over_sigma1: nan(st.sigma3_over_sigma1),
@@ -152,6 +164,46 @@ pub struct ScenarioReport {
     pub plots: Vec<PlotFile>,
     /// Wall-clock seconds for this scenario.
     pub wall_seconds: f64,
+    /// What ran (flow or descent).
+    #[serde(default)]
+    pub kind: ScenarioKind,
+    /// The ids of the theorems checked, in report order.
+    #[serde(default)]
+    pub theorems: Vec<String>,
+    /// The descent run (`kind = "descent"`); its status is also in `flow_status`, mapped
+    /// (completed → reached, interrupted → interrupted, diverged → non_finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descent: Option<DescentReport>,
+}
+
+/// What a descent scenario ran and measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DescentReport {
+    /// How it ended.
+    pub status: crate::descent::DescentEnd,
+    /// Steps taken.
+    pub steps: u64,
+    /// Step size α.
+    pub step_size: f64,
+    /// `leaky` or `smooth (H = …)`.
+    pub activation: String,
+    /// Its rows.
+    pub rows: Vec<DescentPoint>,
+}
+
+/// One descent row, as numbers for plots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DescentPoint {
+    /// Steps taken.
+    pub step: u64,
+    /// Stable rank of W.
+    pub stable_rank: f64,
+    /// log10 L.
+    pub log10_loss: f64,
+    /// min_i q_i / ‖W‖_F.
+    pub normalized_margin: f64,
+    /// Top singular values of W, largest first.
+    pub singular_values: Vec<f64>,
 }
 
 impl ScenarioReport {
@@ -238,6 +290,9 @@ pub fn run_scenario(p: &PreparedScenario) -> Result<ScenarioReport> {
 /// [`run_scenario`], telling `stage` what it is on ("flow …", "claims …") so a caller can show
 /// progress (the library never prints).
 pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> Result<ScenarioReport> {
+    if p.scenario.kind == ScenarioKind::Descent {
+        return run_descent_scenario(p, stage);
+    }
     let started = Instant::now();
     let sc = &p.scenario;
     let a = p.flow.model.outer_weights()?;
@@ -259,9 +314,9 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         trajectory: &trajectory,
         restarts: &restarts,
     };
-    stage(&format!("claims ({})", ClaimKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")));
+    stage(&format!("claims of {}", p.theorems.iter().map(|t| t.id).collect::<Vec<_>>().join(", ")));
     let geometry: Geometry = data::geometry(&p.data, sc.leak, sc.thresholds.assumption_constant);
-    let claims = claims::all_claims(&ev, &geometry)?;
+    let claims = claims::flow_claims(&ev, &geometry)?;
     let (reference_margin, reference_certified) = (ev.reference_margin(), ev.reference_certified());
     Ok(ScenarioReport {
         name: sc.name.clone(),
@@ -279,6 +334,88 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         trajectory,
         plots: Vec::new(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        kind: ScenarioKind::Flow,
+        theorems: p.theorems.iter().map(|t| t.id.to_string()).collect(),
+        descent: None,
+    })
+}
+
+/// A descent scenario: one gradient-descent run, then the claims of its theorems (the GD stable
+/// rank of Frei et al. from the rows at steps 0, 1, 10 and T; Kou–Chen–Gu's stable ranks and
+/// margin ratio from the final W).
+fn run_descent_scenario(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> Result<ScenarioReport> {
+    use crate::descent::{self, DescentActivation, DescentEnd, DescentRow};
+    let started = Instant::now();
+    let sc = &p.scenario;
+    let ds = p.descent.as_ref().expect("a descent scenario has descent settings");
+    let a = ds.model.outer_weights()?;
+    stage(&format!("gradient descent, {} steps of size {}", ds.steps, ds.step_size));
+    let mut rows: Vec<DescentRow> = Vec::new();
+    let out = descent::run(&p.data, ds, true, &mut rows)?;
+    let th = &sc.thresholds;
+    let expect = &sc.expect_fail;
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let points: Vec<DescentPoint> = rows
+        .iter()
+        .map(|r| DescentPoint {
+            step: r.step,
+            stable_rank: nan(r.state.stable_rank),
+            log10_loss: nan(r.state.log10_loss),
+            normalized_margin: nan(r.state.normalized_margin),
+            singular_values: r.state.singular_values.iter().map(|v| nan(*v)).collect(),
+        })
+        .collect();
+    let steps = out.summary.last.step;
+    let ranks: Vec<(u64, Option<f64>)> = rows.iter().map(|r| (r.step, r.state.stable_rank)).collect();
+    let geometry: Geometry = data::geometry(&p.data, sc.leak, th.assumption_constant);
+    let act = ds.activation();
+    let weights = out.weights.as_deref();
+    let q = weights.map(|w| theorem_claims::margins(w, &a, act, &p.data));
+    let mut claims = Vec::new();
+    for kind in ClaimKind::ALL.into_iter().filter(|k| p.checks(*k)) {
+        claims.push(match kind {
+            ClaimKind::GdStableRank => theorem_claims::gd_stable_rank_claim(&ranks, steps, th, expect),
+            ClaimKind::BlockStableRank => {
+                theorem_claims::block_stable_rank_claim(weights, &a, &p.data, sc.leak, th, expect)
+            }
+            ClaimKind::MarginRatio => theorem_claims::margin_ratio_claim(q.as_deref(), th, expect),
+            _ => continue,
+        });
+    }
+    let claims = claims::relu_reported(claims, sc.leak);
+    let status = out.summary.status;
+    Ok(ScenarioReport {
+        name: sc.name.clone(),
+        source: p.source.clone(),
+        scenario: sc.clone(),
+        flow_settings: p.flow.clone(),
+        geometry,
+        flow_status: match status {
+            DescentEnd::Completed => FlowStatus::Reached,
+            DescentEnd::Interrupted => FlowStatus::Interrupted,
+            DescentEnd::Diverged => FlowStatus::NonFinite,
+        },
+        final_s: None,
+        statistics: serde_json::json!({ "steps": steps }),
+        reference_margin: None,
+        reference_certified: false,
+        restarts: Vec::new(),
+        claims,
+        trajectory: Vec::new(),
+        plots: Vec::new(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        kind: ScenarioKind::Descent,
+        theorems: p.theorems.iter().map(|t| t.id.to_string()).collect(),
+        descent: Some(DescentReport {
+            status,
+            steps,
+            step_size: ds.step_size,
+            activation: match ds.activation {
+                DescentActivation::Leaky => "leaky".into(),
+                DescentActivation::Smooth { smoothness } => format!("smooth (H = {smoothness})"),
+            },
+            rows: points,
+        }),
     })
 }
 

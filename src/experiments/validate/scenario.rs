@@ -1,6 +1,8 @@
 //! Scenario files: parsing, defaults, data loading and the checks of every value.
 
 use super::claims::ClaimKind;
+use super::theorems::{self, ScenarioKind, Theorem};
+use crate::descent::{DescentActivation, DescentSettings};
 use crate::error::{Error, Result};
 use crate::flow::{FlowHorizon, FlowSettings};
 use crate::model::data::{self, Dataset, GenSettings};
@@ -10,12 +12,18 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The built-in default suite: (file name, contents), the same files as `validation/*.toml`
-/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md).
+/// except `phase_d.toml` (the base scenario of the `sweep validate` example, docs/phase.md) and
+/// `relu_gd.toml` (a finding: gradient descent's margins have not equalized at T = 2·10⁴).
 pub const DEFAULT_SUITE: &[(&str, &str)] = &[
     ("gaussian.toml", include_str!("../../../validation/gaussian.toml")),
     ("mixture.toml", include_str!("../../../validation/mixture.toml")),
     ("random_outer.toml", include_str!("../../../validation/random_outer.toml")),
     ("low_dimensional.toml", include_str!("../../../validation/low_dimensional.toml")),
+    ("gd_small_init.toml", include_str!("../../../validation/gd_small_init.toml")),
+    ("gd_default_init.toml", include_str!("../../../validation/gd_default_init.toml")),
+    ("benign.toml", include_str!("../../../validation/benign.toml")),
+    ("benign_low_snr.toml", include_str!("../../../validation/benign_low_snr.toml")),
+    ("relu.toml", include_str!("../../../validation/relu.toml")),
 ];
 
 /// The `[generate]` table of a scenario: the options of `marginflow gen`, as the generator's own
@@ -47,6 +55,29 @@ pub struct Thresholds {
     pub test_points: usize,
     /// Late rows are those within this many decades of the final s (default: 1).
     pub late_decades: f64,
+    /// Largest relative decrease of the smoothed margin γ̃ between rows (`smoothed_margin`)
+    /// (default: 1e-8, a hundred times the default rtol).
+    pub smoothed_margin_decrease: f64,
+    /// Largest spread, in decades, of L·t and of ‖W‖/ln t over the late rows (`loss_rates`)
+    /// (default: 1, a factor 10).
+    pub rate_spread: f64,
+    /// Largest ratio of the path-length bound of W/‖W‖ over the last `late_decades` of s to the
+    /// bound over the decades before (`path_length`) (default: 0.5).
+    pub path_length_decay: f64,
+    /// The sign blocks' stable ranks must be at most 1 + this (`block_stable_rank`) (default: 0.05).
+    pub stable_rank_excess: f64,
+    /// Largest max_i q_i / min_i q_i at the end (`margin_ratio`) (default: 1.05).
+    pub margin_ratio: f64,
+    /// Largest stable rank at steps 1, 10 and T of gradient descent (`gd_stable_rank`) (default: 2).
+    pub gd_stable_rank: f64,
+    /// Largest ratio of the stable rank after one step to that at step 0 (`gd_stable_rank`)
+    /// (default: 0.5).
+    pub gd_drop: f64,
+    /// Largest error on the clean test set (`benign_overfitting`) (default: 0.05).
+    pub test_error: f64,
+    /// ReLU (γ = 0): largest stable rank of W, the constant of Kou–Chen–Gu's bound
+    /// (`block_stable_rank`) (default: 4).
+    pub relu_stable_rank: f64,
 }
 
 impl Default for Thresholds {
@@ -62,6 +93,15 @@ impl Default for Thresholds {
             z_margin_ratio: 0.9,
             test_points: 1000,
             late_decades: 1.0,
+            smoothed_margin_decrease: 1e-8,
+            rate_spread: 1.0,
+            path_length_decay: 0.5,
+            stable_rank_excess: 0.05,
+            margin_ratio: 1.05,
+            gd_stable_rank: 2.0,
+            gd_drop: 0.5,
+            test_error: 0.05,
+            relu_stable_rank: 4.0,
         }
     }
 }
@@ -77,6 +117,10 @@ pub struct Scenario {
     /// A data file, relative to the scenario file (exclusive with `generate`).
     #[serde(default)]
     pub data: Option<PathBuf>,
+    /// The labels for `data = "X.npy"` (points in a NumPy file), a `.npy` file relative to the
+    /// scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
     /// Generate the data instead (exclusive with `data`).
     #[serde(default)]
     pub generate: Option<GenerateTable>,
@@ -122,6 +166,38 @@ pub struct Scenario {
     /// Claims expected to fail (negative controls).
     #[serde(default)]
     pub expect_fail: Vec<ClaimKind>,
+    /// What runs: gradient flow or gradient descent (default: flow).
+    #[serde(default)]
+    pub kind: ScenarioKind,
+    /// The theorems checked (ids, see `validate --list-theorems`) (default: every theorem that
+    /// applies to the kind; `frei2023-benign` only with a `[test]` table).
+    #[serde(default)]
+    pub theorems: Vec<String>,
+    /// Descent: step size α (default: 0.05).
+    #[serde(default)]
+    pub step_size: Option<f64>,
+    /// Descent: number of steps T (default: 1000).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Descent: `"leaky"` or `"smooth"` (default: leaky).
+    #[serde(default)]
+    pub activation: Option<String>,
+    /// Descent: the smoothness H of the smooth activation (default: 1).
+    #[serde(default)]
+    pub smoothness: Option<f64>,
+    /// A clean test set drawn with the training data (needs `[generate]`): `n` points from the
+    /// same distribution, labels without noise.
+    #[serde(default)]
+    pub test: Option<TestTable>,
+}
+
+/// The `[test]` table: a clean test set from the training distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestTable {
+    /// Number of test points (default: 500).
+    #[serde(default = "defaults::test_n")]
+    pub n: usize,
 }
 
 mod defaults {
@@ -149,6 +225,9 @@ mod defaults {
     pub fn precision() -> u32 {
         53
     }
+    pub fn test_n() -> usize {
+        500
+    }
 }
 
 /// A parsed scenario with its data, ready to run.
@@ -160,8 +239,55 @@ pub struct PreparedScenario {
     pub scenario: Scenario,
     /// Its data.
     pub data: Dataset,
-    /// The flow settings.
+    /// The flow settings (for `kind = "descent"` the model part is the one descent uses).
     pub flow: FlowSettings,
+    /// The descent settings (`kind = "descent"`).
+    pub descent: Option<DescentSettings>,
+    /// The clean test set (`[test]`).
+    pub test: Option<Dataset>,
+    /// The theorems checked, in report order.
+    pub theorems: Vec<&'static Theorem>,
+}
+
+impl PreparedScenario {
+    /// Keep only theorem `id`; `false` when the scenario does not check it.
+    pub fn restrict_to(&mut self, id: &str) -> bool {
+        self.theorems.retain(|t| t.id == id);
+        !self.theorems.is_empty()
+    }
+    /// Whether the scenario checks the theorem that `claim` belongs to.
+    pub fn checks(&self, claim: ClaimKind) -> bool {
+        self.theorems.iter().any(|t| t.claims.contains(&claim))
+    }
+}
+
+/// Draw the training set and a clean test set of `n_test` points from the same distribution:
+/// one data set of n + n_test points without label noise (same seed, so the same mean μ), the
+/// first n for training with `label_noise` of their labels flipped (round(η n) distinct indices,
+/// seeded from the data seed; both classes kept), the rest as the test set.
+fn generate_with_test(g: &GenerateTable, n_test: usize) -> Result<(Dataset, Dataset)> {
+    use rand::SeedableRng;
+    let all = data::generate(&GenerateTable { n: g.n + n_test, label_noise: 0.0, ..g.clone() })?;
+    let d = all.d;
+    let mut train = Dataset { n: g.n, d, x: all.x[..g.n * d].to_vec(), y: all.y[..g.n].to_vec() };
+    let test = Dataset { n: n_test, d, x: all.x[g.n * d..].to_vec(), y: all.y[g.n..].to_vec() };
+    let flips = (g.label_noise * g.n as f64).round() as usize;
+    if flips > 0 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(g.seed ^ 0x6e015e);
+        for _ in 0..10_000 {
+            let idx = rand::seq::index::sample(&mut rng, g.n, flips);
+            let mut y = train.y.clone();
+            for i in idx.iter() {
+                y[i] = -y[i];
+            }
+            let pos = y.iter().filter(|v| **v > 0.0).count();
+            if pos > 0 && pos < g.n {
+                train.y = y;
+                break;
+            }
+        }
+    }
+    Ok((train, test))
 }
 
 fn bad(source: &str, line: Option<usize>, reason: impl Into<String>) -> Error {
@@ -205,13 +331,34 @@ pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> 
             }
         }
     };
+    if sc.test.is_some() && sc.generate.is_none() {
+        return Err(bad(
+            source,
+            None,
+            "table `[test]` needs `[generate]` (the test set is drawn with the training data)",
+        ));
+    }
+    let mut test_set = None;
     let data = match (&sc.data, &sc.generate) {
         (Some(_), Some(_)) => return Err(bad(source, None, "keys `data` and `[generate]` exclude each other")),
         (None, None) => return Err(bad(source, None, "needs `data = \"FILE\"` or a `[generate]` table")),
         (Some(p), None) => {
             let path = resolve(p)?;
-            let d = Dataset::load(&path).map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
+            let labels = sc.labels.as_deref().map(resolve).transpose()?;
+            let d = Dataset::load_with_labels(&path, labels.as_deref())
+                .map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
             d.validate_for_training(&path).map_err(|e| bad(source, None, format!("key `data`: {e}")))?;
+            d
+        }
+        (None, Some(g)) if sc.test.is_some() => {
+            g.validate().map_err(|e| key_error(source, "generate.", e))?;
+            let n_test = sc.test.as_ref().map_or(0, |t| t.n);
+            if n_test == 0 {
+                return Err(bad(source, None, "key `test.n`: must be at least 1"));
+            }
+            let (d, t) = generate_with_test(g, n_test).map_err(|e| key_error(source, "generate.", e))?;
+            d.validate_for_training(Path::new(source)).map_err(|e| bad(source, None, format!("`[generate]`: {e}")))?;
+            test_set = Some(t);
             d
         }
         (None, Some(g)) => {
@@ -278,7 +425,111 @@ pub fn prepare_parsed(scenario: Scenario, source: &str, base: Option<&Path>) -> 
     if sc.expect_fail.contains(&ClaimKind::Assumption) {
         return Err(bad(source, None, "key `expect_fail`: `assumption` is reported only and never fails"));
     }
-    Ok(PreparedScenario { source: source.to_string(), scenario, data, flow })
+    for (k, v) in [
+        ("smoothed_margin_decrease", t.smoothed_margin_decrease),
+        ("rate_spread", t.rate_spread),
+        ("path_length_decay", t.path_length_decay),
+        ("stable_rank_excess", t.stable_rank_excess),
+        ("gd_stable_rank", t.gd_stable_rank),
+        ("gd_drop", t.gd_drop),
+        ("relu_stable_rank", t.relu_stable_rank),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(bad(source, None, format!("key `thresholds.{k}`: must be finite and > 0, got {v}")));
+        }
+    }
+    if !(t.margin_ratio.is_finite() && t.margin_ratio >= 1.0) {
+        return Err(bad(source, None, format!("key `thresholds.margin_ratio`: must be ≥ 1, got {}", t.margin_ratio)));
+    }
+    if !(0.0..=1.0).contains(&t.test_error) {
+        return Err(bad(source, None, format!("key `thresholds.test_error`: must be in [0, 1], got {}", t.test_error)));
+    }
+    let descent = match sc.kind {
+        ScenarioKind::Flow => {
+            for (k, set) in [
+                ("step_size", sc.step_size.is_some()),
+                ("steps", sc.steps.is_some()),
+                ("activation", sc.activation.is_some()),
+                ("smoothness", sc.smoothness.is_some()),
+            ] {
+                if set {
+                    return Err(bad(source, None, format!("key `{k}`: applies to kind = \"descent\" only")));
+                }
+            }
+            None
+        }
+        ScenarioKind::Descent => {
+            if sc.restarts > 0 {
+                return Err(bad(source, None, "key `restarts`: applies to kind = \"flow\" only"));
+            }
+            let activation = match sc.activation.as_deref().unwrap_or("leaky") {
+                "leaky" => {
+                    if sc.smoothness.is_some() {
+                        return Err(bad(source, None, "key `smoothness`: needs activation = \"smooth\""));
+                    }
+                    DescentActivation::Leaky
+                }
+                "smooth" => DescentActivation::Smooth { smoothness: sc.smoothness.unwrap_or(1.0) },
+                other => {
+                    return Err(bad(source, None, format!("key `activation`: expected leaky or smooth, got {other:?}")))
+                }
+            };
+            let ds = DescentSettings {
+                model: flow.model.clone(),
+                activation,
+                step_size: sc.step_size.unwrap_or(0.05),
+                steps: sc.steps.unwrap_or(1000),
+                precision: sc.precision,
+                ..DescentSettings::default()
+            };
+            ds.validate().map_err(|e| key_error(source, "", e))?;
+            Some(ds)
+        }
+    };
+    let theorems = select_theorems(sc, source)?;
+    for c in &sc.expect_fail {
+        if !theorems.iter().any(|t| t.claims.contains(c)) {
+            return Err(bad(
+                source,
+                None,
+                format!("key `expect_fail`: `{}` belongs to a theorem this scenario does not check", c.name()),
+            ));
+        }
+    }
+    Ok(PreparedScenario { source: source.to_string(), scenario, data, flow, descent, test: test_set, theorems })
+}
+
+/// The theorems a scenario checks: those it names (each must exist and apply to its kind), or
+/// every default one that applies to its kind (`frei2023-benign` only with `[test]`).
+fn select_theorems(sc: &Scenario, source: &str) -> Result<Vec<&'static Theorem>> {
+    if sc.theorems.is_empty() {
+        return Ok(theorems::THEOREMS
+            .iter()
+            .filter(|t| t.kinds.contains(&sc.kind) && (t.default_on || sc.test.is_some()))
+            .collect());
+    }
+    let mut out: Vec<&'static Theorem> = Vec::new();
+    for id in &sc.theorems {
+        let t = theorems::theorem(id).ok_or_else(|| {
+            bad(source, None, format!("key `theorems`: unknown theorem {id:?} (known: {})", theorems::ids()))
+        })?;
+        if !t.kinds.contains(&sc.kind) {
+            return Err(bad(
+                source,
+                None,
+                format!("key `theorems`: {id} does not apply to kind = \"{}\"", sc.kind.name()),
+            ));
+        }
+        if t.claims.contains(&ClaimKind::BenignOverfitting) && sc.test.is_none() {
+            return Err(bad(source, None, format!("key `theorems`: {id} needs a `[test]` table")));
+        }
+        if !out.iter().any(|o| o.id == t.id) {
+            out.push(t);
+        }
+    }
+    // Report order.
+    out.sort_by_key(|t| theorems::THEOREMS.iter().position(|u| u.id == t.id));
+    Ok(out)
 }
 
 fn key_error(source: &str, prefix: &str, e: Error) -> Error {

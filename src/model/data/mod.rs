@@ -41,10 +41,16 @@ pub struct Dataset {
 enum Format {
     /// `.svm`, `.libsvm`, `.txt`: `label idx:val ...`, 1-based increasing indices.
     Libsvm,
-    /// `.csv`: label first, then the features; an optional header line.
+    /// `.csv`: comma-separated; the label first, or the column a header names `label`/`y`/`target`
+    /// (a leading unnamed index column, as pandas writes it, is skipped).
     Csv,
     /// `.json`: `{"x": [[...], ...], "y": [...]}`.
     Json,
+    /// `.npy`: the points only (n × d, float64 or float32, C or Fortran order); the labels come
+    /// from a second `.npy` file (`--labels`).
+    Npy,
+    /// `.npz` (`np.savez`, `np.savez_compressed`): arrays `X` (n × d) and `y` (n).
+    Npz,
 }
 
 fn bad(path: &Path, line: Option<usize>, reason: impl Into<String>) -> Error {
@@ -56,9 +62,30 @@ impl Dataset {
     ///
     /// Labels may be -1/+1 or 0/1 (0 maps to -1); a file mixing 0 and -1 is rejected.
     pub fn load(path: &Path) -> Result<Dataset> {
-        format_of(path)?;
-        let bytes = std::fs::read(path).map_err(|e| bad(path, None, format!("cannot read: {e}")))?;
-        Dataset::parse_bytes(path, &bytes)
+        Dataset::load_with_labels(path, None)
+    }
+
+    /// [`Dataset::load`], with the labels in their own `.npy` file when `path` is a `.npy` of
+    /// the points (as NumPy users keep `X.npy` and `y.npy`); `labels` is refused otherwise.
+    pub fn load_with_labels(path: &Path, labels: Option<&Path>) -> Result<Dataset> {
+        let format = format_of(path)?;
+        let read = |p: &Path| std::fs::read(p).map_err(|e| bad(p, None, format!("cannot read: {e}")));
+        match (format, labels) {
+            (Format::Npy, Some(y_path)) => {
+                if format_of(y_path)? != Format::Npy {
+                    return Err(bad(y_path, None, "--labels needs a .npy file (a vector of n labels)"));
+                }
+                let x = crate::io::npy::parse_any_npy(path, &read(path)?)?;
+                let y = crate::io::npy::parse_any_npy(y_path, &read(y_path)?)?;
+                read::from_arrays(path, x, y_path, "--labels", y)
+            }
+            (_, Some(y_path)) => Err(bad(
+                y_path,
+                None,
+                format!("--labels goes with points in a .npy file; {} holds its own labels", path.display()),
+            )),
+            (_, None) => Dataset::parse_bytes(path, &read(path)?),
+        }
     }
 
     /// Parse the contents `bytes` of a data file as [`Dataset::load`] does, the format chosen by
@@ -66,6 +93,17 @@ impl Dataset {
     /// read from disk). The entry point of the fuzz targets in `fuzz/`.
     pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Dataset> {
         let format = format_of(path)?;
+        match format {
+            Format::Npz => return Dataset::from_npz(path, bytes),
+            Format::Npy => {
+                return Err(bad(
+                    path,
+                    None,
+                    "a .npy file holds the points only: give the labels with --labels y.npy (or save both: np.savez('d.npz', X=X, y=y))",
+                ))
+            }
+            _ => {}
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let upto = &bytes[..e.valid_up_to()];
             let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -76,11 +114,38 @@ impl Dataset {
             Format::Libsvm => parse_libsvm(path, text),
             Format::Csv => parse_csv(path, text),
             Format::Json => parse_json(path, text),
+            Format::Npy | Format::Npz => unreachable!("handled above"),
         }
+    }
+
+    /// The arrays `X` and `y` of an `.npz` archive.
+    fn from_npz(path: &Path, bytes: &[u8]) -> Result<Dataset> {
+        let mut members = crate::io::npz::read_members(path, bytes)?;
+        let mut take = |names: &[&str]| {
+            let k = members.iter().position(|(n, _)| names.contains(&n.as_str()))?;
+            Some(members.remove(k))
+        };
+        let (x, y) = (take(&["X", "x"]), take(&["y", "Y"]));
+        let (Some((xn, xb)), Some((yn, yb))) = (x, y) else {
+            let names: Vec<String> = crate::io::npz::read_members(path, bytes)?.into_iter().map(|(n, _)| n).collect();
+            return Err(bad(
+                path,
+                None,
+                format!(
+                    "holds the arrays [{}]; a data set needs X (n × d) and y (n): np.savez(f, X=X, y=y)",
+                    names.join(", ")
+                ),
+            ));
+        };
+        let member = |n: &str| path.join(format!("{n}.npy"));
+        let x = crate::io::npy::parse_any_npy(&member(&xn), &xb)?;
+        let y = crate::io::npy::parse_any_npy(&member(&yn), &yb)?;
+        read::from_arrays(path, x, path, &format!("array {yn}"), y)
     }
 
     /// Save atomically, the format chosen by extension, with full round-trip precision.
     pub fn save(&self, path: &Path) -> Result<()> {
+        check_extension(path)?;
         let text = self.to_text(format_of(path)?);
         write_atomic(path, text.as_bytes())
     }
@@ -123,6 +188,9 @@ impl Dataset {
                     }
                     s.push('\n');
                 }
+            }
+            Format::Npy | Format::Npz => {
+                unreachable!("NumPy data files are not written (check_extension refuses them)")
             }
             Format::Json => {
                 s.push_str("{\"x\": [\n");
@@ -386,6 +454,16 @@ mod tests {
         cases.push(plain.split_once('\n').unwrap().1.to_string());
         let mid = plain.len() / 2;
         cases.push(format!("{}\n# comment\n\n{}", &plain[..mid], &plain[mid..]));
+        // pandas' default to_csv: an unnamed index column first, the label found by its name; the
+        // second half reads its rows by the header's layout.
+        let indexed = |t: String| -> String {
+            t.lines().enumerate().map(|(i, l)| if i == 0 { format!(",{l}\n") } else { format!("{i},{l}\n") }).collect()
+        };
+        cases.push(indexed(big_csv(rows, pm, None)));
+        cases.push(indexed(big_csv(rows, pm, Some((150, "1,2,oops")))));
+        let pandas = parse_csv(path, cases.last().map(|_| &cases[cases.len() - 2]).unwrap()).unwrap();
+        assert_eq!((pandas.n, pandas.d), (rows, 200));
+        assert_eq!(pandas, one_pass(&cases[0]).unwrap());
         for (k, text) in cases.iter().enumerate() {
             let (split, whole) = (parse_csv(path, text), one_pass(text));
             match (&split, &whole) {

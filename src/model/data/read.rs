@@ -12,16 +12,86 @@ pub(super) fn format_of(path: &Path) -> Result<Format> {
         "svm" | "libsvm" | "txt" => Ok(Format::Libsvm),
         "csv" => Ok(Format::Csv),
         "json" => Ok(Format::Json),
-        "" => Err(bad(path, None, "no file extension: use .svm/.libsvm/.txt (LIBSVM), .csv or .json")),
-        other => {
-            Err(bad(path, None, format!("unknown extension '.{other}': use .svm/.libsvm/.txt (LIBSVM), .csv or .json")))
-        }
+        "npy" => Ok(Format::Npy),
+        "npz" => Ok(Format::Npz),
+        "" => Err(bad(path, None, format!("no file extension: use {KINDS}"))),
+        other => Err(bad(path, None, format!("unknown extension '.{other}': use {KINDS}"))),
     }
 }
 
-/// Check that `path` has a data-file extension this module can write (or read).
+/// The data-file kinds, as error messages list them.
+const KINDS: &str = ".svm/.libsvm/.txt (LIBSVM), .csv, .json, .npz (X and y) or .npy (X, with --labels y.npy)";
+
+/// Check that `path` has a data-file extension this module can write: the text formats (NumPy
+/// files are read, not written).
 pub fn check_extension(path: &Path) -> Result<()> {
-    format_of(path).map(|_| ())
+    match format_of(path)? {
+        Format::Npy | Format::Npz => {
+            Err(bad(path, None, "gen writes .svm/.libsvm/.txt, .csv or .json (NumPy files are read only)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The labels of a NumPy array: -1/+1 or 0/1 (0 maps to -1), any numeric dtype; `what` names
+/// the array in errors.
+fn array_labels(path: &Path, what: &str, y: &[f64]) -> Result<Vec<f64>> {
+    let zero = y.iter().position(|&v| v == 0.0);
+    let minus = y.iter().position(|&v| v == -1.0);
+    if let (Some(z), Some(m)) = (zero, minus) {
+        return Err(bad(
+            path,
+            None,
+            format!("{what} mixes label 0 (index {z}) and label -1 (index {m}): use -1/+1 or 0/1, not both"),
+        ));
+    }
+    if let Some(k) = y.iter().position(|&v| v != 1.0 && v != -1.0 && v != 0.0) {
+        let v = y[k];
+        return Err(bad(
+            path,
+            None,
+            format!("{what}[{k}] = {v} is not one of -1, 0, +1: map the two classes to -1/+1 (or 0/1) first, e.g. y = np.where(y == {v}, 1, -1)"),
+        ));
+    }
+    Ok(y.iter().map(|&v| if v == 1.0 { 1.0 } else { -1.0 }).collect())
+}
+
+/// A data set from NumPy arrays: points `x` of shape (n, d) (from `x_path`) and labels `y` of
+/// shape (n,), (n, 1) or (1, n) (from `y_path`, named `y_what` in errors).
+pub(super) fn from_arrays(
+    x_path: &Path,
+    (x_shape, x): (Vec<usize>, Vec<f64>),
+    y_path: &Path,
+    y_what: &str,
+    (y_shape, y): (Vec<usize>, Vec<f64>),
+) -> Result<Dataset> {
+    let shape = crate::io::npy::shape_text;
+    let [n, d] = x_shape[..] else {
+        return Err(bad(
+            x_path,
+            None,
+            format!("the points have shape {} but need (n, d): one row per point", shape(&x_shape)),
+        ));
+    };
+    if n == 0 || d == 0 {
+        return Err(bad(x_path, None, format!("the points have shape {}: no data", shape(&x_shape))));
+    }
+    let flat = y_shape == [n] || y_shape == [n, 1] || y_shape == [1, n];
+    if !flat {
+        return Err(bad(
+            y_path,
+            None,
+            format!("{y_what} has shape {} but the {n} points need ({n},)", shape(&y_shape)),
+        ));
+    }
+    if let Some(k) = x.iter().position(|v| !v.is_finite()) {
+        return Err(bad(
+            x_path,
+            None,
+            format!("point {}, feature {} is {}: features must be finite", k / d, k % d + 1, x[k]),
+        ));
+    }
+    Ok(Dataset { n, d, x, y: array_labels(y_path, y_what, &y)? })
 }
 
 /// Shortest round-trip text of a finite f64 (plain notation for moderate magnitudes, exponent
@@ -35,6 +105,21 @@ pub(super) fn fmt_f64(v: f64) -> String {
     }
 }
 
+/// The longest echo of a value from the file in an error message, in characters.
+pub(super) const ECHO_CHARS: usize = 40;
+
+/// `tok` as echoed in an error: whole up to [`ECHO_CHARS`] characters, else its start, "…" and
+/// the full length (a 10 KB field stays a one-line message).
+pub(super) fn cut(tok: &str) -> String {
+    let count = tok.chars().count();
+    if count <= ECHO_CHARS {
+        tok.to_string()
+    } else {
+        let head: String = tok.chars().take(ECHO_CHARS).collect();
+        format!("{head}… ({count} characters)")
+    }
+}
+
 /// Tracks how labels were written: -1/+1 or 0/1. Mixing 0 and -1 is ambiguous and rejected.
 #[derive(Default)]
 struct LabelState {
@@ -45,7 +130,8 @@ struct LabelState {
 impl LabelState {
     /// Parse one label token at `line`; 0 maps to -1.
     fn parse(&mut self, path: &Path, line: usize, tok: &str) -> Result<f64> {
-        let v: f64 = tok.trim().parse().map_err(|_| bad(path, Some(line), format!("label '{tok}' is not a number")))?;
+        let v: f64 =
+            tok.trim().parse().map_err(|_| bad(path, Some(line), format!("label '{}' is not a number", cut(tok))))?;
         self.accept(path, line, v, tok)
     }
 
@@ -73,18 +159,35 @@ impl LabelState {
             self.zero_line.get_or_insert(line);
             Ok(-1.0)
         } else {
-            Err(bad(path, Some(line), format!("label '{tok}' is not one of -1, 0, +1")))
+            Err(bad(
+                path,
+                Some(line),
+                format!(
+                    "label '{}' is not one of -1, 0, +1: map the two classes to -1/+1 (or 0/1) first, e.g. y = np.where(y == {}, 1, -1)",
+                    cut(tok),
+                    cut(tok.trim())
+                ),
+            ))
         }
     }
 }
 
 /// Parse a feature value; non-numbers, NaN and infinities are errors.
 fn parse_feature(path: &Path, line: usize, col: usize, tok: &str) -> Result<f64> {
+    parse_named_feature(path, line, col, None, tok)
+}
+
+/// [`parse_feature`] for a column the header names (`feature 2 ('x2')` in errors).
+fn parse_named_feature(path: &Path, line: usize, col: usize, name: Option<&str>, tok: &str) -> Result<f64> {
+    let what = match name {
+        Some(n) if !n.is_empty() => format!("feature {col} ('{}')", cut(n)),
+        _ => format!("feature {col}"),
+    };
     let v: f64 = trim_field(tok)
         .parse()
-        .map_err(|_| bad(path, Some(line), format!("feature {col} '{}' is not a number", tok.trim())))?;
+        .map_err(|_| bad(path, Some(line), format!("{what} '{}' is not a number", cut(tok.trim()))))?;
     if !v.is_finite() {
-        return Err(bad(path, Some(line), format!("feature {col} is {v}: features must be finite")));
+        return Err(bad(path, Some(line), format!("{what} is {v}: features must be finite")));
     }
     Ok(v)
 }
@@ -114,10 +217,10 @@ pub(super) fn parse_libsvm(path: &Path, text: &str) -> Result<Dataset> {
         for tok in toks {
             let (idx_s, val_s) = tok
                 .split_once(':')
-                .ok_or_else(|| bad(path, Some(line), format!("'{tok}' is not of the form index:value")))?;
-            let idx: usize = idx_s
-                .parse()
-                .map_err(|_| bad(path, Some(line), format!("feature index '{idx_s}' is not a positive integer")))?;
+                .ok_or_else(|| bad(path, Some(line), format!("'{}' is not of the form index:value", cut(tok))))?;
+            let idx: usize = idx_s.parse().map_err(|_| {
+                bad(path, Some(line), format!("feature index '{}' is not a positive integer", cut(idx_s)))
+            })?;
             if idx == 0 {
                 return Err(bad(path, Some(line), "feature index 0: indices are 1-based"));
             }
@@ -181,8 +284,12 @@ pub(super) fn parse_csv(path: &Path, text: &str) -> Result<Dataset> {
     };
     let (head, tail) = text.split_at(mid);
     let (first, second) = std::thread::scope(|scope| {
-        // The second half continues after at least one line, so its first line is never a header.
-        let second = scope.spawn(|| parse_csv_lines(path, tail, CsvState { first: false, ..Default::default() }).ok());
+        // The second half continues after at least one line, so its first line is never a header;
+        // it reads its rows by the first line's layout.
+        let second = scope.spawn(|| {
+            let layout = csv_layout(path, head)?;
+            parse_csv_lines(path, tail, CsvState { first: false, layout, ..Default::default() }).ok()
+        });
         let first = parse_csv_lines(path, head, CsvState::default());
         (first, second.join())
     });
@@ -208,8 +315,94 @@ pub(super) fn parse_csv(path: &Path, text: &str) -> Result<Dataset> {
     }
 }
 
+/// Names a header may give the label column (compared without case).
+pub const LABEL_NAMES: [&str; 3] = ["label", "y", "target"];
+
+/// Which field of a CSV row is the label, which (if any) is a skipped index column, and the
+/// header's names of the fields.
+#[derive(Clone, Debug, Default)]
+pub(super) struct CsvLayout {
+    /// The label's field (0 without a header naming one: label first).
+    label: usize,
+    /// A leading index column (pandas' `to_csv` default), recognized by its header name and skipped.
+    index: Option<usize>,
+    /// The header's field names (empty without a header).
+    names: Vec<String>,
+}
+
+/// Whether a header name is pandas' unnamed index: empty (as `to_csv` writes it), `Unnamed: 0`
+/// (as `read_csv` names it) or `index` (as `reset_index` does).
+fn is_index_name(name: &str) -> bool {
+    name.is_empty() || name.eq_ignore_ascii_case("index") || name.starts_with("Unnamed: 0")
+}
+
+impl CsvLayout {
+    /// The layout a header line's `fields` (at `line`) give.
+    fn from_header(path: &Path, line: usize, fields: &[&str]) -> Result<CsvLayout> {
+        let names: Vec<String> = fields.iter().map(|f| f.trim().trim_matches('"').trim().to_string()).collect();
+        let labelled: Vec<usize> =
+            (0..names.len()).filter(|&k| LABEL_NAMES.iter().any(|l| names[k].eq_ignore_ascii_case(l))).collect();
+        if labelled.len() > 1 {
+            let both: Vec<String> =
+                labelled.iter().map(|&k| format!("'{}' (column {})", cut(&names[k]), k + 1)).collect();
+            return Err(bad(
+                path,
+                Some(line),
+                format!("the header names more than one label column: {}; keep one", both.join(", ")),
+            ));
+        }
+        let index = (names.len() > 1 && is_index_name(&names[0])).then_some(0);
+        let label = match (labelled.first(), index) {
+            (Some(&k), _) => k,
+            (None, Some(_)) => {
+                let shown = if names[0].is_empty() {
+                    "has no name".to_string()
+                } else {
+                    format!("is named '{}'", cut(&names[0]))
+                };
+                return Err(bad(
+                    path,
+                    Some(line),
+                    format!(
+                        "the first column {shown}, as pandas writes its index (to_csv without index=False), and no column is named label, y or target: write with index=False, or name the label column"
+                    ),
+                ));
+            }
+            (None, None) => 0,
+        };
+        Ok(CsvLayout { label, index, names })
+    }
+
+    /// The header's name of field `k`, if any.
+    fn name(&self, k: usize) -> Option<&str> {
+        self.names.get(k).map(String::as_str)
+    }
+}
+
+/// A separator other than `,` that `line` (a file's first content line) appears to use.
+fn other_separator(line: &str) -> Option<(&'static str, char)> {
+    let commas = line.matches(',').count();
+    [("';'", ';'), ("a tab", '\t'), ("'|'", '|')].into_iter().find(|&(_, c)| line.matches(c).count() > commas)
+}
+
+/// The layout of a CSV text's header, or the default when the first content line is data.
+pub(super) fn csv_layout(path: &Path, text: &str) -> Option<CsvLayout> {
+    let (i, first) = text.lines().enumerate().find(|(_, l)| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    })?;
+    let mut fields = Vec::new();
+    csv_fields(first.trim(), &mut fields);
+    if fields[0].trim_matches('"').parse::<f64>().is_ok() {
+        return Some(CsvLayout::default());
+    }
+    CsvLayout::from_header(path, i + 1, &fields).ok()
+}
+
 /// Parser state carried from line to line of a CSV file.
 pub(super) struct CsvState {
+    /// Where the label is and what to skip (from the header).
+    layout: CsvLayout,
     labels: LabelState,
     y: Vec<f64>,
     x: Vec<f64>,
@@ -221,7 +414,14 @@ pub(super) struct CsvState {
 
 impl Default for CsvState {
     fn default() -> Self {
-        CsvState { labels: LabelState::default(), y: Vec::new(), x: Vec::new(), width: None, first: true }
+        CsvState {
+            layout: CsvLayout::default(),
+            labels: LabelState::default(),
+            y: Vec::new(),
+            x: Vec::new(),
+            width: None,
+            first: true,
+        }
     }
 }
 
@@ -278,8 +478,19 @@ pub(super) fn parse_csv_lines(path: &Path, text: &str, mut state: CsvState) -> R
         csv_fields(content, &mut fields);
         if state.first {
             state.first = false;
+            if let Some((name, sep)) = other_separator(content) {
+                let n = content.split(sep).count();
+                return Err(bad(
+                    path,
+                    Some(line),
+                    format!(
+                        "fields are separated by {name} ({n} fields), not ',': marginflow reads comma-separated CSV (pandas: to_csv(sep=','); or convert the separators)"
+                    ),
+                ));
+            }
             let label = fields[0].trim_matches('"');
             if label.parse::<f64>().is_err() {
+                state.layout = CsvLayout::from_header(path, line, &fields)?;
                 state.width = Some((fields.len(), line, true));
                 continue;
             }
@@ -299,9 +510,21 @@ pub(super) fn parse_csv_lines(path: &Path, text: &str, mut state: CsvState) -> R
             }
             _ => {}
         }
-        state.y.push(state.labels.parse(path, line, fields[0])?);
-        for (c, f) in fields[1..].iter().enumerate() {
-            state.x.push(parse_feature(path, line, c + 1, f)?);
+        let layout = &state.layout;
+        if layout.label == 0 && layout.index.is_none() {
+            state.y.push(state.labels.parse(path, line, fields[0])?);
+            for (c, f) in fields[1..].iter().enumerate() {
+                state.x.push(parse_named_feature(path, line, c + 1, layout.name(c + 1), f)?);
+            }
+        } else {
+            state.y.push(state.labels.parse(path, line, fields[layout.label])?);
+            let mut col = 0;
+            for (k, f) in fields.iter().enumerate() {
+                if k != layout.label && Some(k) != layout.index {
+                    col += 1;
+                    state.x.push(parse_named_feature(path, line, col, layout.name(k), f)?);
+                }
+            }
         }
     }
     Ok(state)

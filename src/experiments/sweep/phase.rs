@@ -3,118 +3,17 @@
 //! on which it holds, against the swept variable, the measured near-orthogonality ratio
 //! min‖x_i‖²/(n·max_{i≠k}|⟨x_i,x_k⟩|) and the paper's ratio R_min²/(γ⁻³R²np).
 //!
-//! Each grid point runs [`validate::run_scenario`] unchanged. The replicate axes are `seed` (the
-//! initialization seed, and the data seed unless `data_seed` is swept too) and `data_seed`; the
-//! other swept axes index the rows of `phase.csv`.
+//! Each grid point runs `validate::run_scenario` unchanged (`shard::run_point`). The replicate
+//! axes are `seed` (the initialization seed, and the data seed unless `data_seed` is swept too)
+//! and `data_seed`; the other swept axes index the rows of `phase.csv`. This file renders the
+//! merged points; it imports `grid` only (of the sweep modules).
 
+use super::grid::{Axis, PointSummary, RunResult, SweepSettings, Variable};
 use crate::error::{Error, Result};
-use crate::experiments::plot::TAB10;
-use crate::experiments::sweep::{draw_line_chart, LineChart, RunResult, Series, SweepSettings, Variable};
-use crate::experiments::validate::{self, ClaimKind, Scenario, Verdict};
+use crate::experiments::plot::{draw_line_chart, ChartLine, LineChart, TAB10};
+use crate::experiments::validate::ClaimKind;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-
-/// The base scenario of a validate sweep.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioBase {
-    /// The scenario as parsed (every default filled in).
-    pub scenario: Scenario,
-    /// Where it came from (for error messages).
-    pub source: String,
-    /// The directory its relative paths are resolved against (absolute).
-    pub base_dir: Option<PathBuf>,
-}
-
-/// Columns of runs.csv of a validate sweep after the index and the swept values: the flow's
-/// status, the two ratios, whether each claim holds (`true`/`false`, empty when it does not
-/// apply), and the error of a run that failed.
-pub const CSV_COLUMNS: [&str; 10] = [
-    "status",
-    "ratio",
-    "paper_ratio",
-    "assumption",
-    "interpolation",
-    "kkt",
-    "rank",
-    "global_max_margin",
-    "linear_boundary",
-    "error",
-];
-
-/// Whether a variable only replicates a grid point (seeds) rather than moving it.
-pub fn is_replicate(v: Variable) -> bool {
-    matches!(v, Variable::Seed | Variable::DataSeed)
-}
-
-/// The scenario of one grid point: `base` with the swept `values` applied. `seed` sets the
-/// initialization seed and, unless `data_seed` is among the values, the data seed too.
-pub fn scenario_for(base: &Scenario, values: &[(Variable, f64)]) -> Scenario {
-    let mut sc = base.clone();
-    let data_seed_swept = values.iter().any(|(v, _)| *v == Variable::DataSeed);
-    for &(var, x) in values {
-        match var {
-            Variable::Width => sc.width = x as usize,
-            Variable::Leak => sc.leak = x,
-            Variable::InitScale => sc.init_scale = x,
-            Variable::Seed => sc.seed = x as u64,
-            Variable::UntilLog10Time => sc.until_log10_time = x,
-            Variable::Rtol => sc.rtol = x,
-            _ => {}
-        }
-        if let Some(g) = sc.generate.as_mut() {
-            match var {
-                Variable::N => g.n = x as usize,
-                Variable::D => g.d = x as usize,
-                Variable::DataSeed => g.seed = x as u64,
-                Variable::Seed if !data_seed_swept => g.seed = x as u64,
-                Variable::MeanNorm => g.mean_norm = Some(x),
-                _ => {}
-            }
-        }
-    }
-    sc
-}
-
-/// Whether a claim held: `Some(true)` for holds (or held although expected to fail),
-/// `Some(false)` for fails, `None` when it does not apply; the assumption by the paper's condition.
-pub fn holds(claim: &validate::ClaimResult, condition_holds: bool) -> Option<bool> {
-    match claim.verdict {
-        Verdict::Holds | Verdict::UnexpectedlyHeld => Some(true),
-        Verdict::Fails | Verdict::ExpectedFailure => Some(false),
-        Verdict::NotApplicable => None,
-        Verdict::Reported => Some(condition_holds),
-    }
-}
-
-/// Run the validate claims on one grid point; the summary holds `status`, `ratio`,
-/// `paper_ratio` (null when infinite), one boolean (or null) per claim, `verdicts`,
-/// `reference_certified`, `final_s` and `wall_seconds`; the rows are the main flow's trajectory.
-pub fn run_point(
-    scenario: &Scenario,
-    base: Option<&Path>,
-) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<serde_json::Value>)> {
-    let source = format!("scenario {:?}", scenario.name);
-    let prepared = validate::prepare_parsed(scenario.clone(), &source, base)?;
-    let report = validate::run_scenario(&prepared)?;
-    let g = &report.geometry;
-    let condition = matches!(g.condition, crate::model::data::Verdict::Holds);
-    let mut s = serde_json::Map::new();
-    s.insert("status".into(), report.flow_status.as_str().into());
-    s.insert("ratio".into(), serde_json::json!(g.ratio));
-    s.insert("paper_ratio".into(), serde_json::json!(g.paper_ratio));
-    let mut verdicts = serde_json::Map::new();
-    for c in &report.claims {
-        s.insert(c.claim.name().into(), serde_json::json!(holds(c, condition)));
-        verdicts.insert(c.claim.name().into(), serde_json::to_value(c.verdict).expect("serializes"));
-    }
-    s.insert("verdicts".into(), verdicts.into());
-    s.insert("reference_certified".into(), report.reference_certified.into());
-    s.insert("final_s".into(), serde_json::json!(report.final_s));
-    s.insert("wall_seconds".into(), serde_json::json!(report.wall_seconds));
-    let rows = report.trajectory.iter().map(|p| serde_json::to_value(p).expect("serializes")).collect();
-    Ok((s, rows))
-}
 
 /// One row of the phase table: a grid point and its replicates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,12 +31,12 @@ pub struct PhaseRow {
     pub ratio_median: Option<f64>,
     /// Median over replicates of the paper's ratio.
     pub paper_ratio_median: Option<f64>,
-    /// Per claim (in [`ClaimKind::ALL`] order): (replicates where it holds, where it applies).
+    /// Per claim (in [`ClaimKind::SWEPT`] order): (replicates where it holds, where it applies).
     pub counts: Vec<(usize, usize)>,
 }
 
 impl PhaseRow {
-    /// The fraction of replicates where claim `k` (index in [`ClaimKind::ALL`]) holds, among
+    /// The fraction of replicates where claim `k` (index in [`ClaimKind::SWEPT`]) holds, among
     /// those where it applies.
     pub fn fraction(&self, k: usize) -> Option<f64> {
         let (h, a) = self.counts[k];
@@ -156,10 +55,10 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// The phase table: results grouped by the non-replicate axes, in order of first appearance
 /// (the run order, so the grid's order).
-pub fn table(results: &[RunResult]) -> Vec<PhaseRow> {
+pub fn table(results: &[RunResult]) -> Result<Vec<PhaseRow>> {
     let mut rows: Vec<(PhaseRow, Vec<f64>, Vec<f64>)> = Vec::new();
     for r in results {
-        let key: Vec<(Variable, f64)> = r.values.iter().copied().filter(|(v, _)| !is_replicate(*v)).collect();
+        let key: Vec<(Variable, f64)> = r.values.iter().copied().filter(|(v, _)| !v.is_replicate()).collect();
         let pos = match rows.iter().position(|(row, _, _)| row.values == key) {
             Some(p) => p,
             None => {
@@ -170,7 +69,7 @@ pub fn table(results: &[RunResult]) -> Vec<PhaseRow> {
                     not_reached: 0,
                     ratio_median: None,
                     paper_ratio_median: None,
-                    counts: vec![(0, 0); ClaimKind::ALL.len()],
+                    counts: vec![(0, 0); ClaimKind::SWEPT.len()],
                 };
                 rows.push((row, Vec::new(), Vec::new()));
                 rows.len() - 1
@@ -182,29 +81,32 @@ pub fn table(results: &[RunResult]) -> Vec<PhaseRow> {
             row.errors += 1;
             continue;
         };
-        if s.get("status").and_then(|v| v.as_str()) != Some("reached") {
+        let s = PointSummary::deserialize(s).map_err(|e| Error::BadData {
+            path: format!("runs/{}/result.json", r.index).into(),
+            line: None,
+            reason: format!("not a validate point's summary: {e}"),
+        })?;
+        if s.status != "reached" {
             row.not_reached += 1;
         }
-        let ratio = |k: &str| match s.get(k) {
-            Some(serde_json::Value::Null) => Some(f64::INFINITY),
-            v => v.and_then(|x| x.as_f64()),
-        };
-        ratios.extend(ratio("ratio"));
-        papers.extend(ratio("paper_ratio"));
-        for (k, c) in ClaimKind::ALL.iter().enumerate() {
-            if let Some(b) = s.get(c.name()).and_then(|v| v.as_bool()) {
+        // null: infinite (exactly orthogonal data).
+        ratios.push(s.ratio.unwrap_or(f64::INFINITY));
+        papers.push(s.paper_ratio.unwrap_or(f64::INFINITY));
+        for (k, c) in ClaimKind::SWEPT.iter().enumerate() {
+            if let Some(b) = *s.holds.get(*c) {
                 row.counts[k].1 += 1;
                 row.counts[k].0 += b as usize;
             }
         }
     }
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|(mut row, ratios, papers)| {
             row.ratio_median = median(ratios);
             row.paper_ratio_median = median(papers);
             row
         })
-        .collect()
+        .collect())
 }
 
 fn num(v: Option<f64>) -> String {
@@ -220,9 +122,9 @@ fn num(v: Option<f64>) -> String {
 pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
     let mut out = String::new();
     let mut head: Vec<String> =
-        settings.axes.iter().filter(|a| !is_replicate(a.variable)).map(|a| a.variable.name().to_string()).collect();
+        settings.axes.iter().filter(|a| !a.variable.is_replicate()).map(|a| a.variable.name().to_string()).collect();
     head.extend(["runs", "errors", "not_reached", "ratio_median", "paper_ratio_median"].map(String::from));
-    for c in ClaimKind::ALL {
+    for c in ClaimKind::SWEPT {
         head.push(c.name().into());
         head.push(format!("{}_runs", c.name()));
     }
@@ -235,7 +137,7 @@ pub fn table_csv(settings: &SweepSettings, table: &[PhaseRow]) -> String {
         f.push(row.not_reached.to_string());
         f.push(num(row.ratio_median));
         f.push(num(row.paper_ratio_median));
-        for k in 0..ClaimKind::ALL.len() {
+        for k in 0..ClaimKind::SWEPT.len() {
             f.push(num(row.fraction(k)));
             f.push(row.counts[k].1.to_string());
         }
@@ -262,16 +164,15 @@ fn label(values: &[(Variable, f64)], skip: usize) -> String {
 /// with more values across).
 pub fn plots(settings: &SweepSettings, table: &[PhaseRow]) -> Result<Vec<(String, String)>> {
     let err = |e: String| Error::setting("plot", e);
-    let grid: Vec<&crate::experiments::sweep::Axis> =
-        settings.axes.iter().filter(|a| !is_replicate(a.variable)).collect();
+    let grid: Vec<&Axis> = settings.axes.iter().filter(|a| !a.variable.is_replicate()).collect();
     let mut out = Vec::new();
-    for (k, claim) in ClaimKind::ALL.iter().enumerate() {
+    for (k, claim) in ClaimKind::SWEPT.iter().enumerate() {
         if table.iter().all(|r| r.fraction(k).is_none()) {
             continue;
         }
-        let mut by_axis: Vec<Series> = Vec::new();
-        let mut by_ratio: Vec<Series> = Vec::new();
-        let mut by_paper: Vec<Series> = Vec::new();
+        let mut by_axis: Vec<ChartLine> = Vec::new();
+        let mut by_ratio: Vec<ChartLine> = Vec::new();
+        let mut by_paper: Vec<ChartLine> = Vec::new();
         for row in table {
             let Some(f) = row.fraction(k) else { continue };
             let lab = label(&row.values, 0);
@@ -348,13 +249,7 @@ pub fn plots(settings: &SweepSettings, table: &[PhaseRow]) -> Result<Vec<(String
 }
 
 /// The fraction holding on a two-axis grid as coloured cells (white 0 … blue 1; grey: no data).
-fn heatmap(
-    claim: &str,
-    xa: &crate::experiments::sweep::Axis,
-    ya: &crate::experiments::sweep::Axis,
-    table: &[PhaseRow],
-    k: usize,
-) -> Result<String> {
+fn heatmap(claim: &str, xa: &Axis, ya: &Axis, table: &[PhaseRow], k: usize) -> Result<String> {
     let err = |e: String| Error::setting("plot", e);
     let (nx, ny) = (xa.values.len(), ya.values.len());
     let mut svg = String::new();
