@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
 LIMIT=${LIMIT:-180}
 ROWS=${ROWS:-"P1 P1b P2 P3 P4 P5 H1"}
-cargo build --release -q
-bin=target/release/marginflow
+[ -n "${MF_BIN:-}" ] || cargo build --release -q
+bin=${MF_BIN:-target/release/marginflow}
 dir=${SCALE_DIR:-target/scale}
 mkdir -p "$dir"
 gen() { [ -f "$dir/$1" ] || "$bin" gen "${@:2}" --out "$dir/$1" >/dev/null; }
