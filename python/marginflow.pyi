@@ -122,6 +122,7 @@ def flow(
     save_weights: bool = False,
     checkpoint_every: float = 60.0,
     progress: bool = True,
+    engine: Optional[Literal["dual", "span"]] = None,
 ) -> FlowResult:
     """Gradient flow in normalized time (`marginflow flow`). Defaults: outer "balanced",
     init_scale 1e-3 (or W0, m×d), horizon t = 10^100, rtol 1e-10, atol 1e-12, method "auto",

@@ -470,10 +470,11 @@ fn run_flow(
 /// flow(X, y, width, leak=0.1, outer="balanced", init_scale=None, W0=None, loss="logistic",
 ///      seed=0, until_time=None, until_log10_time=None, until_s=None, rtol=None, atol=None,
 ///      method=None, events=None, precision=None, max_steps=None, out=None, save_weights=False,
-///      checkpoint_every=60.0, progress=True) -> FlowResult
+///      checkpoint_every=60.0, progress=True, engine=None) -> FlowResult
 ///
 /// Gradient flow in normalized time (`marginflow flow`), same names and defaults: horizon
-/// t = 10^100, rtol 1e-10, atol 1e-12, method "auto", events on, 53 bits (f64). `outer` is
+/// t = 10^100, rtol 1e-10, atol 1e-12, method "auto", events on, 53 bits (f64), engine "dual"
+/// ("span" integrates the network state B instead). `outer` is
 /// "balanced", "random", a .npy path or a length-m array; `W0` an m×d array or .npy path
 /// (instead of `init_scale`, default 1e-3). With `out`, DIR gets trajectory.jsonl, summary.json,
 /// checkpoint (and W.npy with `save_weights`), as from the CLI, and the data (data_X.npy,
@@ -484,7 +485,8 @@ fn run_flow(
 #[pyfunction]
 #[pyo3(signature = (X, y, width, leak=0.1, outer=None, init_scale=None, W0=None, loss="logistic", seed=0,
     until_time=None, until_log10_time=None, until_s=None, rtol=None, atol=None, method=None, events=None,
-    precision=None, max_steps=None, out=None, save_weights=false, checkpoint_every=60.0, progress=true))]
+    precision=None, max_steps=None, out=None, save_weights=false, checkpoint_every=60.0, progress=true,
+    engine=None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 fn flow(
     py: Python<'_>,
@@ -510,8 +512,16 @@ fn flow(
     save_weights: bool,
     checkpoint_every: f64,
     progress: bool,
+    engine: Option<&str>,
 ) -> PyResult<FlowResult> {
     let mut settings = FlowSettings::default();
+    if let Some(e) = engine {
+        settings.engine = match e {
+            "dual" => marginflow::flow::Engine::Dual,
+            "span" => marginflow::flow::Engine::Span,
+            _ => return Err(value_error("--engine", "expected \"dual\" or \"span\"")),
+        };
+    }
     if let Some(h) = horizon(until_time, until_log10_time, until_s)? {
         settings.horizon = h;
     }
