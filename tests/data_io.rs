@@ -555,6 +555,20 @@ fn numpy_data_in_every_command_and_in_scenarios() {
         let o = bin().arg(cmd).args(data).args(&extra).arg("--json").output().unwrap();
         assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
     }
+    // A sweep on X.npy + y.npy gives the runs.csv of the same sweep on the CSV.
+    let sweep = |data: &[&str], out: &Path| {
+        let o = bin()
+            .args(["sweep", "descent", "--width", "4", "--step-size", "0.1", "--steps", "5", "--seed", "0,1"])
+            .args(data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out.join("runs.csv")).unwrap()
+    };
+    let csv = fixture("mixture_n10_d50.csv");
+    assert_eq!(sweep(&data, &tmp.path().join("s1")), sweep(&["--data", csv.to_str().unwrap()], &tmp.path().join("s2")));
     let npz = fixture("numpy/mixture_compressed.npz");
     let o = bin().args(["flow", "--width", "4", "--until-s", "2", "--json", "--data"]).arg(&npz).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -207,7 +207,9 @@ fn flow_sweep_runs_csv_has_the_flow_columns() {
     let (head, verdict) = row.split_once(",\"").unwrap();
     let fields: Vec<&str> = head.split(',').collect();
     let col = |name: &str| fields[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"))];
-    for c in ["s", "log10_time", "cosine_velocity", "velocity_gap", "position_gap", "multiplier_error", "kkt_stationarity"] {
+    for c in
+        ["s", "log10_time", "cosine_velocity", "velocity_gap", "position_gap", "multiplier_error", "kkt_stationarity"]
+    {
         assert!(col(c).parse::<f64>().is_ok(), "{c} = {:?} in {row}", col(c));
     }
     assert!((col("log10_time").parse::<f64>().unwrap() - 20.0).abs() < 1e-9, "the horizon");

@@ -125,7 +125,7 @@ fn sweep_data(
             if generating {
                 return Err(value_error("X", "cannot be used with n, d, data_seed or mean_norm"));
             }
-            Ok((DataSource::Loaded { path: PathBuf::from("<array>") }, Some(dataset(py, x, y, true)?)))
+            Ok((DataSource::Loaded { path: PathBuf::from("<array>"), labels: None }, Some(dataset(py, x, y, true)?)))
         }
         (None, None) => {
             let kind = match kind {

@@ -443,8 +443,11 @@ fn run_flow(
     let init = &mut outcome.summary.settings.model.init;
     *init = init.named("W0");
     if let Some(dir) = &out {
-        write_atomic(&dir.join("summary.json"), &summary_bytes(&marginflow::flow::verdict::summary_json(&outcome.summary)))
-            .map_err(py_err)?;
+        write_atomic(
+            &dir.join("summary.json"),
+            &summary_bytes(&marginflow::flow::verdict::summary_json(&outcome.summary)),
+        )
+        .map_err(py_err)?;
         if let Some(w) = &outcome.weights {
             write_npy(&dir.join("W.npy"), &[settings.model.width, data.d], w).map_err(py_err)?;
         }

@@ -128,6 +128,9 @@ pub struct SweepArgs {
     /// Data file shared by all runs (otherwise data are generated per run from --kind/--n/--d/--data-seed).
     #[arg(long, conflicts_with_all = ["kind", "n", "d", "data_seed", "mean_norm"])]
     pub data: Option<PathBuf>,
+    /// Labels (n values, -1/+1 or 0/1) in a .npy file, for --data X.npy.
+    #[arg(long, value_name = "Y.npy", requires = "data")]
+    pub labels: Option<PathBuf>,
     /// Kind of generated data.
     #[arg(long, value_enum)]
     pub kind: Option<DataKind>,
@@ -275,7 +278,11 @@ impl SweepArgs {
         s.data = match &self.data {
             // Absolute, so shards started elsewhere (a Slurm node, another directory) find it.
             Some(p) => {
-                DataSource::Loaded { path: std::path::absolute(p).with_context(|| format!("--data {}", p.display()))? }
+                let abs = |p: &std::path::Path, flag: &str| {
+                    std::path::absolute(p).with_context(|| format!("{flag} {}", p.display()))
+                };
+                let labels = self.labels.as_deref().map(|l| abs(l, "--labels")).transpose()?;
+                DataSource::Loaded { path: abs(p, "--data")?, labels }
             }
             None => DataSource::Generated(GenSettings {
                 kind: self.kind.unwrap_or(DataKind::Gaussian),
@@ -316,9 +323,11 @@ impl PhaseArgs {
 /// Run `marginflow sweep …`.
 pub fn run(cmd: SweepCommand) -> anyhow::Result<ExitCode> {
     match cmd.command {
-        SweepSub::Flow(a) => local(a.settings(SweepKind::Flow)?, a.data.as_deref(), &a.local),
-        SweepSub::Descent(a) => local(a.settings(SweepKind::Descent)?, a.data.as_deref(), &a.local),
-        SweepSub::Validate(a) => local(a.settings()?, None, &a.local),
+        SweepSub::Flow(a) => local(a.settings(SweepKind::Flow)?, a.data.as_deref(), a.labels.as_deref(), &a.local),
+        SweepSub::Descent(a) => {
+            local(a.settings(SweepKind::Descent)?, a.data.as_deref(), a.labels.as_deref(), &a.local)
+        }
+        SweepSub::Validate(a) => local(a.settings()?, None, None, &a.local),
         SweepSub::Run(a) => run_shard(a),
         SweepSub::Merge(a) => merge(a),
         SweepSub::Submit(a) => submit(a),
@@ -349,10 +358,15 @@ fn check_points(plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// The local sweep: plan, one shard of every run, merge.
-fn local(settings: SweepSettings, data: Option<&std::path::Path>, args: &LocalArgs) -> anyhow::Result<ExitCode> {
+fn local(
+    settings: SweepSettings,
+    data: Option<&std::path::Path>,
+    labels: Option<&std::path::Path>,
+    args: &LocalArgs,
+) -> anyhow::Result<ExitCode> {
     let LocalArgs { threads, ref out, force, plan_only } = *args;
     let loaded: Option<Dataset> = match data {
-        Some(p) => Some(load_training_data(p, None)?),
+        Some(p) => Some(load_training_data(p, labels)?),
         None => None,
     };
     let plan = Plan::new(&settings, loaded.as_ref().map(|d| d.d))?;

@@ -124,13 +124,15 @@ pub fn read_members(path: &Path, b: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
                 miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit)
                     .map_err(|e| bad(path, format!("member '{}': cannot inflate: {e:?}", m.name)))?
             }
-            other => return Err(bad(
-                path,
-                format!(
+            other => {
+                return Err(bad(
+                    path,
+                    format!(
                     "member '{}': ZIP compression method {other} is not supported (np.savez or np.savez_compressed)",
                     m.name
                 ),
-            )),
+                ))
+            }
         };
         if data.len() as u64 != m.size || crc32(&data) != m.crc {
             return Err(bad(path, format!("member '{}': size or CRC-32 does not match the ZIP directory", m.name)));

@@ -109,6 +109,9 @@ pub enum DataSource {
     Loaded {
         /// The file it came from.
         path: PathBuf,
+        /// The labels file, for points in a `.npy` file (`--labels`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        labels: Option<PathBuf>,
     },
     /// Data generated per run from these settings (with swept n, d, data_seed, mean_norm applied).
     Generated(GenSettings),

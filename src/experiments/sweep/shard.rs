@@ -38,8 +38,8 @@ pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
 pub fn load_shared_data(settings: &SweepSettings) -> Result<Option<Dataset>> {
     match (&settings.kind, &settings.data) {
         (SweepKind::Validate, _) | (_, DataSource::Generated(_)) => Ok(None),
-        (_, DataSource::Loaded { path }) => {
-            let d = Dataset::load(path)?;
+        (_, DataSource::Loaded { path, labels }) => {
+            let d = Dataset::load_with_labels(path, labels.as_deref())?;
             d.validate_for_training(path)?;
             Ok(Some(d))
         }

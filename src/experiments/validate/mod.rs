@@ -1,25 +1,30 @@
-//! Validation of the implicit-bias theorem (Frei, Vardi, Bartlett, Srebro, Hu, ICLR 2023) on
-//! scenario files.
+//! Validation of implicit-bias theorems on scenario files: a library of theorems as data
+//! ([`theorems`]: id, citation, statement, assumptions, kinds, claims), each claim one function
+//! (`claims` for frei2023-gf's and `kkt`, [`theorem_claims`] for the others, [`dynamics`] for
+//! the quantities read off trajectory rows).
 //!
-//! A scenario names a data set (a file or a `[generate]` table), a model and a horizon. For each
-//! scenario one gradient flow is run (plus `restarts` flows from other random initializations) and
-//! the theorem's claims are measured against thresholds:
+//! A scenario names a data set (a file or a `[generate]` table, optionally a clean `[test]` set),
+//! a model, what runs (`kind = "flow"`, the default, or `"descent"`) and the theorems it checks
+//! (`theorems = [...]`, default: every theorem of its kind). A flow scenario runs one gradient flow
+//! (plus `restarts` flows from other random initializations); a descent scenario one gradient
+//! descent. The claims of its theorems are then measured against thresholds:
 //!
-//! - `assumption`: the near-orthogonality statistics ([`data::geometry`]); reported, never gating;
-//! - `interpolation`: the loss falls below log 2 / n (every margin is then positive);
-//! - `kkt`: the velocity dW/ds is parallel to the certified max-margin solution W* (gap 1 − cos
-//!   below a threshold), the loss weights converge to λ/Σλ, and the position gap 1 − cos(W, W*)
-//!   decays (a least-squares fit of log gap against log(1/s) over the late rows);
-//! - `rank`: rank W* ≤ 2, and σ3/σ1 of W(s) decreasing to (near) 0;
-//! - `global_max_margin`: the flow's normalized margin reaches the certified QP value and is not
-//!   beaten by flows from other initializations;
-//! - `linear_boundary` (balanced outer layer only): sign f(x; W) = sign⟨z, x⟩ with
-//!   z = Σ λ_i y_i x_i on the data and on Gaussian test points, and z's normalized margin against
-//!   the linear max margin.
+//! - frei2023-gf (Frei, Vardi, Bartlett, Srebro, Hu, ICLR 2023): `assumption` (reported, never
+//!   gating), `interpolation`, `theory_pattern`, `rank`, `global_max_margin`, `linear_boundary`;
+//! - lyu-li2020: `smoothed_margin` (non-decreasing), `loss_rates` (L·t and ‖W‖/ln t bounded),
+//!   `kkt` (a certified KKT point of the flow's own limit pattern, the multiplier check scaled by
+//!   the conditioning √κ(A) of the map from the loss weights to the velocity);
+//! - ji-telgarsky2020: `path_length` (a bound of the direction's path length decays);
+//! - frei2023-gd (descent): `gd_stable_rank` at steps 0, 1, 10, T;
+//! - kou-chen-gu2023 (descent and flow): `block_stable_rank` (W₊, W₋; ReLU: W bounded),
+//!   `margin_ratio`;
+//! - frei2023-benign (flow with `[test]`): `benign_overfitting`.
+//!
+//! With γ = 0 (ReLU) the claims of theorems that assume γ > 0 are reported, never gating.
 //!
 //! Everything here returns values; rendering is in [`crate::experiments::report`] and
-//! [`crate::experiments::plot`], files are written by the binary. Layout: [`scenario`] (files,
-//! defaults, checks), [`claims`] (one function per claim), this module (the flows and the report).
+//! [`crate::experiments::plot`], files are written by the binary. Layout: `scenario` (files,
+//! defaults, checks), [`theorems`], the claim modules, this module (the runs and the report).
 //!
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
