@@ -353,13 +353,8 @@ fn check_rejects_bad_leak_and_constant() {
     let dir = tempfile::tempdir().unwrap();
     let p = gen_file(dir.path(), "g.csv", &["--n", "4", "--d", "5"]);
     // `--leak 0` is the plain ReLU (accepted: the paper's ratio, with γ³ in it, is then 0).
-    for (flag, v) in [
-        ("--leak", "1"),
-        ("--leak", "-0.2"),
-        ("--leak", "NaN"),
-        ("--constant", "0"),
-        ("--constant", "-1"),
-    ] {
+    for (flag, v) in [("--leak", "1"), ("--leak", "-0.2"), ("--leak", "NaN"), ("--constant", "0"), ("--constant", "-1")]
+    {
         let o = check(&p).args([flag, v]).output().unwrap();
         let err = one_line_failure(&o, flag);
         assert!(err.contains(flag), "{err}");

@@ -7,11 +7,11 @@ use marginflow::flow::dual::DualSystem;
 use marginflow::flow::span::{FlowSystem, Mode};
 use marginflow::flow::{self, Engine, FlowHorizon, FlowObserver, FlowSettings, TrajectoryRow};
 use marginflow::maxmargin::{self, MaxMarginSettings};
+#[allow(unused_imports)]
+use marginflow::model::data::Dataset;
 use marginflow::model::data::{generate, GenSettings};
 use marginflow::model::network::{Init, ModelSettings, Network};
 use rand::{Rng, SeedableRng};
-#[allow(unused_imports)]
-use marginflow::model::data::Dataset;
 use rand_chacha::ChaCha8Rng;
 
 struct Quiet;

@@ -490,9 +490,7 @@ fn item15_readme_numbers_match_a_rerun() {
         let i = readme.find(key).unwrap_or_else(|| panic!("README lacks {key:?}"));
         readme[i + key.len()..].split_whitespace().next().unwrap().trim_end_matches([',', '.']).to_string()
     };
-    let accepted: u64 = after("rank-(n+1) one by Woodbury in n×n) takes\n")
-        .parse()
-        .unwrap();
+    let accepted: u64 = after("rank-(n+1) one by Woodbury in n×n) takes\n").parse().unwrap();
     let rejected: u64 = after("accepted and ").parse().unwrap();
     let slope: f64 = after("over the last decade gives b = ").parse().unwrap();
 

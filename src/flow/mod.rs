@@ -26,7 +26,7 @@ pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, 
 pub use observer::{FlowObserver, FlowProgress};
 pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{Engine, FlowHorizon, FlowSettings};
+pub use span::{FlowSystem, Mode};
 pub use summary::{
     FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
 };
-pub use span::{FlowSystem, Mode};

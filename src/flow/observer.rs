@@ -4,8 +4,8 @@
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::settings::FlowSettings;
-use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use super::span::FlowSystem;
+use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use crate::error::{Error, Result};
 use crate::metrics::{self, cosine, log10_time, num_fields, StateNumbers};
 use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};

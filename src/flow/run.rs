@@ -3,11 +3,11 @@
 
 use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
-use super::observer::{velocity_small, FlowObserver, Rows};
 use super::dual::{self, DualState};
+use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{Engine, FlowHorizon, FlowSettings};
-use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use super::span::{FlowSystem, Mode};
+use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
 use crate::error::{Error, Result};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
@@ -340,13 +340,7 @@ fn integrate<T: Real>(
     switched_at: &mut Option<T>,
 ) -> Result<Status> {
     let (prec, dim) = (settings.precision, state.y.len());
-    let isettings = IntegratorSettings {
-        rtol: settings.rtol,
-        atol: settings.atol,
-        events: settings.events,
-        max_steps: settings.max_steps,
-        ..Default::default()
-    };
+    let isettings = settings.integrator();
     // Steps (accepted + rejected) before this call.
     let steps_before = state.stats.accepted + state.stats.rejected;
     let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;

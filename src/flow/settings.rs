@@ -97,6 +97,17 @@ impl Default for FlowSettings {
 }
 
 impl FlowSettings {
+    /// The integrator's settings of this run (tolerances, events, step limit).
+    pub fn integrator(&self) -> marginflow_solvers::ode::IntegratorSettings {
+        marginflow_solvers::ode::IntegratorSettings {
+            rtol: self.rtol,
+            atol: self.atol,
+            events: self.events,
+            max_steps: self.max_steps,
+            ..Default::default()
+        }
+    }
+
     /// Check all ranges, naming the setting at fault.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;

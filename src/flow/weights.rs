@@ -85,7 +85,12 @@ impl<T: Real> LossWeights<T> {
         }
         self.sum_l.assign_f64(0.0);
         for i in 0..self.q.len() {
-            loss.value_and_neg_derivative_direct_inplace(&self.q[i], &mut self.tmp2, &mut self.wy[i], &mut self.dscratch);
+            loss.value_and_neg_derivative_direct_inplace(
+                &self.q[i],
+                &mut self.tmp2,
+                &mut self.wy[i],
+                &mut self.dscratch,
+            );
             self.sum_l += &self.tmp2;
         }
         // w_i y_i = (−ℓ'(q_i))·(1/Σℓ)·y_i: one division.
@@ -132,4 +137,22 @@ impl<T: Real> LossWeights<T> {
             self.lse.clone()
         }
     }
+}
+
+/// w_i c_i with c_i = −ℓ''(q_i)/(−ℓ'(q_i)) the loss's curvature factor: σ(q_i) = 1/(1 + e^{−q_i})
+/// for the logistic loss (from e^{−|q|}), 1 for the exponential; J_w = ∂w/∂q = −diag(w c) + w wᵀ.
+pub fn weighted_curvature<T: Real>(loss: &Loss, q: &[T], w: &[T]) -> Vec<T> {
+    q.iter()
+        .zip(w)
+        .map(|(qi, wi)| match loss {
+            Loss::Exponential => wi.clone(),
+            Loss::Logistic => {
+                let p = qi.precision();
+                let e = (-qi.abs()).exp();
+                let den = T::one(p) + &e;
+                let sig = if qi.is_sign_negative() { e / &den } else { T::one(p) / &den };
+                sig * wi
+            }
+        })
+        .collect()
 }

@@ -50,6 +50,7 @@ pub use linear::{linear_max_margin, LinearMaxMargin};
 pub use report::{solve, MaxMarginReport, MaxMarginSummary};
 
 use crate::error::{Error, Result};
+use crate::flow::span::Mode;
 use crate::model::data::Dataset;
 use crate::model::network::Network;
 use marginflow_solvers::linalg::{self, householder_qr_of_transpose};
@@ -60,7 +61,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use crate::flow::span::Mode;
 
 /// Settings of the max-margin solves and of the report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

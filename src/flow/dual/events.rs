@@ -590,7 +590,14 @@ impl<T: Real> DualSystem<'_, T> {
     /// Apply the batch at (s, Ω): rebase the margins, decide each touched row, update A and
     /// the row anchors, reschedule. `others`: entries popped this step that did not cross
     /// (rescheduled at Ω). Returns the number of mode changes.
-    pub fn apply_events(&mut self, s: &T, omega: &[T], batch: &[usize], others: &[usize], flips_here: &mut (f64, usize)) -> usize {
+    pub fn apply_events(
+        &mut self,
+        s: &T,
+        omega: &[T],
+        batch: &[usize],
+        others: &[usize],
+        flips_here: &mut (f64, usize),
+    ) -> usize {
         let net = self.net;
         let (n, p) = (net.n, net.prec);
         let sf = s.to_f64();

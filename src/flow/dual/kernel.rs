@@ -27,7 +27,8 @@ pub struct Kernel<T> {
 impl<T: Real> Kernel<T> {
     /// A of the pattern in `rows`, anchored at (Ω, q).
     pub fn new(net: &Network<T>, rows: &RowSet<T>, omega: &[T], q: Vec<T>) -> Self {
-        let mut k = Kernel { a: Mat::zeros(net.n, net.n, net.prec), omega_anchor: omega.to_vec(), q_anchor: q, version: 0 };
+        let mut k =
+            Kernel { a: Mat::zeros(net.n, net.n, net.prec), omega_anchor: omega.to_vec(), q_anchor: q, version: 0 };
         k.rebuild(net, rows);
         k
     }

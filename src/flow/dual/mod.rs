@@ -114,7 +114,9 @@ impl<T: Real> DualState<T> {
         if y.len() != n + 1 || offsets.len() != m * n || a.len() != n * n || oa.len() != n || qa.len() != n {
             return Err(bad("the dual engine's state does not match the model's size".into()));
         }
-        let one = |s: &String, what: &str| -> Result<T> { T::from_exact(s).ok_or_else(|| bad(format!("cannot decode {what}"))) };
+        let one = |s: &String, what: &str| -> Result<T> {
+            T::from_exact(s).ok_or_else(|| bad(format!("cannot decode {what}")))
+        };
         let mut state = IntegratorState::new(span.s.clone(), y);
         state.h = one(&cp.h, "step size")?;
         state.err_old = one(&cp.err_old, "controller memory")?;
@@ -141,7 +143,10 @@ impl<T: Real> DualState<T> {
 fn system_of<'a, T: Real>(net: &'a Network<T>, st: &mut DualState<T>) -> DualSystem<'a, T> {
     let n = net.n;
     let p = net.prec;
-    let rows = std::mem::replace(&mut st.rows, RowSet::new(net, &vec![T::zero(p); net.m * n], vec![Mode::Positive; net.m * n]));
+    let rows = std::mem::replace(
+        &mut st.rows,
+        RowSet::new(net, &vec![T::zero(p); net.m * n], vec![Mode::Positive; net.m * n]),
+    );
     let omega = st.state.y[..n].to_vec();
     let mut sys = DualSystem::new(net, rows, &omega, vec![T::zero(p); n]);
     match st.kernel.take() {
@@ -262,13 +267,7 @@ pub(super) fn integrate<'a, T: Real>(
     let mut state = st.state;
     let mut changes = st.changes_since_refresh;
     let mut span = IntegratorState::new(state.s.clone(), vec![T::zero(prec); m * n + 1]);
-    let isettings = IntegratorSettings {
-        rtol: settings.rtol,
-        atol: settings.atol,
-        events: settings.events,
-        max_steps: settings.max_steps,
-        ..Default::default()
-    };
+    let isettings = settings.integrator();
     let u_target = horizon.component_reaches.as_ref().map(|(_, t)| t.clone());
     let mut limits = DriveLimits {
         s_end: horizon.s_end.as_ref(),
@@ -293,7 +292,10 @@ pub(super) fn integrate<'a, T: Real>(
             *switched_at = Some(state.s.clone());
         }
     }
-    if rows.error.is_none() && end.stalled.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
+    if rows.error.is_none()
+        && end.stalled.is_none()
+        && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff)
+    {
         let used = state.stats.accepted + state.stats.rejected - steps_before;
         limits.max_steps = settings.max_steps.map(|mx| mx.saturating_sub(used));
         let isettings = IntegratorSettings { max_steps: limits.max_steps, ..isettings };

@@ -9,7 +9,6 @@ use super::kernel::Kernel;
 use super::queue::EventQueue;
 use super::rows::RowSet;
 use crate::flow::weights::LossWeights;
-use crate::model::loss::Loss;
 use crate::model::network::Network;
 use marginflow_solvers::linalg::{self, Lu};
 use marginflow_solvers::ode::{OdeSystem, ShiftedSolve, Switching};
@@ -131,22 +130,12 @@ impl<T: Real> ShiftedSolve<T> for DualSystem<'_, T> {
     /// logistic, 1 exponential), J_uΩ = f_u wᵀA, J_uu = −f_u: one dense LU of the n×n block.
     fn solve_shifted(&mut self, _s: &T, y: &[T], c: &T, rhs: &mut [T]) -> bool {
         let (n, p) = (self.net.n, self.net.prec);
-        let fresh = matches!(&self.stiff, Some(sc) if sc.version == self.kernel.version && sc.c == *c && sc.y.as_slice() == y);
+        let fresh =
+            matches!(&self.stiff, Some(sc) if sc.version == self.kernel.version && sc.c == *c && sc.y.as_slice() == y);
         if !fresh {
             self.prepare(&y[..n]);
             let w: Vec<T> = (0..n).map(|i| self.weight(i)).collect();
-            let dw: Vec<T> = (0..n)
-                .map(|i| match self.net.loss {
-                    Loss::Exponential => w[i].clone(),
-                    Loss::Logistic => {
-                        let q = &self.lw.q[i];
-                        let e = (-q.abs()).exp();
-                        let den = T::one(p) + &e;
-                        let sig = if q.is_sign_negative() { e / &den } else { T::one(p) / &den };
-                        sig * &w[i]
-                    }
-                })
-                .collect();
+            let dw = crate::flow::weights::weighted_curvature(&self.net.loss, &self.lw.q, &w);
             let a = &self.kernel.a;
             // wᵀA.
             let mut wa = vec![T::zero(p); n];
@@ -173,7 +162,8 @@ impl<T: Real> ShiftedSolve<T> for DualSystem<'_, T> {
             let cf = c.clone() * &fu;
             let u_row = wa.iter().map(|v| v.clone() * &cf).collect();
             let u_diag = T::one(p) + &cf;
-            self.stiff = Some(StiffCache { y: y.to_vec(), c: c.clone(), version: self.kernel.version, lu, u_row, u_diag });
+            self.stiff =
+                Some(StiffCache { y: y.to_vec(), c: c.clone(), version: self.kernel.version, lu, u_row, u_diag });
         }
         let sc = self.stiff.as_ref().expect("factorized");
         let x = sc.lu.solve(&rhs[..n]);

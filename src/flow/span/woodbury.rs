@@ -15,19 +15,7 @@ impl<T: Real> FlowSystem<'_, T> {
         let (m, n, p) = (net.m, net.n, net.prec);
         self.prepare(&y[..m * n]);
         let w: Vec<T> = self.lw.wy.iter().zip(&net.y).map(|(wy, yi)| wy.clone() * yi).collect();
-        let dw: Vec<T> = (0..n)
-            .map(|i| match net.loss {
-                crate::model::loss::Loss::Exponential => w[i].clone(),
-                crate::model::loss::Loss::Logistic => {
-                    // σ(q) = 1/(1 + e^{−q}), evaluated from e^{−|q|}.
-                    let q = &self.lw.q[i];
-                    let e = (-q.abs()).exp();
-                    let den = T::one(p) + &e;
-                    let sig = if q.is_sign_negative() { e / &den } else { T::one(p) / &den };
-                    sig * &w[i]
-                }
-            })
-            .collect();
+        let dw = crate::flow::weights::weighted_curvature(&net.loss, &self.lw.q, &w);
         let mut fu = T::zero(p);
         self.du_ds_into(&y[m * n], &mut fu);
         let mut qa = Mat::zeros(n, n, p);
