@@ -1,16 +1,14 @@
 //! The claims of the theorem, one function each, reading the typed flow summary and rows.
 
+use super::limit_claims::*;
 use super::theorems::theorem_of;
 use super::{PreparedScenario, RestartResult, TrajectoryPoint};
 use crate::error::Result;
 use crate::flow::FlowSummary;
-use crate::maxmargin::{self, Reference};
+use crate::maxmargin::Reference;
 use crate::model::data::Geometry;
-use crate::model::network::{ModelSettings, Network};
+use crate::model::network::Network;
 use marginflow_solvers::linalg;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 /// A claim of the theorem that a scenario checks.
@@ -262,7 +260,7 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Option<LineFit> {
     Some(LineFit { slope, intercept, r_squared, points: n })
 }
 
-fn apply_expectation(raw: Option<bool>, expected_fail: bool, not_gating: Verdict) -> Verdict {
+pub(super) fn apply_expectation(raw: Option<bool>, expected_fail: bool, not_gating: Verdict) -> Verdict {
     match (raw, expected_fail) {
         (None, _) => not_gating,
         (Some(true), false) => Verdict::Holds,
@@ -306,11 +304,11 @@ pub(super) struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
-    fn expect(&self) -> &[ClaimKind] {
+    pub(super) fn expect(&self) -> &[ClaimKind] {
         &self.p.scenario.expect_fail
     }
     /// Rows within `late_decades` decades of the final s.
-    fn late(&self) -> Vec<TrajectoryPoint> {
+    pub(super) fn late(&self) -> Vec<TrajectoryPoint> {
         late_rows(self.trajectory, self.summary.time.s, self.p.scenario.thresholds.late_decades)
     }
     /// Whether the reference is certified.
@@ -408,7 +406,7 @@ pub(super) fn relu_reported(mut claims: Vec<ClaimResult>, leak: f64) -> Vec<Clai
 
 /// The final position and velocity gaps with the limit-pattern reference when it is certified,
 /// else with the theory pattern's.
-fn final_gaps(ev: &Evidence<'_>) -> Option<(f64, f64)> {
+pub(super) fn final_gaps(ev: &Evidence<'_>) -> Option<(f64, f64)> {
     let pick = |r: Option<&crate::flow::FlowReference>| {
         r.and_then(|r| r.comparison()).filter(|c| c.certified).and_then(|c| c.position_gap.zip(c.velocity_gap))
     };
@@ -416,7 +414,7 @@ fn final_gaps(ev: &Evidence<'_>) -> Option<(f64, f64)> {
 }
 
 /// `assumption`: the paper's near-orthogonality ratio against C (reported, never gating).
-fn assumption_claim(ev: &Evidence<'_>, geometry: &Geometry) -> ClaimResult {
+pub(super) fn assumption_claim(ev: &Evidence<'_>, geometry: &Geometry) -> ClaimResult {
     let c = ev.p.scenario.thresholds.assumption_constant;
     claim(
         ClaimKind::Assumption,
@@ -437,7 +435,7 @@ fn assumption_claim(ev: &Evidence<'_>, geometry: &Geometry) -> ClaimResult {
 }
 
 /// `interpolation`: the smallest log10 L over the rows and the end is below log10(log 2 / n).
-fn interpolation_claim(ev: &Evidence<'_>) -> ClaimResult {
+pub(super) fn interpolation_claim(ev: &Evidence<'_>) -> ClaimResult {
     let interp_threshold = (2f64.ln() / ev.p.data.n as f64).log10();
     let min_loss = ev
         .trajectory
@@ -462,7 +460,7 @@ fn interpolation_claim(ev: &Evidence<'_>) -> ClaimResult {
 /// `kkt`: the max-margin QP on the flow's own limit pattern is certified, the velocity is parallel
 /// to its solution W*, and the loss weights match its λ/Σλ; the flow direction's KKT residuals are
 /// reported.
-fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
+pub(super) fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
     let th = &ev.p.scenario.thresholds;
     let limit = ev.summary.limit_reference.as_ref();
     let comparison = limit.and_then(|r| r.comparison());
@@ -527,7 +525,7 @@ fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
 /// in [γ, 1], so its direction carries no information about w). The velocity is
 /// V = Σ_i w_i ∇_W q_i + (pinned directions), so w are V's coordinates in this Gram matrix.
 /// Infinite when A is singular to round-off (the weights are then not determined by the direction).
-fn multiplier_conditioning(ev: &Evidence<'_>, w: &[f64]) -> Option<f64> {
+pub(super) fn multiplier_conditioning(ev: &Evidence<'_>, w: &[f64]) -> Option<f64> {
     let data = &ev.p.data;
     let (n, d, m) = (data.n, data.d, ev.a.len());
     let gamma = ev.p.scenario.leak;
@@ -599,260 +597,12 @@ fn multiplier_conditioning(ev: &Evidence<'_>, w: &[f64]) -> Option<f64> {
     Some(if min > 1e-15 * max { max / min } else { f64::INFINITY })
 }
 
-/// `theory_pattern`: the theory-pattern reference is certified, the velocity is parallel to its
-/// W*, the loss weights match its λ/Σλ; the position gap and its fit against 1/s are reported.
-fn theory_pattern_claim(ev: &Evidence<'_>) -> ClaimResult {
-    let th = &ev.p.scenario.thresholds;
-    let comparison = ev.summary.reference.as_ref().and_then(|r| r.comparison());
-    let velocity_gap = comparison.and_then(|c| c.cosine_velocity).map(|c| 1.0 - c);
-    let position_gap = comparison.and_then(|c| c.cosine_position).map(|c| 1.0 - c);
-    let (lx, ly): (Vec<f64>, Vec<f64>) = ev
-        .late()
-        .iter()
-        .filter_map(|r| r.position_gap.filter(|g| *g > 0.0).map(|g| ((1.0 / r.s).log10(), g.log10())))
-        .unzip();
-    let gap_fit = fit_line(&lx, &ly);
-    let mut notes = Vec::new();
-    if let Some(why) = ev.summary.reference.as_ref().and_then(|r| r.not_certified_because()) {
-        notes.push(format!("theory-pattern reference not certified: {why}"));
-    }
-    notes.push("position-gap fit: log10(1 − cos(W,W*)) = a + b·log10(1/s) over the late rows".into());
-    claim(
-        ClaimKind::TheoryPattern,
-        vec![
-            Measurement::gate(
-                "theory-pattern reference certified (1 = yes)",
-                Some(if ev.reference_certified() { 1.0 } else { 0.0 }),
-                Comparison::AtLeast,
-                1.0,
-            ),
-            Measurement::gate("velocity gap 1 − cos(dW/ds, W*)", velocity_gap, Comparison::AtMost, th.velocity_gap),
-            Measurement::gate(
-                "multiplier error max|w_i − λ_i/Σλ|",
-                comparison.and_then(|c| c.multiplier_error),
-                Comparison::AtMost,
-                th.multiplier_error,
-            ),
-            Measurement::report("position gap 1 − cos(W, W*)", position_gap),
-            Measurement::report("position-gap fit slope b", gap_fit.map(|f| f.slope)),
-            Measurement::report("position-gap fit R²", gap_fit.map(|f| f.r_squared)),
-        ],
-        Some(notes.join("; ")),
-        ev.expect(),
-    )
-}
-
-/// `rank`: rank W* ≤ 2, σ3/σ1 of W small at the end and decreasing over the late rows.
-fn rank_claim(ev: &Evidence<'_>) -> Result<ClaimResult> {
-    let th = &ev.p.scenario.thresholds;
-    let (wstar_rank, wstar_ratio) = match ev.reference {
-        Some(r) => {
-            let sv = linalg::singular_values(&ev.net.small_span(&r.coefficients.data))?;
-            let rank = linalg::rank_from_singular_values(&sv, th.rank_tolerance);
-            let ratio = if sv.len() >= 3 && sv[0] > 0.0 { sv[2] / sv[0] } else { 0.0 };
-            (Some(rank as f64), Some(ratio))
-        }
-        None => (None, None),
-    };
-    let (rx, ry): (Vec<f64>, Vec<f64>) = ev
-        .late()
-        .iter()
-        .filter(|r| r.sigma3_over_sigma1 > 0.0)
-        .map(|r| (r.s.log10(), r.sigma3_over_sigma1.log10()))
-        .unzip();
-    let ratio_fit = fit_line(&rx, &ry);
-    Ok(claim(
-        ClaimKind::Rank,
-        vec![
-            Measurement::gate("rank W*", wstar_rank, Comparison::AtMost, 2.0),
-            Measurement::report("σ3/σ1 of W*", wstar_ratio),
-            Measurement::gate(
-                "σ3/σ1 of W at the end",
-                ev.summary.state.sigma3_over_sigma1,
-                Comparison::AtMost,
-                th.sigma_ratio,
-            ),
-            Measurement::gate(
-                "slope of log σ3/σ1 vs log s (late rows)",
-                ratio_fit.map(|f| f.slope),
-                Comparison::Below,
-                0.0,
-            ),
-        ],
-        Some(format!("rank counts singular values above {:e}·σ1", th.rank_tolerance)),
-        ev.expect(),
-    ))
-}
-
-/// `global_max_margin`: the flow's normalized margin reaches the certified QP's, and no restart
-/// beats it (or the QP).
-fn global_max_margin_claim(ev: &Evidence<'_>) -> ClaimResult {
-    let tol = ev.p.scenario.thresholds.margin_tolerance;
-    let gf_margin = ev.summary.state.normalized_margin;
-    let reference_margin = ev.reference_margin();
-    let best_restart = ev
-        .restarts
-        .iter()
-        .filter_map(|r| r.normalized_margin)
-        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
-    let mut gm = vec![
-        Measurement::report("flow normalized margin", gf_margin),
-        Measurement::report("QP normalized margin 1/‖W*‖", reference_margin),
-        Measurement::gate(
-            "flow / QP margin",
-            gf_margin.zip(reference_margin.filter(|_| ev.reference_certified())).map(|(g, q)| g / q),
-            Comparison::AtLeast,
-            1.0 - tol,
-        ),
-    ];
-    if let Some(b) = best_restart {
-        gm.push(Measurement::report("best restart normalized margin", Some(b)));
-        gm.push(Measurement::gate(
-            "flow / best restart margin",
-            gf_margin.map(|g| g / b),
-            Comparison::AtLeast,
-            1.0 - tol,
-        ));
-        gm.push(Measurement::gate(
-            "best restart / QP margin",
-            reference_margin.map(|q| b / q),
-            Comparison::AtMost,
-            1.0 + tol,
-        ));
-    }
-    claim(
-        ClaimKind::GlobalMaxMargin,
-        gm,
-        Some(format!("{} restart(s); the QP is solved on the theory pattern", ev.restarts.len())),
-        ev.expect(),
-    )
-}
-
-/// `linear_boundary`: not applicable unless the outer layer is balanced.
-fn linear_boundary_claim(ev: &Evidence<'_>) -> ClaimResult {
-    if ModelSettings::is_balanced(ev.a) {
-        return balanced_boundary_claim(ev);
-    }
-    let expect = ev.expect();
-    ClaimResult {
-        claim: ClaimKind::LinearBoundary,
-        theorem: theorem_of(ClaimKind::LinearBoundary).id.to_string(),
-        verdict: if expect.contains(&ClaimKind::LinearBoundary) {
-            Verdict::UnexpectedlyHeld
-        } else {
-            Verdict::NotApplicable
-        },
-        measurements: vec![],
-        note: Some(unbalanced_note(&ev.p.scenario.outer, ev.a)),
-    }
-}
-
-/// Signs of f(x; W) for the rows of `points` (k×d), W m×d row-major.
-fn network_signs(w: &[f64], a: &[f64], gamma: f64, d: usize, points: &[f64]) -> Vec<f64> {
-    points
-        .chunks(d)
-        .map(|x| {
-            let f: f64 = w
-                .chunks(d)
-                .zip(a)
-                .map(|(wj, aj)| {
-                    let z: f64 = wj.iter().zip(x).map(|(p, q)| p * q).sum();
-                    aj * if z >= 0.0 { z } else { gamma * z }
-                })
-                .sum();
-            f.signum()
-        })
-        .collect()
-}
-
-/// Rows within `decades` decades of the final s.
-fn late_rows(rows: &[TrajectoryPoint], final_s: Option<f64>, decades: f64) -> Vec<TrajectoryPoint> {
-    let Some(s_end) = final_s.filter(|s| *s > 0.0) else { return Vec::new() };
-    let s_min = s_end / 10f64.powf(decades);
-    rows.iter().filter(|r| r.s >= s_min && r.s > 0.0).cloned().collect()
-}
-
-/// `linear_boundary` with a balanced outer layer: sign f(x; W) = sign⟨z, x⟩, z = Σ λ_i y_i x_i, on
-/// the data and on seeded Gaussian test points, and z's normalized margin against the linear max
-/// margin.
-fn balanced_boundary_claim(ev: &Evidence<'_>) -> ClaimResult {
-    let (p, net, a, expect) = (ev.p, ev.net, ev.a, ev.expect());
-    let (reference, weights) = (ev.reference, ev.weights);
-    let data = &p.data;
-    let th = &p.scenario.thresholds;
-    let (n, d) = (data.n, data.d);
-    let gamma = p.scenario.leak;
-    let (Some(r), Some(w)) = (reference, weights) else {
-        let ms = vec![Measurement::gate("reference available (1 = yes)", Some(0.0), Comparison::AtLeast, 1.0)];
-        return claim(ClaimKind::LinearBoundary, ms, Some("no max-margin reference".into()), expect);
-    };
-    // z = Σ λ_i y_i x_i.
-    let mut z = vec![0.0; d];
-    for i in 0..n {
-        let c = r.multipliers[i] * data.y[i];
-        for (zk, xk) in z.iter_mut().zip(data.row(i)) {
-            *zk += c * xk;
-        }
-    }
-    let zsign = |x: &[f64]| -> f64 { x.iter().zip(&z).map(|(u, v)| u * v).sum::<f64>().signum() };
-    let f_data = network_signs(w, a, gamma, d, &data.x);
-    let agree_data = (0..n).filter(|&i| f_data[i] == zsign(data.row(i))).count() as f64 / n as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(p.scenario.seed ^ 0x7e57);
-    let k = th.test_points;
-    let test: Vec<f64> = (0..k * d).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let f_test = network_signs(w, a, gamma, d, &test);
-    let agree_test = test.chunks(d).zip(&f_test).filter(|(x, f)| **f == zsign(x)).count() as f64 / k as f64;
-    // W* itself: ⟨w*_j, x⟩ = Σ_i C_ji ⟨x_i, x⟩.
-    let mut wstar = vec![0.0; a.len() * d];
-    for j in 0..a.len() {
-        for i in 0..n {
-            let c = r.coefficients.data[j * n + i];
-            for (wk, xk) in wstar[j * d..(j + 1) * d].iter_mut().zip(data.row(i)) {
-                *wk += c * xk;
-            }
-        }
-    }
-    let fstar_test = network_signs(&wstar, a, gamma, d, &test);
-    let agree_star = test.chunks(d).zip(&fstar_test).filter(|(x, f)| **f == zsign(x)).count() as f64 / k as f64;
-    // z's normalized margin against the linear max margin.
-    let znorm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let zmargin = (0..n)
-        .map(|i| data.y[i] * data.row(i).iter().zip(&z).map(|(u, v)| u * v).sum::<f64>())
-        .fold(f64::INFINITY, f64::min)
-        / znorm;
-    let lin = maxmargin::linear_max_margin(net, &maxmargin::MaxMarginSettings::default()).ok();
-    let lin_margin = lin.filter(|l| l.certified).map(|l| 1.0 / l.norm);
-    let mut ms = vec![
-        Measurement::gate("agreement on the data", Some(agree_data), Comparison::AtLeast, 1.0),
-        Measurement::gate(
-            "agreement on Gaussian test points",
-            Some(agree_test),
-            Comparison::AtLeast,
-            th.boundary_agreement,
-        ),
-        Measurement::report("agreement of W* on the test points", Some(agree_star)),
-        Measurement::report("z normalized margin", Some(zmargin)),
-        Measurement::report("linear max margin", lin_margin),
-        Measurement::gate(
-            "z margin / linear max margin",
-            lin_margin.map(|l| zmargin / l),
-            Comparison::AtLeast,
-            th.z_margin_ratio,
-        ),
-    ];
-    if !r.certified {
-        ms.insert(0, Measurement::gate("reference certified (1 = yes)", Some(0.0), Comparison::AtLeast, 1.0));
-    }
-    let note = format!("{k} test points x ~ N(0, I_d); z = Σ λ_i y_i x_i");
-    claim(ClaimKind::LinearBoundary, ms, Some(note), expect)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn fit_line_recovers_a_line() {
+    pub(super) fn fit_line_recovers_a_line() {
         let x = [1.0, 2.0, 3.0, 4.0];
         let y: Vec<f64> = x.iter().map(|v| 2.0 - 3.0 * v).collect();
         let f = fit_line(&x, &y).unwrap();
@@ -861,7 +611,7 @@ mod tests {
     }
 
     #[test]
-    fn expectation_logic() {
+    pub(super) fn expectation_logic() {
         assert_eq!(apply_expectation(Some(true), true, Verdict::Reported), Verdict::UnexpectedlyHeld);
         assert_eq!(apply_expectation(Some(false), true, Verdict::Reported), Verdict::ExpectedFailure);
         assert_eq!(apply_expectation(Some(false), false, Verdict::Reported), Verdict::Fails);

@@ -30,6 +30,7 @@
 
 mod claims;
 pub mod dynamics;
+mod limit_claims;
 mod scenario;
 pub mod theorem_claims;
 pub mod theorems;
