@@ -234,7 +234,17 @@ fn observe_step<'a, T: Real>(
     st: &IntegratorState<T>,
     changes: u64,
 ) -> Control {
-    sync_span(sys, st, span);
+    // B (O(mn)) only where it is read: a trajectory row, a checkpoint, the end.
+    let s = st.s.to_f64();
+    if s > 0.0 && s.log10() >= rows.next_row && rows.rows_written < rows.max_rows {
+        sync_span(sys, st, span);
+    } else {
+        let mn = sys.net.m * sys.net.n;
+        span.y[mn].assign(&st.y[sys.net.n]);
+        span.s.assign(&st.s);
+        span.h.assign(&st.h);
+        span.stats = st.stats.clone();
+    }
     shadow.modes.copy_from_slice(&sys.rows.modes);
     if rows.observe(shadow, span) == Control::Stop {
         return Control::Stop;
@@ -243,7 +253,9 @@ fn observe_step<'a, T: Real>(
     let span_ref: &IntegratorState<T> = span;
     let sys_ref: &DualSystem<'a, T> = sys;
     rows.finish_step(&|r: &Rows<'_, T>| {
-        let mut cp = r.checkpoint_of(shadow_ref, span_ref);
+        let mut full = span_ref.clone();
+        sync_span(sys_ref, st, &mut full);
+        let mut cp = r.checkpoint_of(shadow_ref, &full);
         cp.dual = Some(checkpoint_of(sys_ref, st, changes));
         cp
     })
