@@ -34,6 +34,15 @@ fn data(n: usize, d: usize, seed: u64) -> marginflow::model::data::Dataset {
     generate(&GenSettings { n, d, seed, ..Default::default() }).unwrap()
 }
 
+/// The dual system at B = 0, Ω = 0, sides from the signs of P0 (as a fresh run starts).
+fn system_at_start(net: &Network<f64>) -> DualSystem<'_, f64> {
+    let (m, n) = (net.m, net.n);
+    let b0 = vec![0.0; m * n];
+    let span = FlowSystem::new(net, &b0);
+    let rows = RowSet::new(net, &b0, span.modes.clone());
+    DualSystem::new(net, rows, &vec![0.0; n], vec![0.0; n])
+}
+
 /// W of both engines at s-horizons, rtol 1e-12: the same flow to 1e-7 relative.
 #[test]
 fn dual_and_span_engines_integrate_the_same_flow() {
@@ -67,10 +76,7 @@ fn queue_bound_holds_against_brute_force() {
     let model = ModelSettings { width: 6, leak: 0.2, init: Init::Scale(0.5), seed: 3, ..Default::default() };
     let net: Network<f64> = Network::new(&ds, &model, 53).unwrap();
     let (m, n) = (net.m, net.n);
-    let b0 = vec![0.0; m * n];
-    let span = FlowSystem::new(&net, &b0);
-    let rows = RowSet::new(&net, &b0, span.modes.clone());
-    let mut sys = DualSystem::new(&net, rows, &vec![0.0; n], vec![0.0; n]);
+    let mut sys = system_at_start(&net);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut omega = vec![0.0; n];
     let mut s = 0.0;
@@ -121,10 +127,7 @@ fn an_entry_crossing_twice_inside_one_step_is_caught() {
     let model = ModelSettings { width: 3, leak: 0.2, init: Init::Scale(0.3), seed: 1, ..Default::default() };
     let net: Network<f64> = Network::new(&ds, &model, 53).unwrap();
     let (m, n) = (net.m, net.n);
-    let b0 = vec![0.0; m * n];
-    let span = FlowSystem::new(&net, &b0);
-    let rows = RowSet::new(&net, &b0, span.modes.clone());
-    let mut sys = DualSystem::new(&net, rows, &vec![0.0; n], vec![0.0; n]);
+    let mut sys = system_at_start(&net);
     let k = (0..m * n).find(|&k| sys.rows.modes[k] == Mode::Positive).expect("a positive entry");
     let (j, i) = (k / n, k % n);
     let p0 = net.p0.data[k];

@@ -139,21 +139,6 @@ fn limit_pattern<T: Real>(sys: &FlowSystem<'_, T>, b: &[T]) -> Vec<i8> {
         .collect()
 }
 
-/// The side of an entry evaluated by its live sign (events off) at B.
-fn limit_pattern_entry<T: Real>(sys: &FlowSystem<'_, T>, b: &[T], k: usize) -> Mode {
-    let net = sys.network();
-    let (j, i) = (k / net.n, k % net.n);
-    let mut v = net.p0.data[k].clone();
-    for l in 0..net.n {
-        v.add_mul_mut(&b[j * net.n + l], net.k_mat.at(l, i));
-    }
-    if v.is_sign_negative() {
-        Mode::Negative
-    } else {
-        Mode::Positive
-    }
-}
-
 /// The comparison with the certified max-margin QP on the flow's own limit pattern (Lyu–Li 2020;
 /// Ji–Telgarsky 2020: gradient flow converges to a KKT point of the max-margin problem on any
 /// separable data, on its own pattern). For the pinned entries the certificate also checks the
@@ -170,10 +155,14 @@ fn limit_reference<T: Real>(
     let r = if maxmargin::pattern_qp_too_large::<T>(net).is_some() {
         // The dual with the flow's pinned entries as w_j ⊥ x_i (n multipliers): no matrix
         // beyond n² + m n.
-        let modes: Vec<Mode> = (0..net.m * net.n)
-            .map(|k| match sys.modes[k] {
-                Mode::Live => limit_pattern_entry(sys, b, k),
-                md => md,
+        // Pinned entries stay pinned; the others take the limit pattern's side.
+        let modes: Vec<Mode> = limit_pattern(sys, b)
+            .iter()
+            .zip(&sys.modes)
+            .map(|(&side, &md)| match md {
+                Mode::Sliding => Mode::Sliding,
+                _ if side > 0 => Mode::Positive,
+                _ => Mode::Negative,
             })
             .collect();
         match maxmargin::dual::dual_max_margin(net, &modes, &settings) {

@@ -11,7 +11,7 @@
 
 use super::rows::RowSet;
 use super::system::DualSystem;
-use crate::flow::span::{Mode, FLIP_CYCLE_LIMIT, SIGMA_ROUNDOFF_EPS};
+use crate::flow::span::{Mode, SIGMA_ROUNDOFF_EPS};
 use marginflow_solvers::boxqp::{self, BoxSide};
 use marginflow_solvers::Real;
 use std::collections::HashMap;
@@ -197,8 +197,13 @@ impl<T: Real> DualSystem<'_, T> {
                 cand.push((k, T::one(p)));
                 continue;
             }
-            let f0 = self.oriented(&mut start, k);
-            let (pv0, _) = self.probe_p(&mut start, k);
+            // The oriented value at the start from the same P (one evaluation, not two).
+            let (pv0, rho0) = self.probe_p(&mut start, k);
+            let f0 = match self.rows.modes[k] {
+                Mode::Positive => pv0.clone() + &T::from_f64(rho0, p),
+                Mode::Negative => T::from_f64(rho0, p) - &pv0,
+                _ => self.oriented(&mut start, k),
+            };
             let rate = RATE_SAFETY * self.net.a[k / n].to_f64().abs() * self.entry_rate(k, pv0.to_f64());
             if f0.to_f64().abs() + f1.to_f64().abs() <= rate * hf {
                 suspicious.push((k, rate * hf));
@@ -666,7 +671,6 @@ impl<T: Real> DualSystem<'_, T> {
             .filter(|&k| self.rows.modes[k] != Mode::Sliding && rows.binary_search(&(k / n)).is_ok())
             .collect();
         self.schedule_entries(&stay, sf, omega);
-        let _ = FLIP_CYCLE_LIMIT;
         changes
     }
 
