@@ -68,8 +68,9 @@ fn dual_and_span_engines_integrate_the_same_flow() {
     }
 }
 
-/// Every entry whose certified earliest crossing time lies beyond s + Δs keeps its sign along
-/// 1,000 random steps with ‖ΔΩ‖₁ ≤ Δs (w ≥ 0, Σw ≤ 1): brute force over all entries.
+/// Every entry whose key lies beyond its point's clock keeps its sign along 1,000 random
+/// steps with ΔΩ ≥ 0 (any w ≥ 0, concentrated on a few points: the bound's worst case):
+/// brute force over all entries.
 #[test]
 fn queue_bound_holds_against_brute_force() {
     let ds = data(12, 30, 5);
@@ -79,9 +80,8 @@ fn queue_bound_holds_against_brute_force() {
     let mut sys = system_at_start(&net);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut omega = vec![0.0; n];
-    let mut s = 0.0;
     for j in 0..m {
-        sys.schedule_row(j, s, &omega);
+        sys.schedule_row(j, &omega);
     }
     let pre = |sys: &DualSystem<'_, f64>, omega: &[f64]| -> Vec<f64> {
         let mut b = vec![0.0; m * n];
@@ -93,34 +93,34 @@ fn queue_bound_holds_against_brute_force() {
     let mut checked = 0;
     for _ in 0..1000 {
         let before = pre(&sys, &omega);
-        let times: Vec<(usize, f64)> = sys.queue.live();
+        let keys: Vec<(usize, f64)> = sys.queue.live();
         let ds_step: f64 = rng.random_range(1e-4..0.05);
-        // A random w with Σw ≤ 1, concentrated on a few points (the worst case of the bound).
         let mut w: Vec<f64> = (0..n).map(|_| rng.random::<f64>().powi(8)).collect();
         let sum: f64 = w.iter().sum();
         w.iter_mut().for_each(|v| *v /= sum);
         for (o, wi) in omega.iter_mut().zip(&w) {
             *o += wi * ds_step;
         }
-        s += ds_step;
+        let clocks = sys.clocks(&omega);
         let after = pre(&sys, &omega);
-        for (k, tau) in times {
-            if tau > s && sys.rows.modes[k] != Mode::Sliding {
-                assert_eq!(before[k] > 0.0, after[k] > 0.0, "entry {k} crossed before its time {tau} (s = {s})");
+        for (k, key) in keys {
+            if key > clocks[k % n] && sys.rows.modes[k] != Mode::Sliding {
+                assert_eq!(before[k] > 0.0, after[k] > 0.0, "entry {k} crossed before its key {key}");
                 checked += 1;
             }
         }
         // Reschedule every entry at the new point (the rows stay: the pattern is not followed
         // here, the bound holds for any sides).
         for j in 0..m {
-            sys.schedule_row(j, s, &omega);
+            sys.schedule_row(j, &omega);
         }
     }
     assert!(checked > 1000, "only {checked} entries were certified");
 }
 
-/// An entry that crosses and comes back inside one step (same side at both ends) is caught:
-/// the interpolant Ω(θ) = 4θ(1−θ)D goes out and back, and D moves P_k to −P_k at θ = ½.
+/// An entry that crosses and comes back inside one step (same side at both ends) is caught,
+/// with Ω nondecreasing as along the flow: Ω(θ) = f(θ) u + g(θ) v, u moving P_k down by 2P_k
+/// during the first half and v moving it back up during the second (f, g smoothsteps).
 #[test]
 fn an_entry_crossing_twice_inside_one_step_is_caught() {
     let ds = data(6, 50, 2);
@@ -128,42 +128,58 @@ fn an_entry_crossing_twice_inside_one_step_is_caught() {
     let net: Network<f64> = Network::new(&ds, &model, 53).unwrap();
     let (m, n) = (net.m, net.n);
     let mut sys = system_at_start(&net);
-    let k = (0..m * n).find(|&k| sys.rows.modes[k] == Mode::Positive).expect("a positive entry");
-    let (j, i) = (k / n, k % n);
-    let p0 = net.p0.data[k];
-    // ∂P_ji/∂Ω_l = a_j y_l σ_jl K_li.
-    let grad: Vec<f64> = (0..n)
-        .map(|l| {
-            let sigma = if sys.rows.modes[j * n + l] == Mode::Positive { 1.0 } else { net.gamma };
-            net.a[j] * net.y[l] * sigma * net.k_mat.at(l, i)
-        })
-        .collect();
-    let g2: f64 = grad.iter().map(|g| g * g).sum();
-    let dir: Vec<f64> = grad.iter().map(|g| -2.0 * p0 / g2 * g).collect();
-    let y0 = vec![0.0; n + 1];
-    let y1 = y0.clone();
-    let mut at = |_: &mut DualSystem<'_, f64>, th: &f64, out: &mut [f64]| {
-        for l in 0..n {
-            out[l] = 4.0 * th * (1.0 - th) * dir[l];
-        }
-        out[n] = 0.0;
+    // ∂P_ji/∂Ω_l = a_j y_l σ_jl K_li; an entry with both signs among its gradients.
+    let grad_of = |sys: &DualSystem<'_, f64>, k: usize| -> Vec<f64> {
+        let (j, i) = (k / n, k % n);
+        (0..n)
+            .map(|l| {
+                let sigma = if sys.rows.modes[j * n + l] == Mode::Positive { 1.0 } else { net.gamma };
+                net.a[j] * net.y[l] * sigma * net.k_mat.at(l, i)
+            })
+            .collect()
     };
+    let k = (0..m * n)
+        .find(|&k| {
+            let g = grad_of(&sys, k);
+            sys.rows.modes[k] == Mode::Positive && g.iter().any(|&v| v < 0.0) && g.iter().any(|&v| v > 0.0)
+        })
+        .expect("an entry with gradients of both signs");
+    let p0 = net.p0.data[k];
+    let grad = grad_of(&sys, k);
+    let down = (0..n).min_by(|&a, &b| grad[a].partial_cmp(&grad[b]).unwrap()).unwrap();
+    let up = (0..n).max_by(|&a, &b| grad[a].partial_cmp(&grad[b]).unwrap()).unwrap();
+    let (u, v) = (2.0 * p0 / -grad[down], 2.0 * p0 / grad[up]);
+    let smooth = |x: f64| -> f64 {
+        let x = x.clamp(0.0, 1.0);
+        x * x * (3.0 - 2.0 * x)
+    };
+    let path = move |th: f64, out: &mut [f64]| {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        out[down] += smooth(2.0 * th) * u;
+        out[up] += smooth(2.0 * th - 1.0) * v;
+    };
+    let y0 = vec![0.0; n + 1];
+    let mut y1 = vec![0.0; n + 1];
+    path(1.0, &mut y1);
+    let mut at = |_: &mut DualSystem<'_, f64>, th: &f64, out: &mut [f64]| path(*th, out);
     for jj in 0..m {
-        sys.schedule_row(jj, -10.0, &vec![0.0; n]);
+        sys.schedule_row(jj, &vec![0.0; n]);
     }
     let (mut due, mut crossed) = (Vec::new(), Vec::new());
-    let end = sys.step_end(&mut at, &0.0, &y0, &1e6, &y1, None, true, &mut due, &mut crossed);
+    let end = sys.step_end(&mut at, &0.0, &y0, &1.0, &y1, None, true, &mut due, &mut crossed);
     match end {
         marginflow::flow::dual::events::StepEnd::Event { batch, s, .. } => {
-            // Both ends are the same state, so no entry changed sign between them: any event
-            // is a crossing and recrossing inside the step. Entry k's own first root is at
-            // θ = (1 − 1/√2)/2 (p0(1 − 8θ(1−θ)) = 0); another entry may cross first.
-            let theta = s / 1e6;
-            assert!(!batch.is_empty() && theta > 0.0 && theta <= (1.0 - 0.5f64.sqrt()) / 2.0 + 1e-9, "θ = {theta}");
+            // Entry k's first root is at θ ≤ ½ (P_k falls from p0 to −p0 over [0, ½]); another
+            // entry may cross first. No entry changes sign between the ends in k's place.
+            assert!(!batch.is_empty() && s > 0.0 && s <= 0.5 + 1e-9, "θ = {s}");
         }
         _ => panic!("the double crossing of entry {k} was missed"),
     }
-    assert!(sys.stats.double_crossings >= 1);
+    let mut pend = vec![0.0; m * n];
+    let mut b = vec![0.0; m * n];
+    sys.rows.b_at(&net, &y1[..n], &mut b);
+    net.preactivations_inplace(&b, &mut pend);
+    assert!(pend[k] > 0.0, "entry {k} is on its side at the step's end");
 }
 
 /// The dual solution with n multipliers equals the primal pattern QP's (λ and W*).

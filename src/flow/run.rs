@@ -152,34 +152,41 @@ fn limit_reference<T: Real>(
     kkt: &KktResiduals<T>,
 ) -> FlowReference {
     let settings = maxmargin::MaxMarginSettings::default();
-    let r = if maxmargin::pattern_qp_too_large::<T>(net).is_some() {
-        // The dual with the flow's pinned entries as w_j ⊥ x_i (n multipliers): no matrix
-        // beyond n² + m n.
-        // Pinned entries stay pinned; the others take the limit pattern's side.
-        let modes: Vec<Mode> = limit_pattern(sys, b)
-            .iter()
-            .zip(&sys.modes)
-            .map(|(&side, &md)| match md {
-                Mode::Sliding => Mode::Sliding,
-                _ if side > 0 => Mode::Positive,
-                _ => Mode::Negative,
-            })
-            .collect();
-        match maxmargin::dual::dual_max_margin(net, &modes, &settings) {
-            Ok(r) => r,
-            Err(e) => return FlowReference::Unavailable { certified: false, error: format!("dual: {e}") },
+    // The dual with the flow's pinned entries as w_j ⊥ x_i (n multipliers, no matrix beyond
+    // n² + m n) first; the primal pattern QP (pinned entries on their limit side) where the
+    // dual finds no certified point and the primal fits in memory.
+    let modes: Vec<Mode> = limit_pattern(sys, b)
+        .iter()
+        .zip(&sys.modes)
+        .map(|(&side, &md)| match md {
+            Mode::Sliding => Mode::Sliding,
+            _ if side > 0 => Mode::Positive,
+            _ => Mode::Negative,
+        })
+        .collect();
+    // Past n added sign constraints the primal is the cheaper path where it fits.
+    let limit = if maxmargin::pattern_qp_too_large::<T>(net).is_some() { usize::MAX } else { net.n };
+    let r = match maxmargin::dual::dual_max_margin_limited(net, &modes, &settings, limit) {
+        Ok(r) if r.certified => r,
+        dual => {
+            let dual_error = match dual {
+                Ok(_) => "dual: not certified".to_string(),
+                Err(e) => format!("dual: {e}"),
+            };
+            if maxmargin::pattern_qp_too_large::<T>(net).is_some() {
+                return FlowReference::Unavailable { certified: false, error: dual_error };
+            }
+            let pattern = limit_pattern(sys, b);
+            let outcome = match maxmargin::pattern_max_margin(net, &pattern, &settings) {
+                Ok(o) => o,
+                Err(e) => return FlowReference::Unavailable { certified: false, error: format!("{dual_error}; {e}") },
+            };
+            let Some(r) = outcome.reference else {
+                let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
+                return FlowReference::Unavailable { certified: false, error: format!("{dual_error}; {why}") };
+            };
+            r
         }
-    } else {
-        let pattern = limit_pattern(sys, b);
-        let outcome = match maxmargin::pattern_max_margin(net, &pattern, &settings) {
-            Ok(o) => o,
-            Err(e) => return FlowReference::Unavailable { certified: false, error: e.to_string() },
-        };
-        let Some(r) = outcome.reference else {
-            let why = outcome.failure.unwrap_or_else(|| format!("QP solver status {:?}", outcome.status));
-            return FlowReference::Unavailable { certified: false, error: why };
-        };
-        r
     };
     let wstar = net.small_span(&r.coefficients.data);
     let mut cmp = compare_with_reference(sm, v, kkt, &r, &wstar, &r.multipliers);

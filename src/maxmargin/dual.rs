@@ -28,6 +28,17 @@ pub fn dual_max_margin<T: Real>(
     modes: &[Mode],
     settings: &MaxMarginSettings,
 ) -> std::result::Result<Reference<T>, String> {
+    dual_max_margin_limited(net, modes, settings, usize::MAX)
+}
+
+/// [`dual_max_margin`] giving up once the active set holds more than `max_extra` sign
+/// constraints (each round's box QP costs O((n + extra)³)).
+pub fn dual_max_margin_limited<T: Real>(
+    net: &Network<T>,
+    modes: &[Mode],
+    settings: &MaxMarginSettings,
+    max_extra: usize,
+) -> std::result::Result<Reference<T>, String> {
     let (m, n, p) = (net.m, net.n, net.prec);
     let rows = RowSet::new(net, &vec![T::zero(p); m * n], modes.to_vec());
     let kernel = Kernel::new(net, &rows, &vec![T::zero(p); n], vec![T::zero(p); n]);
@@ -137,6 +148,13 @@ pub fn dual_max_margin<T: Real>(
             }
         }
         if !violated.is_empty() {
+            if extra.len() + violated.len() > max_extra {
+                return Err(format!(
+                    "{} sign constraints are violated after {} rounds (limit {max_extra})",
+                    extra.len() + violated.len(),
+                    round + 1
+                ));
+            }
             extra.extend(violated);
             extra.sort_unstable();
             continue;

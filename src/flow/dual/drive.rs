@@ -126,7 +126,8 @@ where
                 let taken = s.clone() - &s0;
                 state.s = s;
                 state.y = y;
-                let changes = sys.apply_events(&state.s, &state.y[..n], &batch, &due, &mut flips_here);
+                let others: Vec<usize> = due.iter().map(|e| e.0).collect();
+                let changes = sys.apply_events(&state.s, &state.y[..n], &batch, &others, &mut flips_here);
                 state.stats.events += changes as u64;
                 *changes_since_refresh += changes as u64;
                 state.h = hnew.max_of(&taken);
@@ -152,15 +153,14 @@ where
                 state.h = hnew.clone();
                 method.after_full_step(state);
                 state.chatter = None;
-                let sf = state.s.to_f64();
                 if !limits.events && !crossed.is_empty() {
+                    // Crossings at the step's end; step_end rescheduled nothing.
                     let batch = crossed.clone();
-                    let changes = sys.apply_events(&state.s, &state.y[..n], &batch, &due, &mut flips_here);
+                    let others: Vec<usize> = due.iter().map(|e| e.0).collect();
+                    let changes = sys.apply_events(&state.s, &state.y[..n], &batch, &others, &mut flips_here);
                     state.stats.events += changes as u64;
                     *changes_since_refresh += changes as u64;
                     method.after_cut(state);
-                } else {
-                    sys.schedule_entries(&due, sf, &state.y[..n]);
                 }
             }
         }

@@ -3,25 +3,27 @@
 //! simultaneous ones as one batch), and what happens there (the row's minimal-norm selection
 //! decides sides and pins; A and the row's anchor are updated).
 //!
-//! **Double crossings.** Along the flow ‖Ω(s) − Ω(s')‖₁ ≤ |s − s'| (w ≥ 0, Σw ≤ 1), so
-//! |dP_ji/ds| ≤ |a_j| c_ji. An entry with the same side at both ends of the step cannot have
-//! crossed inside when |P(s0)| + |P(s1)| > |a_j| c_ji h; otherwise its value is examined on the
-//! interpolant at the [`GRID_POINTS`] − 1 interior points of a uniform grid (shared by all such
-//! entries of the step), and the first sign change brackets its root.
+//! **Double crossings.** An entry with the same side at both ends of a step may have crossed
+//! inside only if its certified delays from the step's two ends (see `schedule`: forwards from
+//! the time it was scheduled, backwards from the end) leave a gap in the step; then its value
+//! is examined on the interpolant at the [`GRID_POINTS`] − 1 interior points of a uniform grid
+//! (shared by all such entries of the step), and the first sign change brackets its root.
 
-use super::rows::RowSet;
+use super::probe::Probe;
 use super::system::DualSystem;
-use crate::flow::span::{Mode, SIGMA_ROUNDOFF_EPS};
+use crate::flow::span::Mode;
 use marginflow_solvers::boxqp::{self, BoxSide};
 use marginflow_solvers::Real;
-use std::collections::HashMap;
-
-/// Safety factor on the rate bounds (the numerical solution's Σw may exceed 1 by its error).
-pub const RATE_SAFETY: f64 = 1.25;
 
 /// Sub-intervals of the grid on which a step's interpolant is examined for an entry whose
 /// rate bound does not exclude a crossing inside the step.
 pub const GRID_POINTS: usize = 8;
+
+/// The first prefix [0, θ] of a step examined for events is at least this long.
+pub const PREFIX_MIN: f64 = 1.0 / 4096.0;
+
+/// Each further prefix is this many times longer.
+pub const PREFIX_GROWTH: f64 = 4.0;
 
 /// The end of an accepted step.
 pub enum StepEnd<T> {
@@ -45,113 +47,12 @@ pub enum StepEnd<T> {
     },
 }
 
-/// One evaluation point of the step: Ω(θ) and the rows of B there, computed on demand.
-struct Probe<T> {
-    y: Vec<T>,
-    rows: HashMap<usize, (Vec<T>, f64)>,
-    /// Loss weights w at the probe (computed on first use by a pinned entry).
-    weights: Option<Vec<T>>,
-    /// σ on the pinned set of row j, (R_j w)_l / (y_l w_l) in the order of S_j.
-    sigma: HashMap<usize, Vec<T>>,
-    /// All of P and the rows' round-off scales, when many entries are examined at this probe
-    /// (one P0 + B K product instead of one dot product per entry).
-    full: Option<(Vec<T>, Vec<f64>)>,
-}
-
-impl<T> Probe<T> {
-    fn new(y: Vec<T>) -> Self {
-        Probe { y, rows: HashMap::new(), weights: None, sigma: HashMap::new(), full: None }
-    }
-}
-
 impl<T: Real> DualSystem<'_, T> {
-    /// Row j of B and its round-off scale at the probe.
-    fn probe_row<'p>(&self, probe: &'p mut Probe<T>, j: usize) -> &'p (Vec<T>, f64) {
-        let n = self.net.n;
-        probe.rows.entry(j).or_insert_with(|| {
-            let mut bj = vec![T::zero(self.net.prec); n];
-            let mut tmp = T::zero(self.net.prec);
-            self.rows.row_at(self.net, j, &probe.y[..n], &mut bj, &mut tmp);
-            let rho = RowSet::roundoff(self.net, j, &bj, self.k_max);
-            (bj, rho)
-        })
-    }
-
-    /// Fill the probe's full P (P0 + B K by one matrix product) and round-off scales.
-    fn probe_full(&self, probe: &mut Probe<T>) {
-        let net = self.net;
-        let (m, n, p) = (net.m, net.n, net.prec);
-        let mut b = vec![T::zero(p); m * n];
-        self.rows.b_at(net, &probe.y[..n], &mut b);
-        let rho: Vec<f64> = (0..m).map(|j| RowSet::roundoff(net, j, &b[j * n..(j + 1) * n], self.k_max)).collect();
-        let mut pre = vec![T::zero(p); m * n];
-        net.preactivations_inplace(&b, &mut pre);
-        probe.full = Some((pre, rho));
-    }
-
-    /// P_ji at the probe.
-    fn probe_p(&self, probe: &mut Probe<T>, k: usize) -> (T, f64) {
-        let n = self.net.n;
-        if let Some((pre, rho)) = &probe.full {
-            return (pre[k].clone(), rho[k / n]);
-        }
-        let (j, i) = (k / n, k % n);
-        let (bj, rho) = self.probe_row(probe, j);
-        (RowSet::preactivation(self.net, j, i, bj), *rho)
-    }
-
-    /// The oriented switching value of entry k at the probe: ≥ 0 while it keeps its mode,
-    /// < 0 once it crossed (past the round-off band). Free: ±P + ρ_j; pinned: the margin
-    /// min(σ − γ, 1 − σ) of its equivalent control plus [`SIGMA_ROUNDOFF_EPS`]·ε.
-    fn oriented(&mut self, probe: &mut Probe<T>, k: usize) -> T {
-        let n = self.net.n;
-        let p = self.net.prec;
-        match self.rows.modes[k] {
-            Mode::Positive => {
-                let (v, rho) = self.probe_p(probe, k);
-                v + &T::from_f64(rho, p)
-            }
-            Mode::Negative => {
-                let (v, rho) = self.probe_p(probe, k);
-                T::from_f64(rho, p) - &v
-            }
-            _ => {
-                let (j, l) = (k / n, k % n);
-                if probe.weights.is_none() {
-                    self.prepare(&probe.y[..n]);
-                    probe.weights = Some((0..n).map(|i| self.weight(i)).collect());
-                }
-                if !probe.sigma.contains_key(&j) {
-                    let w = probe.weights.as_ref().expect("weights");
-                    let pr = self.rows.pinned[j].as_ref().expect("pinned row");
-                    let sig: Vec<T> = pr
-                        .set
-                        .iter()
-                        .enumerate()
-                        .map(|(r, &l)| {
-                            let mut v = T::zero(p);
-                            for (rv, wi) in pr.r.row(r).iter().zip(w) {
-                                v.add_mul_mut(rv, wi);
-                            }
-                            v / &(w[l].clone() * &self.net.y[l])
-                        })
-                        .collect();
-                    probe.sigma.insert(j, sig);
-                }
-                let pr = self.rows.pinned[j].as_ref().expect("pinned row");
-                let r = pr.set.iter().position(|&x| x == l).expect("pinned entry");
-                let sigma = probe.sigma[&j][r].clone();
-                let lo = sigma.clone() - &self.net.gamma;
-                let hi = T::one(p) - &sigma;
-                lo.min_of(&hi) + &(T::epsilon(p) * &T::from_f64(SIGMA_ROUNDOFF_EPS, p))
-            }
-        }
-    }
-
     /// Where the accepted step from (s0, y0) of size h with end state y1 ends: at the earliest
     /// event, at the horizon u = `u_target`, or at its end. `at(sys, θ, out)` writes the
     /// method's state at s0 + θh. `events` false: no location (crossings are handled at the
-    /// step end by the caller).
+    /// step end by the caller). On an event, or a crossing without events, `due` holds the
+    /// entries the caller reschedules at the step's final state.
     #[allow(clippy::too_many_arguments)]
     pub fn step_end<F>(
         &mut self,
@@ -162,93 +63,100 @@ impl<T: Real> DualSystem<'_, T> {
         y1: &[T],
         u_target: Option<&T>,
         events: bool,
-        due: &mut Vec<usize>,
+        due: &mut Vec<(usize, f64)>,
         crossed: &mut Vec<usize>,
     ) -> StepEnd<T>
     where
         F: FnMut(&mut Self, &T, &mut [T]),
     {
         let (n, p) = (self.net.n, self.net.prec);
-        let s1 = s0.clone() + h;
-        self.queue.pop_due(s1.to_f64(), due);
+        let (c0, c1) = (self.clocks(&y0[..n]), self.clocks(&y1[..n]));
         let pinned: Vec<usize> = (0..self.rows.m * n).filter(|&k| self.rows.modes[k] == Mode::Sliding).collect();
-        self.stats.entries_examined += (due.len() + pinned.len()) as u64;
-        let mut end = Probe::new(y1.to_vec());
-        let mut start = Probe::new(y0.to_vec());
-        // Many due entries: one product for all of P at each end (the start's from the last
-        // scheduling at this very state, when it made one).
-        let p_start = self.p_start.take();
-        self.p_end = None;
-        if due.len() * 8 > self.rows.m * n {
-            self.probe_full(&mut end);
-            match p_start {
-                Some(full) => start.full = Some(full),
-                None => self.probe_full(&mut start),
-            }
-        }
         crossed.clear();
         // (entry, θ of the bracket's crossed end)
         let mut cand: Vec<(usize, T)> = Vec::new();
-        let hf = h.to_f64();
-        let mut suspicious: Vec<(usize, f64)> = Vec::new();
-        for &k in due.iter() {
-            let f1 = self.oriented(&mut end, k);
-            if f1.is_sign_negative() {
-                cand.push((k, T::one(p)));
-                continue;
-            }
-            // The oriented value at the start from the same P (one evaluation, not two).
-            let (pv0, rho0) = self.probe_p(&mut start, k);
-            let f0 = match self.rows.modes[k] {
-                Mode::Positive => pv0.clone() + &T::from_f64(rho0, p),
-                Mode::Negative => T::from_f64(rho0, p) - &pv0,
-                _ => self.oriented(&mut start, k),
-            };
-            let rate = RATE_SAFETY * self.net.a[k / n].to_f64().abs() * self.entry_rate(k, pv0.to_f64());
-            if f0.to_f64().abs() + f1.to_f64().abs() <= rate * hf {
-                suspicious.push((k, rate * hf));
-            }
-        }
-        if events && !suspicious.is_empty() {
-            // Same side at both ends but a crossing inside is not excluded by the rate bound:
-            // examine the interpolant on a grid of GRID_POINTS sub-intervals (shared probes).
-            let many = suspicious.len() * 8 > self.rows.m * n;
-            let grid: Vec<(T, Probe<T>)> = (1..GRID_POINTS)
-                .map(|g| {
-                    let th = T::ratio(g as i64, GRID_POINTS as i64, p);
-                    let mut pr = self.probe_at(at, &th);
-                    if many {
-                        self.probe_full(&mut pr);
-                    }
-                    (th, pr)
-                })
-                .collect();
-            let mut grid = grid;
-            for &(k, _) in &suspicious {
-                for (th, pr) in grid.iter_mut() {
-                    if self.oriented(pr, k).is_sign_negative() {
-                        self.stats.double_crossings += 1;
-                        cand.push((k, th.clone()));
-                        break;
-                    }
+        // Entries popped in this step; the last prefix's are in `due`.
+        let mut touched: Vec<usize> = Vec::new();
+        // The step is examined on growing prefixes [0, θ], from where the clocks' chords first
+        // reach a key: an event early in a long step pops only the entries due before it.
+        let mut theta_f = 1.0f64;
+        if events {
+            let first = self.queue.first_keys();
+            for i in 0..n {
+                if c1[i] > c0[i] {
+                    theta_f = theta_f.min((first[i] - c0[i]) / (c1[i] - c0[i]));
                 }
             }
+            theta_f = theta_f.max(PREFIX_MIN);
         }
-        for &k in &pinned {
-            let f1 = self.oriented(&mut end, k);
-            if f1.is_sign_negative() {
-                cand.push((k, T::one(p)));
+        let mut end;
+        let mut th;
+        let mut start: Option<Probe<T>> = None;
+        loop {
+            let last = theta_f >= 1.0;
+            let cl;
+            if last {
+                th = T::one(p);
+                end = Probe::new(y1.to_vec());
+                cl = c1.clone();
+            } else {
+                th = T::from_f64(theta_f, p);
+                end = self.probe_at(at, &th);
+                cl = self.clocks(&end.y[..n]);
             }
+            self.queue.pop_due(&cl, due);
+            touched.extend(due.iter().map(|e| e.0));
+            self.stats.entries_examined += (due.len() + pinned.len()) as u64;
+            // Many due entries: all of P at the probe by one product.
+            if due.len() * 8 > self.rows.m * n {
+                self.probe_full(&mut end);
+            }
+            let mut suspicious: Vec<usize> = Vec::new();
+            for &(k, key) in due.iter() {
+                if self.oriented(&mut end, k).is_sign_negative() {
+                    cand.push((k, th.clone()));
+                    continue;
+                }
+                // No sign change while its clock is below max(c(s0), key), nor within the
+                // distance of its value here: a gap between them may hide two crossings.
+                let i = k % n;
+                let back = self.clock_distance(k, self.probe_p(&mut end, k).0.to_f64());
+                if key.max(c0[i]) + back < cl[i] {
+                    suspicious.push(k);
+                }
+            }
+            if events && !suspicious.is_empty() {
+                self.screen_double_crossings(at, y0, &th, &mut end, &mut start, &suspicious, &mut cand);
+            }
+            for &k in &pinned {
+                if self.oriented(&mut end, k).is_sign_negative() {
+                    cand.push((k, th.clone()));
+                }
+            }
+            if !cand.is_empty() || last {
+                break;
+            }
+            // No event in [0, θ]: the popped entries are rescheduled there (on the trajectory).
+            let ks: Vec<usize> = due.iter().map(|e| e.0).collect();
+            self.schedule_at(&mut end, &ks, &cl);
+            theta_f = (theta_f * PREFIX_GROWTH).min(1.0);
         }
-        if !events {
-            crossed.extend(cand.iter().map(|(k, _)| *k));
-            return self.terminal_or_full(at, s0, h, y1, u_target, None);
+        if cand.is_empty() || !events {
+            let finish = self.terminal_or_full(at, s0, h, y1, u_target, None);
+            match &finish {
+                // The run ends inside the step: the popped entries are rescheduled there.
+                StepEnd::Terminal { y, .. } => self.reschedule(&touched, y),
+                // Without events the caller applies the crossings at s1 (and reschedules).
+                _ if !cand.is_empty() => crossed.extend(cand.iter().map(|(k, _)| *k)),
+                // The step ends at s1 with the same rows: the due entries are rescheduled there.
+                _ => {
+                    let ks: Vec<usize> = due.iter().map(|e| e.0).collect();
+                    self.schedule_at(&mut end, &ks, &c1);
+                }
+            }
+            return finish;
         }
-        if cand.is_empty() {
-            // The next step starts here with the same rows: its start values are these.
-            self.p_end = end.full.take();
-            return self.terminal_or_full(at, s0, h, y1, u_target, None);
-        }
+        let mut start = start.unwrap_or_else(|| Probe::new(y0.to_vec()));
         // Earliest first: locate the best candidate, then any other already crossed there.
         let mut which = 0;
         let mut hi = cand[0].1.clone();
@@ -298,28 +206,90 @@ impl<T: Real> DualSystem<'_, T> {
             crossed.push(cand[which].0);
         }
         if let StepEnd::Terminal { s, y } = self.terminal_or_full(at, s0, h, y1, u_target, Some(&theta)) {
+            self.reschedule(&touched, &y);
             return StepEnd::Terminal { s, y };
         }
+        // Every entry popped in this step is rescheduled at the event by the caller.
+        due.clear();
+        due.extend(touched.iter().map(|&k| (k, 0.0)));
         let s = s0.clone() + &(h.clone() * &theta);
         StepEnd::Event { s, y: probe.y, batch: crossed.clone() }
+    }
+
+    /// Entries that keep their side at both ends of the prefix [0, θ] (`end` is its probe) but
+    /// whose bounds do not exclude a crossing inside: on the grid θg/[`GRID_POINTS`], the
+    /// interpolant's deviation e_g from the chord of Ω gives |P(θ_g) − chord_P(θ_g)| ≤
+    /// |a_j| κ_ji (Ĝ|e_g|)_i; an entry whose chord stays farther from 0 than that (both ends on
+    /// one side) is cleared, the others are evaluated at the grid points, and the first sign
+    /// change found is a candidate.
+    #[allow(clippy::too_many_arguments)]
+    fn screen_double_crossings<F: FnMut(&mut Self, &T, &mut [T])>(
+        &mut self,
+        at: &mut F,
+        y0: &[T],
+        th: &T,
+        end: &mut Probe<T>,
+        start: &mut Option<Probe<T>>,
+        suspicious: &[usize],
+        cand: &mut Vec<(usize, T)>,
+    ) {
+        let (n, p) = (self.net.n, self.net.prec);
+        let many = suspicious.len() * 8 > self.rows.m * n;
+        let st = start.get_or_insert_with(|| Probe::new(y0.to_vec()));
+        if many && st.full.is_none() {
+            self.probe_full(st);
+        }
+        let om0: Vec<f64> = y0[..n].iter().map(|v| v.to_f64()).collect();
+        let om1: Vec<f64> = end.y[..n].iter().map(|v| v.to_f64()).collect();
+        let mut grid: Vec<(T, Probe<T>)> = Vec::with_capacity(GRID_POINTS - 1);
+        let mut dev = vec![0.0f64; n];
+        let mut e = vec![0.0f64; n];
+        for g in 1..GRID_POINTS {
+            let frac = g as f64 / GRID_POINTS as f64;
+            let tg = th.clone() * &T::ratio(g as i64, GRID_POINTS as i64, p);
+            let pr = self.probe_at(at, &tg);
+            for k in 0..n {
+                e[k] = (pr.y[k].to_f64() - om0[k] - frac * (om1[k] - om0[k])).abs();
+            }
+            for (i, d) in dev.iter_mut().enumerate() {
+                let v: f64 = self.rows.cover[i * n..(i + 1) * n].iter().zip(&e).map(|(c, x)| c * x).sum();
+                *d = d.max(v);
+            }
+            grid.push((tg, pr));
+        }
+        let st = start.as_mut().expect("start probe");
+        for &k in suspicious {
+            let p0 = self.probe_p(st, k).0.to_f64();
+            let p1 = self.probe_p(end, k).0.to_f64();
+            let reach = self.clock_distance(k, 1.0);
+            // |a| κ dev·safety < min |chord| ⇔ dev < min(|p0|, |p1|) · (1 / (safety |a| κ)).
+            if p0.signum() == p1.signum() && dev[k % n] < p0.abs().min(p1.abs()) * reach {
+                continue;
+            }
+            if many && grid[0].1.full.is_none() {
+                for (_, pr) in grid.iter_mut() {
+                    self.probe_full(pr);
+                }
+            }
+            for (tg, pr) in grid.iter_mut() {
+                if self.oriented(pr, k).is_sign_negative() {
+                    self.stats.double_crossings += 1;
+                    cand.push((k, tg.clone()));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reschedule entries at y (the run ends there).
+    fn reschedule(&mut self, ks: &[usize], y: &[T]) {
+        self.schedule_entries(ks, &y[..self.net.n]);
     }
 
     fn probe_at<F: FnMut(&mut Self, &T, &mut [T])>(&mut self, at: &mut F, theta: &T) -> Probe<T> {
         let mut y = vec![T::zero(self.net.prec); self.net.n + 1];
         at(self, theta, &mut y);
         Probe::new(y)
-    }
-
-    /// |dP_ji/ds| / |a_j| bound of entry k whose pre-activation is `pv`: off-diagonal only
-    /// when the diagonal term pushes P away from 0 (sign P = sign a_j y_i).
-    fn entry_rate(&self, k: usize, pv: f64) -> f64 {
-        let n = self.net.n;
-        let away = (self.net.a[k / n].to_f64() * self.net.y[k % n].to_f64() > 0.0) == (pv > 0.0);
-        if away {
-            self.rows.rate_off[k]
-        } else {
-            self.rows.rate[k]
-        }
     }
 
     /// The root of entry k's oriented value on [0, hi] (≥ 0 at 0, < 0 at hi), to round-off of
@@ -407,66 +377,6 @@ impl<T: Real> DualSystem<'_, T> {
         }
         let y = self.probe_at(at, &b).y;
         StepEnd::Terminal { s: s0.clone() + &(h.clone() * &b), y }
-    }
-
-    /// Reschedule free entry k at Ω (its row anchored): τ = s + |P| / (safety |a_j| c), with the
-    /// off-diagonal bound when the diagonal pushes P away from 0.
-    pub fn schedule(&mut self, k: usize, s: f64, bj: &[T]) {
-        let n = self.net.n;
-        let (j, i) = (k / n, k % n);
-        if self.rows.modes[k] == Mode::Sliding {
-            self.queue.remove(k);
-            return;
-        }
-        let pv = RowSet::preactivation(self.net, j, i, bj).to_f64();
-        self.schedule_value(k, s, pv);
-    }
-
-    /// Schedule free entry k whose pre-activation at s is `pv`.
-    fn schedule_value(&mut self, k: usize, s: f64, pv: f64) {
-        let j = k / self.net.n;
-        let rate = RATE_SAFETY * self.net.a[j].to_f64().abs() * self.entry_rate(k, pv);
-        let tau = if rate > 0.0 { s + pv.abs() / rate } else { f64::INFINITY };
-        self.queue.schedule(k, tau);
-    }
-
-    /// Reschedule every free entry of row j at Ω.
-    pub fn schedule_row(&mut self, j: usize, s: f64, omega: &[T]) {
-        let n = self.net.n;
-        let mut bj = vec![T::zero(self.net.prec); n];
-        let mut tmp = T::zero(self.net.prec);
-        self.rows.row_at(self.net, j, omega, &mut bj, &mut tmp);
-        for i in 0..n {
-            self.schedule(j * n + i, s, &bj);
-        }
-    }
-
-    /// Reschedule the entries in `ks` at Ω (rows computed once each; all of P in one product
-    /// when there are many, or the step end's P when `full` is set).
-    pub fn schedule_entries(&mut self, ks: &[usize], s: f64, omega: &[T]) {
-        let n = self.net.n;
-        let mut probe = Probe::new(omega.to_vec());
-        if let Some(full) = self.p_end.take() {
-            probe.full = Some(full);
-        } else if ks.len() * 8 > self.rows.m * n {
-            self.probe_full(&mut probe);
-        }
-        if probe.full.is_some() {
-            for &k in ks {
-                if self.rows.modes[k] == Mode::Sliding {
-                    self.queue.remove(k);
-                    continue;
-                }
-                let pv = self.probe_p(&mut probe, k).0.to_f64();
-                self.schedule_value(k, s, pv);
-            }
-            self.p_start = probe.full.take();
-            return;
-        }
-        for &k in ks {
-            let bj = self.probe_row(&mut probe, k / n).0.clone();
-            self.schedule(k, s, &bj);
-        }
     }
 
     /// The minimal-norm σ of row j on `set` with the other entries at their sides, at the
@@ -614,6 +524,7 @@ impl<T: Real> DualSystem<'_, T> {
         rows.dedup();
         let mut changes = 0;
         let mut tmp = T::zero(p);
+        let mut changed = Vec::new();
         for &j in &rows {
             let in_row: Vec<usize> = batch.iter().copied().filter(|&k| k / n == j).collect();
             *flips_here = if flips_here.0 == sf { (sf, flips_here.1 + in_row.len()) } else { (sf, in_row.len()) };
@@ -657,20 +568,15 @@ impl<T: Real> DualSystem<'_, T> {
                 self.stats.kernel_updates += 1;
             }
             self.rows.reanchor(net, j, omega, &bj);
-            for i in 0..n {
-                self.schedule(j * n + i, sf, &bj);
-            }
+            changed.push(j);
         }
-        let rest: Vec<usize> =
-            others.iter().copied().filter(|k| !batch.contains(k) && rows.binary_search(&(k / n)).is_err()).collect();
-        self.schedule_entries(&rest, sf, omega);
-        // Batch entries whose row did not change (a crossing decided to stay): rescheduled too.
-        let stay: Vec<usize> = batch
-            .iter()
-            .copied()
-            .filter(|&k| self.rows.modes[k] != Mode::Sliding && rows.binary_search(&(k / n)).is_ok())
-            .collect();
-        self.schedule_entries(&stay, sf, omega);
+        // Rescheduled at (s, Ω): every entry of a changed row, and the step's other popped
+        // entries and batch entries (a crossing may decide to stay) in unchanged rows.
+        let mut ks: Vec<usize> = changed.iter().flat_map(|&j| j * n..(j + 1) * n).collect();
+        ks.extend(others.iter().chain(batch).copied().filter(|k| changed.binary_search(&(k / n)).is_err()));
+        ks.sort_unstable();
+        ks.dedup();
+        self.schedule_entries(&ks, omega);
         changes
     }
 

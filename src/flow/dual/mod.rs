@@ -9,14 +9,16 @@
 //! time falls inside a step. Derivation, order, error control and costs: docs/engine.md.
 //!
 //! Imports go one way: `queue` and `rows` (no engine imports) ← `kernel` ← `system` ←
-//! `events` ← `drive` ← this module's `integrate`, which `crate::flow::run` calls; what both
+//! `probe` ← `schedule` ← `events` ← `drive` ← this module's `integrate`, which `crate::flow::run` calls; what both
 //! engines share (settings, observer, summary, checkpoint, weights) lives in `crate::flow`.
 
 pub mod drive;
 pub mod events;
 pub mod kernel;
+pub(crate) mod probe;
 pub mod queue;
 pub mod rows;
+pub mod schedule;
 pub mod system;
 
 use self::drive::{drive, DriveLimits, REFRESH_MIN_CHANGES};
@@ -169,10 +171,8 @@ fn system_of<'a, T: Real>(net: &'a Network<T>, st: &mut DualState<T>) -> DualSys
             }
         }
         None => {
-            let s = st.state.s.to_f64();
-            for j in 0..net.m {
-                sys.schedule_row(j, s, &omega);
-            }
+            let all: Vec<usize> = (0..net.m * n).collect();
+            sys.schedule_entries(&all, &omega);
         }
     }
     sys

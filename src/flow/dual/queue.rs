@@ -1,73 +1,100 @@
-//! The event queue: for every free entry (j, i) a certified earliest time τ_ji before which
-//! P_ji cannot change sign, in a binary heap (kinetic data structures, Basch–Guibas–Hershberger;
-//! qss-solver's next-event times). A step from s0 to s1 examines only the entries with τ ≤ s1.
+//! The event queue: for every free entry (j, i) a certified key κ on the clock of its point i,
+//! c_i(Ω) = Σ_k Ĝ_ik Ω_k, before which P_ji cannot change sign (kinetic data structures,
+//! Basch–Guibas–Hershberger; qss-solver's next-event times). The clocks never run backwards
+//! (Ω is nondecreasing, Ĝ ≥ 0), so each point keeps a binary heap of its entries' keys, and a
+//! step examines only the entries whose key its end's clock has reached.
 //!
 //! Entries are rescheduled by pushing a new key with a fresh stamp; keys whose stamp is stale
-//! are dropped when they surface (lazy deletion), so a reschedule costs O(log N).
+//! are dropped when they surface (lazy deletion), so a reschedule costs O(log m).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Certified earliest crossing times of the free entries, smallest first.
+/// Certified keys of the free entries, one heap per point.
 #[derive(Clone, Debug, Default)]
 pub struct EventQueue {
-    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Points n (entry k belongs to point k mod n).
+    n: usize,
+    heaps: Vec<BinaryHeap<Reverse<(u64, u32, u32)>>>,
     stamp: Vec<u32>,
+    /// Pushes since the last compaction.
+    pushes: usize,
 }
 
-/// The heap key of τ ≥ 0: IEEE bits of a non-negative f64 order as the values do.
-fn key(tau: f64) -> u64 {
-    if tau.is_nan() || tau <= 0.0 {
+/// The heap key of κ ≥ 0: IEEE bits of a non-negative f64 order as the values do.
+fn key(kappa: f64) -> u64 {
+    if kappa.is_nan() || kappa <= 0.0 {
         0
     } else {
-        tau.to_bits()
+        kappa.to_bits()
     }
 }
 
 impl EventQueue {
-    /// An empty queue over `entries` entries.
-    pub fn new(entries: usize) -> Self {
-        EventQueue { heap: BinaryHeap::with_capacity(entries), stamp: vec![0; entries] }
+    /// An empty queue over m·n entries.
+    pub fn new(m: usize, n: usize) -> Self {
+        EventQueue { n, heaps: vec![BinaryHeap::new(); n], stamp: vec![0; m * n], pushes: 0 }
     }
 
-    /// Entry k cannot cross before τ (replacing its previous time).
-    pub fn schedule(&mut self, k: usize, tau: f64) {
+    /// Entry k cannot cross before its point's clock reaches `kappa` (replacing its previous key).
+    pub fn schedule(&mut self, k: usize, kappa: f64) {
         self.stamp[k] = self.stamp[k].wrapping_add(1);
-        self.heap.push(Reverse((key(tau), k as u32, self.stamp[k])));
+        self.heaps[k % self.n].push(Reverse((key(kappa), k as u32, self.stamp[k])));
+        self.pushes += 1;
         // Stale keys are dropped when they surface; rebuild when they outnumber live ones.
-        if self.heap.len() > 4 * self.stamp.len() + 64 {
+        if self.pushes > 4 * self.stamp.len() + 64 {
             self.compact();
         }
     }
 
-    /// Entry k is not tracked (pinned): forget its time.
+    /// Entry k is not tracked (pinned): forget its key.
     pub fn remove(&mut self, k: usize) {
         self.stamp[k] = self.stamp[k].wrapping_add(1);
     }
 
-    /// Remove and return every live entry whose time is ≤ `s1`, by entry index.
-    pub fn pop_due(&mut self, s1: f64, out: &mut Vec<usize>) {
+    /// Remove and return every live entry whose key is ≤ its point's clock in `clocks`, with
+    /// its key, by entry index.
+    pub fn pop_due(&mut self, clocks: &[f64], out: &mut Vec<(usize, f64)>) {
         out.clear();
-        let limit = key(s1);
-        while let Some(&Reverse((t, k, st))) = self.heap.peek() {
-            if t > limit {
-                break;
-            }
-            self.heap.pop();
-            if self.stamp[k as usize] == st {
-                self.stamp[k as usize] = st.wrapping_add(1);
-                out.push(k as usize);
+        for (heap, &c) in self.heaps.iter_mut().zip(clocks) {
+            let limit = key(c);
+            while let Some(&Reverse((t, k, st))) = heap.peek() {
+                if t > limit {
+                    break;
+                }
+                heap.pop();
+                if self.stamp[k as usize] == st {
+                    self.stamp[k as usize] = st.wrapping_add(1);
+                    out.push((k as usize, f64::from_bits(t)));
+                }
             }
         }
-        // Ties in time come out by entry (the heap's order among equal keys is not).
-        out.sort_unstable();
+        out.sort_unstable_by_key(|e| e.0);
     }
 
-    /// Every live entry with its time, by entry (for checkpoints).
+    /// The smallest live key of each point (∞ where none).
+    pub fn first_keys(&mut self) -> Vec<f64> {
+        let stamp = &self.stamp;
+        self.heaps
+            .iter_mut()
+            .map(|heap| {
+                while let Some(&Reverse((t, k, st))) = heap.peek() {
+                    if stamp[k as usize] == st {
+                        return f64::from_bits(t);
+                    }
+                    heap.pop();
+                }
+                f64::INFINITY
+            })
+            .collect()
+    }
+
+    /// Every live entry with its key, by entry (for checkpoints).
     pub fn live(&self) -> Vec<(usize, f64)> {
         let mut out: Vec<(usize, f64)> = self
-            .heap
+            .heaps
             .iter()
+            .flat_map(|h| h.iter())
             .filter(|Reverse((_, k, st))| self.stamp[*k as usize] == *st)
             .map(|Reverse((t, k, _))| (*k as usize, f64::from_bits(*t)))
             .collect();
@@ -75,21 +102,13 @@ impl EventQueue {
         out
     }
 
-    /// The earliest live time (∞ when none).
-    pub fn next_time(&mut self) -> f64 {
-        while let Some(&Reverse((t, k, st))) = self.heap.peek() {
-            if self.stamp[k as usize] == st {
-                return f64::from_bits(t);
-            }
-            self.heap.pop();
-        }
-        f64::INFINITY
-    }
-
     fn compact(&mut self) {
         let stamp = &self.stamp;
-        let live: Vec<_> = self.heap.drain().filter(|Reverse((_, k, st))| stamp[*k as usize] == *st).collect();
-        self.heap = live.into_iter().collect();
+        for heap in &mut self.heaps {
+            let live: Vec<_> = heap.drain().filter(|Reverse((_, k, st))| stamp[*k as usize] == *st).collect();
+            *heap = live.into_iter().collect();
+        }
+        self.pushes = 0;
     }
 }
 
@@ -98,19 +117,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn due_entries_come_out_in_time_order_and_reschedules_replace() {
-        let mut q = EventQueue::new(4);
+    fn due_entries_follow_their_points_clocks_and_reschedules_replace() {
+        // Two points (n = 2), entries 0..4: entry k on point k % 2.
+        let mut q = EventQueue::new(2, 2);
         q.schedule(0, 3.0);
         q.schedule(1, 1.0);
         q.schedule(2, 2.0);
         q.schedule(1, 5.0); // replaces 1.0
         q.schedule(3, f64::INFINITY);
         let mut out = Vec::new();
-        q.pop_due(2.5, &mut out);
-        assert_eq!(out, vec![2]);
+        q.pop_due(&[2.5, 2.5], &mut out);
+        assert_eq!(out, vec![(2, 2.0)]);
         q.remove(0);
-        q.pop_due(10.0, &mut out);
-        assert_eq!(out, vec![1]);
-        assert_eq!(q.next_time(), f64::INFINITY);
+        q.pop_due(&[10.0, 4.0], &mut out);
+        assert!(out.is_empty());
+        q.pop_due(&[10.0, 10.0], &mut out);
+        assert_eq!(out, vec![(1, 5.0)]);
+        assert_eq!(q.live(), vec![(3, f64::INFINITY)]);
     }
 }

@@ -25,7 +25,7 @@ pub struct PinnedRow<T> {
     pub r: Mat<T>,
 }
 
-/// Sides, pinned sets and anchors of all rows, and the rate bounds that schedule their events.
+/// Sides, pinned sets and anchors of all rows, and the bounds that schedule their events.
 #[derive(Clone, Debug)]
 pub struct RowSet<T> {
     /// Width m.
@@ -39,41 +39,28 @@ pub struct RowSet<T> {
     pub c: Vec<T>,
     /// The pinned part of each row (None when S_j is empty).
     pub pinned: Vec<Option<PinnedRow<T>>>,
-    /// Bound on |dP_ji/ds| / |a_j| over any w ≥ 0 with Σw ≤ 1, when the diagonal term pushes
-    /// P_ji towards 0 (sign P_ji ≠ sign a_j y_i): max_k |(K M_j)_ik|.
-    pub rate: Vec<f64>,
-    /// The same bound when the diagonal term pushes P_ji away from 0: max_{k≠i} |(K M_j)_ik|.
-    pub rate_off: Vec<f64>,
-    /// max_k |K_ik| and max_{k≠i} |K_ik| (the bounds of a free row, for any sides).
-    free_rate: Vec<f64>,
-    free_rate_off: Vec<f64>,
+    /// Ĝ = |K| + ε_K (n×n, row-major), ε_K = 1e-6 max_i K_ii: the clocks c_i = Σ_k Ĝ_ik Ω_k.
+    pub cover: Vec<f64>,
+    /// κ_ji ≥ 1 with |(K M_j)_ik| ≤ κ_ji Ĝ_ik for all k, so that
+    /// |ΔP_ji| ≤ |a_j| κ_ji Δc_i for any ΔΩ ≥ 0 while row j keeps its modes (1 on free rows).
+    pub reach: Vec<f64>,
 }
 
 impl<T: Real> RowSet<T> {
     /// Rows anchored at B (m×n) with Ω = 0, sides from `modes` (pinned entries allowed).
     pub fn new(net: &Network<T>, b: &[T], modes: Vec<Mode>) -> Self {
         let (m, n) = (net.m, net.n);
-        let mut free_rate = vec![0.0; n];
-        let mut free_rate_off = vec![0.0; n];
-        for i in 0..n {
-            for k in 0..n {
-                let v = net.k_mat.at(i, k).to_f64().abs();
-                free_rate[i] = f64::max(free_rate[i], v);
-                if k != i {
-                    free_rate_off[i] = f64::max(free_rate_off[i], v);
-                }
-            }
-        }
+        let k_diag = (0..n).map(|i| net.k_mat.at(i, i).to_f64()).fold(0.0f64, f64::max);
+        let floor = 1e-6 * k_diag;
+        let cover = net.k_mat.data.iter().map(|v| v.to_f64().abs() + floor).collect();
         let mut rows = RowSet {
             m,
             n,
             modes,
             c: b.to_vec(),
             pinned: vec![None; m],
-            rate: vec![0.0; m * n],
-            rate_off: vec![0.0; m * n],
-            free_rate,
-            free_rate_off,
+            cover,
+            reach: vec![1.0; m * n],
         };
         for j in 0..m {
             rows.rebuild_row(net, j);
@@ -95,14 +82,13 @@ impl<T: Real> RowSet<T> {
         self.pinned[j].is_some()
     }
 
-    /// After a change of row j's modes: its pinned part (Z_j, R_j) and rate bounds.
+    /// After a change of row j's modes: its pinned part (Z_j, R_j) and reaches κ_j.
     pub fn rebuild_row(&mut self, net: &Network<T>, j: usize) {
         let (n, p) = (self.n, net.prec);
         let set: Vec<usize> = (0..n).filter(|&i| self.modes[j * n + i] == Mode::Sliding).collect();
         if set.is_empty() {
             self.pinned[j] = None;
-            self.rate[j * n..(j + 1) * n].copy_from_slice(&self.free_rate);
-            self.rate_off[j * n..(j + 1) * n].copy_from_slice(&self.free_rate_off);
+            self.reach[j * n..(j + 1) * n].iter_mut().for_each(|v| *v = 1.0);
             return;
         }
         let ks = set.len();
@@ -134,26 +120,22 @@ impl<T: Real> RowSet<T> {
                 *rm.at_mut(r, k) = -(z.at(r, k).clone() * &d);
             }
         }
-        // Rates: (K M_j)_ik = G_ik y_k σ_k on F with G = K − K_{:,S} Z.
+        // Reaches: (K M_j)_ik = G_ik y_k σ_k on F with G = K − K_{:,S} Z.
+        let kz: Vec<Vec<f64>> = (0..ks).map(|r| z.row(r).iter().map(|v| v.to_f64()).collect()).collect();
+        let sides: Vec<f64> = (0..n).map(|k| self.slope(net, j * n + k, &one, &zero).to_f64()).collect();
         for i in 0..n {
-            let (mut all, mut off) = (0.0f64, 0.0f64);
+            let mut reach = 1.0f64;
             for k in 0..n {
-                let sk = self.slope(net, j * n + k, &one, &zero).to_f64();
-                if sk == 0.0 {
+                if sides[k] == 0.0 {
                     continue;
                 }
                 let mut g = net.k_mat.at(i, k).to_f64();
                 for (r, &l) in set.iter().enumerate() {
-                    g -= net.k_mat.at(i, l).to_f64() * z.at(r, k).to_f64();
+                    g -= net.k_mat.at(i, l).to_f64() * kz[r][k];
                 }
-                let v = (g * sk).abs();
-                all = all.max(v);
-                if k != i {
-                    off = off.max(v);
-                }
+                reach = reach.max((g * sides[k]).abs() / self.cover[i * n + k]);
             }
-            self.rate[j * n + i] = all;
-            self.rate_off[j * n + i] = off;
+            self.reach[j * n + i] = reach;
         }
         self.pinned[j] = Some(PinnedRow { set, z, r: rm });
     }

@@ -55,13 +55,10 @@ pub struct DualSystem<'a, T> {
     pub stats: DualStatistics,
     /// max |K_ik|.
     pub k_max: f64,
+    /// The outer weights a in f64.
+    pub a64: Vec<f64>,
     pub(crate) scratch: Vec<T>,
     stiff: Option<StiffCache<T>>,
-    /// All of P (and round-off scales) at the end of the last full step, for the next step's
-    /// start (valid until the rows or the state change otherwise).
-    pub(crate) p_end: Option<(Vec<T>, Vec<f64>)>,
-    /// The same, handed from scheduling to the next step's start.
-    pub(crate) p_start: Option<(Vec<T>, Vec<f64>)>,
 }
 
 /// The factorization of I − cJ_ΩΩ at one state, shift and kernel version.
@@ -80,18 +77,18 @@ impl<'a, T: Real> DualSystem<'a, T> {
     pub fn new(net: &'a Network<T>, rows: RowSet<T>, omega: &[T], q: Vec<T>) -> Self {
         let kernel = Kernel::new(net, &rows, omega, q);
         let k_max = net.k_mat.data.iter().fold(0.0f64, |acc, v| acc.max(v.to_f64().abs()));
+        let a64: Vec<f64> = net.a.iter().map(|v| v.to_f64()).collect();
         DualSystem {
             net,
-            queue: EventQueue::new(net.m * net.n),
+            queue: EventQueue::new(net.m, net.n),
             rows,
             kernel,
             lw: LossWeights::new(net.n, net.prec),
             stats: DualStatistics::default(),
             k_max,
+            a64,
             scratch: vec![T::zero(net.prec); net.n],
             stiff: None,
-            p_end: None,
-            p_start: None,
         }
     }
 
