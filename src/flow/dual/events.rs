@@ -106,7 +106,7 @@ impl<T: Real> DualSystem<'_, T> {
             }
             self.queue.pop_due(&cl, due);
             touched.extend(due.iter().map(|e| e.0));
-            self.stats.entries_examined += (due.len() + pinned.len()) as u64;
+            self.stats.entries_examined += due.len() as u64;
             // Many due entries: all of P at the probe by one product.
             if due.len() * 8 > self.rows.m * n {
                 self.probe_full(&mut end);
@@ -128,11 +128,6 @@ impl<T: Real> DualSystem<'_, T> {
             if events && !suspicious.is_empty() {
                 self.screen_double_crossings(at, y0, &th, &mut end, &mut start, &suspicious, &mut cand);
             }
-            for &k in &pinned {
-                if self.oriented(&mut end, k).is_sign_negative() {
-                    cand.push((k, th.clone()));
-                }
-            }
             if !cand.is_empty() || last {
                 break;
             }
@@ -140,6 +135,15 @@ impl<T: Real> DualSystem<'_, T> {
             let ks: Vec<usize> = due.iter().map(|e| e.0).collect();
             self.schedule_at(&mut end, &ks, &cl);
             theta_f = (theta_f * PREFIX_GROWTH).min(1.0);
+        }
+        // Pinned entries at the last prefix only: keys set on earlier prefixes are replaced at
+        // the event if one of them left before those prefixes (every popped entry is
+        // rescheduled there).
+        self.stats.entries_examined += pinned.len() as u64;
+        for &k in &pinned {
+            if self.oriented(&mut end, k).is_sign_negative() {
+                cand.push((k, th.clone()));
+            }
         }
         if cand.is_empty() || !events {
             let finish = self.terminal_or_full(at, s0, h, y1, u_target, None);
@@ -258,19 +262,22 @@ impl<T: Real> DualSystem<'_, T> {
             grid.push((tg, pr));
         }
         let st = start.as_mut().expect("start probe");
+        let mut fails = Vec::new();
         for &k in suspicious {
             let p0 = self.probe_p(st, k).0.to_f64();
             let p1 = self.probe_p(end, k).0.to_f64();
             let reach = self.clock_distance(k, 1.0);
-            // |a| κ dev·safety < min |chord| ⇔ dev < min(|p0|, |p1|) · (1 / (safety |a| κ)).
-            if p0.signum() == p1.signum() && dev[k % n] < p0.abs().min(p1.abs()) * reach {
-                continue;
+            // safety·|a|κ·dev < min |chord| ⇔ dev < min(|p0|, |p1|) / (safety |a| κ).
+            if p0.signum() != p1.signum() || dev[k % n] >= p0.abs().min(p1.abs()) * reach {
+                fails.push(k);
             }
-            if many && grid[0].1.full.is_none() {
-                for (_, pr) in grid.iter_mut() {
-                    self.probe_full(pr);
-                }
+        }
+        if fails.len() * 8 > self.rows.m * n {
+            for (_, pr) in grid.iter_mut() {
+                self.probe_full(pr);
             }
+        }
+        for k in fails {
             for (tg, pr) in grid.iter_mut() {
                 if self.oriented(pr, k).is_sign_negative() {
                     self.stats.double_crossings += 1;

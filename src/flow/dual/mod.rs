@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 /// The dual engine's part of a checkpoint (exact values): its integrator state on (Ω, u), the
 /// row offsets c, the kernel A with its anchor, and the refresh counter. Restoring it continues
-/// bit for bit (the queue is rebuilt: it only decides which entries are examined).
+/// bit for bit (with the queue's keys, which decide which entries are examined).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DualCheckpoint {
     /// (Ω, u).
@@ -63,9 +63,10 @@ pub struct DualCheckpoint {
     pub changes_since_refresh: u64,
     /// Work counters.
     pub statistics: DualStatistics,
-    /// The event queue: (entry, IEEE bits of its earliest crossing time), by entry.
+    /// The event queue: (entry, IEEE bits of its key on its point's clock), by entry (empty:
+    /// rebuilt at the restored state; a checkpoint's earlier `queue` of times is not read).
     #[serde(default)]
-    pub queue: Vec<(usize, u64)>,
+    pub queue_keys: Vec<(usize, u64)>,
 }
 
 /// The dual engine's state between calls: the system's parts and its integrator state.
@@ -135,7 +136,7 @@ impl<T: Real> DualState<T> {
             kernel: Some((marginflow_solvers::Mat::from_vec(n, n, a), oa, qa)),
             changes_since_refresh: cp.changes_since_refresh,
             stats: cp.statistics.clone(),
-            queue: Some(cp.queue.iter().map(|&(k, t)| (k, f64::from_bits(t))).collect()),
+            queue: (!cp.queue_keys.is_empty()).then(|| cp.queue_keys.iter().map(|&(k, t)| (k, f64::from_bits(t))).collect()),
         })
     }
 }
@@ -210,7 +211,7 @@ fn checkpoint_of<T: Real>(sys: &DualSystem<'_, T>, st: &IntegratorState<T>, chan
         q_anchor: ex(&sys.kernel.q_anchor),
         changes_since_refresh: changes,
         statistics: sys.stats.clone(),
-        queue: sys.queue.live().into_iter().map(|(k, t)| (k, t.to_bits())).collect(),
+        queue_keys: sys.queue.live().into_iter().map(|(k, t)| (k, t.to_bits())).collect(),
     }
 }
 
