@@ -11,6 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod boxqp;
+pub mod control;
 pub mod driver;
 pub mod error;
 mod events;
