@@ -12,7 +12,8 @@
 //! 4. try the step; on rejection shrink h and repeat;
 //! 5. on acceptance find where the step ends (switching events and component horizons, module
 //!    `events`) and move the state there: to s0 + h (the method keeps its first-same-as-last
-//!    stage), to an event (flip the switch, restart the method), or to the horizon (return);
+//!    stage), to an event (flip the switch, restart the method), or to a component horizon
+//!    (drop the first stage, return);
 //! 6. call the observer.
 //!
 //! The same structure as diffsol's per-method `step()` under shared solve loops
@@ -207,6 +208,7 @@ where
         state.last_rejected = false;
         match end {
             events::StepEnd::Terminal { s, y } => {
+                method.after_cut(state);
                 state.s = s;
                 state.y = y;
                 state.h.assign(&hnew);

@@ -357,6 +357,24 @@ mod tests {
         assert!((st.s - 10f64.ln()).abs() < 1e-8, "{}", st.s);
     }
 
+    #[test]
+    fn a_component_horizon_stop_leaves_no_stale_first_stage() {
+        // Stop where y reaches 10 (inside a step), then go on to s = 3: the continuation must
+        // start from f(s, y) at the stop, as a fresh start from the same point does.
+        let mut integ = scalar_integrator();
+        let mut st = IntegratorState::new(0.0, vec![1.0]);
+        let reach = Horizon { s_end: None, component_reaches: Some((0, 10.0)) };
+        assert_eq!(integ.integrate(&mut Exp, &mut st, &reach, &mut ()), Status::Reached);
+        if let Some(k) = &st.first_stage {
+            assert_eq!(k, &st.y, "the cached first stage is f at the stop");
+        }
+        let mut fresh = IntegratorState { first_stage: None, stats: Statistics::default(), ..st.clone() };
+        let end = Horizon { s_end: Some(3.0), component_reaches: None };
+        assert_eq!(integ.integrate(&mut Exp, &mut st, &end, &mut ()), Status::Reached);
+        assert_eq!(scalar_integrator().integrate(&mut Exp, &mut fresh, &end, &mut ()), Status::Reached);
+        assert_eq!(st.y, fresh.y);
+    }
+
     /// y' = mode (±1) with switch g = y − 1/2 and mode +1 ⇒ slope 1 below, after the flip the
     /// field is −… here: mode +1 means "g > 0 side", y starts at 0 (g < 0, mode −1: slope +1),
     /// crosses at s = 1/2, then slope +2.
