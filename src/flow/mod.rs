@@ -28,5 +28,6 @@ pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{Engine, FlowHorizon, FlowSettings};
 pub use span::{FlowSystem, Mode};
 pub use summary::{
-    FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
+    FlowReference, FlowStatus, FlowSummary, FlowTime, KktNumbers, ReferenceComparison, RowCosines, SwitchPoint,
+    TrajectoryRow,
 };

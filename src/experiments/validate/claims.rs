@@ -509,8 +509,8 @@ pub(super) fn kkt_claim(ev: &Evidence<'_>) -> ClaimResult {
                     .zip(comparison.and_then(|c| c.velocity_gap))
                     .map(|(k, g)| k.sqrt() * (2.0 * g.max(0.0)).sqrt() * wnorm),
             ),
-            Measurement::report("KKT stationarity (flow direction)", ev.summary.kkt_stationarity),
-            Measurement::report("KKT complementarity (flow direction)", ev.summary.kkt_complementarity),
+            Measurement::report("KKT stationarity (flow direction)", ev.summary.kkt.kkt_stationarity),
+            Measurement::report("KKT complementarity (flow direction)", ev.summary.kkt.kkt_complementarity),
             Measurement::report("position gap 1 − cos(W, W*_limit)", comparison.and_then(|c| c.position_gap)),
         ],
         Some(notes.join("; ")),

@@ -22,8 +22,8 @@ use rand_distr::{Distribution, StandardNormal};
 pub(super) fn theory_pattern_claim(ev: &Evidence<'_>) -> ClaimResult {
     let th = &ev.p.scenario.thresholds;
     let comparison = ev.summary.reference.as_ref().and_then(|r| r.comparison());
-    let velocity_gap = comparison.and_then(|c| c.cosine_velocity).map(|c| 1.0 - c);
-    let position_gap = comparison.and_then(|c| c.cosine_position).map(|c| 1.0 - c);
+    let velocity_gap = comparison.and_then(|c| c.cosines.cosine_velocity).map(|c| 1.0 - c);
+    let position_gap = comparison.and_then(|c| c.cosines.cosine_position).map(|c| 1.0 - c);
     let (lx, ly): (Vec<f64>, Vec<f64>) = ev
         .late()
         .iter()
