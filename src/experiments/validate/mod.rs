@@ -28,14 +28,16 @@
 //!
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
+mod claim;
 mod claims;
 pub mod dynamics;
+mod evidence;
 mod limit_claims;
 mod scenario;
 pub mod theorem_claims;
 pub mod theorems;
 
-pub use claims::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
+pub use claim::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
 pub use scenario::{
     parse, prepare, prepare_default_suite, prepare_file, prepare_parsed, GenerateTable, PreparedScenario, Scenario,
     TestTable, Thresholds, DEFAULT_SUITE,
@@ -47,7 +49,7 @@ use crate::flow::{self, FlowObserver, FlowSettings, FlowStatus, TrajectoryRow};
 use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, Geometry};
 use crate::model::network::{Network, OuterLayer};
-use claims::Evidence;
+use evidence::Evidence;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! Scenario files: parsing, defaults, data loading and the checks of every value.
 
-use super::claims::ClaimKind;
+use super::claim::ClaimKind;
 use super::theorems::{self, ScenarioKind, Theorem};
 use crate::descent::{DescentActivation, DescentSettings};
 use crate::error::{Error, Result};
