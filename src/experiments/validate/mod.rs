@@ -26,7 +26,7 @@
 //! [`crate::experiments::plot`], files are written by the binary.
 //!
 //! Imports go one way, a stack: `claim` (what a claim records: kind, verdict, measurements) ←
-//! [`theorems`] ← `evidence` (what the claims read, and [`claim`]'s record under its theorem) ←
+//! [`theorems`] ← `evidence` (what the claims read, and a claim's record under its theorem) ←
 //! `limit_claims`, [`theorem_claims`] (with [`dynamics`]) ← `claims` (the flow claims in report
 //! order) ← this module (the runs and the report); `scenario` (files, defaults, checks) reads
 //! `claim` and `theorems`. From outside: `flow`, `descent`, `maxmargin`, `model`, `metrics`,
