@@ -48,5 +48,6 @@ pub mod io;
 pub mod maxmargin;
 pub mod metrics;
 pub mod model;
+pub mod thresholds;
 
 pub use error::{Error, Result};

@@ -85,6 +85,12 @@ fn as_path(obj: &Bound<'_, PyAny>) -> Option<PathBuf> {
     }
 }
 
+/// The settings a summary echoes name a `W0` array (with the SHA-256 of its entries) instead of
+/// copying it; the checkpoint keeps the array, for resume.
+fn name_w0(model: &mut ModelSettings) {
+    model.init = model.init.named("W0");
+}
+
 /// The model keywords shared by flow, maxmargin and descent, as library settings, with the
 /// input files/arrays checked against the data dimension `d` (as the CLI does before any output);
 /// `outer` None is "balanced".
@@ -439,9 +445,7 @@ fn run_flow(
     let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
     watch.finish(py);
     let mut outcome = result.map_err(py_err)?;
-    // The summary names a W0 array instead of copying it (the checkpoint keeps it, for resume).
-    let init = &mut outcome.summary.settings.model.init;
-    *init = init.named("W0");
+    name_w0(&mut outcome.summary.settings.model);
     if let Some(dir) = &out {
         write_atomic(
             &dir.join("summary.json"),
@@ -650,8 +654,7 @@ fn maxmargin(
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
     let mut report =
         py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
-    let init = &mut report.summary.settings.model.init;
-    *init = init.named("W0");
+    name_w0(&mut report.summary.settings.model);
     let value = marginflow::metrics::to_json_value(&report.summary);
     if let Some(path) = &out {
         let mut bytes = serde_json::to_vec_pretty(&value).expect("the report serializes");
@@ -729,8 +732,7 @@ fn descent(
     let result = py.detach(|| marginflow::descent::run(&ds, &settings, true, &mut watch));
     watch.finish(py);
     let mut outcome = result.map_err(py_err)?;
-    let init = &mut outcome.summary.settings.model.init;
-    *init = init.named("W0");
+    name_w0(&mut outcome.summary.settings.model);
     let (m, d) = (settings.model.width, ds.d);
     if let Some(dir) = &out {
         let text: String =

@@ -1,6 +1,7 @@
 //! The accept/reject, event and observer loop, written once for every method of this crate.
 //!
-//! A method implements [`Stepper`]: try a step of size h from (s0, y0) and report its error norm,
+//! A method implements [`Stepper`] over the workspace [`StepCore`] (settings, step-size law and
+//! error norm of [`crate::control`], solution buffers): try a step of size h from (s0, y0) and report its error norm,
 //! propose the next step size after an acceptance or a rejection, give the state at s0 + θh for
 //! event location, keep (or drop) its first stage across steps, and choose an initial step. The
 //! loop in [`integrate`] owns everything else, in this order per step:
@@ -11,13 +12,15 @@
 //! 4. try the step; on rejection shrink h and repeat;
 //! 5. on acceptance find where the step ends (switching events and component horizons, module
 //!    `events`) and move the state there: to s0 + h (the method keeps its first-same-as-last
-//!    stage), to an event (flip the switch, restart the method), or to the horizon (return);
+//!    stage), to an event (flip the switch, restart the method), or to a component horizon
+//!    (drop the first stage, return);
 //! 6. call the observer.
 //!
 //! The same structure as diffsol's per-method `step()` under shared solve loops
 //! (`ode_solver/method.rs`), with the root finding on the method's interpolant
 //! (`nonlinear_solver/root.rs`).
 
+use crate::control::StepCore;
 use crate::events;
 use crate::ode::{Control, Horizon, IntegratorSettings, IntegratorState, Observer, Statistics, Status, Switching};
 use crate::scalar::Real;
@@ -38,13 +41,10 @@ pub struct Attempt {
 /// what it needs to evaluate the state inside that step. `S` is the system type the method can
 /// integrate (implicit methods also need [`crate::ode::ShiftedSolve`]).
 pub trait Stepper<T: Real, S: Switching<T>> {
-    /// The settings (tolerances, events, limits).
-    fn settings(&self) -> &IntegratorSettings;
-    /// The working precision in bits.
-    fn precision(&self) -> u32;
-    /// Scratch for the n switching values at the end of a step (kept across calls so that a
-    /// second `integrate` call allocates nothing).
-    fn switch_scratch(&mut self) -> &mut Vec<T>;
+    /// The shared workspace: settings, control law, solution and interpolation buffers.
+    fn core(&self) -> &StepCore<T>;
+    /// The shared workspace, mutable.
+    fn core_mut(&mut self) -> &mut StepCore<T>;
     /// Start of an `integrate` call: take over the first stage f(s, y) cached in `state` (explicit
     /// first-same-as-last pairs) or drop it (methods that do not carry one).
     fn begin(&mut self, state: &mut IntegratorState<T>);
@@ -56,17 +56,59 @@ pub trait Stepper<T: Real, S: Switching<T>> {
     /// Try one step of size h from (s0, y0) with f(s0, y0) known: y1 into the method's solution
     /// buffer ([`Stepper::solution`]), and the error norm.
     fn try_step(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Attempt;
+    /// Components `range` of the state at s0 + θh, θ ∈ [0, 1], inside the accepted step h from
+    /// (s0, y0), into the workspace's `ydense[range]` (continuous extension or a re-step; may count
+    /// evaluations).
+    #[allow(clippy::too_many_arguments)]
+    fn interpolate(
+        &mut self,
+        sys: &mut S,
+        stats: &mut Statistics,
+        s0: &T,
+        y0: &[T],
+        h: &T,
+        theta: &T,
+        range: Range<usize>,
+    );
+    /// The state moved to the end of the trial step: keep what the next step can reuse
+    /// (first-same-as-last stage), else forget f(s, y).
+    fn after_full_step(&mut self, state: &mut IntegratorState<T>);
+    /// The state moved to a point inside the step (an event, a component horizon): f(s, y) must
+    /// be evaluated again.
+    fn after_cut(&mut self, state: &mut IntegratorState<T>);
+
+    /// The settings (tolerances, events, limits).
+    fn settings(&self) -> &IntegratorSettings {
+        &self.core().settings
+    }
+    /// The working precision in bits.
+    fn precision(&self) -> u32 {
+        self.core().prec
+    }
+    /// Scratch for the n switching values at the end of a step (kept across calls so that a
+    /// second `integrate` call allocates nothing).
+    fn switch_scratch(&mut self) -> &mut Vec<T> {
+        &mut self.core_mut().switches
+    }
     /// After a rejection with error norm `error`: the factor (≤ 1) applied to h.
-    fn reject_factor(&self, error: f64) -> f64;
+    fn reject_factor(&self, error: f64) -> f64 {
+        self.core().control.reject_factor(error)
+    }
     /// After an acceptance of step h with error norm `error`: the next step size into `hnew`
     /// (`state` holds the controller memory and whether the previous attempt was rejected).
-    fn accepted_size(&mut self, h: &T, error: f64, state: &IntegratorState<T>, hnew: &mut T);
+    fn accepted_size(&mut self, h: &T, error: f64, state: &IntegratorState<T>, hnew: &mut T) {
+        let core = self.core_mut();
+        core.control.accepted_size(h, error, state, hnew, &mut core.tmp);
+    }
     /// y1 of the last trial step.
-    fn solution(&self) -> &[T];
+    fn solution(&self) -> &[T] {
+        &self.core().ynew
+    }
     /// Swap the solution buffer: return y1 and keep `spare` (same length) as the new buffer.
-    fn exchange_solution(&mut self, spare: Vec<T>) -> Vec<T>;
-    /// Components `range` of the state at s0 + θh, θ ∈ [0, 1], inside the accepted step h from
-    /// (s0, y0), into `out[range]` (continuous extension or a re-step; may count evaluations).
+    fn exchange_solution(&mut self, spare: Vec<T>) -> Vec<T> {
+        std::mem::replace(&mut self.core_mut().ynew, spare)
+    }
+    /// Components `range` of the state at s0 + θh ([`Stepper::interpolate`]) into `out[range]`.
     #[allow(clippy::too_many_arguments)]
     fn state_at(
         &mut self,
@@ -78,12 +120,10 @@ pub trait Stepper<T: Real, S: Switching<T>> {
         theta: &T,
         range: Range<usize>,
         out: &mut [T],
-    );
-    /// The state moved to the end of the trial step: keep what the next step can reuse
-    /// (first-same-as-last stage), else forget f(s, y).
-    fn after_full_step(&mut self, state: &mut IntegratorState<T>);
-    /// The state moved to a point inside the step (an event): f(s, y) must be evaluated again.
-    fn after_cut(&mut self, state: &mut IntegratorState<T>);
+    ) {
+        self.interpolate(sys, stats, s0, y0, h, theta, range.clone());
+        out[range.clone()].clone_from_slice(&self.core().ydense[range]);
+    }
 }
 
 /// Integrate `sys` with `method` from `state` until the horizon, the step limit, or the observer
@@ -168,6 +208,7 @@ where
         state.last_rejected = false;
         match end {
             events::StepEnd::Terminal { s, y } => {
+                method.after_cut(state);
                 state.s = s;
                 state.y = y;
                 state.h.assign(&hnew);

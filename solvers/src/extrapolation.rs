@@ -27,7 +27,7 @@
 //! one-step method y1 = y0 + hΦ(y0, h) with Φ smooth in h, so its global error has an asymptotic
 //! expansion in powers of h whatever J is (Hairer–Wanner II, §IV.9, "W-method" property of the
 //! extrapolated linearly implicit Euler method); an approximate Jacobian costs only stability and
-//! efficiency. Systems that provide no Jacobian ([`OdeSystem::solve_shifted`] returns false) are
+//! efficiency. Systems that provide no Jacobian ([`ShiftedSolve::solve_shifted`] returns false) are
 //! integrated with J = 0, i.e. by explicit Euler extrapolation.
 //!
 //! SEULEX's increment-growth stability check is not used: on problems whose first increment
@@ -42,11 +42,10 @@
 //! (no stage is carried over), so [`IntegratorState`] describes the integration completely and a
 //! resumed run is bit-identical to an uninterrupted one.
 
+use crate::control::{counted_rhs, StepControl, StepCore};
 use crate::driver::{self, Attempt, Stepper};
 use crate::error::SolverError;
-use crate::ode::{
-    Horizon, IntegratorSettings, IntegratorState, Observer, OdeSystem, ShiftedSolve, Statistics, Status, Switching,
-};
+use crate::ode::{Horizon, IntegratorSettings, IntegratorState, Observer, ShiftedSolve, Statistics, Status, Switching};
 use crate::scalar::Real;
 use std::ops::Range;
 
@@ -71,20 +70,13 @@ enum Outcome {
 
 /// The linearly implicit Euler extrapolation integrator with its workspace, allocated once.
 pub struct Extrapolation<T: Real> {
-    settings: IntegratorSettings,
-    prec: u32,
+    core: StepCore<T>,
     columns: usize,
-    rtol: T,
-    atol: T,
     f0: Vec<T>,
     fy: Vec<T>,
     delta: Vec<T>,
     prev: Vec<Vec<T>>,
     cur: Vec<Vec<T>>,
-    ynew: Vec<T>,
-    yerr: Vec<T>,
-    ydense: Vec<T>,
-    g: Vec<T>,
     solves: u64,
     /// Whether `f0` = f(s, y) at the current state.
     f0_valid: bool,
@@ -111,20 +103,13 @@ impl<T: Real> Extrapolation<T> {
         }
         let z = || vec![T::zero(prec); dim];
         Ok(Extrapolation {
-            rtol: T::from_f64(settings.rtol, prec),
-            atol: T::from_f64(settings.atol, prec),
-            settings,
-            prec,
+            core: StepCore::new(settings, StepControl::Extrapolation { order: columns }, dim, prec),
             columns,
             f0: z(),
             fy: z(),
             delta: z(),
             prev: (0..columns).map(|_| z()).collect(),
             cur: (0..columns).map(|_| z()).collect(),
-            ynew: z(),
-            yerr: z(),
-            ydense: z(),
-            g: Vec::new(),
             solves: 0,
             f0_valid: false,
         })
@@ -132,7 +117,7 @@ impl<T: Real> Extrapolation<T> {
 
     /// The settings.
     pub fn settings(&self) -> &IntegratorSettings {
-        &self.settings
+        &self.core.settings
     }
 
     /// Number of extrapolation columns k (the order of the propagated value).
@@ -146,29 +131,6 @@ impl<T: Real> Extrapolation<T> {
         self.solves
     }
 
-    fn rhs<S: OdeSystem<T>>(sys: &mut S, stats: &mut Statistics, s: &T, y: &[T], dy: &mut [T]) {
-        stats.rhs_evaluations += 1;
-        sys.eval_inplace(s, y, dy);
-    }
-
-    /// Scale atol + rtol·max(|a|, |b|) of component i.
-    fn scale(&self, a: &T, b: &T) -> T {
-        let mut sc = a.abs().max_of(&b.abs());
-        sc *= &self.rtol;
-        sc += &self.atol;
-        sc
-    }
-
-    /// RMS norm of `v` scaled by atol + rtol·max(|y0|, |y1|).
-    fn norm(&self, v: &[T], y0: &[T], y1: &[T]) -> T {
-        let mut acc = T::zero(self.prec);
-        for i in 0..v.len() {
-            let q = v[i].clone() / &self.scale(&y0[i], &y1[i]);
-            acc.add_mul_mut(&q, &q);
-        }
-        (acc / &T::from_f64(v.len().max(1) as f64, self.prec)).sqrt()
-    }
-
     /// One macro step of size h from (s0, y0) with `f0` = f(s0, y0) valid: `ynew` = T_{k,k},
     /// `yerr` = T_{k,k} − T_{k,k−1}.
     fn extrapolate<S: ShiftedSolve<T>>(
@@ -179,7 +141,7 @@ impl<T: Real> Extrapolation<T> {
         y0: &[T],
         h: &T,
     ) -> Outcome {
-        let p = self.prec;
+        let p = self.core.prec;
         let dim = y0.len();
         let k = self.columns;
         let mut prev = std::mem::take(&mut self.prev);
@@ -199,7 +161,7 @@ impl<T: Real> Extrapolation<T> {
                     }
                 } else {
                     let si = s0.clone() + &(hj.clone() * &T::from_f64(i as f64, p));
-                    Self::rhs(sys, stats, &si, &cur[0], &mut self.fy);
+                    counted_rhs(sys, stats, &si, &cur[0], &mut self.fy);
                     for (d, f) in self.delta.iter_mut().zip(&self.fy) {
                         d.assign(f);
                         *d *= &hj;
@@ -233,7 +195,7 @@ impl<T: Real> Extrapolation<T> {
         if matches!(outcome, Outcome::Done) {
             // `prev` holds row k: T_{k,1..k}.
             let rows = prev[k - 1].iter().zip(&prev[k - 2]);
-            for ((yn, ye), (top, below)) in self.ynew.iter_mut().zip(self.yerr.iter_mut()).zip(rows) {
+            for ((yn, ye), (top, below)) in self.core.ynew.iter_mut().zip(self.core.yerr.iter_mut()).zip(rows) {
                 yn.assign(top);
                 *ye = top.clone() - below;
             }
@@ -243,48 +205,22 @@ impl<T: Real> Extrapolation<T> {
         outcome
     }
 
-    /// y at s0 + θh by a full macro step of size θh from (s0, y0), into `ydense` (keeps `ynew`,
-    /// `yerr`). θ = 0 gives y0.
-    fn restep<S: ShiftedSolve<T>>(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T, theta: &T) {
-        if *theta <= T::zero(self.prec) {
-            self.ydense.clone_from_slice(y0);
-            return;
-        }
-        let saved_new = std::mem::take(&mut self.ynew);
-        let saved_err = std::mem::take(&mut self.yerr);
-        self.ynew = self.ydense.clone();
-        self.yerr = self.ydense.clone();
-        let hh = h.clone() * theta;
-        let _ = self.extrapolate(sys, stats, s0, y0, &hh);
-        std::mem::swap(&mut self.ydense, &mut self.ynew);
-        self.ynew = saved_new;
-        self.yerr = saved_err;
-    }
-
     /// Initial step: `settings.initial_step`, else 0.01·‖y0‖/‖f0‖ in the scaled norm (1e-6 when
     /// either is tiny), capped by `max_step`.
-    fn initial_step_guess(&self, y0: &[T]) -> T {
-        let p = self.prec;
-        if let Some(h0) = self.settings.initial_step {
+    fn initial_step_guess(&mut self, y0: &[T]) -> T {
+        let p = self.core.prec;
+        if let Some(h0) = self.core.settings.initial_step {
             return T::from_f64(h0, p);
         }
-        let dnf = self.norm(&self.f0, y0, y0);
-        let dny = self.norm(y0, y0, y0);
+        let (mut dnf, mut dny) = (T::zero(p), T::zero(p));
+        self.core.norm.rms_into(&self.f0, y0, y0, &mut dnf);
+        self.core.norm.rms_into(y0, y0, y0, &mut dny);
         let tiny = T::from_f64(1e-5, p);
         let mut h = if dnf <= tiny || dny <= tiny { T::from_f64(1e-6, p) } else { dny / &dnf * &T::from_f64(0.01, p) };
-        if let Some(hm) = self.settings.max_step {
+        if let Some(hm) = self.core.settings.max_step {
             h = h.min_of(&T::from_f64(hm, p));
         }
         h
-    }
-
-    /// 0.94·(0.65/err)^{1/k} (0 for a non-finite error).
-    fn factor(&self, error: f64) -> f64 {
-        if error.is_finite() {
-            0.94 * (0.65 / error.max(1e-300)).powf(1.0 / self.columns as f64)
-        } else {
-            0.0
-        }
     }
 
     /// Integrate from `state` until the horizon, the step limit, or the observer stops.
@@ -304,16 +240,12 @@ impl<T: Real> Extrapolation<T> {
 /// carried over, so [`IntegratorState::first_stage`] stays empty), and the state inside a step is
 /// a re-step of size θH.
 impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation<T> {
-    fn settings(&self) -> &IntegratorSettings {
-        &self.settings
+    fn core(&self) -> &StepCore<T> {
+        &self.core
     }
 
-    fn precision(&self) -> u32 {
-        self.prec
-    }
-
-    fn switch_scratch(&mut self) -> &mut Vec<T> {
-        &mut self.g
+    fn core_mut(&mut self) -> &mut StepCore<T> {
+        &mut self.core
     }
 
     fn begin(&mut self, state: &mut IntegratorState<T>) {
@@ -325,7 +257,7 @@ impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation
     fn prepare(&mut self, sys: &mut S, state: &mut IntegratorState<T>) -> bool {
         if !self.f0_valid {
             let mut f0 = std::mem::take(&mut self.f0);
-            Self::rhs(sys, &mut state.stats, &state.s, &state.y, &mut f0);
+            counted_rhs(sys, &mut state.stats, &state.s, &state.y, &mut f0);
             self.f0 = f0;
             self.f0_valid = true;
             if self.f0.iter().any(|v| !v.is_finite()) {
@@ -340,41 +272,18 @@ impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation
     }
 
     fn try_step(&mut self, sys: &mut S, stats: &mut Statistics, s0: &T, y0: &[T], h: &T) -> Attempt {
-        let err = match self.extrapolate(sys, stats, s0, y0, h) {
-            Outcome::Done => self.norm(&self.yerr, y0, &self.ynew),
-            Outcome::NonFinite => T::from_f64(f64::INFINITY, self.prec),
-        };
+        let mut err = T::zero(self.core.prec);
+        match self.extrapolate(sys, stats, s0, y0, h) {
+            Outcome::Done => self.core.error_norm(y0, &mut err),
+            Outcome::NonFinite => err.assign_f64(f64::INFINITY),
+        }
         let error = err.to_f64();
         Attempt { error, accepted: error.is_finite() && error <= 1.0 }
     }
 
-    /// H ← H·clamp(0.94 (0.65/err)^{1/k}, 0.1, 0.9); a non-finite error shrinks by 5.
-    fn reject_factor(&self, error: f64) -> f64 {
-        if error.is_finite() {
-            self.factor(error).clamp(0.1, 0.9)
-        } else {
-            0.2
-        }
-    }
-
-    /// H_new = H·clamp(0.94 (0.65/err)^{1/k}, 0.1, 4), at most H right after a rejection.
-    fn accepted_size(&mut self, h: &T, error: f64, state: &IntegratorState<T>, hnew: &mut T) {
-        let mut hn = h.clone() * &T::from_f64(self.factor(error).clamp(0.1, 4.0), self.prec);
-        if state.last_rejected {
-            hn = hn.min_of(h);
-        }
-        *hnew = hn;
-    }
-
-    fn solution(&self) -> &[T] {
-        &self.ynew
-    }
-
-    fn exchange_solution(&mut self, spare: Vec<T>) -> Vec<T> {
-        std::mem::replace(&mut self.ynew, spare)
-    }
-
-    fn state_at(
+    /// y at s0 + θh by a full macro step of size θh from (s0, y0) (all components; keeps `ynew`,
+    /// `yerr`). θ = 0 gives y0.
+    fn interpolate(
         &mut self,
         sys: &mut S,
         stats: &mut Statistics,
@@ -382,11 +291,21 @@ impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation
         y0: &[T],
         h: &T,
         theta: &T,
-        range: Range<usize>,
-        out: &mut [T],
+        _range: Range<usize>,
     ) {
-        self.restep(sys, stats, s0, y0, h, theta);
-        out[range.clone()].clone_from_slice(&self.ydense[range]);
+        if *theta <= T::zero(self.core.prec) {
+            self.core.ydense.clone_from_slice(y0);
+            return;
+        }
+        let saved_new = std::mem::take(&mut self.core.ynew);
+        let saved_err = std::mem::take(&mut self.core.yerr);
+        self.core.ynew = self.core.ydense.clone();
+        self.core.yerr = self.core.ydense.clone();
+        let hh = h.clone() * theta;
+        let _ = self.extrapolate(sys, stats, s0, y0, &hh);
+        std::mem::swap(&mut self.core.ydense, &mut self.core.ynew);
+        self.core.ynew = saved_new;
+        self.core.yerr = saved_err;
     }
 
     fn after_full_step(&mut self, _state: &mut IntegratorState<T>) {
@@ -401,6 +320,7 @@ impl<T: Real, S: Switching<T> + ShiftedSolve<T>> Stepper<T, S> for Extrapolation
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ode::OdeSystem;
 
     /// Prothero–Robinson, autonomized with σ = s as the second component: y' = λ(y − cos σ) −
     /// sin σ, σ' = 1, y(0) = 1, exact y = cos s for any λ; λ = −1e6 is far beyond explicit
@@ -463,7 +383,7 @@ mod tests {
             for h in [0.2f64, 0.1] {
                 integ.f0 = vec![1.0];
                 let _ = integ.extrapolate(&mut Exp, &mut stats, &0.0, &[1.0], &h);
-                errs.push((integ.ynew[0] - h.exp()).abs());
+                errs.push((integ.core.ynew[0] - h.exp()).abs());
             }
             let observed = (errs[0] / errs[1]).log2();
             assert!((observed - (k as f64 + 1.0)).abs() < 0.35, "k = {k}: observed order {observed}, errs {errs:?}");

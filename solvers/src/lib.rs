@@ -2,15 +2,20 @@
 //! double-double, quad-double and MPFR implementations, small dense linear algebra, embedded Runge–Kutta integrators with event
 //! location and checkpointable state, and a convex-QP front end.
 //!
-//! The integrators: [`ode`] holds the interface (systems, settings, state, observer), [`driver`]
-//! the one accept/event/observer loop over its [`driver::Stepper`] trait, which [`rk::Integrator`]
+//! The integrators: [`ode`] holds the interface (systems, settings, state, observer), [`control`]
+//! the step-size laws, the error norm and the workspace every method shares, [`driver`] the one
+//! accept/event/observer loop over its [`driver::Stepper`] trait, which [`rk::Integrator`]
 //! (explicit pairs) and [`extrapolation::Extrapolation`] (SEULEX) implement; the module `events`
 //! decides where an accepted step ends.
+//!
+//! Imports go one way: `error`, `scalar` ← `linalg`, `tableau`, `boxqp`, `ode` ← `qp` (on
+//! `linalg`), `control` and `events` (on `ode`) ← `driver` ← `rk`, `extrapolation`.
 #![warn(missing_docs)]
 // Numerical kernels walk several arrays in lockstep by index; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
 pub mod boxqp;
+pub mod control;
 pub mod driver;
 pub mod error;
 mod events;

@@ -14,6 +14,9 @@
 //! constant (the first step is W0 + α/(2n) Σ_i y_i diag(a ⊙ φ'(P0_{·i})) 1 x_iᵀ, whose rows all
 //! lie near the same few directions), and that it stays low. [`NaturalFlow`] is the gradient flow
 //! dB/dt = −∇_B L in natural time t that GD approximates with error O(α) at t = kα.
+//!
+//! Imports go one way: `summary` (the typed rows and summary) ← this file (the steps, the
+//! natural flow, the run); from outside only `model`, `metrics` and `error`.
 
 use crate::error::{Error, Result};
 use crate::metrics::{self, list_fields, num_fields, Shape, StateMetrics, StateNumbers};

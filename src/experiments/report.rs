@@ -137,7 +137,7 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         s.wall_seconds
     );
     }
-    if let Some(work) = work_text(&s.statistics) {
+    if let Some(work) = work_text(&crate::metrics::to_json_value(&s.statistics)) {
         let _ = writeln!(md, "Work: {work}.\n");
     }
     if !sc.expect_fail.is_empty() {

@@ -10,6 +10,15 @@
 //!
 //! so neither L, e^{−q} nor t is ever formed. φ' follows the integrator's switching modes (one per
 //! pre-activation P_ji), and each sign change of a P_ji is a located event.
+//!
+//! Imports go one way, from the bottom: `settings`, `weights` (the loss weights), `auto` (the
+//! method switch) ← `span/` (the span engine) ← `summary` (typed rows and summary), `checkpoint`
+//! ← `observer` (rows and checkpoints as a run goes) ← `dual/` (the dual engine) ← `run` (the
+//! driver of both engines) ← `verdict` (which point the flow reached, from the summary alone).
+//! One open circle: `summary` and `checkpoint` hold the dual engine's `DualStatistics` and
+//! `DualCheckpoint`, while `dual` reports through `observer::Rows` (those two types belong in a
+//! data module of `dual/`, left for after the engine work there). From outside the folder:
+//! `model`, `metrics`, `maxmargin`, `thresholds`, `error`.
 
 pub mod auto;
 pub mod checkpoint;
@@ -28,5 +37,6 @@ pub use run::{run, FlowOutcome, KktResiduals};
 pub use settings::{Engine, FlowHorizon, FlowSettings};
 pub use span::{FlowSystem, Mode};
 pub use summary::{
-    FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, RowCosines, SwitchPoint, TrajectoryRow,
+    FlowReference, FlowStatus, FlowSummary, FlowTime, KktNumbers, ReferenceComparison, RowCosines, SwitchPoint,
+    TrajectoryRow,
 };

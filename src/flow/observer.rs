@@ -7,7 +7,7 @@ use super::settings::FlowSettings;
 use super::span::FlowSystem;
 use super::summary::{FlowTime, RowCosines, TrajectoryRow};
 use crate::error::{Error, Result};
-use crate::metrics::{self, cosine, log10_time, num_fields, StateNumbers};
+use crate::metrics::{self, cosine, log10_time, StateNumbers};
 use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
 use serde::Serialize;
@@ -95,9 +95,7 @@ impl<'o, T: Real> Rows<'o, T> {
         let sm = metrics::measure(net, &st.y[..mn])?;
         let cosines = self.reference.as_ref().map(|(wstar, _)| {
             let v = velocity_small(sys, &st.y, &st.s);
-            let (cosine_position, cosine_position_decimal) = num_fields(&cosine(&sm.w_small, wstar));
-            let (cosine_velocity, cosine_velocity_decimal) = num_fields(&cosine(&v, wstar));
-            RowCosines { cosine_position, cosine_position_decimal, cosine_velocity, cosine_velocity_decimal }
+            RowCosines::of(&cosine(&sm.w_small, wstar), &cosine(&v, wstar))
         });
         Ok(TrajectoryRow {
             time: FlowTime::of(&st.s, &st.y[mn]),

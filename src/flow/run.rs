@@ -7,7 +7,9 @@ use super::dual::{self, DualState};
 use super::observer::{velocity_small, FlowObserver, Rows};
 use super::settings::{Engine, FlowHorizon, FlowSettings};
 use super::span::{FlowSystem, Mode};
-use super::summary::{FlowReference, FlowStatus, FlowSummary, FlowTime, ReferenceComparison, SwitchPoint};
+use super::summary::{
+    FlowReference, FlowStatus, FlowSummary, FlowTime, KktNumbers, ReferenceComparison, RowCosines, SwitchPoint,
+};
 use crate::error::{Error, Result};
 use crate::maxmargin;
 use crate::metrics::{self, cosine, list_fields, num_fields, Shape, StateMetrics, StateNumbers};
@@ -76,30 +78,20 @@ fn compare_with_reference<T: Real>(
     let cp = cosine(&sm.w_small, wstar);
     let cv = cosine(v, wstar);
     let (normalized_margin, normalized_margin_decimal) = num_fields(&(T::one(prec) / &r.norm));
-    let (cosine_position, cosine_position_decimal) = num_fields(&cp);
-    let (cosine_velocity, cosine_velocity_decimal) = num_fields(&cv);
     let (position_gap, position_gap_decimal) = num_fields(&(T::one(prec) - &cp));
     let (velocity_gap, velocity_gap_decimal) = num_fields(&(T::one(prec) - &cv));
     let (multiplier_error, multiplier_error_decimal) = num_fields(&merr);
-    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
-    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
     ReferenceComparison {
         normalized_margin,
         normalized_margin_decimal,
-        cosine_position,
-        cosine_position_decimal,
-        cosine_velocity,
-        cosine_velocity_decimal,
+        cosines: RowCosines::of(&cp, &cv),
         position_gap,
         position_gap_decimal,
         velocity_gap,
         velocity_gap_decimal,
         multiplier_error,
         multiplier_error_decimal,
-        kkt_stationarity,
-        kkt_stationarity_decimal,
-        kkt_complementarity,
-        kkt_complementarity_decimal,
+        kkt: KktNumbers::of(&kkt.stationarity, &kkt.complementarity),
         certified: r.certified,
         not_certified_because: r.failure.clone(),
     }
@@ -502,8 +494,6 @@ fn run_at<T: Real>(
     let interpolated = sm.log10_loss.to_f64() < (ln2 / net.n as f64).log10();
     let v = velocity_small(&mut scratch, &state.y, &state.s);
     let kkt = kkt_residuals(&sm, &v);
-    let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(&kkt.stationarity);
-    let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(&kkt.complementarity);
     let method_used = method_used(settings, rows.phase);
     let switch = switched_at.as_ref().map(|sw| {
         let (switched_at_s, switched_at_s_decimal) = num_fields(sw);
@@ -525,10 +515,7 @@ fn run_at<T: Real>(
         loss_weights,
         loss_weights_decimal,
         interpolated,
-        kkt_stationarity,
-        kkt_stationarity_decimal,
-        kkt_complementarity,
-        kkt_complementarity_decimal,
+        kkt: KktNumbers::of(&kkt.stationarity, &kkt.complementarity),
         statistics: state.stats.clone(),
         sliding_at_end: sys.sliding_count(),
         engine: engine_of(settings),

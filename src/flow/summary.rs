@@ -52,6 +52,39 @@ pub struct RowCosines {
     pub cosine_velocity_decimal: Option<String>,
 }
 
+impl RowCosines {
+    /// From cos(W, W*) and cos(dW/ds, W*) at working precision.
+    pub fn of<T: Real>(position: &T, velocity: &T) -> Self {
+        let (cosine_position, cosine_position_decimal) = num_fields(position);
+        let (cosine_velocity, cosine_velocity_decimal) = num_fields(velocity);
+        RowCosines { cosine_position, cosine_position_decimal, cosine_velocity, cosine_velocity_decimal }
+    }
+}
+
+/// The KKT residuals of the flow's own direction W/q_min (stationarity and complementarity).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KktNumbers {
+    /// Relative stationarity residual.
+    pub kkt_stationarity: Option<f64>,
+    /// `kkt_stationarity` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kkt_stationarity_decimal: Option<String>,
+    /// Weighted complementarity residual.
+    pub kkt_complementarity: Option<f64>,
+    /// `kkt_complementarity` with all digits (above 53 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kkt_complementarity_decimal: Option<String>,
+}
+
+impl KktNumbers {
+    /// From the two residuals at working precision.
+    pub fn of<T: Real>(stationarity: &T, complementarity: &T) -> Self {
+        let (kkt_stationarity, kkt_stationarity_decimal) = num_fields(stationarity);
+        let (kkt_complementarity, kkt_complementarity_decimal) = num_fields(complementarity);
+        KktNumbers { kkt_stationarity, kkt_stationarity_decimal, kkt_complementarity, kkt_complementarity_decimal }
+    }
+}
+
 /// One trajectory row (a line of trajectory.jsonl): the state at normalized time s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrajectoryRow {
@@ -95,16 +128,9 @@ pub struct ReferenceComparison {
     /// `normalized_margin` with all digits (above 53 bits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalized_margin_decimal: Option<String>,
-    /// cos(W, W*).
-    pub cosine_position: Option<f64>,
-    /// `cosine_position` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cosine_position_decimal: Option<String>,
-    /// cos(dW/ds, W*).
-    pub cosine_velocity: Option<f64>,
-    /// `cosine_velocity` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cosine_velocity_decimal: Option<String>,
+    /// cos(W, W*) and cos(dW/ds, W*).
+    #[serde(flatten)]
+    pub cosines: RowCosines,
     /// 1 − cos(W, W*) at working precision.
     pub position_gap: Option<f64>,
     /// `position_gap` with all digits (above 53 bits).
@@ -120,16 +146,9 @@ pub struct ReferenceComparison {
     /// `multiplier_error` with all digits (above 53 bits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiplier_error_decimal: Option<String>,
-    /// The flow direction's KKT stationarity residual (as in the summary).
-    pub kkt_stationarity: Option<f64>,
-    /// `kkt_stationarity` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kkt_stationarity_decimal: Option<String>,
-    /// The flow direction's KKT complementarity residual (as in the summary).
-    pub kkt_complementarity: Option<f64>,
-    /// `kkt_complementarity` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kkt_complementarity_decimal: Option<String>,
+    /// The flow direction's KKT residuals (as in the summary).
+    #[serde(flatten)]
+    pub kkt: KktNumbers,
     /// Whether W* is certified.
     pub certified: bool,
     /// The first certificate condition that failed.
@@ -231,16 +250,9 @@ pub struct FlowSummary {
     pub loss_weights_decimal: Option<Vec<String>>,
     /// L < log 2 / n (every margin positive).
     pub interpolated: bool,
-    /// KKT stationarity residual of the flow's own direction.
-    pub kkt_stationarity: Option<f64>,
-    /// `kkt_stationarity` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kkt_stationarity_decimal: Option<String>,
-    /// KKT complementarity residual of the flow's own direction.
-    pub kkt_complementarity: Option<f64>,
-    /// `kkt_complementarity` with all digits (above 53 bits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kkt_complementarity_decimal: Option<String>,
+    /// KKT residuals of the flow's own direction.
+    #[serde(flatten)]
+    pub kkt: KktNumbers,
     /// Work counters.
     pub statistics: Statistics,
     /// Pre-activations in a sliding mode at the end.

@@ -8,8 +8,8 @@
 //! margin is within `margin_tolerance` of W*'s; the rank counts the singular values of the flow's W above
 //! `sigma_ratio` σ1 (the `rank` claim's test of σ3/σ1).
 
-use crate::experiments::validate::Thresholds;
 use crate::flow::summary::{FlowReference, FlowSummary};
+use crate::thresholds::Thresholds;
 use serde::Serialize;
 
 /// What the summary says about the flow's limit.

@@ -1,8 +1,11 @@
 //! Max-margin references, solved independently of the flow, and certified.
 //!
 //! Imports go one way: this file (settings, certificate, the shared solve and polish) ←
-//! `linear`, `network` ← `report` (the typed summary); from outside only `model`, `metrics`
-//! and `error`, never the flow.
+//! `linear`, `network`, `dual` (the dual with n multipliers, for patterns whose primal QP is too
+//! large) ← `report` (the typed summary); from outside `model`, `metrics` and `error`. One open
+//! circle with the flow: `dual` builds its Gram matrix with the dual engine's `Kernel` and
+//! `RowSet` (`crate::flow::dual::{kernel, rows}`, which import only the model and
+//! `crate::flow::span::Mode`); they belong in `model`, left for after the engine work there.
 //!
 //! **Network, on a pattern.** Within an activation pattern S (S_ji = sign⟨w_j, x_i⟩) the network
 //! is linear in W: f(x_i; W) = Σ_j a_j s_ji ⟨w_j, x_i⟩ with slope s_ji = 1 for S_ji = +1 and γ

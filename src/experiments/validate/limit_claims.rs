@@ -1,10 +1,11 @@
 //! The claims about the limit of the flow that compare it with the theory pattern's W*:
 //! `theory_pattern`, `rank`, `global_max_margin`, `linear_boundary` (balanced or not).
-//! Imports go one way: this module uses `claims` (evidence, claim records), never the reverse
-//! except to list these claims.
+//! Imports go one way: this module uses `claim` (the records) and `evidence` (what the claims
+//! read); `claims` lists these claims.
 
 #![allow(unused_imports)]
-use super::claims::*;
+use super::claim::*;
+use super::evidence::*;
 use super::theorems::theorem_of;
 use super::{PreparedScenario, RestartResult, TrajectoryPoint};
 use crate::error::Result;
@@ -22,8 +23,8 @@ use rand_distr::{Distribution, StandardNormal};
 pub(super) fn theory_pattern_claim(ev: &Evidence<'_>) -> ClaimResult {
     let th = &ev.p.scenario.thresholds;
     let comparison = ev.summary.reference.as_ref().and_then(|r| r.comparison());
-    let velocity_gap = comparison.and_then(|c| c.cosine_velocity).map(|c| 1.0 - c);
-    let position_gap = comparison.and_then(|c| c.cosine_position).map(|c| 1.0 - c);
+    let velocity_gap = comparison.and_then(|c| c.cosines.cosine_velocity).map(|c| 1.0 - c);
+    let position_gap = comparison.and_then(|c| c.cosines.cosine_position).map(|c| 1.0 - c);
     let (lx, ly): (Vec<f64>, Vec<f64>) = ev
         .late()
         .iter()
@@ -183,13 +184,6 @@ pub(super) fn network_signs(w: &[f64], a: &[f64], gamma: f64, d: usize, points: 
         .collect()
 }
 
-/// Rows within `decades` decades of the final s.
-pub(super) fn late_rows(rows: &[TrajectoryPoint], final_s: Option<f64>, decades: f64) -> Vec<TrajectoryPoint> {
-    let Some(s_end) = final_s.filter(|s| *s > 0.0) else { return Vec::new() };
-    let s_min = s_end / 10f64.powf(decades);
-    rows.iter().filter(|r| r.s >= s_min && r.s > 0.0).cloned().collect()
-}
-
 /// `linear_boundary` with a balanced outer layer: sign f(x; W) = sign⟨z, x⟩, z = Σ λ_i y_i x_i, on
 /// the data and on seeded Gaussian test points, and z's normalized margin against the linear max
 /// margin.
@@ -263,4 +257,24 @@ pub(super) fn balanced_boundary_claim(ev: &Evidence<'_>) -> ClaimResult {
     }
     let note = format!("{k} test points x ~ N(0, I_d); z = Σ λ_i y_i x_i");
     claim(ClaimKind::LinearBoundary, ms, Some(note), expect)
+}
+
+/// Why the linear-boundary claim does not apply: the outer layer has unequal positive and negative
+/// mass. With `outer = "balanced"` and odd m that is the ⌈m/2⌉ / ⌊m/2⌋ split: exact balance
+/// needs even m.
+pub fn unbalanced_note(outer: &str, a: &[f64]) -> String {
+    let pos = a.iter().filter(|v| **v > 0.0).count();
+    let neg = a.len() - pos;
+    if outer == "balanced" && a.len() % 2 == 1 {
+        format!(
+            "with odd width m = {} the `balanced` outer layer has {pos} entries +1/√m and {neg} entries −1/√m, \
+             so it is not exactly balanced (that needs even m): the claim does not apply",
+            a.len()
+        )
+    } else {
+        format!(
+            "the outer layer is not balanced ({pos} positive, {neg} negative entries): the boundary is piecewise \
+             linear and the claim does not apply"
+        )
+    }
 }

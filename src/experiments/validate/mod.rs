@@ -23,19 +23,27 @@
 //! With γ = 0 (ReLU) the claims of theorems that assume γ > 0 are reported, never gating.
 //!
 //! Everything here returns values; rendering is in [`crate::experiments::report`] and
-//! [`crate::experiments::plot`], files are written by the binary. Layout: `scenario` (files,
-//! defaults, checks), [`theorems`], the claim modules, this module (the runs and the report).
+//! [`crate::experiments::plot`], files are written by the binary.
+//!
+//! Imports go one way, a stack: `claim` (what a claim records: kind, verdict, measurements) ←
+//! [`theorems`] ← `evidence` (what the claims read, and a claim's record under its theorem) ←
+//! `limit_claims`, [`theorem_claims`] (with [`dynamics`]) ← `claims` (the flow claims in report
+//! order) ← this module (the runs and the report); `scenario` (files, defaults, checks) reads
+//! `claim` and `theorems`. From outside: `flow`, `descent`, `maxmargin`, `model`, `metrics`,
+//! `thresholds`.
 //!
 //! The linear max margin comes from [`crate::maxmargin::linear_max_margin`] (certified).
 
+mod claim;
 mod claims;
 pub mod dynamics;
+mod evidence;
 mod limit_claims;
 mod scenario;
 pub mod theorem_claims;
 pub mod theorems;
 
-pub use claims::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
+pub use claim::{fit_line, ClaimKind, ClaimResult, Comparison, LineFit, Measurement, Verdict};
 pub use scenario::{
     parse, prepare, prepare_default_suite, prepare_file, prepare_parsed, GenerateTable, PreparedScenario, Scenario,
     TestTable, Thresholds, DEFAULT_SUITE,
@@ -44,10 +52,9 @@ pub use theorems::{theorem, theorem_of, ScenarioKind, Theorem, THEOREMS};
 
 use crate::error::Result;
 use crate::flow::{self, FlowObserver, FlowSettings, FlowStatus, TrajectoryRow};
-use crate::metrics::to_json_value;
 use crate::model::data::{self, Dataset, Geometry};
 use crate::model::network::{Network, OuterLayer};
-use claims::Evidence;
+use evidence::Evidence;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -137,6 +144,25 @@ pub struct RestartResult {
     pub status: FlowStatus,
 }
 
+/// The work counters of a scenario's main run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScenarioWork {
+    /// Gradient descent: the steps taken (listed first: reading tries it first, and it needs
+    /// `steps`).
+    Descent {
+        /// Steps taken.
+        steps: u64,
+    },
+    /// The flow's integrator counters (keys sorted, as in every file).
+    Flow(#[serde(serialize_with = "sorted_keys")] marginflow_solvers::ode::Statistics),
+}
+
+/// Serialize `value` with its keys sorted ([`crate::metrics::to_json_value`]).
+fn sorted_keys<V: Serialize, S: serde::Serializer>(value: &V, s: S) -> std::result::Result<S::Ok, S::Error> {
+    crate::metrics::to_json_value(value).serialize(s)
+}
+
 /// Everything measured on one scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioReport {
@@ -154,8 +180,8 @@ pub struct ScenarioReport {
     pub flow_status: FlowStatus,
     /// Final s.
     pub final_s: Option<f64>,
-    /// Work counters of the main flow.
-    pub statistics: serde_json::Value,
+    /// Work counters of the main run.
+    pub statistics: ScenarioWork,
     /// The certified QP's normalized margin 1/‖W*‖ (theory pattern), if solved.
     pub reference_margin: Option<f64>,
     /// Whether the reference is certified.
@@ -332,7 +358,7 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         geometry,
         flow_status: summary.status,
         final_s: summary.time.s,
-        statistics: to_json_value(&summary.statistics),
+        statistics: ScenarioWork::Flow(summary.statistics.clone()),
         reference_margin,
         reference_certified,
         restarts,
@@ -402,7 +428,7 @@ fn run_descent_scenario(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> 
             DescentEnd::Diverged => FlowStatus::NonFinite,
         },
         final_s: None,
-        statistics: serde_json::json!({ "steps": steps }),
+        statistics: ScenarioWork::Descent { steps },
         reference_margin: None,
         reference_certified: false,
         restarts: Vec::new(),

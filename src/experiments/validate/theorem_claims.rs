@@ -3,8 +3,9 @@
 //! stable rank of Frei et al. and their benign overfitting. The measurement helpers are plain
 //! functions of weights and numbers, tested on closed forms.
 
-use super::claims::{claim, ClaimKind, ClaimResult, Comparison, Measurement};
+use super::claim::{ClaimKind, ClaimResult, Comparison, Measurement};
 use super::dynamics::{self, Row};
+use super::evidence::claim;
 use super::Thresholds;
 use crate::model::activation::Activation;
 use crate::model::data::Dataset;

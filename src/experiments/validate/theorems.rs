@@ -3,7 +3,7 @@
 //! its claims. Every claim belongs to exactly one theorem ([`theorem_of`]); a scenario names the
 //! theorems it checks (`theorems = [...]`, default: every theorem that applies to its kind).
 
-use super::claims::ClaimKind;
+use super::claim::ClaimKind;
 use serde::{Deserialize, Serialize};
 
 /// What a scenario runs.

@@ -115,6 +115,7 @@ where
         state.last_rejected = false;
         match step_end {
             StepEnd::Terminal { s, y } => {
+                method.after_cut(state);
                 state.s = s;
                 state.y = y;
                 state.h = hnew.clone();

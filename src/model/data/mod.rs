@@ -5,9 +5,11 @@
 //! Every malformed input is a [`Error::BadData`] naming the file and, where one applies, the
 //! 1-based line, so the binary can print one line and exit with status 2. Writers emit the
 //! shortest representation that parses back to the same `f64` bit pattern, so
-//! `load(save(data))` reproduces `data` exactly (and [`Dataset::hash`] with it).//!
-//! Layout: [`read`] (parsers), [`generate`](mod@generate) (synthetic data), this module (the data
-//! set, writing, hashing, geometry).
+//! `load(save(data))` reproduces `data` exactly (and [`Dataset::hash`] with it).
+//!
+//! Imports go one way: this module (the data set, writing, hashing, geometry) ← [`read`]
+//! (parsers), [`generate`](mod@generate) (synthetic data), which import nothing else of the
+//! folder; from outside only `error` and `io`.
 
 mod generate;
 mod read;
