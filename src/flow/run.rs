@@ -421,7 +421,7 @@ fn run_at<T: Real>(
     let prec = settings.precision;
     let started = Instant::now();
     let bytes = flow_bytes(data.n, data.d, settings.model.width, std::mem::size_of::<T>());
-    memory::check("the flow's matrices (about 8 n² + 8 m n + (n + m) d values)", bytes)?;
+    memory::check("the flow (its matrices: about 8 n² + 8 m n + (n + m) d values)", bytes)?;
     let net: Network<T> = Network::new(data, &settings.model, prec)?;
     let mn = net.m * net.n;
     let data_hash = data.hash();

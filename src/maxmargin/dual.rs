@@ -59,7 +59,7 @@ pub fn dual_max_margin<T: Real>(
         interrupt::check()?;
         let nv = n + extra.len();
         // H and the box QP's factor of its free block: about 2 nv² values.
-        memory::check("the dual max-margin QP (n + added sign constraints)²", memory::bytes_of(2 * nv * nv, size_of::<T>()))?;
+        memory::check("the dual max-margin QP (its (n + added sign constraints)² matrix)", memory::bytes_of(2 * nv * nv, size_of::<T>()))?;
         let mut h = vec![T::zero(p); nv * nv];
         for i in 0..n {
             for k in 0..n {
@@ -89,7 +89,7 @@ pub fn dual_max_margin<T: Real>(
             *gi = -one.clone();
         }
         let start = vec![T::zero(p); nv];
-        let sol = boxqp::solve_box_qp(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64());
+        let sol = boxqp::solve_box_qp_interruptible(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64())?;
         iterations += sol.iterations;
         if !sol.converged {
             return Err(qp_error(format!("the dual box QP did not converge ({} iterations)", sol.iterations)));
