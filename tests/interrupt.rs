@@ -81,7 +81,8 @@ fn sigterm_later_ends_the_run_with_status_interrupted() {
 fn a_flow_above_the_memory_limit_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_file(dir.path(), 20, 400, 1);
-    let out = bin().args(["flow", "--data"]).arg(&data).args(["--width", "8", "--memory-limit", "64K"]).output().unwrap();
+    let out =
+        bin().args(["flow", "--data"]).arg(&data).args(["--width", "8", "--memory-limit", "64K"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "not one line: {err}");

@@ -436,7 +436,12 @@ fn run_flow(
             .map_err(|e| py_err(marginflow::Error::io(tpath.clone(), e)))?;
         watch.trajectory = Some(std::io::BufWriter::new(f));
     }
-    let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
+    let poll = watch.interrupt.clone();
+    let result = py.detach(|| {
+        marginflow_solvers::interrupt::with_poll(watch::signal_poll(poll), || {
+            marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch)
+        })
+    });
     watch.finish(py);
     let mut outcome = result.map_err(py_err)?;
     // The summary names a W0 array instead of copying it (the checkpoint keeps it, for resume).
@@ -648,8 +653,20 @@ fn maxmargin(
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
-    let mut report =
-        py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
+    let mut report = {
+        // Ctrl-C stops the QP (clarabel's iterations, the polish) and raises KeyboardInterrupt.
+        let interrupt = watch::Interrupt::default();
+        let poll = interrupt.clone();
+        let solved = py.detach(|| {
+            marginflow_solvers::interrupt::with_poll(watch::signal_poll(poll), || {
+                marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)
+            })
+        });
+        if let Some(e) = interrupt.take() {
+            return Err(e);
+        }
+        solved.map_err(py_err)?
+    };
     let init = &mut report.summary.settings.model.init;
     *init = init.named("W0");
     let value = marginflow::metrics::to_json_value(&report.summary);

@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SolverError;
 use crate::linalg::{
-    back_substitute_upper, forward_substitute_upper_transpose, householder_qr_of_transpose_interruptible, lu_solve,
-    Mat,
+    back_substitute_upper, forward_substitute_upper_transpose, householder_qr_of_transpose_interruptible, lu_solve, Mat,
 };
 use crate::scalar::Real;
 

@@ -1,10 +1,10 @@
 //! Flags shared by several subcommands, and their one conversion into library settings.
 
-use marginflow_solvers::SolverError;
 use anyhow::Context;
 use marginflow::model::data::Dataset;
 use marginflow::model::loss::Loss;
 use marginflow::model::network::{Init, ModelSettings, OuterLayer};
+use marginflow_solvers::SolverError;
 use std::path::{Path, PathBuf};
 
 /// Data and model flags (`--data --width --leak --outer --init-scale|--init-file --seed --loss`).

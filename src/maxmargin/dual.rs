@@ -11,12 +11,12 @@
 //! precision (exact on its final active set), then every KKT condition is checked in W-space.
 
 use super::{Certificate, MaxMarginSettings, Method, Reference};
+use crate::error::{Error, Result};
 use crate::flow::dual::kernel::Kernel;
 use crate::flow::dual::rows::RowSet;
 use crate::flow::span::Mode;
 use crate::model::network::Network;
 use marginflow_solvers::boxqp::{self, BoxSide};
-use crate::error::{Error, Result};
 use marginflow_solvers::{interrupt, memory, Mat, Real, SolverError};
 use std::mem::size_of;
 
@@ -59,7 +59,10 @@ pub fn dual_max_margin<T: Real>(
         interrupt::check()?;
         let nv = n + extra.len();
         // H and the box QP's factor of its free block: about 2 nv² values.
-        memory::check("the dual max-margin QP (its (n + added sign constraints)² matrix)", memory::bytes_of(2 * nv * nv, size_of::<T>()))?;
+        memory::check(
+            "the dual max-margin QP (its (n + added sign constraints)² matrix)",
+            memory::bytes_of(2 * nv * nv, size_of::<T>()),
+        )?;
         let mut h = vec![T::zero(p); nv * nv];
         for i in 0..n {
             for k in 0..n {
@@ -89,7 +92,8 @@ pub fn dual_max_margin<T: Real>(
             *gi = -one.clone();
         }
         let start = vec![T::zero(p); nv];
-        let sol = boxqp::solve_box_qp_interruptible(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64())?;
+        let sol =
+            boxqp::solve_box_qp_interruptible(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64())?;
         iterations += sol.iterations;
         if !sol.converged {
             return Err(qp_error(format!("the dual box QP did not converge ({} iterations)", sol.iterations)));
@@ -150,7 +154,10 @@ pub fn dual_max_margin<T: Real>(
         let side_free: Vec<bool> = sol.side.iter().map(|s| *s == BoxSide::Free).collect();
         return Ok(certify(net, modes, &rows, coef, pre, lambda, mu, &extra, &side_free, tol, iterations, round));
     }
-    Err(qp_error(format!("the sign constraints' active set did not settle in {MAX_ROUNDS} rounds ({} added)", extra.len())))
+    Err(qp_error(format!(
+        "the sign constraints' active set did not settle in {MAX_ROUNDS} rounds ({} added)",
+        extra.len()
+    )))
 }
 
 fn qp_error(why: String) -> Error {

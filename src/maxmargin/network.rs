@@ -5,8 +5,8 @@
 use super::{small_data, Certificate, MaxMarginSettings, Method, Reference};
 use crate::error::{Error, Result};
 use crate::model::network::Network;
-use marginflow_solvers::{interrupt, linalg, memory};
 use marginflow_solvers::qp::{polish_active_set, Qp, SparseMatrix};
+use marginflow_solvers::{interrupt, linalg, memory};
 use marginflow_solvers::{Mat, Real};
 
 /// The pattern QP in small coordinates.
