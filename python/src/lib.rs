@@ -653,20 +653,10 @@ fn maxmargin(
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
-    let mut report = {
-        // Ctrl-C stops the QP (clarabel's iterations, the polish) and raises KeyboardInterrupt.
-        let interrupt = watch::Interrupt::default();
-        let poll = interrupt.clone();
-        let solved = py.detach(|| {
-            marginflow_solvers::interrupt::with_poll(watch::signal_poll(poll), || {
-                marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)
-            })
-        });
-        if let Some(e) = interrupt.take() {
-            return Err(e);
-        }
-        solved.map_err(py_err)?
-    };
+    // Ctrl-C stops the QP (clarabel's iterations, the polish) and raises KeyboardInterrupt.
+    let mut report =
+        watch::detach_polled(py, || marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings))?
+            .map_err(py_err)?;
     let init = &mut report.summary.settings.model.init;
     *init = init.named("W0");
     let value = marginflow::metrics::to_json_value(&report.summary);

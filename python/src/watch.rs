@@ -174,6 +174,15 @@ pub fn signal_poll(slot: Interrupt) -> impl FnMut() -> bool + 'static {
     }
 }
 
+/// Run `f` with the GIL released and [`signal_poll`] as its stop poll; a `KeyboardInterrupt`
+/// raised meanwhile is returned instead of `f`'s result.
+pub fn detach_polled<R: Send>(py: Python<'_>, f: impl FnOnce() -> R + Send) -> PyResult<R> {
+    let interrupt = Interrupt::default();
+    let poll = interrupt.clone();
+    let r = py.detach(|| marginflow_solvers::interrupt::with_poll(signal_poll(poll), f));
+    interrupt.take().map_or(Ok(r), Err)
+}
+
 /// Write to Python's `sys.stderr` (a notebook's stream or the terminal) and flush.
 fn write_stderr(py: Python<'_>, text: &str) -> PyResult<()> {
     let err = py.import("sys")?.getattr("stderr")?;
