@@ -14,11 +14,21 @@ const EXIT_STATUS: &str = "Exit status:
   1  a validation claim failed (validate)
   2  bad input or usage (one line on stderr naming the file, line or flag)
   3  the run ended before its horizon (max_steps, non_finite, diverged, loss_increased,
-     interrupted, step_size_underflow), with its summary written";
+     interrupted, step_size_underflow, stalled), with its summary written; also a command
+     other than flow/descent stopped by SIGINT/SIGTERM
+  130/143  a second SIGINT/SIGTERM ended the process at once (nothing more written)
+Memory: allocations that grow faster than the data are estimated first; above --memory-limit
+  (default: half the machine's memory) the scalable path is taken or the command refuses with
+  one line naming the size (exit 2)";
 
 #[derive(Parser)]
 #[command(name = "marginflow", version, about, long_about = None, after_help = EXIT_STATUS)]
 struct Cli {
+    /// Memory limit in bytes for allocations that grow faster than the data (a QP's dense
+    /// matrix, a Jacobian), with K/M/G/T suffixes (powers of 1024), e.g. 8G [default: half the
+    /// machine's memory, from /proc/meminfo].
+    #[arg(long, global = true, value_name = "BYTES", value_parser = marginflow_solvers::memory::parse_bytes)]
+    memory_limit: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +63,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Some(bytes) = cli.memory_limit {
+        marginflow_solvers::memory::set_limit(bytes);
+    }
+    // The long commands stop on SIGINT/SIGTERM at the next poll (see cli::install_signal_handlers).
+    if matches!(cli.command, Command::Maxmargin(_) | Command::Sweep(_) | Command::Validate(_)) {
+        if let Err(e) = cli::install_signal_handlers() {
+            eprintln!("marginflow: {}", cli::one_line(&e));
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Gen(a) => cli::gen::run(a),
         Command::Check(a) => cli::check::run(a),
@@ -67,6 +87,11 @@ fn main() -> ExitCode {
         // A closed stdout (`marginflow … --json | head`) ends the output quietly, as other
         // command-line tools do; the run's files are already written.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A stop request that ended a command outside a run's own loop (a QP, a sweep, validate).
+        Err(e) if cli::common::is_interrupted(&e) => {
+            eprintln!("marginflow: interrupted (exit status 3)");
+            ExitCode::from(cli::EXIT_EARLY)
+        }
         Err(e) => {
             eprintln!("marginflow: {}", cli::one_line(&e));
             ExitCode::from(2)

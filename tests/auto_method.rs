@@ -128,6 +128,7 @@ fn resume_case_with(extra: &[&str], limit: u64, expect_phase: Phase) {
     let strip = |p: &Path| {
         let mut v = summary(p);
         v.as_object_mut().unwrap().remove("wall_seconds");
+        v.as_object_mut().unwrap().remove("peak_rss_bytes");
         v
     };
     let (a, mut b) = (strip(&full), strip(&part));

@@ -545,11 +545,13 @@ fn descent_divergence_is_a_status() {
 
 // ---------------------------------------------------------------- determinism
 
-/// Strip `wall_seconds` (the only field that may differ between identical runs) at any depth.
+/// Strip `wall_seconds` and `peak_rss_bytes` (the only fields that may differ between identical
+/// runs) at any depth.
 fn without_wall(v: &mut Value) {
     match v {
         Value::Object(m) => {
             m.remove("wall_seconds");
+            m.remove("peak_rss_bytes");
             m.values_mut().for_each(without_wall);
         }
         Value::Array(a) => a.iter_mut().for_each(without_wall),

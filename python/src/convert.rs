@@ -3,7 +3,7 @@
 
 use marginflow::model::data::Dataset;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde::Serialize;
@@ -25,7 +25,7 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The library error as a Python exception: bad input (data, settings, .npy files, checkpoints)
 /// → `ValueError`, a file that cannot be read or written → `OSError`, a numerical failure →
-/// `RuntimeError`; the message is the CLI's one line.
+/// `RuntimeError` (above the memory limit `MemoryError`); the message is the CLI's one line.
 pub fn py_err(e: marginflow::Error) -> PyErr {
     use marginflow::Error as E;
     let mut msg = one_line(&e);
@@ -42,6 +42,7 @@ pub fn py_err(e: marginflow::Error) -> PyErr {
     }
     match e {
         E::Io { .. } => PyOSError::new_err(msg),
+        E::Solver(marginflow_solvers::SolverError::MemoryLimit { .. }) => PyMemoryError::new_err(msg),
         E::Solver(_) => PyRuntimeError::new_err(msg),
         E::BadData { .. } | E::BadNpy { .. } | E::BadSetting { .. } | E::BadCheckpoint { .. } => {
             PyValueError::new_err(msg)

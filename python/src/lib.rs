@@ -442,7 +442,12 @@ fn run_flow(
             .map_err(|e| py_err(marginflow::Error::io(tpath.clone(), e)))?;
         watch.trajectory = Some(std::io::BufWriter::new(f));
     }
-    let result = py.detach(|| marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch));
+    let poll = watch.interrupt.clone();
+    let result = py.detach(|| {
+        marginflow_solvers::interrupt::with_poll(watch::signal_poll(poll), || {
+            marginflow::flow::run(&data, &settings, resume, save_weights, &mut watch)
+        })
+    });
     watch.finish(py);
     let mut outcome = result.map_err(py_err)?;
     name_w0(&mut outcome.summary.settings.model);
@@ -652,8 +657,10 @@ fn maxmargin(
         None => PatternSource::Theory,
     };
     let settings = MaxMarginSettings { test_points, seed, ..Default::default() };
+    // Ctrl-C stops the QP (clarabel's iterations, the polish) and raises KeyboardInterrupt.
     let mut report =
-        py.detach(|| marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings)).map_err(py_err)?;
+        watch::detach_polled(py, || marginflow::maxmargin::solve(&ds, &model, &source, precision, &settings))?
+            .map_err(py_err)?;
     name_w0(&mut report.summary.settings.model);
     let value = marginflow::metrics::to_json_value(&report.summary);
     if let Some(path) = &out {

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often a run re-acquires the GIL to check for signals (and redraw the progress line).
@@ -36,7 +37,8 @@ pub struct Watch {
     pub goal: String,
     drawn: bool,
     /// The exception a signal handler raised (KeyboardInterrupt): the run stops, then raises it.
-    pub interrupt: Option<PyErr>,
+    /// Shared with [`signal_poll`], which the library's QPs and box QPs poll.
+    pub interrupt: Interrupt,
 }
 
 impl Watch {
@@ -54,7 +56,7 @@ impl Watch {
             progress,
             goal,
             drawn: false,
-            interrupt: None,
+            interrupt: Interrupt::default(),
         }
     }
 
@@ -74,7 +76,7 @@ impl Watch {
     /// Every [`POLL`]: take the GIL, run the signal handlers, redraw progress. Returns whether
     /// the run must stop.
     pub fn poll(&mut self) -> bool {
-        if self.interrupt.is_some() {
+        if self.interrupt.raised() {
             return true;
         }
         if self.last_poll.elapsed() < POLL {
@@ -87,7 +89,7 @@ impl Watch {
         };
         Python::attach(|py| {
             if let Err(e) = py.check_signals() {
-                self.interrupt = Some(e);
+                self.interrupt.set(e);
             }
             if let Some(line) = line {
                 // Progress is best effort: a closed or replaced stderr must not end the run.
@@ -96,7 +98,7 @@ impl Watch {
                 }
             }
         });
-        self.interrupt.is_some()
+        self.interrupt.raised()
     }
 
     fn progress_line(&self, what: &str) -> String {
@@ -128,6 +130,57 @@ impl Watch {
             self.drawn = false;
         }
     }
+}
+
+/// The KeyboardInterrupt of a call, once raised (shared between the observer and the poll).
+#[derive(Clone, Default)]
+pub struct Interrupt(Arc<Mutex<Option<PyErr>>>);
+
+impl Interrupt {
+    /// Keep the first exception.
+    fn set(&self, e: PyErr) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+    /// Whether a signal handler raised.
+    pub fn raised(&self) -> bool {
+        self.0.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+    /// The exception, to raise once the call has written its files.
+    pub fn take(&self) -> Option<PyErr> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+}
+
+/// A stop poll for [`marginflow_solvers::interrupt::with_poll`]: every [`POLL`], take the GIL
+/// and run Python's signal handlers; true once one raised (kept in `slot`).
+pub fn signal_poll(slot: Interrupt) -> impl FnMut() -> bool + 'static {
+    let mut last = Instant::now();
+    move || {
+        if slot.raised() {
+            return true;
+        }
+        if last.elapsed() < POLL {
+            return false;
+        }
+        last = Instant::now();
+        Python::attach(|py| {
+            if let Err(e) = py.check_signals() {
+                slot.set(e);
+            }
+        });
+        slot.raised()
+    }
+}
+
+/// Run `f` with the GIL released and [`signal_poll`] as its stop poll; a `KeyboardInterrupt`
+/// raised meanwhile is returned instead of `f`'s result.
+pub fn detach_polled<R: Send>(py: Python<'_>, f: impl FnOnce() -> R + Send) -> PyResult<R> {
+    let interrupt = Interrupt::default();
+    let poll = interrupt.clone();
+    let r = py.detach(|| marginflow_solvers::interrupt::with_poll(signal_poll(poll), f));
+    interrupt.take().map_or(Ok(r), Err)
 }
 
 /// Write to Python's `sys.stderr` (a notebook's stream or the terminal) and flush.

@@ -47,8 +47,9 @@ def same_bits(a, b):
 
 
 def strip_volatile(summary):
-    """A summary without the fields that legitimately differ between two runs (wall time)."""
-    return {k: v for k, v in summary.items() if k not in ("wall_seconds",)}
+    """A summary without the fields that legitimately differ between two runs (wall time, and
+    the peak RSS that only the CLI writes)."""
+    return {k: v for k, v in summary.items() if k not in ("wall_seconds", "peak_rss_bytes")}
 
 
 __all__ = ["mf", "run_cli", "same_bits", "strip_volatile", "ROOT"]

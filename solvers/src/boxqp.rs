@@ -16,6 +16,7 @@
 //! on the independent set reaches the minimum of the face: the objective (and Ax) is exact; the
 //! minimizer x itself is one of many, a deterministic function of (H, g).
 
+use crate::error::SolverError;
 use crate::scalar::Real;
 
 /// Where a variable ended.
@@ -51,6 +52,34 @@ pub struct BoxQpSolution<T> {
 /// (clamped into the box). `pivot_tol` is the relative size below which a Cholesky pivot counts as
 /// zero (dependent column), e.g. k·ε·1e3.
 pub fn solve_box_qp<T: Real>(h: &[T], g: &[T], lo: &T, hi: &T, start: &[T], pivot_tol: f64) -> BoxQpSolution<T> {
+    match box_qp(h, g, lo, hi, start, pivot_tol, false) {
+        Ok(sol) => sol,
+        Err(_) => unreachable!("an unpolled box QP does not fail"),
+    }
+}
+
+/// [`solve_box_qp`] polling the stop request ([`crate::interrupt`]) every iteration, ending with
+/// [`SolverError::Interrupted`] (for the large box QPs of a max-margin dual).
+pub fn solve_box_qp_interruptible<T: Real>(
+    h: &[T],
+    g: &[T],
+    lo: &T,
+    hi: &T,
+    start: &[T],
+    pivot_tol: f64,
+) -> Result<BoxQpSolution<T>, SolverError> {
+    box_qp(h, g, lo, hi, start, pivot_tol, true)
+}
+
+fn box_qp<T: Real>(
+    h: &[T],
+    g: &[T],
+    lo: &T,
+    hi: &T,
+    start: &[T],
+    pivot_tol: f64,
+    poll: bool,
+) -> Result<BoxQpSolution<T>, SolverError> {
     let k = g.len();
     assert_eq!(h.len(), k * k, "H is k×k");
     let p = lo.precision();
@@ -75,6 +104,9 @@ pub fn solve_box_qp<T: Real>(h: &[T], g: &[T], lo: &T, hi: &T, start: &[T], pivo
     let mut at_face_min = false;
     let mut converged = false;
     while iterations < max_iter {
+        if poll {
+            crate::interrupt::check()?;
+        }
         iterations += 1;
         gradient(h, g, &x, &mut grad);
         if !at_face_min {
@@ -142,7 +174,7 @@ pub fn solve_box_qp<T: Real>(h: &[T], g: &[T], lo: &T, hi: &T, start: &[T], pivo
     }
     gradient(h, g, &x, &mut grad);
     let gradient_scale = (0..k).map(|i| gradient_scale(h, g, &x, i)).collect();
-    BoxQpSolution { x, side, gradient: grad, gradient_scale, iterations, converged }
+    Ok(BoxQpSolution { x, side, gradient: grad, gradient_scale, iterations, converged })
 }
 
 /// The minimizer of ½ xᵀHx + gᵀx without bounds, reached from `start` by one step to the minimizer

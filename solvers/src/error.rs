@@ -46,4 +46,17 @@ pub enum SolverError {
     /// The QP solver failed outright.
     #[error("QP solver: {0}")]
     Qp(String),
+    /// A stop was requested (SIGINT/SIGTERM, see [`crate::interrupt`]) during a computation.
+    #[error("interrupted")]
+    Interrupted,
+    /// An allocation would exceed the memory limit (see [`crate::memory`]).
+    #[error("{what} needs {} in memory, above the memory limit of {}", crate::memory::format_bytes(*bytes), crate::memory::format_bytes(*limit))]
+    MemoryLimit {
+        /// What would be allocated.
+        what: String,
+        /// Its estimated size in bytes.
+        bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SolverError;
 use crate::linalg::{
-    back_substitute_upper, forward_substitute_upper_transpose, householder_qr_of_transpose, lu_solve, Mat,
+    back_substitute_upper, forward_substitute_upper_transpose, householder_qr_of_transpose_interruptible, lu_solve, Mat,
 };
 use crate::scalar::Real;
 
@@ -318,8 +318,9 @@ impl QpSolution {
 
 /// Solve the QP with clarabel (interior point, `f64`). Constraints are passed as
 /// [A; G] x + s = [b; h] with s in ZeroCone(rows of A) × NonnegativeCone(rows of G), and only the
-/// upper triangle of P. Errors only for bad dimensions or settings, or when clarabel refuses the
-/// data; a failed solve is reported through [`QpSolution::status`].
+/// upper triangle of P. Errors for bad dimensions or settings, when clarabel refuses the data, and
+/// with [`SolverError::Interrupted`] when a stop is requested ([`crate::interrupt`], polled every
+/// iteration); a failed solve is reported through [`QpSolution::status`].
 pub fn solve_qp(qp: &Qp, settings: &QpSettings) -> Result<QpSolution, SolverError> {
     settings.validate()?;
     qp.validate()?;
@@ -347,8 +348,13 @@ pub fn solve_qp(qp: &Qp, settings: &QpSettings) -> Result<QpSolution, SolverErro
         .build()
         .map_err(|e| SolverError::Qp(e.to_string()))?;
     let mut solver = DefaultSolver::new(&p, &qp.q, &a, &b, &cones, cs).map_err(|e| SolverError::Qp(e.to_string()))?;
+    // Polled once per interior-point iteration: a stop request ends the solve.
+    solver.set_termination_callback(|_| crate::interrupt::requested());
     solver.solve();
     let sol = &solver.solution;
+    if sol.status == SolverStatus::CallbackTerminated {
+        return Err(SolverError::Interrupted);
+    }
     Ok(QpSolution {
         status: sol.status.into(),
         x: sol.x.clone(),
@@ -428,7 +434,7 @@ pub fn polish_active_set<T: Real>(
         if na == 0 {
             return Ok((q.iter().map(|v| -v.clone()).collect(), Vec::new()));
         }
-        let qr = householder_qr_of_transpose(&ga); // G_Aᵀ = Q R, R na×na
+        let qr = householder_qr_of_transpose_interruptible(&ga)?; // G_Aᵀ = Q R, R na×na
         let r = &qr.r;
         let mut rmax = zero.clone();
         for i in 0..na {

@@ -4,6 +4,7 @@ use anyhow::Context;
 use marginflow::model::data::Dataset;
 use marginflow::model::loss::Loss;
 use marginflow::model::network::{Init, ModelSettings, OuterLayer};
+use marginflow_solvers::SolverError;
 use std::path::{Path, PathBuf};
 
 /// Data and model flags (`--data --width --leak --outer --init-scale|--init-file --seed --loss`).
@@ -152,9 +153,25 @@ pub fn flag_of(setting: &str) -> &str {
 }
 
 /// One error of a chain as the user sees it: a library setting error names the flag.
+/// A memory refusal names the remedy.
 pub fn describe(cause: &(dyn std::error::Error + 'static)) -> String {
-    match cause.downcast_ref::<marginflow::Error>() {
-        Some(marginflow::Error::BadSetting { setting, reason }) => format!("{}: {reason}", flag_of(setting)),
+    let solver = match cause.downcast_ref::<marginflow::Error>() {
+        Some(marginflow::Error::BadSetting { setting, reason }) => return format!("{}: {reason}", flag_of(setting)),
+        Some(marginflow::Error::Solver(e)) => Some(e),
+        _ => cause.downcast_ref::<SolverError>(),
+    };
+    match solver {
+        Some(e @ SolverError::MemoryLimit { .. }) => {
+            format!("{e}: raise it with --memory-limit (e.g. --memory-limit 64G) on a machine that has the memory, or use fewer points or a smaller width")
+        }
         _ => cause.to_string(),
     }
+}
+
+/// Whether a stop request (SIGINT/SIGTERM) ended the command.
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<marginflow::Error>(), Some(marginflow::Error::Solver(SolverError::Interrupted)))
+            || matches!(c.downcast_ref::<SolverError>(), Some(SolverError::Interrupted))
+    })
 }

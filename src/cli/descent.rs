@@ -94,10 +94,7 @@ pub fn run(args: DescentArgs) -> anyhow::Result<ExitCode> {
     }
     let data = args.model.load()?;
     check_model_files(&settings.model, data.d)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
-    }
+    let stop = super::install_signal_handlers()?;
     let mut rows = Rows { path: None, file: None, stop };
     let tmp_path = args.out.as_ref().map(|d| d.join(".trajectory.jsonl.partial"));
     let mut manifest = rundir::Manifest::new(

@@ -277,10 +277,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     };
     manifest.data_sha256 = Some(data.hash());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
-    }
+    let stop = super::install_signal_handlers()?;
     let trajectory = match &out {
         Some(dir) => Some(open_run_dir(dir, &args, resume.as_ref(), &manifest)?),
         None => None,
@@ -299,7 +296,8 @@ pub fn run(args: FlowArgs) -> anyhow::Result<ExitCode> {
     let want_weights = manifest.save_weights && out.is_some();
     let outcome = flow::run(&data, &settings, resume, want_weights, &mut files);
     files.progress.finish();
-    let outcome = outcome?;
+    let mut outcome = outcome?;
+    outcome.summary.peak_rss_bytes = marginflow_solvers::memory::peak_rss_bytes();
     let verdict = flow::verdict::verdict(&outcome.summary);
     let summary_json = flow::verdict::summary_json(&outcome.summary);
     if let Some(dir) = &out {

@@ -19,6 +19,26 @@ pub mod validate;
 /// summary written.
 pub const EXIT_EARLY: u8 = 3;
 
+/// Exit status after a second SIGINT/SIGTERM: 128 + the signal's number (130, 143), as shells
+/// report a process killed by it.
+pub const EXIT_SIGNAL_BASE: i32 = 128;
+
+/// Route SIGINT and SIGTERM to the library's stop flag (`marginflow_solvers::interrupt`): the
+/// first signal requests a stop, which every phase polls (the run ends with its checkpoint and a
+/// summary with status `interrupted`, exit 3); a second one ends the process at once, exit
+/// 128 + the signal's number.
+pub fn install_signal_handlers() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use anyhow::Context;
+    let stop = marginflow_solvers::interrupt::flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Handlers run in registration order: the shutdown sees the flag as the first signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, EXIT_SIGNAL_BASE + sig, stop.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
 /// An error chain on one line: "outer: inner: innermost", settings named by their flags.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();

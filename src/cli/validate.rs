@@ -220,6 +220,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    // Stopped by SIGINT/SIGTERM: no report (nothing half-written), exit 3.
+    marginflow_solvers::interrupt::check()?;
     let mut scenarios = Vec::with_capacity(total);
     for r in results {
         scenarios.push(r?);

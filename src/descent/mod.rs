@@ -401,7 +401,7 @@ pub trait DescentObserver {
     fn row(&mut self, row: &DescentRow) -> Result<()>;
     /// Whether the run should stop now (checked at every row).
     fn stop_requested(&mut self) -> bool {
-        false
+        marginflow_solvers::interrupt::requested()
     }
 }
 

@@ -19,7 +19,7 @@ use marginflow_solvers::extrapolation::Extrapolation;
 use marginflow_solvers::ode::{Horizon, IntegratorSettings, IntegratorState, Status};
 use marginflow_solvers::rk::Integrator;
 use marginflow_solvers::tableau::Method;
-use marginflow_solvers::{Mat, Real};
+use marginflow_solvers::{interrupt, memory, Mat, Real, SolverError};
 use std::time::Instant;
 
 /// KKT residuals of the flow's own direction: with W̄ = W/min_i q_i and μ = c·w (w the loss
@@ -160,6 +160,7 @@ fn limit_reference<T: Real>(
     let limit = if maxmargin::pattern_qp_too_large::<T>(net).is_some() { usize::MAX } else { net.n };
     let r = match maxmargin::dual::dual_max_margin_limited(net, &modes, &settings, limit) {
         Ok(r) if r.certified => r,
+        Err(Error::Solver(SolverError::Interrupted)) => return not_computed(),
         dual => {
             let dual_error = match dual {
                 Ok(_) => "dual: not certified".to_string(),
@@ -171,6 +172,7 @@ fn limit_reference<T: Real>(
             let pattern = limit_pattern(sys, b);
             let outcome = match maxmargin::pattern_max_margin(net, &pattern, &settings) {
                 Ok(o) => o,
+                Err(Error::Solver(SolverError::Interrupted)) => return not_computed(),
                 Err(e) => return FlowReference::Unavailable { certified: false, error: format!("{dual_error}; {e}") },
             };
             let Some(r) = outcome.reference else {
@@ -200,6 +202,20 @@ fn limit_reference<T: Real>(
         }
     }
     FlowReference::Compared(Box::new(cmp))
+}
+
+/// A reference left out because the run was interrupted (SIGINT/SIGTERM, a stop request).
+fn not_computed() -> FlowReference {
+    FlowReference::Unavailable { certified: false, error: "not computed: the run was interrupted".into() }
+}
+
+/// Bytes of the flow's matrices that grow faster than the data: about 8 n² values (the Gram
+/// matrix, the dual kernel A, SEULEX's n×n Jacobian and its LU, scratch), 8 m n (the state B,
+/// P, the modes' slopes, the rows' anchors) and (n + m) d (the QR of [X; W(0)] for the span
+/// reduction), at `bytes` per value.
+pub fn flow_bytes(n: usize, d: usize, m: usize, bytes: usize) -> u64 {
+    let values = (8 * n as u128 * n as u128) + (8 * m as u128 * n as u128) + ((n + m) as u128 * d as u128);
+    u64::try_from(values.saturating_mul(bytes.max(8) as u128)).unwrap_or(u64::MAX)
 }
 
 /// The end of a run.
@@ -405,6 +421,8 @@ fn run_at<T: Real>(
 ) -> Result<FlowOutcome> {
     let prec = settings.precision;
     let started = Instant::now();
+    let bytes = flow_bytes(data.n, data.d, settings.model.width, std::mem::size_of::<T>());
+    memory::check("the flow (its matrices: about 8 n² + 8 m n + (n + m) d values)", bytes)?;
     let net: Network<T> = Network::new(data, &settings.model, prec)?;
     let mn = net.m * net.n;
     let data_hash = data.hash();
@@ -503,10 +521,26 @@ fn run_at<T: Real>(
         (Ok(r), Some((wstar, lambda))) => {
             Some(FlowReference::Compared(Box::new(compare_with_reference(&sm, &v, &kkt, r, wstar, lambda))))
         }
+        (Err(Error::Solver(SolverError::Interrupted)), _) => Some(not_computed()),
         (Err(e), _) => Some(FlowReference::Unavailable { certified: false, error: e.to_string() }),
         (Ok(_), None) => None,
     };
-    let limit_reference = Some(limit_reference(&net, &scratch, &state.y[..mn], &sm, &v, &kkt));
+    // An interrupted run ends now: the limit pattern's QP (seconds on an unconverged pattern) is
+    // not solved.
+    let mut limit_reference = Some(if status_str == FlowStatus::Interrupted || interrupt::requested() {
+        not_computed()
+    } else {
+        limit_reference(&net, &scratch, &state.y[..mn], &sm, &v, &kkt)
+    });
+    if interrupt::requested() && status_str != FlowStatus::Interrupted {
+        // Stopped while that QP was solved: the summary is not the whole one, and says so.
+        limit_reference = Some(not_computed());
+        status_detail = Some(format!(
+            "stopped after the integration ended ({status_str}{}), while the limit pattern's QP was solved",
+            status_detail.map(|d| format!(": {d}")).unwrap_or_default()
+        ));
+        status_str = FlowStatus::Interrupted;
+    }
     let summary = FlowSummary {
         status: status_str,
         status_detail,
@@ -528,6 +562,7 @@ fn run_at<T: Real>(
         shape: Shape { n: net.n, d: net.d, m: net.m },
         reference: reference_summary,
         limit_reference,
+        peak_rss_bytes: None,
         wall_seconds: wall_before + started.elapsed().as_secs_f64(),
     };
     let weights = if want_weights { Some(net.full_weights(data, &state.y[..mn])?) } else { None };

@@ -286,6 +286,10 @@ pub struct FlowSummary {
     /// entries included): the KKT point gradient flow converges to on any separable data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_reference: Option<FlowReference>,
+    /// Peak resident memory of the process in bytes (`VmHWM`), written by `marginflow flow`
+    /// (absent where the process runs other work: sweeps, validate, Python).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     /// Wall-clock seconds of the run (all its resumed parts).
     pub wall_seconds: f64,
 }

@@ -11,23 +11,26 @@
 //! precision (exact on its final active set), then every KKT condition is checked in W-space.
 
 use super::{Certificate, MaxMarginSettings, Method, Reference};
+use crate::error::{Error, Result};
 use crate::flow::dual::kernel::Kernel;
 use crate::flow::dual::rows::RowSet;
 use crate::flow::span::Mode;
 use crate::model::network::Network;
 use marginflow_solvers::boxqp::{self, BoxSide};
-use marginflow_solvers::{Mat, Real};
+use marginflow_solvers::{interrupt, memory, Mat, Real, SolverError};
+use std::mem::size_of;
 
 /// Rounds of the active set on the sign constraints.
 pub const MAX_ROUNDS: usize = 50;
 
 /// The certified solution on `modes` (`Positive`/`Negative` sides, `Sliding` for pinned
-/// entries), or why there is none.
+/// entries), or why there is none (`Interrupted` on a stop request, polled every round;
+/// `MemoryLimit` when the rounds' matrix would exceed the limit).
 pub fn dual_max_margin<T: Real>(
     net: &Network<T>,
     modes: &[Mode],
     settings: &MaxMarginSettings,
-) -> std::result::Result<Reference<T>, String> {
+) -> Result<Reference<T>> {
     dual_max_margin_limited(net, modes, settings, usize::MAX)
 }
 
@@ -38,7 +41,7 @@ pub fn dual_max_margin_limited<T: Real>(
     modes: &[Mode],
     settings: &MaxMarginSettings,
     max_extra: usize,
-) -> std::result::Result<Reference<T>, String> {
+) -> Result<Reference<T>> {
     let (m, n, p) = (net.m, net.n, net.prec);
     let rows = RowSet::new(net, &vec![T::zero(p); m * n], modes.to_vec());
     let kernel = Kernel::new(net, &rows, &vec![T::zero(p); n], vec![T::zero(p); n]);
@@ -64,7 +67,13 @@ pub fn dual_max_margin_limited<T: Real>(
     let tol = T::epsilon(p) * &T::from_f64(settings.tolerance_factor * (n + m * n) as f64, p);
     let mut iterations = 0usize;
     for round in 0..MAX_ROUNDS {
+        interrupt::check()?;
         let nv = n + extra.len();
+        // H and the box QP's factor of its free block: about 2 nv² values.
+        memory::check(
+            "the dual max-margin QP (its (n + added sign constraints)² matrix)",
+            memory::bytes_of(2 * nv * nv, size_of::<T>()),
+        )?;
         let mut h = vec![T::zero(p); nv * nv];
         for i in 0..n {
             for k in 0..n {
@@ -94,10 +103,11 @@ pub fn dual_max_margin_limited<T: Real>(
             *gi = -one.clone();
         }
         let start = vec![T::zero(p); nv];
-        let sol = boxqp::solve_box_qp(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64());
+        let sol =
+            boxqp::solve_box_qp_interruptible(&h, &g, &zero, &big, &start, 1e3 * nv as f64 * T::epsilon(p).to_f64())?;
         iterations += sol.iterations;
         if !sol.converged {
-            return Err(format!("the dual box QP did not converge ({} iterations)", sol.iterations));
+            return Err(qp_error(format!("the dual box QP did not converge ({} iterations)", sol.iterations)));
         }
         let lambda: Vec<T> = sol.x[..n].to_vec();
         let mut mu = vec![T::zero(p); m * n];
@@ -149,11 +159,11 @@ pub fn dual_max_margin_limited<T: Real>(
         }
         if !violated.is_empty() {
             if extra.len() + violated.len() > max_extra {
-                return Err(format!(
+                return Err(qp_error(format!(
                     "{} sign constraints are violated after {} rounds (limit {max_extra})",
                     extra.len() + violated.len(),
                     round + 1
-                ));
+                )));
             }
             extra.extend(violated);
             extra.sort_unstable();
@@ -162,7 +172,14 @@ pub fn dual_max_margin_limited<T: Real>(
         let side_free: Vec<bool> = sol.side.iter().map(|s| *s == BoxSide::Free).collect();
         return Ok(certify(net, modes, &rows, coef, pre, lambda, mu, &extra, &side_free, tol, iterations, round));
     }
-    Err(format!("the sign constraints' active set did not settle in {MAX_ROUNDS} rounds ({} added)", extra.len()))
+    Err(qp_error(format!(
+        "the sign constraints' active set did not settle in {MAX_ROUNDS} rounds ({} added)",
+        extra.len()
+    )))
+}
+
+fn qp_error(why: String) -> Error {
+    SolverError::Qp(why).into()
 }
 
 /// Check the KKT conditions of (C, λ, μ) in W-space and build the reference.

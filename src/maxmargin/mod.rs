@@ -58,7 +58,7 @@ use crate::model::data::Dataset;
 use crate::model::network::Network;
 use marginflow_solvers::linalg::{self, householder_qr_of_transpose};
 use marginflow_solvers::qp::{solve_qp, Qp, QpSettings, QpSolution, QpStatus};
-use marginflow_solvers::{Mat, Real};
+use marginflow_solvers::{interrupt, memory, Mat, Real};
 use network::PatternProblem;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -250,13 +250,22 @@ fn run_clarabel(qp: &Qp, settings: &QpSettings) -> Result<QpSolution> {
     Ok(solve_qp(qp, settings)?)
 }
 
-/// Solve and certify the network max-margin QP on `pattern` (±1, m×n row-major).
+/// Solve and certify the network max-margin QP on `pattern` (±1, m×n row-major): clarabel and
+/// the polish, or, where the primal QP's dense matrix would not fit ([`pattern_qp_too_large`]),
+/// the dual with n multipliers ([`dual::dual_max_margin`], reported as status `Solved` with
+/// method `dual`). Errors with `Interrupted` on a stop request and `MemoryLimit` when neither
+/// form fits.
 pub fn pattern_max_margin<T: Real>(
     net: &Network<T>,
     pattern: &[i8],
     settings: &MaxMarginSettings,
 ) -> Result<PatternOutcome<T>> {
     settings.validate()?;
+    if pattern.len() == net.m * net.n && pattern_qp_too_large::<T>(net).is_some() {
+        let r = dual::dual_max_margin(net, &modes_of(pattern), settings)?;
+        let iterations = r.iterations;
+        return Ok(PatternOutcome { status: QpStatus::Solved, iterations, reference: Some(r), failure: None });
+    }
     let prob = PatternProblem::new(net, pattern, settings)?;
     let sol = run_clarabel(&prob.qp_f64(), &settings.qp)?;
     if !sol.status.has_solution() {
@@ -267,7 +276,9 @@ pub fn pattern_max_margin<T: Real>(
             reference: None,
         });
     }
-    match prob.polish_and_refine(sol.active_set(), settings.max_refinements) {
+    let refined = prob.polish_and_refine(sol.active_set(), settings.max_refinements);
+    interrupt::check()?;
+    match refined {
         Ok((mut r, steps)) => {
             r.solver_status = Some(sol.status.clone());
             r.iterations = sol.iterations;
@@ -280,27 +291,24 @@ pub fn pattern_max_margin<T: Real>(
     }
 }
 
+/// The sides of a ±1 pattern as switching modes (for the dual).
+fn modes_of(pattern: &[i8]) -> Vec<Mode> {
+    pattern.iter().map(|&s| if s > 0 { Mode::Positive } else { Mode::Negative }).collect()
+}
+
 /// The certified theory-pattern solution (S_ji = sign(a_j) y_i): the closed form with every
 /// margin active (M λ = 1, M_ik = y_i y_k K_ik Σ_j a_j² s_ji s_jk) when it certifies, otherwise the
-/// QP (clarabel + polish + certificate). Errors when the QP has no solution to polish.
+/// QP (clarabel + polish + certificate, or the dual where the primal would not fit). Errors when
+/// the QP has no solution to polish, on a stop request, and above the memory limit.
 pub fn theory_reference<T: Real>(net: &Network<T>) -> Result<Reference<T>> {
     let settings = MaxMarginSettings::default();
     let pattern = net.theory_pattern();
-    if let Some(bytes) = pattern_qp_too_large::<T>(net) {
-        // The dual with n multipliers: no matrix beyond n² + m n.
-        let modes: Vec<Mode> = pattern.iter().map(|&s| if s > 0 { Mode::Positive } else { Mode::Negative }).collect();
-        return dual::dual_max_margin(net, &modes, &settings).map_err(|e| {
-            marginflow_solvers::SolverError::Qp(format!(
-                "dual: {e} (the primal pattern QP would need {:.1} GB and was not tried)",
-                bytes as f64 / 1e9
-            ))
-            .into()
-        });
-    }
-    let prob = PatternProblem::new(net, &pattern, &settings)?;
-    if let Some(r) = prob.closed_form() {
-        if r.certified {
-            return Ok(r);
+    if pattern_qp_too_large::<T>(net).is_none() {
+        let prob = PatternProblem::new(net, &pattern, &settings)?;
+        if let Some(r) = prob.closed_form() {
+            if r.certified {
+                return Ok(r);
+            }
         }
     }
     let out = pattern_max_margin(net, &pattern, &settings)?;
@@ -312,16 +320,20 @@ pub fn theory_reference<T: Real>(net: &Network<T>) -> Result<Reference<T>> {
     }
 }
 
-/// Largest dense matrix the primal pattern QP may allocate (bytes).
+/// Largest dense matrix the primal pattern QP may allocate (bytes): beyond it (or beyond the
+/// memory limit, [`memory::limit`], if lower) the dual is solved instead.
 pub const PATTERN_QP_BYTES_LIMIT: usize = 2_000_000_000;
 
-/// The bytes of the primal pattern QP's dense constraint matrix ((n + m n) × m·rank K) when they
-/// exceed [`PATTERN_QP_BYTES_LIMIT`].
+/// The bytes of the primal pattern QP's dense constraint matrix ((n + m n) × m·rank K).
+pub fn pattern_qp_bytes<T: Real>(net: &Network<T>) -> usize {
+    (net.n + net.m * net.n).saturating_mul(net.m * net.n.min(net.d)).saturating_mul(std::mem::size_of::<T>().max(8))
+}
+
+/// [`pattern_qp_bytes`] when they exceed [`PATTERN_QP_BYTES_LIMIT`] or the memory limit.
 pub fn pattern_qp_too_large<T: Real>(net: &Network<T>) -> Option<usize> {
-    let bytes = (net.n + net.m * net.n)
-        .saturating_mul(net.m * net.n.min(net.d))
-        .saturating_mul(std::mem::size_of::<T>().max(8));
-    (bytes > PATTERN_QP_BYTES_LIMIT).then_some(bytes)
+    let bytes = pattern_qp_bytes(net);
+    let limit = (PATTERN_QP_BYTES_LIMIT as u64).min(memory::limit());
+    (bytes as u64 > limit).then_some(bytes)
 }
 
 /// Where the activation pattern comes from.

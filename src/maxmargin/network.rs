@@ -5,8 +5,8 @@
 use super::{small_data, Certificate, MaxMarginSettings, Method, Reference};
 use crate::error::{Error, Result};
 use crate::model::network::Network;
-use marginflow_solvers::linalg;
 use marginflow_solvers::qp::{polish_active_set, Qp, SparseMatrix};
+use marginflow_solvers::{interrupt, linalg, memory};
 use marginflow_solvers::{Mat, Real};
 
 /// The pattern QP in small coordinates.
@@ -39,6 +39,7 @@ impl<T: Real> PatternProblem<T> {
                 format!("pattern has {} entries, the model needs {m}×{n}", pattern.len()),
             ));
         }
+        memory::check("the primal pattern QP's dense constraint matrix", super::pattern_qp_bytes(net) as u64)?;
         let xhat = small_data(net);
         let k = xhat.cols;
         let xnorm: Vec<T> = (0..n).map(|i| linalg::dot(xhat.row(i), xhat.row(i)).sqrt()).collect();
@@ -282,6 +283,9 @@ impl<T: Real> PatternProblem<T> {
         let q0 = vec![T::zero(p); nv];
         let mut steps = 0;
         loop {
+            if interrupt::requested() {
+                return Err("interrupted".into());
+            }
             active.sort_unstable();
             let (x, nu) = polish_active_set(&eye, &q0, &self.g, &self.h, &active, p)
                 .map_err(|e| format!("active set of {} constraints cannot be polished: {e}", active.len()))?;

@@ -20,7 +20,10 @@ mod tests;
 pub use cholesky::{cholesky, cholesky_solve, Cholesky};
 pub use lu::{lu, lu_solve, Lu};
 pub(crate) use qr::{back_substitute_upper, forward_substitute_upper_transpose};
-pub use qr::{householder_qr, householder_qr_of_transpose, householder_qr_of_transpose_owned, solve_least_squares, Qr};
+pub use qr::{
+    householder_qr, householder_qr_of_transpose, householder_qr_of_transpose_interruptible,
+    householder_qr_of_transpose_owned, solve_least_squares, Qr,
+};
 pub use svd::{rank_from_singular_values, singular_values, singular_values_jacobi, svd, Svd};
 
 /// Dense row-major matrix.

@@ -97,8 +97,23 @@ pub fn householder_qr_of_transpose_owned<T: Real>(x: Mat<T>) -> Qr<T> {
     qr_from_columns(x, cols)
 }
 
+/// [`householder_qr_of_transpose`] that polls the stop request ([`crate::interrupt`]) before
+/// every block of columns and ends with [`SolverError::Interrupted`] (for the large
+/// factorizations of an active-set polish, seconds each).
+pub fn householder_qr_of_transpose_interruptible<T: Real>(x: &Mat<T>) -> Result<Qr<T>, SolverError> {
+    qr_columns(x.clone(), x.cols, true)
+}
+
 /// QR of the m×n matrix A given as `at` = Aᵀ (n rows of length m).
-pub(super) fn qr_from_columns<T: Real>(mut at: Mat<T>, m: usize) -> Qr<T> {
+pub(super) fn qr_from_columns<T: Real>(at: Mat<T>, m: usize) -> Qr<T> {
+    match qr_columns(at, m, false) {
+        Ok(qr) => qr,
+        Err(_) => unreachable!("an unpolled QR does not fail"),
+    }
+}
+
+/// [`qr_from_columns`], polling the stop request before each block when `poll`.
+fn qr_columns<T: Real>(mut at: Mat<T>, m: usize, poll: bool) -> Result<Qr<T>, SolverError> {
     let n = at.rows;
     debug_assert_eq!(at.cols, m);
     let k = m.min(n);
@@ -107,6 +122,9 @@ pub(super) fn qr_from_columns<T: Real>(mut at: Mat<T>, m: usize) -> Qr<T> {
     let mut beta: Vec<T> = Vec::with_capacity(k);
     let mut j0 = 0;
     while j0 < k {
+        if poll {
+            crate::interrupt::check()?;
+        }
         let jb = QR_BLOCK.min(k - j0);
         // Unblocked factorization of the panel (columns j0..j0+jb of A).
         for j in j0..j0 + jb {
@@ -162,7 +180,7 @@ pub(super) fn qr_from_columns<T: Real>(mut at: Mat<T>, m: usize) -> Qr<T> {
             x.assign_f64(0.0);
         }
     }
-    Qr { rows: m, cols: n, r, reflectors: at, tau }
+    Ok(Qr { rows: m, cols: n, r, reflectors: at, tau })
 }
 
 impl<T: Real> Qr<T> {

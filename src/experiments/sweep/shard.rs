@@ -17,6 +17,7 @@ use crate::io::fsutil::create_dir;
 use crate::metrics::{self, to_json_value, StateNumbers};
 use crate::model::data::{self, Dataset, GenSettings};
 use crate::model::network::Network;
+use marginflow_solvers::interrupt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -188,16 +189,25 @@ pub fn run_shard(
         (Err(e), _) => Err(e.as_str()),
     };
     let base = plan.settings.scenario.as_ref().and_then(|b| b.base_dir.clone());
-    let results: Vec<Result<(usize, Option<String>)>> = todo
+    // A stop request: runs not started are left, a run it cut short is not written (so a
+    // rerun of the shard redoes it), and the shard ends with `Interrupted`.
+    let results: Vec<Result<Option<(usize, Option<String>)>>> = todo
         .par_iter()
         .map(|r| {
+            if interrupt::requested() {
+                return Ok(None);
+            }
             let res = run_task(r, data, base.as_deref(), describe);
+            if interrupt::requested() {
+                return Ok(None);
+            }
             write_run(dir, &res)?;
-            Ok((r.index, res.summary.err()))
+            Ok(Some((r.index, res.summary.err())))
         })
         .collect();
+    interrupt::check()?;
     for r in results {
-        let (index, err) = r?;
+        let Some((index, err)) = r? else { continue };
         out.ran.push(index);
         if let Some(e) = err {
             out.failed.push((index, e));

@@ -129,7 +129,7 @@ impl FlowObserver for RowCollector {
         Ok(())
     }
     fn stop_requested(&mut self) -> bool {
-        false
+        marginflow_solvers::interrupt::requested()
     }
 }
 
@@ -333,6 +333,8 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         sc.until_log10_time, sc.restarts
     ));
     let ((outcome, rows), restarts) = run_flows(p, &a)?;
+    // Claims on interrupted flows would be noise: the stop request ends the scenario.
+    marginflow_solvers::interrupt::check()?;
     let trajectory: Vec<TrajectoryPoint> = rows.iter().filter_map(TrajectoryPoint::from_row).collect();
     let net: Network<f64> = Network::new(&p.data, &p.flow.model, 53)?;
     let summary = &outcome.summary;
