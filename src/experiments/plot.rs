@@ -280,6 +280,12 @@ struct LineStyle {
     marker: Option<usize>,
 }
 
+impl LineStyle {
+    fn with_color(self, color: RGBColor) -> Self {
+        LineStyle { color, ..self }
+    }
+}
+
 /// The k-th of a family of lines that must stay apart where they coincide: its own colour,
 /// dash pattern and marker shape.
 fn family_style(k: usize) -> LineStyle {
@@ -293,6 +299,7 @@ fn rule_style(color: RGBColor) -> LineStyle {
 }
 
 /// A series of a flow figure: (log10 t, y) points.
+#[derive(Clone)]
 struct Line {
     label: String,
     points: Vec<(f64, f64)>,
@@ -337,24 +344,57 @@ macro_rules! draw_markers {
     }};
 }
 
-/// Set the legend entry of series annotation `$anno`: a short line of `$c` (width `$w`, or none
-/// when `$w` is 0) and marker `$shape` (`Option` of an index as in [`draw_markers`]).
-macro_rules! set_legend {
-    ($anno:expr, $shape:expr, $c:expr, $w:expr, $size:expr) => {{
-        let (c, w, size): (RGBColor, u32, i32) = ($c, $w, $size);
-        let line = move |(x, y): (i32, i32)| {
-            let pts = if w == 0 { vec![(x + 12, y), (x + 12, y)] } else { vec![(x, y), (x + 24, y)] };
-            EmptyElement::at((x, y)) + PathElement::new(pts, c.mix(if w == 0 { 0.0 } else { 1.0 }).stroke_width(w.max(1)))
-        };
-        match $shape.map(|m: usize| m % 5) {
-            None => $anno.legend(move |p| line(p)),
-            Some(0) => $anno.legend(move |p| line(p) + Circle::new((12, 0), size, c.filled())),
-            Some(1) => $anno.legend(move |p| line(p) + TriangleMarker::new((12, 0), size + 1, c.filled())),
-            Some(2) => $anno.legend(move |p| line(p) + Cross::new((12, 0), size, c.stroke_width(2))),
-            Some(3) => $anno.legend(move |p| line(p) + Rectangle::new([(12 - size, -size), (12 + size, size)], c.filled())),
-            Some(_) => $anno.legend(move |p| line(p) + Circle::new((12, 0), size + 1, c.stroke_width(2))),
-        };
-    }};
+/// Rows of the legend below a flow figure (two entries a row).
+fn legend_rows(fig: &FlowFigure) -> u32 {
+    let n = fig.lines.len() + fig.rules.len() + fig.points.len();
+    if n <= 1 {
+        0
+    } else {
+        n.div_ceil(2) as u32
+    }
+}
+
+const LEGEND_ROW: u32 = 20;
+
+/// One legend entry at pixel (x, y) of `area`: a line sample (none for width 0), its marker,
+/// the label.
+fn legend_entry(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    (x, y): (i32, i32),
+    label: &str,
+    st: LineStyle,
+    size: i32,
+) -> Result<()> {
+    let c = st.color;
+    if st.width > 0 {
+        let style = c.stroke_width(st.width);
+        match st.dash {
+            None => area.draw(&PathElement::new(vec![(x, y), (x + 30, y)], style)).map_err(err)?,
+            Some((d, g)) => {
+                let mut u = x;
+                while u < x + 30 {
+                    let v = (u + d as i32).min(x + 30);
+                    area.draw(&PathElement::new(vec![(u, y), (v, y)], style)).map_err(err)?;
+                    u = v + g as i32;
+                }
+            }
+        }
+    }
+    let m = (x + 15, y);
+    match st.marker.map(|k| k % 5) {
+        None => {}
+        Some(0) => area.draw(&Circle::new(m, size, c.filled())).map_err(err)?,
+        Some(1) => area.draw(&TriangleMarker::new(m, size + 1, c.filled())).map_err(err)?,
+        Some(2) => area.draw(&Cross::new(m, size, c.stroke_width(2))).map_err(err)?,
+        Some(3) => area.draw(&Rectangle::new([(m.0 - size, m.1 - size), (m.0 + size, m.1 + size)], c.filled())).map_err(err)?,
+        Some(_) => area.draw(&Circle::new(m, size + 1, c.stroke_width(2))).map_err(err)?,
+    }
+    let font = ("sans-serif", 13).into_font().color(&BLACK);
+    let font = font.pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Center,
+    ));
+    area.draw(&Text::new(label.to_string(), (x + 38, y), font)).map_err(err)
 }
 
 /// Superscript digits for tick labels such as 10³.
@@ -406,6 +446,52 @@ const FLOW_SIZE: (u32, u32) = (760, 480);
 
 /// Draw a flow figure into an SVG string.
 fn draw_flow(fig: &FlowFigure) -> Result<String> {
+    let mut buf = String::new();
+    {
+        let size = (FLOW_SIZE.0, FLOW_SIZE.1 + legend_rows(fig) * LEGEND_ROW);
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw_flow_on(&root, fig)?;
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+/// Two flow figures stacked in one SVG (the lower one two thirds as tall).
+fn draw_panels(upper: &FlowFigure, lower: &FlowFigure) -> Result<String> {
+    let h_upper = FLOW_SIZE.1 + legend_rows(upper) * LEGEND_ROW;
+    let h_lower = FLOW_SIZE.1 * 2 / 3 + legend_rows(lower) * LEGEND_ROW;
+    let size = (FLOW_SIZE.0, h_upper + h_lower);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (a, b) = root.split_vertically(h_upper);
+        draw_flow_on(&a, upper)?;
+        draw_flow_on(&b, lower)?;
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+/// The points of `pts` nearest to `count` evenly spaced x positions, shifted by `phase` (0..1)
+/// of a spacing so that lines drawn on top of each other show their markers side by side.
+fn marker_points(pts: &[(f64, f64)], count: usize, phase: f64) -> Vec<(f64, f64)> {
+    let (Some(a), Some(b)) = (pts.first(), pts.last()) else { return Vec::new() };
+    let step = (b.0 - a.0) / count as f64;
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for k in 0..count {
+        let x = a.0 + (k as f64 + phase) * step;
+        let near = pts.iter().min_by(|p, q| (p.0 - x).abs().total_cmp(&(q.0 - x).abs()));
+        if let Some(p) = near.filter(|p| !out.contains(p)) {
+            out.push(*p);
+        }
+    }
+    out
+}
+
+/// Draw a flow figure on a drawing area (a whole SVG or one panel).
+fn draw_flow_on(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, fig: &FlowFigure) -> Result<()> {
     let floor = |y: f64| match fig.floor {
         Some(f) if fig.y_log && y.is_finite() && y < f => f,
         _ => y,
@@ -427,17 +513,22 @@ fn draw_flow(fig: &FlowFigure) -> Result<String> {
         .chain(points.iter().map(|p| p.1 .1))
         .chain(rules.iter().map(|r| r.1));
     let (y0, y1) = range(all_y, fig.y_log);
-    let mut buf = String::new();
+    let (_, h) = root.dim_in_pixel();
+    let (root, legend_area) = root.split_vertically(h - legend_rows(fig) * LEGEND_ROW);
+    // The title above the s axis (plotters' caption would sit below the top margin).
+    let title_font = ("sans-serif", 20).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Top,
+    ));
+    root.draw(&Text::new(fig.title.clone(), (root.dim_in_pixel().0 as i32 / 2, 8), title_font)).map_err(err)?;
+    let mut legend: Vec<(String, LineStyle, i32)> = Vec::new();
     {
-        let root = SVGBackend::with_string(&mut buf, FLOW_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
         let mut builder = ChartBuilder::on(&root);
         builder
-            .caption(&fig.title, ("sans-serif", 20))
             .margin(12)
+            .margin_top(if fig.top_ticks.is_empty() { 40 } else { 80 })
             .x_label_area_size(44)
-            .y_label_area_size(72)
-            .set_label_area_size(LabelAreaPosition::Top, if fig.top_ticks.is_empty() { 0 } else { 38 });
+            .y_label_area_size(72);
         macro_rules! body {
             ($chart:expr) => {{
                 let mut chart = $chart;
@@ -455,14 +546,12 @@ fn draw_flow(fig: &FlowFigure) -> Result<String> {
                     .bold_line_style(BLACK.mix(0.12))
                     .draw()
                     .map_err(err)?;
-                let mut drawn = 0usize;
                 for (r, y, st) in &rules {
                     let pts = vec![(x0, *y), (x1, *y)];
                     let style = st.color.stroke_width(st.width);
                     let (d, g) = st.dash.unwrap_or((7, 5));
-                    let anno = chart.draw_series(DashedLineSeries::new(pts, d, g, style)).map_err(err)?.label(r.clone());
-                    set_legend!(anno, st.marker, st.color, st.width, 4);
-                    drawn += 1;
+                    chart.draw_series(DashedLineSeries::new(pts, d, g, style)).map_err(err)?;
+                    legend.push((r.clone(), *st, 4));
                 }
                 for (k, (l, pts)) in lines.iter().enumerate() {
                     if pts.is_empty() {
@@ -470,42 +559,24 @@ fn draw_flow(fig: &FlowFigure) -> Result<String> {
                     }
                     let st = l.style;
                     let style = st.color.stroke_width(st.width);
-                    let anno = match st.dash {
+                    match st.dash {
                         None => chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(err)?,
                         Some((d, g)) => {
                             chart.draw_series(DashedLineSeries::new(pts.clone(), d, g, style)).map_err(err)?
                         }
                     };
-                    let anno = anno.label(l.label.clone());
-                    set_legend!(anno, st.marker, st.color, st.width, 4);
-                    drawn += 1;
+                    legend.push((l.label.clone(), st, 4));
                     if let Some(m) = st.marker {
-                        // About 12 markers per line, staggered between lines so coinciding
-                        // curves still show each one's markers.
-                        let every = (pts.len() / 12).max(1);
-                        let off = (k * every / lines.len().max(1)) % every;
-                        let marked: Vec<(f64, f64)> =
-                            pts.iter().enumerate().filter(|(i, _)| i % every == off).map(|(_, q)| *q).collect();
+                        // 12 markers evenly spaced along x, staggered between lines so that
+                        // coinciding curves still show each one's markers.
+                        let marked = marker_points(pts, 12, (k as f64 + 0.5) / lines.len().max(1) as f64);
                         draw_markers!(chart, marked, m, st.color, 4);
                     }
                 }
                 for (label, q, c, m) in &points {
                     let (c, m) = (*c, *m);
-                    let anno = draw_markers!(chart, vec![*q], m, c, 6).label((*label).clone());
-                    set_legend!(anno, Some(m), c, 0, 6);
-                    drawn += 1;
-                }
-                if drawn > 1 {
-                    let pts: Vec<(f64, f64)> = lines.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-                    let frac = |x: f64, y: f64| (axis_frac(x, x0, x1, false), axis_frac(y, y0, y1, fig.y_log));
-                    chart
-                        .configure_series_labels()
-                        .label_font(("sans-serif", 13))
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK)
-                        .position(legend_corner(&pts, frac, drawn))
-                        .draw()
-                        .map_err(err)?;
+                    draw_markers!(chart, vec![*q], m, c, 6);
+                    legend.push(((*label).clone(), LineStyle { color: c, width: 0, dash: None, marker: Some(m) }, 6));
                 }
                 // The s axis on top: ticks where s = 10^k lies on the log10 t axis.
                 if !fig.top_ticks.is_empty() {
@@ -514,18 +585,18 @@ fn draw_flow(fig: &FlowFigure) -> Result<String> {
                     let font = ("sans-serif", 13).into_font().color(&BLACK);
                     let centered = font.clone().pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Bottom));
                     root.draw(&PathElement::new(vec![(xr.start, top), (xr.end, top)], BLACK)).map_err(err)?;
-                    let mut last_px = i32::MIN;
+                    let mut last_px: Option<i32> = None;
                     for (x, label) in &fig.top_ticks {
                         let px = chart.backend_coord(&(*x, y0)).0;
-                        if px < xr.start || px > xr.end || px - last_px < 44 {
+                        if px < xr.start || px > xr.end || last_px.is_some_and(|l| px - l < 44) {
                             continue;
                         }
-                        last_px = px;
+                        last_px = Some(px);
                         root.draw(&PathElement::new(vec![(px, top), (px, top - 5)], BLACK)).map_err(err)?;
                         root.draw(&Text::new(label.clone(), (px, top - 7), centered.clone())).map_err(err)?;
                     }
                     let right = font.pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Right, plotters::style::text_anchor::VPos::Bottom));
-                    root.draw(&Text::new("normalized time s", (xr.end, top - 22), right)).map_err(err)?;
+                    root.draw(&Text::new("normalized time s", (xr.end, top - 26), right)).map_err(err)?;
                 }
             }};
         }
@@ -534,9 +605,17 @@ fn draw_flow(fig: &FlowFigure) -> Result<String> {
         } else {
             body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?)
         }
-        root.present().map_err(err)?;
     }
-    Ok(buf)
+    // The legend below the figure, two entries a row, never over a curve.
+    if legend.len() > 1 {
+        let w = legend_area.dim_in_pixel().0 as i32;
+        for (k, (label, st, size)) in legend.iter().enumerate() {
+            let x = if k % 2 == 0 { 84 } else { 84 + (w - 84) / 2 };
+            let y = (k / 2) as i32 * LEGEND_ROW as i32 + LEGEND_ROW as i32 / 2;
+            legend_entry(&legend_area, (x, y), label, *st, *size)?;
+        }
+    }
+    Ok(())
 }
 
 /// Points (log10 t, f(row)) of the trajectory.
@@ -602,6 +681,21 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
                 let pts = rows.iter().filter_map(|r| r.singular_values.get(i).map(|v| (r.log10_time, *v))).collect();
                 fig.lines.push(line(&format!("σ{}", i + 1), pts, family_style(i)));
             }
+            if k > 3 {
+                // σ3…σK stay near the initialization scale, in one band on the log axis: a
+                // second panel shows them on their own linear axis.
+                let bulk = FlowFigure {
+                    title: format!("σ3…σ{k}, zoomed (linear axis)"),
+                    y_label: "singular value".into(),
+                    y_log: false,
+                    lines: fig.lines[2..].to_vec(),
+                    rules: Vec::new(),
+                    points: Vec::new(),
+                    top_ticks: Vec::new(),
+                    floor: None,
+                };
+                return draw_panels(&fig, &bulk);
+            }
         }
         PlotKind::SigmaRatio => {
             fig.y_label = "σ3/σ1 of W (log scale)".into();
@@ -621,7 +715,7 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
                     .map(|r| (r.log10_time, 10f64.powf(f.intercept + f.slope * (1.0 / r.s).log10())))
                     .collect();
                 let label = format!("fit: position gap ∝ s^-{:.2} (late rows)", f.slope);
-                fig.lines.push(line(&label, pts, LineStyle { dash: Some((4, 3)), ..solid(4) }));
+                fig.lines.push(line(&label, pts, LineStyle { dash: Some((3, 3)), ..solid(0) }.with_color(BLACK)));
             }
             fig.rules.push((
                 format!("velocity-gap threshold {}", fmt_tick(th.velocity_gap)),
