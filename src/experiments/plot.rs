@@ -703,7 +703,7 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
             fig.rules.push((format!("rank claim: σ3/σ1 ≤ {} at the end", fmt_tick(th.sigma_ratio)), th.sigma_ratio, rule_style(grey)));
         }
         PlotKind::Gaps => {
-            fig.y_label = "gap 1 - cos (log scale)".into();
+            fig.y_label = "gap 1 - cos (log scale; ≤ 1e-16 drawn at 1e-16)".into();
             fig.floor = Some(GAP_FLOOR);
             fig.lines.push(line("position gap, theory W*", by_t(rows, |r| r.position_gap), solid(0)));
             fig.lines.push(line("velocity gap, theory W*", by_t(rows, |r| r.velocity_gap), solid(1)));
