@@ -119,7 +119,7 @@ fn report_html_screenshot() {
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=1200,2400",
+            "--window-size=1200,8000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", shot.display()))
@@ -128,7 +128,7 @@ fn report_html_screenshot() {
         .unwrap();
     assert!(shot.is_file(), "no screenshot; chromium said: {}", String::from_utf8_lossy(&o.stderr));
     let img = Pixmap::decode_png(&std::fs::read(&shot).unwrap()).unwrap();
-    assert_eq!((img.width(), img.height()), (1200, 2400));
+    assert_eq!((img.width(), img.height()), (1200, 8000));
     assert!(inked(&img) > 0.01, "the page is blank");
     // The loss figure's curve is tab10 blue (31, 119, 180): the images loaded.
     let blue = img

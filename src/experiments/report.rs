@@ -269,7 +269,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #eee; }
 img { width: 760px; max-width: 100%; display: block; margin: 1.2em 0 0.2em; border: 1px solid #ddd; }
-h2 { border-bottom: 2px solid #1f77b4; padding-bottom: 0.2em; margin-top: 2em; }
+h2 { border-bottom: 2px solid #888; padding-bottom: 0.2em; margin-top: 2em; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 ";
 
