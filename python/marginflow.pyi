@@ -55,6 +55,9 @@ class FlowResult:
     @property
     def status(self) -> str:
         """summary["status"]: "reached", or why the run ended earlier."""
+    def to_pandas(self) -> Any:
+        """The trajectory as a pandas DataFrame (singular_values as sigma_1 … sigma_K);
+        ImportError naming pandas when it is not installed."""
 
 class MaxMarginResult:
     #: The CLI's maxmargin JSON: norm, normalized_margin, multipliers, active, certified,
@@ -70,6 +73,14 @@ class DescentResult:
     trajectory: Dict[str, np.ndarray]
     #: Final W (m×d float64).
     W: np.ndarray
+    def to_pandas(self) -> Any:
+        """The trajectory as a pandas DataFrame (ImportError naming pandas when absent)."""
+
+def to_pandas(obj: Any) -> Any:
+    """A pandas DataFrame of a flow/descent result's trajectory, or of the run dicts `sweep`
+    returns (one row per run, nested fields as `a.b` columns). The figures of `validate` are in
+    the submodule `marginflow.plot` (matplotlib): loss, margin, singular_values, sigma_ratio,
+    gaps, pattern, all_figures, each `f(result, ax=None)`, against log10 t with s on top."""
 
 class Report:
     passed: bool

@@ -51,6 +51,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A figure could not be rendered to PNG or PDF.
+    #[error("rendering a figure to {format}: {reason}")]
+    Render {
+        /// `png` or `pdf`.
+        format: &'static str,
+        /// What failed.
+        reason: String,
+    },
     /// An error from the numerical layer.
     #[error(transparent)]
     Solver(#[from] marginflow_solvers::SolverError),

@@ -126,13 +126,19 @@ pub struct StateNumbers {
 }
 
 impl StateNumbers {
-    /// The reported numbers of measured state.
+    /// The reported numbers of measured state (the top [`REPORTED_SINGULAR_VALUES`] singular
+    /// values).
     pub fn of<T: Real>(sm: &StateMetrics<T>) -> Self {
+        Self::with_singular_values(sm, REPORTED_SINGULAR_VALUES)
+    }
+
+    /// The reported numbers of measured state with the top `k` singular values.
+    pub fn with_singular_values<T: Real>(sm: &StateMetrics<T>, k: usize) -> Self {
         let (log10_loss, log10_loss_decimal) = num_fields(&sm.log10_loss);
         let (frobenius_norm, frobenius_norm_decimal) = num_fields(&sm.frobenius_norm);
         let (min_margin, min_margin_decimal) = num_fields(&sm.min_margin);
         let (normalized_margin, normalized_margin_decimal) = num_fields(&sm.normalized_margin);
-        let (singular_values, singular_values_decimal) = split_list(&top_singular_values(&sm.singular_values));
+        let (singular_values, singular_values_decimal) = split_list(&sm.singular_values.iter().take(k).map(Num::of).collect::<Vec<_>>());
         let (stable_rank, stable_rank_decimal) = num_fields(&sm.stable_rank);
         let (sigma3_over_sigma1, sigma3_over_sigma1_decimal) = num_fields(&sm.sigma3_over_sigma1);
         StateNumbers {

@@ -43,7 +43,7 @@ pub fn py_err(e: marginflow::Error) -> PyErr {
     match e {
         E::Io { .. } => PyOSError::new_err(msg),
         E::Solver(marginflow_solvers::SolverError::MemoryLimit { .. }) => PyMemoryError::new_err(msg),
-        E::Solver(_) => PyRuntimeError::new_err(msg),
+        E::Solver(_) | E::Render { .. } => PyRuntimeError::new_err(msg),
         E::BadData { .. } | E::BadNpy { .. } | E::BadSetting { .. } | E::BadCheckpoint { .. } => {
             PyValueError::new_err(msg)
         }

@@ -236,6 +236,12 @@ impl FlowResult {
     fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.summary.bind(py).get_item("status")?.unbind())
     }
+    /// The trajectory as a pandas DataFrame, one row per trajectory row (`singular_values` as
+    /// `sigma_1` … `sigma_K`); ImportError naming pandas when it is not installed.
+    fn to_pandas(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(py.import("marginflow.frames")?.call_method1("to_pandas", (slf,))?.unbind())
+    }
     fn __repr__(&self, py: Python<'_>) -> String {
         summary_repr(py, "FlowResult", &self.summary, &["status", "log10_time", "normalized_margin", "stable_rank"])
     }
@@ -277,6 +283,12 @@ struct DescentResult {
 
 #[pymethods]
 impl DescentResult {
+    /// The trajectory as a pandas DataFrame, one row per trajectory row (`singular_values` as
+    /// `sigma_1` … `sigma_K`); ImportError naming pandas when it is not installed.
+    fn to_pandas(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(py.import("marginflow.frames")?.call_method1("to_pandas", (slf,))?.unbind())
+    }
     fn __repr__(&self, py: Python<'_>) -> String {
         summary_repr(py, "DescentResult", &self.summary, &["status", "step", "stable_rank"])
     }
@@ -789,6 +801,21 @@ fn marginflow_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MaxMarginResult>()?;
     m.add_class::<DescentResult>()?;
     m.add_class::<Report>()?;
+    // Pure-Python helpers compiled in: marginflow.frames (pandas) and marginflow.plot
+    // (matplotlib), both optional dependencies imported on first use.
+    let py = m.py();
+    let modules = py.import("sys")?.getattr("modules")?;
+    for (name, file, code) in [
+        ("frames", "marginflow/frames.py", include_str!("frames.py")),
+        ("plot", "marginflow/plot.py", include_str!("plot.py")),
+    ] {
+        let full = format!("marginflow.{name}");
+        let c = |s: &str| std::ffi::CString::new(s).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()));
+        let sub = PyModule::from_code(py, &c(code)?, &c(file)?, &c(&full)?)?;
+        m.add_submodule(&sub)?;
+        modules.set_item(&full, &sub)?;
+    }
+    m.add("to_pandas", m.getattr("frames")?.getattr("to_pandas")?)?;
     m.add("MPFR", MPFR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -136,6 +136,7 @@ pub const FLAG_OF_SETTING: &[(&str, &str)] = &[
     ("step_size", "--step-size"),
     ("steps", "--steps"),
     ("rows_per_decade", "--rows-per-decade"),
+    ("singular_values", "--singular-values"),
     ("smoothness", "--smoothness"),
     ("n", "--n"),
     ("d", "--d"),

@@ -64,6 +64,10 @@ pub struct FlowArgs {
     /// 2.4 decades of s past s = 1; at most 2000 rows) [default: 20; on --resume: the run's].
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     pub rows_per_decade: Option<u32>,
+    /// Singular values of W in each trajectory row, largest first (the summary lists 8)
+    /// [default: 8; on --resume: the run's].
+    #[arg(long, value_name = "K", conflicts_with = "resume")]
+    pub singular_values: Option<usize>,
     /// Step limit (accepted + rejected); a run that hits it exits 3 [default: none].
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -239,6 +243,9 @@ fn prepare(args: &FlowArgs) -> anyhow::Result<Prepared> {
         }
         if let Some(r) = args.rows_per_decade {
             settings.rows_per_decade = r;
+        }
+        if let Some(k) = args.singular_values {
+            settings.singular_values = k;
         }
         settings.max_steps = args.max_steps;
         settings.validate()?;

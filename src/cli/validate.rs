@@ -1,11 +1,12 @@
 //! `marginflow validate [SCENARIO.toml ...] [--out DIR]`: run scenarios (or the built-in default
-//! suite), check the theorem's claims, write DIR/report.md, DIR/report.json and SVG plots.
+//! suite), check the theorem's claims, write DIR/report.md, DIR/report.json, DIR/report.html and the
+//! figures (SVG, with PNG and PDF beside each).
 //! Exit 0 when every claim holds (or fails as expected), 1 when one fails, 2 for bad input.
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use marginflow::experiments::validate::{self, PreparedScenario, Report, ScenarioReport};
-use marginflow::experiments::{plot, report};
+use marginflow::experiments::{plot, render, report};
 use marginflow::io::fsutil::write_atomic;
 use marginflow::io::rundir;
 use rayon::prelude::*;
@@ -23,7 +24,7 @@ pub struct ValidateArgs {
     /// Scenario files (TOML). Without any, the built-in default suite (the files in
     /// `validation/`, embedded in the binary) runs.
     pub scenarios: Vec<PathBuf>,
-    /// Output directory for report.md, report.json and the SVG plots.
+    /// Output directory for report.md, report.json, report.html and the figures (SVG, PNG, PDF).
     #[arg(long, default_value = "out/validate")]
     pub out: PathBuf,
     /// Replace another run in --out (removes only the files marginflow wrote there).
@@ -137,12 +138,20 @@ fn write_report(
         for (f, svg) in &plots {
             write_atomic(&out.join(&f.file), svg.as_bytes())?;
             manifest.files.push(f.file.clone());
+            // PNG and PDF beside every SVG (pure Rust, embedded font).
+            let stem = f.file.strip_suffix(".svg").unwrap_or(&f.file);
+            let png = format!("{stem}.png");
+            write_atomic(&out.join(&png), &render::svg_to_png(svg, render::PNG_SCALE)?)?;
+            let pdf = format!("{stem}.pdf");
+            write_atomic(&out.join(&pdf), &render::svg_to_pdf(svg)?)?;
+            manifest.files.extend([png, pdf]);
         }
     }
     let report = Report::new(scenarios);
     write_atomic(&out.join("report.json"), report::render_json(&report).as_bytes())?;
     write_atomic(&out.join("report.md"), report::render_markdown(&report).as_bytes())?;
-    manifest.files.extend(["report.json".to_string(), "report.md".to_string()]);
+    write_atomic(&out.join("report.html"), report::render_html(&report).as_bytes())?;
+    manifest.files.extend(["report.json".to_string(), "report.md".to_string(), "report.html".to_string()]);
     manifest.save(out)?;
     Ok(report)
 }

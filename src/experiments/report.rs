@@ -184,6 +184,9 @@ fn scenario_markdown(md: &mut String, s: &ScenarioReport) {
         let _ = writeln!(md);
         for p in &s.plots {
             let _ = writeln!(md, "![{} — {}]({})\n", s.name, p.title, p.file);
+            if let Some(stem) = p.file.strip_suffix(".svg") {
+                let _ = writeln!(md, "[PNG]({stem}.png) · [PDF]({stem}.pdf)\n");
+            }
         }
     }
     let _ = writeln!(md);
@@ -241,6 +244,34 @@ pub fn render_markdown(report: &Report) -> String {
     }
     md
 }
+
+/// `report.html`: `report.md` as a page a browser shows (tables styled, every figure as its
+/// PNG, which carries the embedded font, with links to the SVG and PDF beside it).
+pub fn render_html(report: &Report) -> String {
+    use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
+    let md = render_markdown(report);
+    let events = Parser::new_ext(&md, Options::ENABLE_TABLES).map(|ev| match ev {
+        Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
+            let png = dest_url.strip_suffix(".svg").map(|stem| CowStr::from(format!("{stem}.png")));
+            Event::Start(Tag::Image { link_type, dest_url: png.unwrap_or(dest_url), title, id })
+        }
+        ev => ev,
+    });
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(&mut body, events);
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>marginflow validation report</title>\n<style>\n{HTML_STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
+}
+
+const HTML_STYLE: &str = "body { font-family: 'DejaVu Sans', sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #eee; }
+img { width: 760px; max-width: 100%; display: block; margin: 1.2em 0 0.2em; border: 1px solid #ddd; }
+h2 { border-bottom: 2px solid #888; padding-bottom: 0.2em; margin-top: 2em; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+";
 
 #[cfg(test)]
 mod tests {

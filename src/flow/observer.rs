@@ -99,7 +99,7 @@ impl<'o, T: Real> Rows<'o, T> {
         });
         Ok(TrajectoryRow {
             time: FlowTime::of(&st.s, &st.y[mn]),
-            state: StateNumbers::of(&sm),
+            state: StateNumbers::with_singular_values(&sm, self.settings.singular_values),
             cosines,
             accepted: st.stats.accepted,
             rejected: st.stats.rejected,

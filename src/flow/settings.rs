@@ -49,6 +49,11 @@ fn engine_before_setting() -> Engine {
     Engine::Span
 }
 
+/// Settings files written before the setting existed listed 8 singular values per row.
+fn default_singular_values() -> usize {
+    crate::metrics::REPORTED_SINGULAR_VALUES
+}
+
 /// Settings of a flow run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowSettings {
@@ -71,6 +76,10 @@ pub struct FlowSettings {
     pub rows_per_decade: u32,
     /// At most this many trajectory rows (default: 2000).
     pub max_rows: usize,
+    /// Singular values of W in each trajectory row, largest first (default: 8; the summary
+    /// always lists 8).
+    #[serde(default = "default_singular_values")]
+    pub singular_values: usize,
     /// Step limit, accepted plus rejected (default: none).
     pub max_steps: Option<u64>,
     /// The engine (default: dual).
@@ -90,6 +99,7 @@ impl Default for FlowSettings {
             precision: 53,
             rows_per_decade: 20,
             max_rows: 2000,
+            singular_values: default_singular_values(),
             max_steps: None,
             engine: Engine::Dual,
         }
@@ -132,6 +142,9 @@ impl FlowSettings {
                     self.precision
                 ),
             ));
+        }
+        if self.singular_values == 0 {
+            return Err(Error::setting("singular_values", "must be at least 1"));
         }
         if self.rows_per_decade == 0 {
             return Err(Error::setting("rows_per_decade", "must be at least 1"));

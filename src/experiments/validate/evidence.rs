@@ -85,7 +85,7 @@ pub(super) fn final_gaps(ev: &Evidence<'_>) -> Option<(f64, f64)> {
 }
 
 /// Rows within `decades` decades of the final s.
-pub(super) fn late_rows(rows: &[TrajectoryPoint], final_s: Option<f64>, decades: f64) -> Vec<TrajectoryPoint> {
+pub fn late_rows(rows: &[TrajectoryPoint], final_s: Option<f64>, decades: f64) -> Vec<TrajectoryPoint> {
     let Some(s_end) = final_s.filter(|s| *s > 0.0) else { return Vec::new() };
     let s_min = s_end / 10f64.powf(decades);
     rows.iter().filter(|r| r.s >= s_min && r.s > 0.0).cloned().collect()

@@ -25,12 +25,7 @@ pub(super) fn theory_pattern_claim(ev: &Evidence<'_>) -> ClaimResult {
     let comparison = ev.summary.reference.as_ref().and_then(|r| r.comparison());
     let velocity_gap = comparison.and_then(|c| c.cosines.cosine_velocity).map(|c| 1.0 - c);
     let position_gap = comparison.and_then(|c| c.cosines.cosine_position).map(|c| 1.0 - c);
-    let (lx, ly): (Vec<f64>, Vec<f64>) = ev
-        .late()
-        .iter()
-        .filter_map(|r| r.position_gap.filter(|g| *g > 0.0).map(|g| ((1.0 / r.s).log10(), g.log10())))
-        .unzip();
-    let gap_fit = fit_line(&lx, &ly);
+    let gap_fit = position_gap_fit(&ev.late());
     let mut notes = Vec::new();
     if let Some(why) = ev.summary.reference.as_ref().and_then(|r| r.not_certified_because()) {
         notes.push(format!("theory-pattern reference not certified: {why}"));
@@ -59,6 +54,16 @@ pub(super) fn theory_pattern_claim(ev: &Evidence<'_>) -> ClaimResult {
         Some(notes.join("; ")),
         ev.expect(),
     )
+}
+
+/// The position-gap fit log10(1 − cos(W, W*)) = a + b·log10(1/s) over `late` rows (the
+/// `theory_pattern` claim reports b; the gaps figure draws the line).
+pub fn position_gap_fit(late: &[TrajectoryPoint]) -> Option<LineFit> {
+    let (lx, ly): (Vec<f64>, Vec<f64>) = late
+        .iter()
+        .filter_map(|r| r.position_gap.filter(|g| *g > 0.0).map(|g| ((1.0 / r.s).log10(), g.log10())))
+        .unzip();
+    fit_line(&lx, &ly)
 }
 
 /// `rank`: rank W* ≤ 2, σ3/σ1 of W small at the end and decreasing over the late rows.

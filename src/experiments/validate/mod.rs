@@ -39,6 +39,8 @@ mod claims;
 pub mod dynamics;
 mod evidence;
 mod limit_claims;
+pub use evidence::late_rows;
+pub use limit_claims::position_gap_fit;
 mod scenario;
 pub mod theorem_claims;
 pub mod theorems;
@@ -186,6 +188,9 @@ pub struct ScenarioReport {
     pub reference_margin: Option<f64>,
     /// Whether the reference is certified.
     pub reference_certified: bool,
+    /// The comparison with the certified QP on the flow's own limit pattern, at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_reference: Option<LimitPoint>,
     /// The restart flows.
     pub restarts: Vec<RestartResult>,
     /// The claims.
@@ -206,6 +211,32 @@ pub struct ScenarioReport {
     /// (completed → reached, interrupted → interrupted, diverged → non_finite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub descent: Option<DescentReport>,
+}
+
+/// The end of a flow against the max-margin QP on its own limit pattern (drawn beside the
+/// theory pattern's curves in the figures).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LimitPoint {
+    /// Whether that reference is certified.
+    pub certified: bool,
+    /// Its normalized margin 1/‖W*‖.
+    pub normalized_margin: Option<f64>,
+    /// 1 − cos(W, W*) at the end.
+    pub position_gap: Option<f64>,
+    /// 1 − cos(dW/ds, W*) at the end.
+    pub velocity_gap: Option<f64>,
+}
+
+impl LimitPoint {
+    fn of(r: &crate::flow::FlowReference) -> Option<Self> {
+        let c = r.comparison()?;
+        Some(LimitPoint {
+            certified: c.certified,
+            normalized_margin: c.normalized_margin,
+            position_gap: c.cosines.cosine_position.map(|c| 1.0 - c),
+            velocity_gap: c.cosines.cosine_velocity.map(|c| 1.0 - c),
+        })
+    }
 }
 
 /// What a descent scenario ran and measured.
@@ -363,6 +394,7 @@ pub fn run_scenario_with(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) ->
         statistics: ScenarioWork::Flow(summary.statistics.clone()),
         reference_margin,
         reference_certified,
+        limit_reference: summary.limit_reference.as_ref().and_then(LimitPoint::of),
         restarts,
         claims,
         trajectory,
@@ -433,6 +465,7 @@ fn run_descent_scenario(p: &PreparedScenario, stage: &(dyn Fn(&str) + Sync)) -> 
         statistics: ScenarioWork::Descent { steps },
         reference_margin: None,
         reference_certified: false,
+        limit_reference: None,
         restarts: Vec::new(),
         claims,
         trajectory: Vec::new(),
