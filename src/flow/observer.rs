@@ -162,8 +162,17 @@ impl<'o, T: Real> Rows<'o, T> {
             switch = self.switch.ready(s, h, u, self.end);
         }
         let stats = &st.stats;
-        let counts =
-            (stats.accepted + stats.rejected, stats.rejected, stats.events + stats.released, stats.floor_steps);
+        let counts = (
+            stats.accepted + stats.rejected,
+            stats.rejected,
+            if self.settings.events {
+                stats.events + stats.released
+            } else {
+                // Kinks are stepped over unseen: a rejection is no sign of a stall.
+                stats.accepted + stats.rejected
+            },
+            stats.floor_steps,
+        );
         if let Some(seen) = self.watch.step(&self.settings.watchdog, counts, s) {
             self.watch.restart();
             if self.watch_switch && self.phase == Phase::Explicit && !self.watch.remedied {
