@@ -5,4 +5,4 @@
 set -e
 cd "$(dirname "$0")/../.."
 SOAK_RUNS="${RUNS:-300}" SOAK_SEED="${SEED:-23}" SOAK_VERBOSE=1 \
-    nice -n 10 cargo test --release --test soak -- --nocapture 2>&1 | grep -E '^ *[a-z_]+ +[0-9.]+ s|^soak:|panicked|FAILED|test result'
+    nice -n 10 cargo test --release --test soak -- --nocapture 2>&1 | grep -E '^ *[a-z_]+( \(over budget\))? +[0-9.]+ s|^soak:|panicked|FAILED|test result'
