@@ -199,6 +199,9 @@ fn soak(runs: u64, seed: u64) -> BTreeMap<String, usize> {
                     assert!(claims_finite(s), "{}: non-finite numbers in a {} summary: {text}", p.what, s.status);
                     assert!(obs.finite_rows, "{}: a row with a non-finite s", p.what);
                 }
+                if std::env::var_os("SOAK_VERBOSE").is_some() {
+                    eprintln!("  detail: {}", s.status_detail.as_deref().unwrap_or("-"));
+                }
                 if s.status == FlowStatus::Interrupted {
                     "budget".to_string()
                 } else {
