@@ -162,17 +162,8 @@ impl<'o, T: Real> Rows<'o, T> {
             switch = self.switch.ready(s, h, u, self.end);
         }
         let stats = &st.stats;
-        let counts = (
-            stats.accepted + stats.rejected,
-            stats.rejected,
-            if self.settings.events {
-                stats.events + stats.released
-            } else {
-                // Kinks are stepped over unseen: a rejection is no sign of a stall.
-                stats.accepted + stats.rejected
-            },
-            stats.floor_steps,
-        );
+        let counts =
+            (stats.accepted + stats.rejected, stats.rejected, stats.events + stats.released, stats.floor_steps);
         if let Some(seen) = self.watch.step(&self.settings.watchdog, counts, s) {
             self.watch.restart();
             if self.watch_switch && self.phase == Phase::Explicit && !self.watch.remedied {
@@ -263,13 +254,17 @@ impl<'o, T: Real> Rows<'o, T> {
                 "--rtol {:e} asks for more than {arithmetic} holds at this s (steps at the round-off floor 32ε·s): rerun with --precision 106 (or 212), or a looser --rtol",
                 self.settings.rtol
             )
+        } else if !self.settings.events {
+            "kinks are stepped over unseen with --events off (a pre-activation chattering at 0 costs a rejected \
+             step per crossing): try --events on (kinks located, sliding modes held)"
+                .into()
         } else if self.phase == Phase::Stiff || self.settings.method.is_extrapolation() {
             "try --events off, --engine span, or a looser --rtol".into()
         } else {
             "try --method seulex (the flow may be stiff here), --events off, or --engine span".into()
         };
         format!(
-            "no progress{remedy} at s = {s:e} (log10 t = {lt:.6}, log10 L = {ll}): of the last {} step attempts (from s = {:e}) {} were rejected and {} taken at the round-off floor, with no new kink; step size {:e}; {} pre-activations sliding; {try_this}",
+            "no progress{remedy} at s = {s:e} (log10 t = {lt:.6}, log10 L = {ll}): of the last {} step attempts (from s = {:e}) {} were rejected and {} taken at the round-off floor, with no new kink seen; step size {:e}; {} pre-activations sliding; {try_this}",
             seen.attempts,
             seen.s_from,
             seen.rejected,
