@@ -164,7 +164,7 @@ impl<'o, T: Real> Rows<'o, T> {
         let stats = &st.stats;
         let counts =
             (stats.accepted + stats.rejected, stats.rejected, stats.events + stats.released, stats.floor_steps);
-        if let Some(seen) = self.watch.step(&self.settings.watchdog, counts, s) {
+        if let Some(seen) = self.watch.step(&self.settings.watchdog, counts, s, self.settings.events) {
             self.watch.restart();
             if self.watch_switch && self.phase == Phase::Explicit && !self.watch.remedied {
                 // The remedy: the stiff method from this state.

@@ -33,6 +33,10 @@ pub struct WatchdogSettings {
     /// Fraction of rejected attempts in a window without a new kink that means no progress
     /// (default: 0.5).
     pub rejection_fraction: f64,
+    /// With `--events off` no kink is seen, and crossing kinks costs rejections: the rejection
+    /// test then also needs s to have advanced by less than this times |s| in its window
+    /// (default: 0.01).
+    pub unseen_kink_advance: f64,
     /// Attempts per window of the advance test (default: 10,000).
     pub progress_window: u64,
     /// s advancing by less than this times |s| over `progress_window` attempts means no progress
@@ -59,6 +63,7 @@ impl Default for WatchdogSettings {
         WatchdogSettings {
             rejection_window: 1000,
             rejection_fraction: 0.5,
+            unseen_kink_advance: 0.01,
             progress_window: 10_000,
             min_relative_advance: 1e-9,
             stationary: true,
@@ -121,9 +126,16 @@ pub struct Plateau {
 }
 
 impl Watchdog {
-    /// After an accepted step with the counters `(attempts, rejected, kinks, floor_steps)` at s:
-    /// `Some` when a window closed without progress (the windows restart either way).
-    pub fn step(&mut self, ws: &WatchdogSettings, counts: (u64, u64, u64, u64), s: f64) -> Option<NoProgress> {
+    /// After an accepted step with the counters `(attempts, rejected, kinks, floor_steps)` at s
+    /// (`kinks_seen`: events are located): `Some` when a window closed without progress (the
+    /// windows restart either way).
+    pub fn step(
+        &mut self,
+        ws: &WatchdogSettings,
+        counts: (u64, u64, u64, u64),
+        s: f64,
+        kinks_seen: bool,
+    ) -> Option<NoProgress> {
         let (attempts, rejected, kinks, floor_steps) = counts;
         let now = Mark { attempts, rejected, kinks, floor_steps, s };
         let short = self.short.get_or_insert_with(|| now.clone()).clone();
@@ -131,7 +143,9 @@ impl Watchdog {
         let mut seen = None;
         if attempts - short.attempts >= ws.rejection_window.max(1) {
             let rej = rejected - short.rejected;
-            if rej as f64 > ws.rejection_fraction * (attempts - short.attempts) as f64 && kinks == short.kinks {
+            let stuck = kinks_seen || (s - short.s).abs() < ws.unseen_kink_advance * s.abs();
+            if rej as f64 > ws.rejection_fraction * (attempts - short.attempts) as f64 && kinks == short.kinks && stuck
+            {
                 seen = Some(NoProgress {
                     attempts: attempts - short.attempts,
                     rejected: rej,
@@ -213,13 +227,13 @@ mod tests {
     fn rejections_without_kinks_fire_and_progress_does_not() {
         let ws = WatchdogSettings::default();
         let mut w = Watchdog::default();
-        assert!(w.step(&ws, (0, 0, 0, 0), 1.0).is_none());
+        assert!(w.step(&ws, (0, 0, 0, 0), 1.0, true).is_none());
         // 1000 attempts, 400 rejected: fine.
-        assert!(w.step(&ws, (1000, 400, 0, 0), 2.0).is_none());
+        assert!(w.step(&ws, (1000, 400, 0, 0), 2.0, true).is_none());
         // 1000 more, 600 rejected but a kink: fine.
-        assert!(w.step(&ws, (2000, 1000, 1, 0), 3.0).is_none());
+        assert!(w.step(&ws, (2000, 1000, 1, 0), 3.0, true).is_none());
         // 1000 more, 600 rejected, no kink: fires.
-        let seen = w.step(&ws, (3000, 1600, 1, 0), 3.5).unwrap();
+        let seen = w.step(&ws, (3000, 1600, 1, 0), 3.5, true).unwrap();
         assert_eq!((seen.attempts, seen.rejected), (1000, 600));
     }
 
@@ -227,11 +241,11 @@ mod tests {
     fn s_stuck_over_the_long_window_fires() {
         let ws = WatchdogSettings::default();
         let mut w = Watchdog::default();
-        w.step(&ws, (0, 0, 0, 0), 2.0);
+        w.step(&ws, (0, 0, 0, 0), 2.0, true);
         for k in 1..10 {
-            assert!(w.step(&ws, (k * 1000, 0, k, k * 1000), 2.0 + 1e-12 * k as f64).is_none());
+            assert!(w.step(&ws, (k * 1000, 0, k, k * 1000), 2.0 + 1e-12 * k as f64, true).is_none());
         }
-        let seen = w.step(&ws, (10_000, 0, 10, 10_000), 2.0 + 1e-11).unwrap();
+        let seen = w.step(&ws, (10_000, 0, 10, 10_000), 2.0 + 1e-11, true).unwrap();
         assert_eq!(seen.floor_steps, 10_000);
     }
 
