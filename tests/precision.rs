@@ -257,7 +257,7 @@ mod mpfr {
             err_old: v(3, 7),
             last_rejected: true,
             chatter: Some((3, 2)),
-            stats: Statistics { accepted: 5, rejected: 2, rhs_evaluations: 99, events: 1, released: 0 },
+            stats: Statistics { accepted: 5, rejected: 2, rhs_evaluations: 99, events: 1, released: 0, floor_steps: 0 },
             first_stage: Some(y.iter().map(|x| x.clone() * &v(-3, 11)).collect()),
         };
         let settings = FlowSettings { precision: P, ..Default::default() };

@@ -158,6 +158,7 @@ where
     let eps16 = T::epsilon(p) * &T::from_f64(16.0, p);
     let (mut h, mut s0, mut s1, mut hnew) = (T::zero(p), T::zero(p), T::zero(p), T::zero(p));
     let (mut t1, mut t2) = (T::zero(p), T::zero(p));
+    let mut at_floor_run = 0u64;
 
     if observer.on_step(sys, state) == Control::Stop {
         return Status::Stopped;
@@ -172,14 +173,24 @@ where
         if state.h.sign() != Some(std::cmp::Ordering::Greater) {
             state.h = method.initial_step(sys, state);
         }
-        let hits_end = match step_to_try(method.settings(), horizon, state, &eps16, &mut h, &mut t1, &mut t2) {
-            Ok(hits_end) => hits_end,
-            Err(status) => return status,
-        };
+        let (hits_end, at_floor) =
+            match step_to_try(method.settings(), horizon, state, &eps16, &mut h, &mut t1, &mut t2) {
+                Ok(v) => v,
+                Err(status) => return status,
+            };
+        at_floor_run = if at_floor { at_floor_run + 1 } else { 0 };
+        if at_floor_run > method.settings().floor_step_limit {
+            return Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() };
+        }
 
         s0.assign(&state.s);
         let y0 = std::mem::take(&mut state.y);
-        let attempt = method.try_step(sys, &mut state.stats, &s0, &y0, &h);
+        let mut attempt = method.try_step(sys, &mut state.stats, &s0, &y0, &h);
+        if at_floor && attempt.error.is_finite() {
+            // Below this step s + h rounds to s: the error estimate is round-off, not truncation.
+            attempt.accepted = true;
+            state.stats.floor_steps += 1;
+        }
         if !attempt.accepted {
             state.y = y0;
             state.stats.rejected += 1;
@@ -263,8 +274,9 @@ fn limit_reached<T: Real>(
 
 /// The step to try from `state`, written into `h`: h = min(state.h, max_step), replaced by
 /// s_end − s when 1.01·h ≥ s_end − s (returned with `true`: the step lands exactly on s_end). A
-/// step h ≤ 16ε|s| (`eps16` = 16ε) is `Err(StepSizeUnderflow)`. `tmp` and `tmp2` are scratch:
-/// nothing is allocated.
+/// step h ≤ 16ε|s| (`eps16` = 16ε) is raised to the round-off floor 32ε|s| (returned with
+/// `true` second: the caller accepts it whatever its error estimate); h ≤ 0 is
+/// `Err(StepSizeUnderflow)`. `tmp` and `tmp2` are scratch: nothing is allocated.
 fn step_to_try<T: Real>(
     settings: &IntegratorSettings,
     horizon: &Horizon<T>,
@@ -273,7 +285,7 @@ fn step_to_try<T: Real>(
     h: &mut T,
     tmp: &mut T,
     tmp2: &mut T,
-) -> Result<bool, Status> {
+) -> Result<(bool, bool), Status> {
     h.assign(&state.h);
     if let Some(hm) = settings.max_step {
         tmp.assign_f64(hm);
@@ -297,8 +309,13 @@ fn step_to_try<T: Real>(
     tmp.assign(&state.s);
     tmp.abs_mut();
     *tmp *= eps16;
-    if *h <= *tmp || h.sign() != Some(std::cmp::Ordering::Greater) {
+    if h.sign() != Some(std::cmp::Ordering::Greater) {
         return Err(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
     }
-    Ok(hits_end)
+    if *h <= *tmp && !hits_end {
+        h.assign(tmp);
+        *h += &*tmp;
+        return Ok((false, true));
+    }
+    Ok((hits_end, false))
 }

@@ -93,6 +93,14 @@ pub struct Statistics {
     pub events: u64,
     /// Switches released after chattering (sliding modes).
     pub released: u64,
+    /// Steps taken at the round-off floor h = 32ε|s| and accepted whatever their error estimate
+    /// (the tolerance asked for more than the arithmetic holds there; absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor_steps: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Integrator settings.
@@ -112,6 +120,14 @@ pub struct IntegratorSettings {
     pub max_step: Option<f64>,
     /// A switch flipping this many times in a row at the same point is released (default: 4).
     pub chatter_limit: u32,
+    /// Consecutive steps at the round-off floor 32ε|s| (accepted whatever their error estimate:
+    /// below it s + h rounds to s) before the run ends with `StepSizeUnderflow` (default: 100,000).
+    #[serde(default = "default_floor_step_limit")]
+    pub floor_step_limit: u64,
+}
+
+fn default_floor_step_limit() -> u64 {
+    100_000
 }
 
 impl Default for IntegratorSettings {
@@ -124,6 +140,7 @@ impl Default for IntegratorSettings {
             initial_step: None,
             max_step: None,
             chatter_limit: 4,
+            floor_step_limit: default_floor_step_limit(),
         }
     }
 }
@@ -160,7 +177,8 @@ pub enum Status {
     Stopped,
     /// The step limit was hit.
     MaxSteps,
-    /// The step size fell below round-off relative to s.
+    /// The step size fell below round-off relative to s: h ≤ 0, or `floor_step_limit`
+    /// consecutive steps at the round-off floor.
     StepSizeUnderflow {
         /// Where.
         s: f64,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// them is simply "the method asked for").
 ///
 /// `auto` starts with the explicit pair `Method::Auto.resolve(rtol)` (Dormand–Prince 5(4), or
-/// Verner 9(8) below rtol 1e-14), whose dense output locates the early, dense kinks cheaply. In
+/// Verner 9(8) below rtol 1e-12), whose dense output locates the early, dense kinks cheaply. In
 /// the asymptotic regime the normalized flow is stiff: explicit steps become stability-bound
 /// (constant h) while the solution is nearly a straight line. Once the criterion of
 /// [`SwitchMemory`] holds, the run continues from the same [`IntegratorState`] with linearly

@@ -56,6 +56,9 @@ pub struct Checkpoint {
     /// checkpoints (an empty streak: the criterion starts counting at the resumed state).
     #[serde(default)]
     pub switch: SwitchMemory,
+    /// The watchdog's windows and rows (absent in old checkpoints: it starts afresh).
+    #[serde(default)]
+    pub watchdog: crate::flow::watchdog::Watchdog,
     /// The dual engine's state (absent for the span engine).
     #[serde(default)]
     pub dual: Option<crate::flow::dual::DualCheckpoint>,
@@ -104,6 +107,7 @@ impl Checkpoint {
             wall_seconds,
             phase: Phase::Explicit,
             switch: SwitchMemory::default(),
+            watchdog: Default::default(),
             dual: None,
             source: None,
         }

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod span;
 pub mod summary;
 pub mod verdict;
+pub mod watchdog;
 pub mod weights;
 
 pub use auto::{Phase, SwitchMemory, AUTO_MIN_REMAINING_STEPS, AUTO_QUIET_STEPS, AUTO_STEP_RATIO};
@@ -40,3 +41,4 @@ pub use summary::{
     FlowReference, FlowStatus, FlowSummary, FlowTime, KktNumbers, ReferenceComparison, RowCosines, SwitchPoint,
     TrajectoryRow,
 };
+pub use watchdog::WatchdogSettings;

@@ -5,9 +5,11 @@ use super::auto::{HorizonEnd, Phase, SwitchMemory};
 use super::checkpoint::Checkpoint;
 use super::settings::FlowSettings;
 use super::span::FlowSystem;
-use super::summary::{FlowTime, RowCosines, TrajectoryRow};
+use super::summary::{FlowStatus, FlowTime, RowCosines, StationaryPoint, TrajectoryRow};
+use super::watchdog::{NoProgress, Plateau, Watchdog};
 use crate::error::{Error, Result};
 use crate::metrics::{self, cosine, log10_time, StateNumbers};
+use crate::model::loss::Loss;
 use marginflow_solvers::ode::{Control, IntegratorState, Observer, OdeSystem};
 use marginflow_solvers::{Mat, Real};
 use serde::Serialize;
@@ -86,6 +88,15 @@ pub(super) struct Rows<'o, T: Real> {
     pub(super) last_row_s: Option<f64>,
     /// Whether the switch criterion fired at the last [`Rows::observe`].
     pub(super) switch_pending: bool,
+    /// The watchdog's memory (module `watchdog`).
+    pub(super) watch: Watchdog,
+    /// Set when the watchdog ended the run: `stalled` or `stationary`, and why.
+    pub(super) ended: Option<(FlowStatus, String)>,
+    /// The stationary point, at status `stationary`.
+    pub(super) stationary: Option<StationaryPoint>,
+    /// Set when the watchdog raised the tolerance: the integration restarts with
+    /// `watch.rtol(settings.rtol)` from this state (not a user stop).
+    pub(super) loosen_now: bool,
 }
 
 impl<'o, T: Real> Rows<'o, T> {
@@ -120,6 +131,7 @@ impl<'o, T: Real> Rows<'o, T> {
         );
         cp.phase = self.phase;
         cp.switch = self.switch.clone();
+        cp.watchdog = self.watch.clone();
         cp
     }
 }
@@ -146,6 +158,33 @@ impl<'o, T: Real> Rows<'o, T> {
             }
             self.switch.observe(st.stats.accepted, s, h, u, kinks);
             switch = self.switch.ready(s, h, u, self.end);
+        }
+        let stats = &st.stats;
+        let counts =
+            (stats.accepted + stats.rejected, stats.rejected, stats.events + stats.released, stats.floor_steps);
+        if let Some(seen) = self.watch.step(&self.settings.watchdog, counts, s, self.settings.events) {
+            self.watch.restart();
+            if self.watch_switch && self.phase == Phase::Explicit && !self.watch.remedied {
+                // The remedy: the stiff method from this state.
+                self.watch.remedied = true;
+                switch = true;
+            } else if seen.floor_steps > 0 && self.watch.loosened < self.settings.watchdog.max_loosenings {
+                // Steps at the round-off floor: the tolerance is below what the arithmetic holds.
+                let before = self.watch.rtol(self.settings.rtol);
+                self.watch.loosened += 1;
+                let arithmetic = marginflow_solvers::Precision::from_bits(self.settings.precision).arithmetic();
+                self.watch.warnings.push(format!(
+                    "rtol raised from {before:e} to {:e} at s = {s:e}: {} of {} steps sat at the round-off floor 32ε·s ({arithmetic} cannot hold the tolerance there; --precision 106 or 212 can)",
+                    self.watch.rtol(self.settings.rtol),
+                    seen.floor_steps,
+                    seen.attempts
+                ));
+                self.loosen_now = true;
+                return Control::Stop;
+            } else {
+                self.ended = Some((FlowStatus::Stalled, self.stall_message(sys, st, &seen)));
+                return Control::Stop;
+            }
         }
         let due = s > 0.0 && s.log10() >= self.next_row && self.rows_written < self.max_rows;
         if due {
@@ -180,6 +219,9 @@ impl<'o, T: Real> Rows<'o, T> {
                     }
                 }
                 self.last_row_loss = Some(now);
+                if self.stationary_at(sys, st, now, row.state.min_margin) {
+                    return Control::Stop;
+                }
             }
             let step = 1.0 / self.per_decade;
             while self.next_row <= s.log10() {
@@ -196,6 +238,95 @@ impl<'o, T: Real> Rows<'o, T> {
         });
         self.switch_pending = switch;
         Control::Continue
+    }
+
+    /// The watchdog's `stalled` message: where (s, t, loss), what it saw, what to try.
+    fn stall_message(&self, sys: &FlowSystem<'_, T>, st: &IntegratorState<T>, seen: &NoProgress) -> String {
+        let s = st.s.to_f64();
+        let lt = log10_time(&st.y[self.u_index].to_f64());
+        let ll = self.last_row_loss.map_or("unknown".into(), |l| format!("{l:.6}"));
+        let arithmetic = marginflow_solvers::Precision::from_bits(self.settings.precision).arithmetic();
+        let remedy = if self.watch.remedied { " after the switch to SEULEX" } else { "" };
+        let try_this = if seen.floor_steps * 2 >= seen.attempts {
+            format!(
+                "--rtol {:e} asks for more than {arithmetic} holds at this s (steps at the round-off floor 32ε·s): rerun with --precision 106 (or 212), or a looser --rtol",
+                self.settings.rtol
+            )
+        } else if !self.settings.events {
+            "kinks are stepped over unseen with --events off (a pre-activation chattering at 0 costs a rejected \
+             step per crossing): try --events on (kinks located, sliding modes held)"
+                .into()
+        } else if self.phase == Phase::Stiff || self.settings.method.is_extrapolation() {
+            "try --events off, --engine span, or a looser --rtol".into()
+        } else {
+            "try --method seulex (the flow may be stiff here), --events off, or --engine span".into()
+        };
+        format!(
+            "no progress{remedy} at s = {s:e} (log10 t = {lt:.6}, log10 L = {ll}): of the last {} step attempts (from s = {:e}) {} were rejected and {} taken at the round-off floor, with no new kink seen; step size {:e}; {} pre-activations sliding; {try_this}",
+            seen.attempts,
+            seen.s_from,
+            seen.rejected,
+            seen.floor_steps,
+            st.h.to_f64(),
+            sys.sliding_count()
+        )
+    }
+
+    /// The stationarity test at a trajectory row with log10 L = `log10_loss` (module
+    /// `watchdog`): true (and `ended`, `stationary` set) when the flow has converged to a
+    /// stationary point of positive loss.
+    fn stationary_at(
+        &mut self,
+        sys: &FlowSystem<'_, T>,
+        st: &IntegratorState<T>,
+        log10_loss: f64,
+        min_margin: Option<f64>,
+    ) -> bool {
+        let net = sys.network();
+        let l0 = match self.settings.model.loss {
+            Loss::Logistic => 2f64.ln(),
+            Loss::Exponential => 1.0,
+        };
+        let floor_ln = (l0 / net.n as f64).ln();
+        let misclassified = min_margin.is_some_and(|q| q <= 0.0);
+        let s = st.s.to_f64();
+        let ws = self.settings.watchdog.clone();
+        let Some(Plateau { last_decade, decade_before, log10_limit }) =
+            self.watch.row(&ws, s, log10_loss * std::f64::consts::LN_10, misclassified, floor_ln)
+        else {
+            return false;
+        };
+        // d ln L/d ln s = s‖v‖², v = dW/ds; ‖∇L‖ = L‖v‖.
+        let mut scratch = sys.clone();
+        let v = velocity_small(&mut scratch, &st.y, &st.s);
+        let vnorm = metrics::frobenius_dot(&v, &v).sqrt().to_f64();
+        if s * vnorm * vnorm > ws.stationary_rate {
+            return false;
+        }
+        let Ok(sm) = metrics::measure(net, &st.y[..self.u_index]) else { return false };
+        let points: Vec<usize> = (0..net.n).filter(|&i| sm.margins[i].to_f64() <= 0.0).collect();
+        let gradient_norm = 10f64.powf(log10_loss) * vnorm;
+        let shown: Vec<String> = points.iter().take(20).map(|i| i.to_string()).collect();
+        let more = if points.len() > 20 { format!(", … ({} in all)", points.len()) } else { String::new() };
+        let lt = log10_time(&st.y[self.u_index].to_f64());
+        let until = match self.end {
+            super::auto::HorizonEnd::LogTime(u) => {
+                format!(" (the horizon log10 t = {:.4} would take s ≈ L·t)", log10_time(&u))
+            }
+            super::auto::HorizonEnd::S(_) => String::new(),
+        };
+        self.ended = Some((
+            FlowStatus::Stationary,
+            format!(
+                "stationary point of positive loss at s = {s:e} (log10 t = {lt:.6}): log10 L = {log10_loss:.8} (ln L fell by {last_decade:.2e} over the last decade of s and {decade_before:.2e} over the one before; projected limit log10 L = {log10_limit:.6}), ‖∇L‖ = {gradient_norm:.3e}, d ln L/d ln s = {:.2e}; {} points misclassified (q_i ≤ 0, 0-based): {}{more}. The data are not separated along this flow, so normalized time cannot reach later t{until}",
+                s * vnorm * vnorm,
+                points.len(),
+                shown.join(", ")
+            ),
+        ));
+        self.stationary =
+            Some(StationaryPoint { log10_loss, log10_loss_limit: log10_limit, gradient_norm, misclassified: points });
+        true
     }
 
     /// The end of an observer call: a checkpoint when due (built by `checkpoint`), a stop

@@ -254,6 +254,7 @@ struct Start<T> {
     phase: Phase,
     switch: SwitchMemory,
     switched_at: Option<T>,
+    watch: super::watchdog::Watchdog,
 }
 
 /// The starting point: B = 0, u = 0 at s = 0, or the checkpoint's exact state (its errors name
@@ -275,6 +276,7 @@ fn start<T: Real>(
             phase: Phase::Explicit,
             switch: SwitchMemory::default(),
             switched_at: None,
+            watch: Default::default(),
         });
     };
     let r = cp.restore::<T>(data_hash, dim)?;
@@ -308,6 +310,7 @@ fn start<T: Real>(
         phase: cp.phase,
         switch: cp.switch.clone(),
         switched_at,
+        watch: cp.watchdog.clone(),
     })
 }
 
@@ -344,15 +347,21 @@ fn integrate<T: Real>(
     switched_at: &mut Option<T>,
 ) -> Result<Status> {
     let (prec, dim) = (settings.precision, state.y.len());
-    let isettings = settings.integrator();
     // Steps (accepted + rejected) before this call.
     let steps_before = state.stats.accepted + state.stats.rejected;
     let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
     let mut status = Status::Stopped;
     if explicit {
         let tableau = settings.method.tableau::<T>(settings.rtol, prec);
-        let mut integ = Integrator::new(tableau, isettings.clone(), dim, prec)?;
-        status = integ.integrate(sys, state, horizon, rows);
+        // Restarted (same state) each time the watchdog raises the tolerance.
+        loop {
+            let isettings = IntegratorSettings { rtol: rows.watch.rtol(settings.rtol), ..settings.integrator() };
+            let mut integ = Integrator::new(tableau.clone(), isettings, dim, prec)?;
+            status = integ.integrate(sys, state, horizon, rows);
+            if !std::mem::take(&mut rows.loosen_now) {
+                break;
+            }
+        }
         if status == Status::Stopped && rows.switch_now && rows.error.is_none() {
             // Not a user stop: the criterion fired. Phase 2 continues from the same state.
             rows.phase = Phase::Stiff;
@@ -363,11 +372,19 @@ fn integrate<T: Real>(
     }
     if rows.error.is_none() && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff) {
         // Linearly implicit Euler extrapolation with the Woodbury solve of FlowSystem.
-        let used = state.stats.accepted + state.stats.rejected - steps_before;
-        let isettings =
-            IntegratorSettings { max_steps: settings.max_steps.map(|m| m.saturating_sub(used)), ..isettings };
-        let mut integ = Extrapolation::new(isettings, dim, prec)?;
-        status = integ.integrate(sys, state, horizon, rows);
+        loop {
+            let used = state.stats.accepted + state.stats.rejected - steps_before;
+            let isettings = IntegratorSettings {
+                max_steps: settings.max_steps.map(|m| m.saturating_sub(used)),
+                rtol: rows.watch.rtol(settings.rtol),
+                ..settings.integrator()
+            };
+            let mut integ = Extrapolation::new(isettings, dim, prec)?;
+            status = integ.integrate(sys, state, horizon, rows);
+            if !std::mem::take(&mut rows.loosen_now) {
+                break;
+            }
+        }
     }
     Ok(status)
 }
@@ -434,7 +451,7 @@ fn run_at<T: Real>(
             reason: "written by the span engine: resume it with --engine span".into(),
         });
     }
-    let Start { mut state, modes, rows_written, next_row, wall_before, phase, switch, mut switched_at } =
+    let Start { mut state, modes, rows_written, next_row, wall_before, phase, switch, mut switched_at, watch } =
         start::<T>(resume, settings, &data_hash, mn + 1)?;
     let auto = settings.method == Method::Auto;
     let mut sys = FlowSystem::new(&net, &state.y[..mn]);
@@ -471,6 +488,10 @@ fn run_at<T: Real>(
         p_scratch: Vec::new(),
         last_row_s: None,
         switch_pending: false,
+        watch,
+        ended: None,
+        stationary: None,
+        loosen_now: false,
     };
     let (status, stalled, dual_end) = match engine_of(settings) {
         Engine::Span => (integrate(settings, &mut sys, &mut state, &horizon, &mut rows, &mut switched_at)?, None, None),
@@ -506,6 +527,9 @@ fn run_at<T: Real>(
     let (mut status_str, mut status_detail) = status_of(&status, &rows.loss_rise);
     if let Some(why) = stalled {
         (status_str, status_detail) = (FlowStatus::Stalled, Some(why));
+    }
+    if let (Status::Stopped, Some((why, detail))) = (&status, rows.ended.take()) {
+        (status_str, status_detail) = (why, Some(detail));
     }
     let (loss_weights, loss_weights_decimal) = list_fields(&sm.loss_weights);
     let ln2 = 2f64.ln();
@@ -544,6 +568,8 @@ fn run_at<T: Real>(
     let summary = FlowSummary {
         status: status_str,
         status_detail,
+        stationary: rows.stationary.take(),
+        warnings: rows.watch.warnings.clone(),
         time: FlowTime::of(&state.s, &state.y[mn]),
         state: StateNumbers::of(&sm),
         loss_weights,

@@ -1,5 +1,6 @@
 //! What a flow run is asked to do: the model, the horizon, the tolerances, the method.
 
+use super::watchdog::WatchdogSettings;
 use crate::error::{Error, Result};
 use crate::model::network::ModelSettings;
 use marginflow_solvers::tableau::Method;
@@ -65,7 +66,7 @@ pub struct FlowSettings {
     pub rtol: f64,
     /// Absolute tolerance (default: 1e-12).
     pub atol: f64,
-    /// Integration method (default: auto: dopri5 for rtol ≥ 1e-14, else a high-order pair, then
+    /// Integration method (default: auto: dopri5 for rtol ≥ 1e-12, else a high-order pair, then
     /// SEULEX once the flow is stiff; see [`Phase`]).
     pub method: Method,
     /// Locate kink events (default: true).
@@ -85,6 +86,10 @@ pub struct FlowSettings {
     /// The engine (default: dual).
     #[serde(default = "engine_before_setting")]
     pub engine: Engine,
+    /// When a run without progress, or at a stationary point of positive loss, ends
+    /// (default: [`WatchdogSettings::default`]).
+    #[serde(default)]
+    pub watchdog: WatchdogSettings,
 }
 
 impl Default for FlowSettings {
@@ -102,6 +107,7 @@ impl Default for FlowSettings {
             singular_values: default_singular_values(),
             max_steps: None,
             engine: Engine::Dual,
+            watchdog: WatchdogSettings::default(),
         }
     }
 }

@@ -206,6 +206,10 @@ pub enum FlowStatus {
     Interrupted,
     /// The run could not advance (`status_detail` says where, what was seen, what to try).
     Stalled,
+    /// The flow converged to a stationary point of positive loss (the data are not separated
+    /// along the flow; `stationary` and `status_detail` give the loss, ‖∇L‖ and the points
+    /// left misclassified).
+    Stationary,
 }
 
 impl FlowStatus {
@@ -219,6 +223,7 @@ impl FlowStatus {
             FlowStatus::LossIncreased => "loss_increased",
             FlowStatus::Interrupted => "interrupted",
             FlowStatus::Stalled => "stalled",
+            FlowStatus::Stationary => "stationary",
         }
     }
 }
@@ -229,6 +234,19 @@ impl std::fmt::Display for FlowStatus {
     }
 }
 
+/// Where a flow ended at a stationary point of positive loss (status `stationary`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StationaryPoint {
+    /// log10 L at the end.
+    pub log10_loss: f64,
+    /// The projected limit of log10 L (geometric tail of the decreases per decade of s).
+    pub log10_loss_limit: f64,
+    /// ‖∇L‖ (Frobenius) at the end.
+    pub gradient_norm: f64,
+    /// The points with q_i ≤ 0 (0-based).
+    pub misclassified: Vec<usize>,
+}
+
 /// The summary of a flow run (summary.json).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowSummary {
@@ -237,6 +255,13 @@ pub struct FlowSummary {
     /// Details of an early end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_detail: Option<String>,
+    /// What the watchdog changed during the run (e.g. a tolerance raised to what the arithmetic
+    /// holds); absent when nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// At status `stationary`: the stationary point's loss, gradient norm and misclassified points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stationary: Option<StationaryPoint>,
     /// Final s and log10 t.
     #[serde(flatten)]
     pub time: FlowTime,

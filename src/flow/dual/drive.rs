@@ -59,6 +59,7 @@ where
     let (mut due, mut crossed) = (Vec::new(), Vec::new());
     let mut flips_here = (f64::NAN, 0usize);
     let mut hnew = T::zero(p);
+    let mut at_floor_run = 0u64;
     if observe(sys, state, *changes_since_refresh) == Control::Stop {
         return end(Status::Stopped);
     }
@@ -88,12 +89,27 @@ where
                 hits_end = true;
             }
         }
-        if h <= state.s.abs() * &eps16 || h.sign() != Some(std::cmp::Ordering::Greater) {
+        if h.sign() != Some(std::cmp::Ordering::Greater) {
+            return end(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
+        }
+        // Below 16ε|s| s + h rounds to s: such a step is raised to the round-off floor 32ε|s|
+        // and accepted whatever its (round-off) error estimate, `floor_step_limit` times in a row.
+        let floor = state.s.abs() * &eps16;
+        let at_floor = h <= floor && !hits_end;
+        if at_floor {
+            h = floor.clone() + &floor;
+        }
+        at_floor_run = if at_floor { at_floor_run + 1 } else { 0 };
+        if at_floor_run > method.settings().floor_step_limit {
             return end(Status::StepSizeUnderflow { s: state.s.to_f64(), h: h.to_f64() });
         }
         let s0 = state.s.clone();
         let y0 = std::mem::take(&mut state.y);
-        let attempt = method.try_step(sys, &mut state.stats, &s0, &y0, &h);
+        let mut attempt = method.try_step(sys, &mut state.stats, &s0, &y0, &h);
+        if at_floor && attempt.error.is_finite() {
+            attempt.accepted = true;
+            state.stats.floor_steps += 1;
+        }
         if !attempt.accepted {
             state.y = y0;
             state.stats.rejected += 1;

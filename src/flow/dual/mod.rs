@@ -294,10 +294,17 @@ pub(super) fn integrate<'a, T: Real>(
     let explicit = !settings.method.is_extrapolation() && rows.phase == Phase::Explicit;
     if explicit {
         let tableau = settings.method.tableau::<T>(settings.rtol, prec);
-        let mut integ = Integrator::new(tableau, isettings.clone(), n + 1, prec)?;
-        end = drive(&mut integ, &mut sys, &mut state, &limits, &mut changes, |sy, s, c| {
-            observe_step(rows, shadow, &mut span, sy, s, c)
-        });
+        // Restarted (same state) each time the watchdog raises the tolerance.
+        loop {
+            let isettings = IntegratorSettings { rtol: rows.watch.rtol(settings.rtol), ..isettings.clone() };
+            let mut integ = Integrator::new(tableau.clone(), isettings, n + 1, prec)?;
+            end = drive(&mut integ, &mut sys, &mut state, &limits, &mut changes, |sy, s, c| {
+                observe_step(rows, shadow, &mut span, sy, s, c)
+            });
+            if !std::mem::take(&mut rows.loosen_now) {
+                break;
+            }
+        }
         if end.status == Status::Stopped && end.stalled.is_none() && rows.switch_now && rows.error.is_none() {
             rows.phase = Phase::Stiff;
             rows.switch.switched_at_s = Some(state.s.to_exact());
@@ -309,13 +316,19 @@ pub(super) fn integrate<'a, T: Real>(
         && end.stalled.is_none()
         && (settings.method.is_extrapolation() || rows.phase == Phase::Stiff)
     {
-        let used = state.stats.accepted + state.stats.rejected - steps_before;
-        limits.max_steps = settings.max_steps.map(|mx| mx.saturating_sub(used));
-        let isettings = IntegratorSettings { max_steps: limits.max_steps, ..isettings };
-        let mut integ = Extrapolation::new(isettings, n + 1, prec)?;
-        end = drive(&mut integ, &mut sys, &mut state, &limits, &mut changes, |sy, s, c| {
-            observe_step(rows, shadow, &mut span, sy, s, c)
-        });
+        loop {
+            let used = state.stats.accepted + state.stats.rejected - steps_before;
+            limits.max_steps = settings.max_steps.map(|mx| mx.saturating_sub(used));
+            let rtol = rows.watch.rtol(settings.rtol);
+            let isettings = IntegratorSettings { max_steps: limits.max_steps, rtol, ..isettings.clone() };
+            let mut integ = Extrapolation::new(isettings, n + 1, prec)?;
+            end = drive(&mut integ, &mut sys, &mut state, &limits, &mut changes, |sy, s, c| {
+                observe_step(rows, shadow, &mut span, sy, s, c)
+            });
+            if !std::mem::take(&mut rows.loosen_now) {
+                break;
+            }
+        }
     }
     sync_span(&sys, &state, &mut span);
     let checkpoint = checkpoint_of(&sys, &state, changes);
