@@ -138,7 +138,8 @@ impl StateNumbers {
         let (frobenius_norm, frobenius_norm_decimal) = num_fields(&sm.frobenius_norm);
         let (min_margin, min_margin_decimal) = num_fields(&sm.min_margin);
         let (normalized_margin, normalized_margin_decimal) = num_fields(&sm.normalized_margin);
-        let (singular_values, singular_values_decimal) = split_list(&sm.singular_values.iter().take(k).map(Num::of).collect::<Vec<_>>());
+        let (singular_values, singular_values_decimal) =
+            split_list(&sm.singular_values.iter().take(k).map(Num::of).collect::<Vec<_>>());
         let (stable_rank, stable_rank_decimal) = num_fields(&sm.stable_rank);
         let (sigma3_over_sigma1, sigma3_over_sigma1_decimal) = num_fields(&sm.sigma3_over_sigma1);
         StateNumbers {

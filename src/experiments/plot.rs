@@ -330,15 +330,22 @@ macro_rules! draw_markers {
         let (c, size) = ($c, $size);
         let pts: Vec<(f64, f64)> = $pts;
         match $shape % 5 {
-            0 => $chart.draw_series(pts.into_iter().map(|q| EmptyElement::at(q) + Circle::new((0, 0), size, c.filled()))),
-            1 => $chart
-                .draw_series(pts.into_iter().map(|q| EmptyElement::at(q) + TriangleMarker::new((0, 0), size + 1, c.filled()))),
-            2 => $chart.draw_series(pts.into_iter().map(|q| EmptyElement::at(q) + Cross::new((0, 0), size, c.stroke_width(2)))),
-            3 => $chart.draw_series(
-                pts.into_iter().map(|q| EmptyElement::at(q) + Rectangle::new([(-size, -size), (size, size)], c.filled())),
+            0 => {
+                $chart.draw_series(pts.into_iter().map(|q| EmptyElement::at(q) + Circle::new((0, 0), size, c.filled())))
+            }
+            1 => $chart.draw_series(
+                pts.into_iter().map(|q| EmptyElement::at(q) + TriangleMarker::new((0, 0), size + 1, c.filled())),
             ),
-            _ => $chart
-                .draw_series(pts.into_iter().map(|q| EmptyElement::at(q) + Circle::new((0, 0), size + 1, c.stroke_width(2)))),
+            2 => $chart.draw_series(
+                pts.into_iter().map(|q| EmptyElement::at(q) + Cross::new((0, 0), size, c.stroke_width(2))),
+            ),
+            3 => $chart.draw_series(
+                pts.into_iter()
+                    .map(|q| EmptyElement::at(q) + Rectangle::new([(-size, -size), (size, size)], c.filled())),
+            ),
+            _ => $chart.draw_series(
+                pts.into_iter().map(|q| EmptyElement::at(q) + Circle::new((0, 0), size + 1, c.stroke_width(2))),
+            ),
         }
         .map_err(err)?
     }};
@@ -386,7 +393,9 @@ fn legend_entry(
         Some(0) => area.draw(&Circle::new(m, size, c.filled())).map_err(err)?,
         Some(1) => area.draw(&TriangleMarker::new(m, size + 1, c.filled())).map_err(err)?,
         Some(2) => area.draw(&Cross::new(m, size, c.stroke_width(2))).map_err(err)?,
-        Some(3) => area.draw(&Rectangle::new([(m.0 - size, m.1 - size), (m.0 + size, m.1 + size)], c.filled())).map_err(err)?,
+        Some(3) => {
+            area.draw(&Rectangle::new([(m.0 - size, m.1 - size), (m.0 + size, m.1 + size)], c.filled())).map_err(err)?
+        }
         Some(_) => area.draw(&Circle::new(m, size + 1, c.stroke_width(2))).map_err(err)?,
     }
     let font = ("sans-serif", 13).into_font().color(&BLACK);
@@ -429,7 +438,8 @@ fn s_ticks(rows: &[TrajectoryPoint]) -> Vec<(f64, String)> {
         for &m in mults {
             let ls = k as f64 + m.log10();
             if let Some(x) = at(ls) {
-                let label = if m == 1.0 { format!("10{}", superscript(k)) } else { format!("{m}·10{}", superscript(k)) };
+                let label =
+                    if m == 1.0 { format!("10{}", superscript(k)) } else { format!("{m}·10{}", superscript(k)) };
                 out.push((x, label));
             }
         }
@@ -497,11 +507,8 @@ fn draw_flow_on(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, fig:
         _ => y,
     };
     let ok = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!fig.y_log || y > 0.0);
-    let lines: Vec<(&Line, Vec<(f64, f64)>)> = fig
-        .lines
-        .iter()
-        .map(|l| (l, l.points.iter().map(|&(x, y)| (x, floor(y))).filter(ok).collect()))
-        .collect();
+    let lines: Vec<(&Line, Vec<(f64, f64)>)> =
+        fig.lines.iter().map(|l| (l, l.points.iter().map(|&(x, y)| (x, floor(y))).filter(ok).collect())).collect();
     let points: Vec<_> =
         fig.points.iter().map(|(l, (x, y), c, m)| (l, (*x, floor(*y)), *c, *m)).filter(|p| ok(&p.1)).collect();
     let rules: Vec<_> = fig.rules.iter().filter(|r| ok(&(0.0, r.1))).collect();
@@ -583,7 +590,10 @@ fn draw_flow_on(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, fig:
                     let (xr, yr) = chart.plotting_area().get_pixel_range();
                     let top = yr.start;
                     let font = ("sans-serif", 13).into_font().color(&BLACK);
-                    let centered = font.clone().pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Bottom));
+                    let centered = font.clone().pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    ));
                     root.draw(&PathElement::new(vec![(xr.start, top), (xr.end, top)], BLACK)).map_err(err)?;
                     let mut last_px: Option<i32> = None;
                     for (x, label) in &fig.top_ticks {
@@ -595,7 +605,10 @@ fn draw_flow_on(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, fig:
                         root.draw(&PathElement::new(vec![(px, top), (px, top - 5)], BLACK)).map_err(err)?;
                         root.draw(&Text::new(label.clone(), (px, top - 7), centered.clone())).map_err(err)?;
                     }
-                    let right = font.pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Right, plotters::style::text_anchor::VPos::Bottom));
+                    let right = font.pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Right,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    ));
                     root.draw(&Text::new("normalized time s", (xr.end, top - 26), right)).map_err(err)?;
                 }
             }};
@@ -700,7 +713,11 @@ pub fn render(kind: PlotKind, sc: &ScenarioReport) -> Result<String> {
         PlotKind::SigmaRatio => {
             fig.y_label = "σ3/σ1 of W (log scale)".into();
             fig.lines.push(line("σ3/σ1", by_t(rows, |r| Some(r.sigma3_over_sigma1)), solid(0)));
-            fig.rules.push((format!("rank claim: σ3/σ1 ≤ {} at the end", fmt_tick(th.sigma_ratio)), th.sigma_ratio, rule_style(grey)));
+            fig.rules.push((
+                format!("rank claim: σ3/σ1 ≤ {} at the end", fmt_tick(th.sigma_ratio)),
+                th.sigma_ratio,
+                rule_style(grey),
+            ));
         }
         PlotKind::Gaps => {
             fig.y_label = "gap 1 - cos (log scale; ≤ 1e-16 drawn at 1e-16)".into();

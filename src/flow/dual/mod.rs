@@ -136,7 +136,8 @@ impl<T: Real> DualState<T> {
             kernel: Some((marginflow_solvers::Mat::from_vec(n, n, a), oa, qa)),
             changes_since_refresh: cp.changes_since_refresh,
             stats: cp.statistics.clone(),
-            queue: (!cp.queue_keys.is_empty()).then(|| cp.queue_keys.iter().map(|&(k, t)| (k, f64::from_bits(t))).collect()),
+            queue: (!cp.queue_keys.is_empty())
+                .then(|| cp.queue_keys.iter().map(|&(k, t)| (k, f64::from_bits(t))).collect()),
         })
     }
 }

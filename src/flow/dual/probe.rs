@@ -25,13 +25,7 @@ pub(crate) struct Probe<T> {
 impl<T> Probe<T> {
     /// A probe at y = (Ω, u).
     pub fn new(y: Vec<T>) -> Self {
-        Probe {
-            y,
-            rows: HashMap::new(),
-            weights: None,
-            sigma: HashMap::new(),
-            full: None,
-        }
+        Probe { y, rows: HashMap::new(), weights: None, sigma: HashMap::new(), full: None }
     }
 }
 
@@ -126,4 +120,3 @@ impl<T: Real> DualSystem<'_, T> {
         }
     }
 }
-

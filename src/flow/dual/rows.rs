@@ -53,15 +53,7 @@ impl<T: Real> RowSet<T> {
         let k_diag = (0..n).map(|i| net.k_mat.at(i, i).to_f64()).fold(0.0f64, f64::max);
         let floor = 1e-6 * k_diag;
         let cover = net.k_mat.data.iter().map(|v| v.to_f64().abs() + floor).collect();
-        let mut rows = RowSet {
-            m,
-            n,
-            modes,
-            c: b.to_vec(),
-            pinned: vec![None; m],
-            cover,
-            reach: vec![1.0; m * n],
-        };
+        let mut rows = RowSet { m, n, modes, c: b.to_vec(), pinned: vec![None; m], cover, reach: vec![1.0; m * n] };
         for j in 0..m {
             rows.rebuild_row(net, j);
         }
